@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make serve` and `make test`.
+# Both create .venv (and install everything) when it is missing or stale.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+ADDRESS ?= 127.0.0.1:50051
+DATA_DIR ?= ./forge-data
+
+.PHONY: serve test venv generate lint format breaking check-generated api-checks clean
+
+venv: $(STAMP)
+
+# Reinstall when either project's dependency list changes.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./clients/python -e '.[dev]'
+	touch $@
+
+serve: $(STAMP)
+	$(VENV)/bin/forge-training serve --address $(ADDRESS) --data-dir $(DATA_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+$(BUF): package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+# Regenerate the committed Python code from proto/: messages and type stubs
+# through buf (buf.gen.yaml), gRPC stubs through grpc_tools (no standalone
+# protoc plugin exists for them).
+generate: $(STAMP) $(BUF)
+	rm -f clients/python/forge/training/v1/*_pb2.py clients/python/forge/training/v1/*_pb2.pyi clients/python/forge/training/v1/*_pb2_grpc.py
+	$(BUF) generate --path proto/forge
+	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/googleapis \
+		--grpc_python_out=clients/python proto/forge/training/v1/*_service.proto
+
+lint: $(BUF)
+	$(BUF) lint
+
+format: $(BUF)
+	$(BUF) format -w
+
+# Breaking changes against main (override AGAINST to compare with another ref).
+AGAINST ?= .git\#branch=main
+breaking: $(BUF)
+	$(BUF) breaking --against '$(AGAINST)'
+
+# Fails when `make generate` would change anything that is committed.
+check-generated: generate
+	git diff --exit-code -- clients/python/forge
+	test -z "$$(git status --porcelain --untracked-files=all -- clients/python/forge)"
+
+api-checks: lint check-generated
+	$(BUF) format -d --exit-code
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,59 @@
+"""The engine assembled: database, bus, journal, data manager and trainer.
+
+This is the one object the server holds. Nothing here knows about gRPC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
+from engine.jobs.trainer import ModelTrainer, TrainerSettings
+from engine.monitor.bus import Bus
+from engine.monitor.journal import Journal
+from engine.store.database import Database
+
+
+@dataclass
+class EngineSettings:
+    data_dir: Path
+    database_url: str = ""  # empty: SQLite file in the data dir
+    max_concurrent_jobs: int = 2
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    default_timeout_seconds: float = 0.0
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'forge.db').resolve()}"
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings):
+        if settings.max_concurrent_jobs < 1:
+            raise ValueError("max_concurrent_jobs must be at least 1")
+        settings.data_dir = Path(settings.data_dir)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.bus = Bus()
+        self.db = Database(settings.resolved_database_url(), on_commit=self.bus.publish)
+        self.journal = Journal(self.db, self.bus)
+        self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes)
+        self.trainer = ModelTrainer(
+            self.db,
+            self.journal,
+            self.bus,
+            self.data,
+            TrainerSettings(
+                data_dir=settings.data_dir,
+                max_concurrent_jobs=settings.max_concurrent_jobs,
+                default_timeout_seconds=settings.default_timeout_seconds,
+            ),
+        )
+
+    def start(self) -> None:
+        self.db.create_schema()
+        self.trainer.recover()
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        self.trainer.shutdown(grace_seconds)
+        self.db.close()

@@ -1,0 +1,71 @@
+"""The engine's error family.
+
+Each error carries a code named after the gRPC status it becomes; the server maps
+them in one place (server/errors.py). The engine itself never imports grpc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request: its path (e.g. `training_config.epochs`), why, and the fix."""
+
+    field: str
+    description: str
+    reason: str = "INVALID_VALUE"
+
+
+class ForgeError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, violations: list[FieldViolation] | tuple[FieldViolation, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.violations = tuple(violations)
+
+
+class InvalidArgument(ForgeError):
+    """The request is wrong; the message and violations say which field and how to fix it."""
+
+    code = "INVALID_ARGUMENT"
+
+    @classmethod
+    def field(cls, field: str, description: str, reason: str = "INVALID_VALUE") -> "InvalidArgument":
+        return cls(f"{field}: {description}", violations=[FieldViolation(field, description, reason)])
+
+
+class NotFound(ForgeError):
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(ForgeError):
+    code = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(ForgeError):
+    """The request is valid but the resource's state does not allow it (e.g. resuming a completed job)."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(ForgeError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class PermissionDenied(ForgeError):
+    code = "PERMISSION_DENIED"
+
+
+class Unimplemented(ForgeError):
+    code = "UNIMPLEMENTED"
+
+
+class DataLoss(ForgeError):
+    """Stored bytes no longer match the checksum recorded when they were written."""
+
+    code = "DATA_LOSS"

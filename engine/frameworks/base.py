@@ -1,0 +1,104 @@
+"""The contract every framework adapter meets.
+
+An adapter (one module per framework, registered by name in registry.py) validates a
+spec cheaply in the server process, without importing its framework, and builds a
+TrainingRun inside a worker process, where the framework is imported. The worker
+drives the run one epoch at a time, so pause, cancel, checkpoints and metrics work
+the same way for every framework.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.jobs.spec import TrainingSpec
+
+
+@dataclass
+class TrainingData:
+    """Arrays a run trains on. Features are float64 in `feature_names` order."""
+
+    task: str  # one of engine.jobs.spec.MODEL_TYPES
+    feature_names: list[str]
+    label_name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    # Sorted distinct labels of train + validation (+ test) for classification; None otherwise.
+    classes: list[Any] | None = None
+
+
+@dataclass
+class EpochResult:
+    """What one epoch measured. Keys of `metrics` are TrainingMetrics field names
+    (training_loss, validation_loss, accuracy, precision, recall, f1_score, rmse, mae, r2,
+    learning_rate, gradient_norm); anything else goes to `extra`."""
+
+    metrics: dict[str, float]
+    extra: dict[str, float] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
+    # Set by runs that converge before the planned epochs (e.g. an estimator fit in one pass).
+    finished: bool = False
+
+
+class TrainingRun(abc.ABC):
+    """One model being trained. Created by an adapter inside a worker process."""
+
+    #: The number of epochs this run will take; may be less than spec.epochs
+    #: for estimators that fit in one pass (then 1).
+    total_epochs: int
+
+    @abc.abstractmethod
+    def train_epoch(self, epoch: int) -> EpochResult:
+        """Train epoch `epoch` (from 1) and measure it on the validation data."""
+
+    @abc.abstractmethod
+    def state_bytes(self) -> bytes:
+        """Serialize everything needed to continue after the last trained epoch."""
+
+    @abc.abstractmethod
+    def restore(self, state: bytes) -> None:
+        """Load what state_bytes returned, so the next train_epoch continues."""
+
+    @abc.abstractmethod
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Metrics of the current model on (X, y), same names as EpochResult.metrics."""
+
+    @abc.abstractmethod
+    def export(self, fmt: str) -> bytes:
+        """The model in export format `fmt` ("onnx", "pickle", "savedmodel", "torch")."""
+
+    @property
+    @abc.abstractmethod
+    def export_formats(self) -> list[str]:
+        """Formats export() accepts for this run."""
+
+
+class FrameworkAdapter(abc.ABC):
+    """One framework behind the common interface."""
+
+    #: Registry key, e.g. "sklearn".
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def validate(self, spec: TrainingSpec) -> None:
+        """Raise engine.errors.InvalidArgument naming the field path (e.g.
+        `model_config.architecture`) for anything this framework cannot honour.
+        Must not import the framework: it runs in the server process."""
+
+    @abc.abstractmethod
+    def create_run(self, spec: TrainingSpec, data: TrainingData) -> TrainingRun:
+        """Build a fresh run. Imports the framework. Runs in the worker process."""
+
+    @abc.abstractmethod
+    def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TrainingRun:
+        """Rebuild a run from a checkpoint (for resume and for export after completion)."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Library versions, e.g. {"scikit-learn": "1.9.0"}; imports the framework."""

@@ -1,0 +1,121 @@
+"""What a training job asks for, in engine terms (the server translates the proto into this).
+
+Plain dataclasses, JSON-serializable with `to_dict`/`from_dict`, because the spec is
+stored in the metadata database and sent to worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_TYPES = ("classification", "regression", "anomaly_detection", "forecasting", "recommendation")
+
+
+@dataclass
+class RegularizationSpec:
+    l1: float = 0.0
+    l2: float = 0.0
+    dropout: float = 0.0
+    batch_norm: bool = False
+    weight_decay: float = 0.0
+    gradient_clip_norm: float = 0.0
+
+
+@dataclass
+class EarlyStoppingSpec:
+    enabled: bool = False
+    patience: int = 5
+    metric: str = "val_loss"
+    mode: str = ""  # "min" | "max" | "" (inferred from the metric)
+    min_delta: float = 0.0
+    restore_best: bool = False
+
+
+@dataclass
+class LRSchedulerSpec:
+    type: str = ""
+    step_size: int = 0
+    gamma: float = 0.0
+    warmup_epochs: int = 0
+    min_lr: float = 0.0
+    patience: int = 0
+    metric: str = ""
+
+
+@dataclass
+class CheckpointSpec:
+    enabled: bool = False
+    save_best: bool = False
+    save_latest: bool = False
+    every_n_epochs: int = 1
+    keep_last: int = 3
+    monitor_metric: str = "val_loss"
+    path: str = ""
+
+
+@dataclass
+class DataSpec:
+    train_dataset: str = ""
+    validation_dataset: str = ""
+    test_dataset: str = ""
+    label_column: str = ""
+    feature_columns: list[str] = field(default_factory=list)
+    validation_fraction: float = 0.15
+    no_validation: bool = False
+
+
+@dataclass
+class ResourceSpec:
+    cpu: str = ""
+    memory: str = ""
+    gpu: int = 0
+    timeout_seconds: float = 0.0
+    priority: int = 0
+
+
+@dataclass
+class TrainingSpec:
+    """The whole request. Defaults are the documented defaults of the proto."""
+
+    framework: str = ""
+    architecture: str = ""
+    model_type: str = ""
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    display_name: str = ""
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 0.0  # 0 means the framework's default
+    optimizer: str = ""
+    optimizer_config: dict[str, Any] = field(default_factory=dict)
+    loss_function: str = ""
+    seed: int = 0
+    gradient_accumulation_steps: int = 0
+    mixed_precision: bool = False
+    regularization: RegularizationSpec = field(default_factory=RegularizationSpec)
+    early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
+    lr_scheduler: LRSchedulerSpec = field(default_factory=LRSchedulerSpec)
+    checkpoints: CheckpointSpec = field(default_factory=CheckpointSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "TrainingSpec":
+        nested = {
+            "regularization": RegularizationSpec,
+            "early_stopping": EarlyStoppingSpec,
+            "lr_scheduler": LRSchedulerSpec,
+            "checkpoints": CheckpointSpec,
+            "data": DataSpec,
+            "resources": ResourceSpec,
+        }
+        kwargs = dict(raw)
+        for key, kind in nested.items():
+            if key in kwargs and isinstance(kwargs[key], dict):
+                kwargs[key] = kind(**kwargs[key])
+        return cls(**kwargs)

@@ -1,0 +1,91 @@
+"""One thread per running worker process: relays its messages to the trainer.
+
+The supervisor drains everything the worker has sent before handing it over, so a
+burst of log lines or metric points is persisted as one batch (one transaction, one
+wake-up of watchers) instead of one by one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+# Messages after which the worker exits on its own.
+TERMINAL = frozenset({"paused", "completed", "failed", "cancelled"})
+
+
+class WorkerHandle:
+    """A running worker process and the pipe to it."""
+
+    def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float = 0.0):
+        from engine.jobs import worker
+
+        self.job = job
+        parent, child = _SPAWN.Pipe(duplex=True)
+        self.conn = parent
+        self.process = _SPAWN.Process(target=worker.main, args=(payload, child), name=f"forge-worker:{job}", daemon=True)
+        self.timeout_seconds = timeout_seconds
+        self.started = time.monotonic()
+        self.terminal: str | None = None
+        self.timed_out = False
+        self.kill_reason = ""
+        self._send_lock = threading.Lock()
+        self.process.start()
+        child.close()
+
+    def command(self, kind: str) -> None:
+        with self._send_lock:
+            try:
+                self.conn.send(kind)
+            except (BrokenPipeError, OSError):
+                pass  # the worker is already gone; its exit is handled by the supervisor
+
+    def kill(self, reason: str) -> None:
+        self.kill_reason = self.kill_reason or reason
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def supervise(
+    handle: WorkerHandle,
+    on_messages: Callable[[str, list[tuple[str, Any]]], None],
+    on_exit: Callable[[WorkerHandle], None],
+) -> None:
+    """Relay messages until the worker exits; then report its exit. Runs in its own thread."""
+    try:
+        while True:
+            if handle.conn.poll(0.25):
+                batch: list[tuple[str, Any]] = []
+                closed = False
+                try:
+                    while handle.conn.poll() and len(batch) < 1000:
+                        batch.append(handle.conn.recv())
+                except (EOFError, OSError):
+                    closed = True  # the worker closed its end: everything it sent has been read
+                for kind, _ in batch:
+                    if kind in TERMINAL:
+                        handle.terminal = kind
+                if batch:
+                    on_messages(handle.job, batch)
+                if closed:
+                    break
+                continue
+            if not handle.process.is_alive():
+                break
+            if handle.timeout_seconds and time.monotonic() - handle.started > handle.timeout_seconds:
+                handle.timed_out = True
+                handle.kill("timeout")
+    except (EOFError, OSError):
+        pass
+    finally:
+        handle.process.join(10)
+        if handle.process.is_alive():
+            handle.process.kill()
+            handle.process.join(5)
+        handle.conn.close()
+        on_exit(handle)

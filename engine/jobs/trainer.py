@@ -1,0 +1,556 @@
+"""ModelTrainer: the training job lifecycle, as the seed's ModelTrainer interface.
+
+Jobs are rows in the metadata database; this class owns their state changes. A queue
+(PENDING rows ordered by priority, then age) feeds at most `max_concurrent_jobs`
+worker processes. Each worker has a supervisor thread that relays its metrics, logs,
+checkpoints and outcome back here. Every method is blocking and thread-safe; the
+gRPC server calls them from a thread pool, never on its event loop.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import object_session
+
+from engine import names
+from engine.callbacks.early_stopping import metric_key
+from engine.data.manager import DataManager
+from engine.data.training_data import NUMERIC_TYPES, feature_columns
+from engine.errors import FailedPrecondition, InvalidArgument, NotFound
+from engine.frameworks.registry import get_adapter
+from engine.jobs import states
+from engine.jobs.spec import MODEL_TYPES, TrainingSpec
+from engine.jobs.supervisor import WorkerHandle, supervise
+from engine.monitor.bus import Bus
+from engine.monitor.journal import Journal
+from engine.paging import next_token, page_bounds, parse_filter
+from engine.storage.files import verify
+from engine.store.database import Database
+from engine.store.models import TrainingJobRow
+
+CANCEL_GRACE_SECONDS = 5.0
+SUPERVISED_TASKS = ("classification", "regression", "forecasting")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class TrainerSettings:
+    data_dir: Path
+    max_concurrent_jobs: int = 2
+    default_timeout_seconds: float = 0.0
+
+
+class ModelTrainer:
+    def __init__(self, db: Database, journal: Journal, bus: Bus, datasets: DataManager, settings: TrainerSettings):
+        self._db = db
+        self._journal = journal
+        self._bus = bus
+        self._datasets = datasets
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._workers: dict[str, WorkerHandle] = {}
+        self._threads: list[threading.Thread] = []
+        self._accepting = True
+
+    # ----- paths
+
+    def _checkpoint_dir(self, name: str) -> Path:
+        return self.settings.data_dir / "checkpoints" / names.project_of(name) / names.short_id(name)
+
+    def _artifact_dir(self, name: str) -> Path:
+        return self.settings.data_dir / "artifacts" / names.project_of(name) / names.short_id(name)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.settings.data_dir / "models"
+
+    # ----- lifecycle of the trainer itself
+
+    def recover(self) -> None:
+        """Make the state of jobs interrupted by a previous server process truthful, then run the queue."""
+        with self._db.session() as s:
+            for row in s.scalars(select(TrainingJobRow).where(TrainingJobRow.state.in_(tuple(states.ACTIVE)))):
+                if row.state == states.CANCELLING:
+                    self._set_state(row, states.CANCELLED, "cancelled; the server stopped before the worker confirmed")
+                    row.end_time = _now()
+                else:
+                    self._set_state(row, states.PAUSED, self._interrupted_message(row, "the server stopped while it ran"))
+        self.dispatch()
+
+    @staticmethod
+    def _interrupted_message(row: TrainingJobRow, why: str) -> str:
+        epoch = (row.checkpoint or {}).get("epoch", 0)
+        if epoch:
+            return f"interrupted: {why}; ResumeTraining continues after the checkpoint of epoch {epoch}"
+        return f"interrupted: {why}; no checkpoint was written, so ResumeTraining starts from the first epoch"
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Stop taking work; running jobs checkpoint and become PAUSED (killed if they take too long)."""
+        with self._lock:
+            self._accepting = False
+            handles = list(self._workers.values())
+        for handle in handles:
+            with self._db.session() as s:
+                row = s.get(TrainingJobRow, handle.job)
+                if row is not None and row.state == states.RUNNING:
+                    self._set_state(row, states.PAUSING, "pausing: the server is shutting down")
+            handle.command("pause")
+            self._journal.log(handle.job, "server shutting down: pausing the job at the end of its epoch")
+        for thread in list(self._threads):
+            thread.join(grace_seconds)
+        for handle in handles:
+            if handle.process.is_alive():
+                handle.kill("shutdown")
+        for thread in list(self._threads):
+            thread.join(5)
+
+    # ----- requests
+
+    def start_training(self, project: str, job_id: str, spec: TrainingSpec) -> TrainingJobRow:
+        if not self._accepting:
+            raise FailedPrecondition("the server is shutting down; start the job again once it is back")
+        job_id = names.validate_id(job_id, "training_job_id") if job_id else names.new_id("job")
+        name = names.make(project, "trainingJobs", job_id)
+        self._validate(project, spec)
+        now = _now()
+        row = TrainingJobRow(
+            name=name,
+            project=project,
+            spec=spec.to_dict(),
+            state=states.PENDING,
+            state_message="waiting for a worker",
+            priority=spec.resources.priority,
+            create_time=now,
+            update_time=now,
+            total_epochs=spec.epochs,
+            test_metrics={},
+            artifacts={},
+            framework_versions={},
+            model_info={},
+        )
+        with self._db.session() as s:
+            if s.get(TrainingJobRow, name) is not None:
+                from engine.errors import AlreadyExists
+
+                raise AlreadyExists(f"training job {name} already exists: choose another training_job_id")
+            s.add(row)
+        self._journal.log(name, f"job created: {spec.framework}/{spec.architecture} {spec.model_type}, "
+                                f"{spec.epochs} epochs; queued")
+        self.dispatch()
+        return self.get_job(name)
+
+    def _validate(self, project: str, spec: TrainingSpec) -> None:
+        if not spec.framework:
+            raise InvalidArgument.field("model_config.framework", "is required: e.g. 'sklearn'", "REQUIRED")
+        adapter = get_adapter(spec.framework)
+        if spec.model_type not in MODEL_TYPES:
+            raise InvalidArgument.field(
+                "model_type", f"is required: one of {', '.join(t.upper() for t in MODEL_TYPES)}", "REQUIRED"
+            )
+        if not spec.architecture:
+            raise InvalidArgument.field("model_config.architecture", "is required: e.g. 'logistic_regression'",
+                                        "REQUIRED")
+        if not 1 <= spec.epochs <= 100_000:
+            raise InvalidArgument.field("training_config.epochs", f"must be between 1 and 100000, got {spec.epochs}")
+        if spec.batch_size < 0:
+            raise InvalidArgument.field("training_config.batch_size", f"must be >= 0, got {spec.batch_size}")
+        if spec.learning_rate < 0:
+            raise InvalidArgument.field("training_config.learning_rate", f"must be >= 0, got {spec.learning_rate}")
+        es = spec.early_stopping
+        if es.enabled:
+            if es.patience < 0:
+                raise InvalidArgument.field("training_config.early_stopping.patience", "must be >= 0")
+            if es.mode not in ("", "min", "max"):
+                raise InvalidArgument.field("training_config.early_stopping.mode", "must be 'min' or 'max'")
+        if spec.resources.timeout_seconds < 0:
+            raise InvalidArgument.field("resources.timeout", "must not be negative")
+        if not 0 <= spec.data.validation_fraction < 1:
+            raise InvalidArgument.field("data_config.validation_fraction", "must be in [0, 1)")
+
+        data = spec.data
+        if not data.train_dataset:
+            raise InvalidArgument.field("data_config.train_dataset", "is required: a dataset resource name or id",
+                                        "REQUIRED")
+        data.train_dataset = names.resolve(data.train_dataset, "datasets", "data_config.train_dataset", project)
+        train = self._datasets.get(data.train_dataset, field="data_config.train_dataset")
+        columns = {c["name"]: c for c in train.schema.get("columns", [])}
+        supervised = spec.model_type in SUPERVISED_TASKS
+        if supervised:
+            if not data.label_column:
+                data.label_column = train.label_column
+            if not data.label_column:
+                raise InvalidArgument.field("data_config.label_column",
+                                            f"is required for {spec.model_type}: one of {', '.join(columns)}",
+                                            "REQUIRED")
+            if data.label_column not in columns:
+                raise InvalidArgument.field("data_config.label_column",
+                                            f"{data.label_column!r} is not a column of {train.name}: "
+                                            f"one of {', '.join(columns)}")
+        features = feature_columns(spec, list(columns))
+        for i, col in enumerate(features):
+            if col not in columns:
+                raise InvalidArgument.field(f"data_config.feature_columns[{i}]",
+                                            f"{col!r} is not a column of {train.name}")
+            if columns[col]["data_type"] not in NUMERIC_TYPES:
+                raise InvalidArgument.field(
+                    f"data_config.feature_columns[{i}]" if data.feature_columns else "data_config.feature_columns",
+                    f"column {col!r} is {columns[col]['data_type']}; features must be numeric: list only numeric "
+                    "columns in data_config.feature_columns",
+                )
+        if not features:
+            raise InvalidArgument.field("data_config.feature_columns", f"{train.name} has no feature columns")
+        for field in ("validation_dataset", "test_dataset"):
+            ref = getattr(data, field)
+            if not ref:
+                continue
+            ref = names.resolve(ref, "datasets", f"data_config.{field}", project)
+            setattr(data, field, ref)
+            other = self._datasets.get(ref, field=f"data_config.{field}")
+            other_cols = {c["name"] for c in other.schema.get("columns", [])}
+            missing = [c for c in [*features, data.label_column] if c and c not in other_cols]
+            if missing:
+                raise InvalidArgument.field(f"data_config.{field}",
+                                            f"{ref} lacks the columns {', '.join(missing)} of the training data")
+        if es.enabled:
+            es.metric = es.metric or "val_loss"
+            if metric_key(es.metric) == "validation_loss" and data.no_validation and not data.validation_dataset:
+                raise InvalidArgument.field("training_config.early_stopping.metric",
+                                            "val_loss needs validation data: drop data_config.no_validation")
+        adapter.validate(spec)
+
+    def get_job(self, name: str) -> TrainingJobRow:
+        with self._db.session() as s:
+            row = s.get(TrainingJobRow, name)
+            if row is None:
+                raise NotFound(f"training job {name} not found")
+            return row
+
+    def list_jobs(self, project: str, page_size: int, page_token: str, filter_: str) -> tuple[list[TrainingJobRow], str]:
+        terms = parse_filter(filter_, {"state", "framework", "architecture", "model_type"})
+        offset, limit = page_bounds(page_size, page_token)
+        query = select(TrainingJobRow).where(TrainingJobRow.project == project)
+        if "state" in terms:
+            state = terms["state"].upper().removeprefix("JOB_STATE_")
+            if state not in states.TRANSITIONS:
+                raise InvalidArgument.field("filter", f"unknown state {terms['state']!r}: one of {', '.join(states.TRANSITIONS)}")
+            query = query.where(TrainingJobRow.state == state)
+        query = query.order_by(TrainingJobRow.create_time.desc(), TrainingJobRow.name)
+        with self._db.session() as s:
+            rows = list(s.scalars(query))
+        # Spec fields live in JSON; filter them here rather than with dialect-specific JSON SQL.
+        for key, value in terms.items():
+            if key in ("framework", "architecture", "model_type"):
+                rows = [r for r in rows if str(r.spec.get(key, "")).lower() == value.lower()]
+            elif key.startswith("label."):
+                rows = [r for r in rows if r.spec.get("labels", {}).get(key[6:]) == value]
+        page = rows[offset: offset + limit]
+        return page, next_token(offset, limit, len(page), offset + limit < len(rows))
+
+    def delete_job(self, name: str) -> None:
+        with self._db.session() as s:
+            row = s.get(TrainingJobRow, name)
+            if row is None:
+                raise NotFound(f"training job {name} not found")
+            if row.state not in states.FINAL:
+                raise FailedPrecondition(f"job {name} is {row.state}: cancel it first, then delete it")
+            s.delete(row)
+        self._journal.delete(name)
+        shutil.rmtree(self._checkpoint_dir(name), ignore_errors=True)
+        shutil.rmtree(self._artifact_dir(name), ignore_errors=True)
+
+    def pause(self, name: str) -> TrainingJobRow:
+        with self._lock:
+            with self._db.session() as s:
+                row = self._row(s, name)
+                if row.state in (states.PAUSING, states.PAUSED):
+                    return row
+                if row.state == states.PENDING:
+                    self._set_state(row, states.PAUSED, "paused before it started; ResumeTraining queues it again")
+                    message = "paused while pending"
+                else:
+                    states.check_transition(name, row.state, states.PAUSING)
+                    self._set_state(row, states.PAUSING, "pausing: the worker checkpoints at the end of its epoch")
+                    message = "pause requested: the worker checkpoints at the end of its epoch"
+            handle = self._workers.get(name)
+            if handle is not None:
+                handle.command("pause")
+        self._journal.log(name, message)
+        return self.get_job(name)
+
+    def resume(self, name: str) -> TrainingJobRow:
+        with self._lock:
+            with self._db.session() as s:
+                row = self._row(s, name)
+                states.check_transition(name, row.state, states.PENDING)
+                epoch = (row.checkpoint or {}).get("epoch", 0)
+                self._set_state(row, states.PENDING, f"resumed; continues after epoch {epoch} when a worker is free")
+        self._journal.log(name, f"resume requested: continues after epoch {epoch}")
+        self.dispatch()
+        return self.get_job(name)
+
+    def cancel(self, name: str) -> TrainingJobRow:
+        with self._lock:
+            with self._db.session() as s:
+                row = self._row(s, name)
+                if row.state in (states.CANCELLING, states.CANCELLED):
+                    return row
+                if row.state in (states.PENDING, states.PAUSED):
+                    self._journal.log(name, "cancelled by the user")  # before the final state: see _finish
+                    self._set_state(row, states.CANCELLED, "cancelled by the user")
+                    row.end_time = _now()
+                else:
+                    states.check_transition(name, row.state, states.CANCELLING)
+                    self._set_state(row, states.CANCELLING, "cancelling: stopping the worker")
+                    self._journal.log(name, "cancel requested: stopping the worker")
+            handle = self._workers.get(name)
+        if handle is not None:
+            handle.command("cancel")
+            timer = threading.Timer(CANCEL_GRACE_SECONDS, handle.kill, args=("cancel",))
+            timer.daemon = True
+            timer.start()
+        return self.get_job(name)
+
+    def artifact(self, name: str, fmt: str, check: bool = True) -> tuple[TrainingJobRow, dict[str, Any]]:
+        """The completed job and its stored artifact in `fmt`, checksum verified unless `check` is
+        False (a streaming reader that hashes as it goes verifies for itself)."""
+        row = self.get_job(name)
+        if row.state != states.COMPLETED:
+            raise FailedPrecondition(f"job {name} is {row.state}: only COMPLETED jobs have a model to export")
+        info = row.artifacts.get(fmt)
+        if info is None:
+            offered = ", ".join(k for k in row.artifacts if k != "state")
+            raise FailedPrecondition(f"job {name} has no {fmt} export: its framework offers {offered}")
+        if check:
+            verify(info["path"], info["sha256"])
+        return row, info
+
+    def save_model(self, name: str, relative_path: str, fmt: str) -> tuple[str, int, str]:
+        """Copy the job's `fmt` artifact to `relative_path` under the model directory."""
+        from engine.storage.files import write_atomic
+
+        target = self._safe_model_path(relative_path)
+        _, info = self.artifact(name, fmt)
+        size, digest = write_atomic(target, lambda tmp: shutil.copyfile(info["path"], tmp))
+        self._journal.log(name, f"model saved to models/{target.relative_to(self.model_dir.resolve())} ({fmt})")
+        return str(target.relative_to(self.model_dir.resolve())), size, digest
+
+    def _safe_model_path(self, relative_path: str) -> Path:
+        if not relative_path:
+            raise InvalidArgument.field("path", "is required: a relative path such as 'churn/model.pkl'", "REQUIRED")
+        root = self.model_dir.resolve()
+        candidate = (root / relative_path).resolve()
+        if Path(relative_path).is_absolute() or not candidate.is_relative_to(root) or candidate == root:
+            raise InvalidArgument.field(
+                "path", f"{relative_path!r} leaves the model directory: give a relative path without '..'"
+            )
+        return candidate
+
+    # ----- the queue
+
+    def dispatch(self) -> None:
+        """Start pending jobs while worker slots are free, highest priority first."""
+        with self._lock:
+            while self._accepting and len(self._workers) < self.settings.max_concurrent_jobs:
+                with self._db.session() as s:
+                    row = s.scalars(
+                        select(TrainingJobRow)
+                        .where(TrainingJobRow.state == states.PENDING)
+                        .order_by(TrainingJobRow.priority.desc(), TrainingJobRow.create_time, TrainingJobRow.name)
+                        .limit(1)
+                    ).first()
+                    if row is None:
+                        return
+                    payload = self._payload(row)
+                    row.attempt_count += 1
+                    payload["attempt"] = row.attempt_count
+                    if row.start_time is None:
+                        row.start_time = _now()
+                    self._set_state(row, states.RUNNING, "training")
+                    name = row.name
+                    timeout = row.spec.get("resources", {}).get("timeout_seconds") or self.settings.default_timeout_seconds
+                try:
+                    handle = WorkerHandle(name, payload, timeout)
+                except Exception as exc:  # could not even start a process: the job fails, the queue goes on
+                    self._finish(name, states.FAILED, f"could not start a worker: {exc}",
+                                 error={"code": "RESOURCE_EXHAUSTED", "message": str(exc)})
+                    continue
+                self._workers[name] = handle
+                thread = threading.Thread(
+                    target=supervise, args=(handle, self._on_messages, self._on_exit), name=f"supervise:{name}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def _payload(self, row: TrainingJobRow) -> dict[str, Any]:
+        spec = row.spec
+        parts = {}
+        for part, key in (("train", "train_dataset"), ("validation", "validation_dataset"), ("test", "test_dataset")):
+            ref = spec["data"].get(key)
+            if ref:
+                ds = self._datasets.get(ref, field=f"data_config.{key}")
+                parts[part] = {"path": ds.path, "sha256": ds.sha256}
+        resume = None
+        if row.checkpoint and row.checkpoint.get("path"):
+            resume = row.checkpoint
+        return {
+            "job": row.name,
+            "spec": spec,
+            "datasets": parts,
+            "checkpoint_dir": str(self._checkpoint_dir(row.name)),
+            "artifact_dir": str(self._artifact_dir(row.name)),
+            "resume": resume,
+        }
+
+    # ----- messages from workers (supervisor threads)
+
+    def _on_messages(self, name: str, batch: list[tuple[str, Any]]) -> None:
+        points: list[dict[str, Any]] = []
+        logs: list[tuple[str, str, str, int]] = []
+
+        def flush() -> None:
+            if logs:
+                self._journal.append_logs(name, list(logs))
+                logs.clear()
+            if points:
+                stamped = self._journal.append_metrics(name, list(points))
+                points.clear()
+                last = stamped[-1]
+                with self._db.session() as s:
+                    row = self._row(s, name)
+                    row.current_epoch = int(last["epoch"])
+                    row.total_epochs = int(last["total_epochs"])
+                    row.latest_metrics = {k: v for k, v in last.items() if k != "time"}
+                    row.update_time = _now()
+
+        for kind, payload in batch:
+            if kind == "log":
+                logs.extend((level, message, "worker", epoch) for level, message, epoch in payload)
+                continue
+            if kind == "metrics":
+                points.append(payload)
+                continue
+            flush()  # keep order: what came before a state change is recorded before it
+            self._on_event(name, kind, payload)
+        flush()
+
+    def _on_event(self, name: str, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "started":
+            with self._db.session() as s:
+                row = self._row(s, name)
+                row.total_epochs = payload["total_epochs"]
+                row.framework_versions = payload["versions"]
+                row.update_time = _now()
+            self._bus.publish(name)
+        elif kind == "checkpoint":
+            with self._db.session() as s:
+                row = self._row(s, name)
+                row.checkpoint = payload
+                row.update_time = _now()
+        elif kind == "paused":
+            with self._db.session() as s:
+                row = self._row(s, name)
+                row.checkpoint = payload
+                if row.state in (states.PAUSING, states.RUNNING):
+                    self._set_state(row, states.PAUSED,
+                                    f"paused after epoch {payload['epoch']}; ResumeTraining continues from there")
+            self._journal.log(name, f"paused: checkpoint of epoch {payload['epoch']} written")
+        elif kind == "completed":
+            with self._db.session() as s:
+                row = self._row(s, name)
+                row.artifacts = payload["artifacts"]
+                row.test_metrics = payload["test_metrics"]
+                row.model_info = payload["model_info"]
+                row.current_epoch = payload["epoch"]
+            reason = payload.get("stop_reason")
+            message = f"completed after epoch {payload['epoch']}" + (f" ({reason})" if reason else "")
+            self._finish(name, states.COMPLETED, message)
+        elif kind == "failed":
+            self._finish(name, states.FAILED, f"failed: {payload['message']}", error=payload)
+        elif kind == "cancelled":
+            self._finish(name, states.CANCELLED, f"cancelled after epoch {payload['epoch']}")
+
+    def _on_exit(self, handle: WorkerHandle) -> None:
+        with self._lock:
+            # A resumed job may already have a new worker under the same name: leave that one.
+            if self._workers.get(handle.job) is handle:
+                del self._workers[handle.job]
+            try:
+                self._threads.remove(threading.current_thread())
+            except ValueError:
+                pass
+        if handle.terminal is None:
+            code = handle.process.exitcode
+            row = self.get_job(handle.job)
+            if handle.timed_out:
+                limit = handle.timeout_seconds
+                self._finish(handle.job, states.FAILED, f"failed: the job exceeded its timeout of {limit:g} s",
+                             error={"code": "DEADLINE_EXCEEDED",
+                                    "message": f"the job exceeded its timeout of {limit:g} seconds "
+                                               "(resources.timeout); raise it or train for fewer epochs"})
+            elif row.state == states.CANCELLING:
+                self._finish(handle.job, states.CANCELLED, "cancelled: the worker was stopped")
+            elif handle.kill_reason == "shutdown" or row.state == states.PAUSING:
+                with self._db.session() as s:
+                    r = self._row(s, handle.job)
+                    self._set_state(r, states.PAUSED, self._interrupted_message(r, "the worker was stopped"))
+            elif row.state not in states.FINAL:
+                self._finish(handle.job, states.FAILED, f"failed: the worker exited unexpectedly (exit code {code})",
+                             error={"code": "INTERNAL", "message": f"the worker process exited unexpectedly with code "
+                                                                   f"{code}; see the job's logs"})
+        self.dispatch()
+
+    def _finish(self, name: str, state: str, message: str, error: dict[str, Any] | None = None) -> None:
+        if self.get_job(name).state in states.FINAL:
+            return
+        # Logged before the state changes: streams end once they see a final state, so
+        # nothing may be appended after it.
+        self._journal.log(name, message, "error" if state == states.FAILED else "info")
+        with self._db.session() as s:
+            row = self._row(s, name)
+            if row.state in states.FINAL:
+                return
+            self._set_state(row, state, message)
+            row.end_time = _now()
+            if error is not None:
+                row.error = {"code": error.get("code", "INTERNAL"), "message": error.get("message", "")}
+
+    # ----- helpers
+
+    @staticmethod
+    def _row(session, name: str) -> TrainingJobRow:
+        row = session.get(TrainingJobRow, name)
+        if row is None:
+            raise NotFound(f"training job {name} not found")
+        return row
+
+    def _set_state(self, row: TrainingJobRow, state: str, message: str) -> None:
+        if row.state != state:
+            states.check_transition(row.name, row.state, state)
+        row.state = state
+        row.state_message = message
+        row.update_time = _now()
+        # Watchers are woken after the commit (Database.session), so they read the new state.
+        session = object_session(row)
+        if session is None:
+            self._bus.publish(row.name)
+        else:
+            session.info.setdefault("publish", set()).add(row.name)
+
+    def running_jobs(self) -> list[str]:
+        with self._lock:
+            return list(self._workers)
+
+    def count_by_state(self) -> dict[str, int]:
+        with self._db.session() as s:
+            return dict(s.execute(select(TrainingJobRow.state, func.count()).group_by(TrainingJobRow.state)).all())

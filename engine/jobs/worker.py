@@ -1,0 +1,220 @@
+"""The worker process: trains one job, one epoch at a time.
+
+It runs in a process started with multiprocessing's "spawn" method, so a crash or a
+runaway framework never touches the server. It talks to its supervisor (supervisor.py)
+over a duplex pipe: it sends ("kind", payload) messages and, between epochs, reads
+"pause" and "cancel" commands. Checkpoints and artifacts are written here, atomically,
+and only their paths and checksums travel over the pipe.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ForgeError
+
+
+class _Channel:
+    def __init__(self, conn):
+        self._conn = conn
+
+    def send(self, kind: str, payload: Any = None) -> None:
+        self._conn.send((kind, payload))
+
+    def log(self, message: str, level: str = "info", epoch: int = 0) -> None:
+        self.send("log", [(level, message, epoch)])
+
+    def command(self) -> str | None:
+        """The last command waiting, if any ("cancel" wins over "pause")."""
+        latest = None
+        while self._conn.poll():
+            kind = self._conn.recv()
+            if latest != "cancel":
+                latest = kind
+        return latest
+
+
+def main(payload: dict[str, Any], conn) -> None:
+    """Process entry point."""
+    channel = _Channel(conn)
+    current_epoch = [0]
+
+    def _forward_warning(message, category, filename, lineno, file=None, line=None):
+        channel.log(f"{category.__name__}: {message}", "warning", current_epoch[0])
+
+    warnings.showwarning = _forward_warning
+    try:
+        _train(payload, channel, current_epoch)
+    except ForgeError as exc:
+        channel.send("failed", {"code": exc.code, "message": exc.message})
+    except BaseException as exc:  # the job fails; the supervisor records why
+        channel.log("".join(traceback.format_exception(exc)).rstrip(), "error", current_epoch[0])
+        channel.send("failed", {"code": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int]) -> None:
+    # Imported here, after spawn, so the parent never pays for them on the event loop.
+    from engine.callbacks.early_stopping import EarlyStopping, default_mode, metric_key
+    from engine.data.training_data import build_training_data, load_arrays
+    from engine.export.formats import FORMATS
+    from engine.frameworks.registry import get_adapter
+    from engine.jobs.spec import TrainingSpec
+    from engine.monitor.resources import ResourceSampler
+    from engine.storage.files import read_verified, verify, write_bytes_atomic
+
+    spec = TrainingSpec.from_dict(payload["spec"])
+    datasets = payload["datasets"]
+    checkpoint_dir = Path(payload["checkpoint_dir"])
+    artifact_dir = Path(payload["artifact_dir"])
+    resume = payload.get("resume")
+    sampler = ResourceSampler()
+
+    channel.log(f"worker {os.getpid()} started (attempt {payload.get('attempt', 1)})")
+    for part in ("train", "validation", "test"):
+        if datasets.get(part):
+            verify(datasets[part]["path"], datasets[part]["sha256"])
+    adapter = get_adapter(spec.framework)
+    data = build_training_data(
+        spec, datasets["train"]["path"], datasets["validation"]["path"] if datasets.get("validation") else None
+    )
+    channel.log(
+        f"data: {len(data.y_train)} training rows, "
+        f"{0 if data.y_val is None else len(data.y_val)} validation rows, {len(data.feature_names)} features"
+    )
+
+    monitor = metric_key(spec.checkpoints.monitor_metric or "val_loss")
+    monitor_mode = default_mode(monitor)
+    tracker: dict[str, Any] = {"best": None, "best_epoch": 0}
+    stopper = None
+    if spec.early_stopping.enabled:
+        stopper = EarlyStopping(
+            metric=spec.early_stopping.metric or "val_loss",
+            patience=spec.early_stopping.patience,
+            mode=spec.early_stopping.mode,
+            min_delta=spec.early_stopping.min_delta,
+        )
+
+    if resume:
+        state = read_verified(resume["path"], resume["sha256"])
+        run = adapter.load_run(spec, data, state)
+        epoch = int(resume["epoch"])
+        tracker.update(resume.get("tracker", {}).get("best", {}))
+        if stopper:
+            stopper.load_state_dict(resume.get("tracker", {}).get("early_stopping", {}))
+        channel.log(f"resumed from the checkpoint of epoch {epoch}")
+    else:
+        run = adapter.create_run(spec, data)
+        epoch = 0
+    total = run.total_epochs
+    channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": adapter.versions()})
+
+    def tracker_state() -> dict[str, Any]:
+        return {"best": dict(tracker), "early_stopping": stopper.state_dict() if stopper else {}}
+
+    def save_checkpoint(at_epoch: int) -> dict[str, Any]:
+        path = checkpoint_dir / f"epoch-{at_epoch:06d}.ckpt"
+        size, digest = write_bytes_atomic(path, run.state_bytes())
+        keep = max(1, spec.checkpoints.keep_last or 3)
+        for old in sorted(checkpoint_dir.glob("epoch-*.ckpt"))[:-keep]:
+            old.unlink(missing_ok=True)
+        info = {"epoch": at_epoch, "path": str(path), "sha256": digest, "size_bytes": size, "tracker": tracker_state()}
+        channel.send("checkpoint", info)
+        return info
+
+    stop_reason = ""
+    while epoch < total:
+        command = channel.command()
+        if command == "cancel":
+            channel.send("cancelled", {"epoch": epoch})
+            return
+        if command == "pause":
+            info = save_checkpoint(epoch)
+            channel.send("paused", info)
+            return
+        epoch += 1
+        current_epoch[0] = epoch
+        started = time.monotonic()
+        result = run.train_epoch(epoch)
+        seconds = time.monotonic() - started
+        for line in result.logs:
+            channel.log(line, "info", epoch)
+        metrics = {k: float(v) for k, v in result.metrics.items() if _finite(v)}
+        value = metrics.get(monitor)
+        if value is not None:
+            best = tracker["best"]
+            better = best is None or (value < best if monitor_mode == "min" else value > best)
+            if better:
+                tracker["best"], tracker["best_epoch"] = value, epoch
+        point: dict[str, Any] = {
+            "epoch": epoch,
+            "total_epochs": total,
+            "progress": epoch / total,
+            **metrics,
+            "resource_usage": sampler.sample(),
+            "extra": {k: float(v) for k, v in result.extra.items() if _finite(v)},
+            "epoch_seconds": seconds,
+        }
+        if tracker["best"] is not None and monitor in ("validation_loss", "training_loss"):
+            point["best_loss"] = tracker["best"]
+            point["best_epoch"] = tracker["best_epoch"]
+        elif tracker["best"] is not None:
+            point["extra"][f"best_{monitor}"] = tracker["best"]
+            point["best_epoch"] = tracker["best_epoch"]
+        if stopper and stopper.after_epoch(epoch, metrics):
+            stop_reason = stopper.stop_reason
+        every = max(1, spec.checkpoints.every_n_epochs or 1)
+        if spec.checkpoints.enabled and epoch % every == 0:
+            save_checkpoint(epoch)
+        channel.send("metrics", point)
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        channel.log(f"epoch {epoch}/{total}: {summary} ({seconds:.2f} s)", "info", epoch)
+        if stop_reason:
+            channel.log(stop_reason, "info", epoch)
+            break
+        if result.finished:
+            break
+
+    current_epoch[0] = 0
+    final_state = run.state_bytes()
+    size, digest = write_bytes_atomic(artifact_dir / "model.state", final_state)
+    artifacts: dict[str, Any] = {"state": {"path": str(artifact_dir / "model.state"), "sha256": digest, "size_bytes": size}}
+    for fmt in run.export_formats:
+        path = artifact_dir / FORMATS[fmt].filename
+        size, digest = write_bytes_atomic(path, run.export(fmt))
+        artifacts[fmt] = {"path": str(path), "sha256": digest, "size_bytes": size}
+        channel.log(f"exported {fmt}: {size} bytes, sha256 {digest}")
+    test_metrics: dict[str, float] = {}
+    if datasets.get("test"):
+        X_test, y_test = load_arrays(spec, datasets["test"]["path"], data.feature_names)
+        evaluated = run.evaluate(X_test, y_test)
+        # On test data the "validation" loss is the test loss.
+        if "validation_loss" in evaluated:
+            evaluated["loss"] = evaluated.pop("validation_loss")
+        test_metrics = {k: float(v) for k, v in evaluated.items() if _finite(v)}
+        channel.log("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(test_metrics.items())))
+    channel.send(
+        "completed",
+        {
+            "epoch": epoch,
+            "total_epochs": total,
+            "stop_reason": stop_reason,
+            "artifacts": artifacts,
+            "test_metrics": test_metrics,
+            "model_info": {
+                "features": list(data.feature_names),
+                "classes": [str(c) for c in data.classes] if data.classes is not None else [],
+            },
+        },
+    )

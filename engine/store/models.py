@@ -1,0 +1,95 @@
+"""SQLAlchemy tables of the metadata store.
+
+Every row carries its project (tenant) from the first table on, and every resource
+is keyed by its full resource name. Structured parts (specs, schemas, statistics)
+are JSON columns: they are read and written whole, never queried inside.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    type: Mapped[str] = mapped_column(String(32), default="tabular")
+    source_uri: Mapped[str] = mapped_column(Text, default="")
+    label_column: Mapped[str] = mapped_column(String(255), default="")
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    schema: Mapped[dict] = mapped_column(JSON)
+    statistics: Mapped[dict] = mapped_column(JSON)
+    lineage: Mapped[dict] = mapped_column(JSON)
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrainingJobRow(Base):
+    __tablename__ = "training_jobs"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    # {"code": "INVALID_ARGUMENT", "message": "..."} when FAILED.
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    current_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    total_epochs: Mapped[int] = mapped_column(Integer, default=0)
+    # The checkpoint a resume continues from: {"epoch", "path", "sha256", "size_bytes", "tracker"}.
+    checkpoint: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    latest_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    test_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {"onnx": {"path", "sha256", "size_bytes"}, ...} written when the job completes.
+    artifacts: Mapped[dict] = mapped_column(JSON, default=dict)
+    framework_versions: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {"features": [...], "classes": [...]}: what an inference engine needs to feed the model.
+    model_info: Mapped[dict] = mapped_column(JSON, default=dict)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_training_jobs_queue", "state", "priority", "create_time"),)
+
+
+class MetricPointRow(Base):
+    __tablename__ = "metric_points"
+
+    job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    epoch: Mapped[int] = mapped_column(Integer)
+    # The TrainingMetrics fields other than sequence and time.
+    values: Mapped[dict] = mapped_column(JSON)
+
+
+class LogEntryRow(Base):
+    __tablename__ = "log_entries"
+
+    job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Numeric so "level >= WARNING" filters in SQL: 10 debug, 20 info, 30 warning, 40 error.
+    level: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+
+

@@ -1,0 +1,363 @@
+"""Translation between protobuf messages and engine values. No logic beyond mapping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from engine.errors import InvalidArgument
+from engine.jobs.spec import (
+    CheckpointSpec,
+    DataSpec,
+    EarlyStoppingSpec,
+    LRSchedulerSpec,
+    RegularizationSpec,
+    ResourceSpec,
+    TrainingSpec,
+)
+from engine.store.models import DatasetRow, TrainingJobRow
+from forge.training.v1 import common_pb2, dataset_pb2, metrics_pb2, training_job_pb2
+from server.errors import error_status_proto
+
+# ----- enums <-> engine strings
+
+
+def _enum_to_str(enum_type, value: int, prefix: str) -> str:
+    if value == 0:
+        return ""
+    return enum_type.Name(value).removeprefix(prefix).lower()
+
+
+def _str_to_enum(enum_type, value: str, prefix: str) -> int:
+    if not value:
+        return 0
+    return enum_type.Value(prefix + value.upper())
+
+
+def model_type_str(value: int) -> str:
+    return _enum_to_str(common_pb2.ModelType, value, "MODEL_TYPE_")
+
+
+def export_format_str(value: int, field: str = "format") -> str:
+    if value == 0:
+        raise InvalidArgument.field(field, "is required: ONNX, PICKLE, SAVEDMODEL or TORCH", "REQUIRED")
+    return _enum_to_str(common_pb2.ExportFormat, value, "EXPORT_FORMAT_")
+
+
+def export_format_enum(value: str) -> int:
+    return _str_to_enum(common_pb2.ExportFormat, value, "EXPORT_FORMAT_")
+
+
+def data_format_str(value: int) -> str:
+    return _enum_to_str(dataset_pb2.DataFormat, value, "DATA_FORMAT_")
+
+
+def dataset_type_str(value: int) -> str:
+    return _enum_to_str(dataset_pb2.DatasetType, value, "DATASET_TYPE_")
+
+
+def job_state_enum(state: str) -> int:
+    return common_pb2.JobState.Value("JOB_STATE_" + state)
+
+
+LOG_LEVELS = {"debug": common_pb2.LOG_LEVEL_DEBUG, "info": common_pb2.LOG_LEVEL_INFO,
+              "warning": common_pb2.LOG_LEVEL_WARNING, "error": common_pb2.LOG_LEVEL_ERROR}
+LOG_LEVEL_NUMBERS = {common_pb2.LOG_LEVEL_UNSPECIFIED: 0, common_pb2.LOG_LEVEL_DEBUG: 10,
+                     common_pb2.LOG_LEVEL_INFO: 20, common_pb2.LOG_LEVEL_WARNING: 30, common_pb2.LOG_LEVEL_ERROR: 40}
+
+
+# ----- well-known types
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
+        value = value.replace(tzinfo=timezone.utc)
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(value)
+
+
+def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(_json_safe(value))
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return str(value)
+
+
+# ----- training jobs
+
+
+def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
+    mc, tc, dc, rc = request.model_config, request.training_config, request.data_config, request.resources
+    reg, es, lr, ck = tc.regularization, tc.early_stopping, tc.lr_scheduler, tc.checkpoints
+    if request.validation.cross_validation.enabled:
+        from engine.errors import Unimplemented
+
+        raise Unimplemented("spec.validation.cross_validation is not implemented yet; leave it unset")
+    if request.callbacks:
+        from engine.errors import Unimplemented
+
+        raise Unimplemented("spec.callbacks are not implemented yet; use training_config.early_stopping and "
+                            "training_config.checkpoints")
+    if mc.pretrained_path or mc.frozen_layers:
+        from engine.errors import Unimplemented
+
+        raise Unimplemented("spec.model_config.pretrained_path (fine-tuning) is not implemented yet")
+    return TrainingSpec(
+        framework=mc.framework.strip().lower(),
+        architecture=mc.architecture.strip().lower(),
+        model_type=model_type_str(request.model_type),
+        hyperparameters=struct_to_dict(mc.hyperparameters),
+        display_name=request.display_name,
+        epochs=tc.epochs or 10,
+        batch_size=tc.batch_size or 32,
+        learning_rate=tc.learning_rate,
+        optimizer=tc.optimizer.strip().lower(),
+        optimizer_config=struct_to_dict(tc.optimizer_config),
+        loss_function=tc.loss_function.strip().lower(),
+        seed=tc.seed,
+        gradient_accumulation_steps=tc.gradient_accumulation_steps,
+        mixed_precision=tc.mixed_precision,
+        regularization=RegularizationSpec(l1=reg.l1, l2=reg.l2, dropout=reg.dropout, batch_norm=reg.batch_norm,
+                                          weight_decay=reg.weight_decay, gradient_clip_norm=reg.gradient_clip_norm),
+        early_stopping=EarlyStoppingSpec(enabled=es.enabled, patience=es.patience if es.patience else 5,
+                                         metric=es.metric, mode=es.mode.lower(), min_delta=es.min_delta,
+                                         restore_best=es.restore_best),
+        lr_scheduler=LRSchedulerSpec(type=lr.type, step_size=lr.step_size, gamma=lr.gamma,
+                                     warmup_epochs=lr.warmup_epochs, min_lr=lr.min_lr, patience=lr.patience,
+                                     metric=lr.metric),
+        checkpoints=CheckpointSpec(enabled=ck.enabled, save_best=ck.save_best, save_latest=ck.save_latest,
+                                   every_n_epochs=ck.every_n_epochs or 1, keep_last=ck.keep_last or 3,
+                                   monitor_metric=ck.monitor_metric or "val_loss", path=ck.path),
+        data=DataSpec(train_dataset=dc.train_dataset, validation_dataset=dc.validation_dataset,
+                      test_dataset=dc.test_dataset, label_column=dc.label_column,
+                      feature_columns=list(dc.feature_columns),
+                      validation_fraction=dc.validation_fraction or (0.0 if dc.no_validation else 0.15),
+                      no_validation=dc.no_validation),
+        resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
+                               timeout_seconds=rc.timeout.ToTimedelta().total_seconds(), priority=rc.priority),
+        labels=dict(request.labels),
+    )
+
+
+def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
+    spec = TrainingSpec.from_dict(raw)
+    request = training_job_pb2.TrainingRequest(
+        display_name=spec.display_name,
+        model_type=_str_to_enum(common_pb2.ModelType, spec.model_type, "MODEL_TYPE_"),
+        labels=spec.labels,
+    )
+    mc = request.model_config
+    mc.framework, mc.architecture = spec.framework, spec.architecture
+    mc.hyperparameters.CopyFrom(dict_to_struct(spec.hyperparameters))
+    tc = request.training_config
+    tc.epochs, tc.batch_size, tc.learning_rate = spec.epochs, spec.batch_size, spec.learning_rate
+    tc.optimizer, tc.loss_function, tc.seed = spec.optimizer, spec.loss_function, spec.seed
+    tc.optimizer_config.CopyFrom(dict_to_struct(spec.optimizer_config))
+    tc.gradient_accumulation_steps, tc.mixed_precision = spec.gradient_accumulation_steps, spec.mixed_precision
+    r = spec.regularization
+    tc.regularization.CopyFrom(training_job_pb2.RegularizationConfig(
+        l1=r.l1, l2=r.l2, dropout=r.dropout, batch_norm=r.batch_norm, weight_decay=r.weight_decay,
+        gradient_clip_norm=r.gradient_clip_norm))
+    e = spec.early_stopping
+    tc.early_stopping.CopyFrom(training_job_pb2.EarlyStoppingConfig(
+        enabled=e.enabled, patience=e.patience, metric=e.metric, mode=e.mode, min_delta=e.min_delta,
+        restore_best=e.restore_best))
+    s = spec.lr_scheduler
+    tc.lr_scheduler.CopyFrom(training_job_pb2.LearningRateScheduler(
+        type=s.type, step_size=s.step_size, gamma=s.gamma, warmup_epochs=s.warmup_epochs, min_lr=s.min_lr,
+        patience=s.patience, metric=s.metric))
+    c = spec.checkpoints
+    tc.checkpoints.CopyFrom(training_job_pb2.CheckpointConfig(
+        enabled=c.enabled, save_best=c.save_best, save_latest=c.save_latest, every_n_epochs=c.every_n_epochs,
+        keep_last=c.keep_last, monitor_metric=c.monitor_metric, path=c.path))
+    d = spec.data
+    request.data_config.CopyFrom(training_job_pb2.TrainingDataConfig(
+        train_dataset=d.train_dataset, validation_dataset=d.validation_dataset, test_dataset=d.test_dataset,
+        label_column=d.label_column, feature_columns=d.feature_columns, validation_fraction=d.validation_fraction,
+        no_validation=d.no_validation))
+    res = spec.resources
+    request.resources.cpu, request.resources.memory = res.cpu, res.memory
+    request.resources.gpu, request.resources.priority = res.gpu, res.priority
+    if res.timeout_seconds:
+        request.resources.timeout.FromNanoseconds(int(res.timeout_seconds * 1e9))
+    return request
+
+
+_METRIC_SCALARS = ("training_loss", "validation_loss", "best_loss", "accuracy", "precision", "recall", "f1_score",
+                   "rmse", "mae", "r2", "learning_rate", "gradient_norm")
+
+
+def metrics_to_proto(point: dict[str, Any]) -> metrics_pb2.TrainingMetrics:
+    msg = metrics_pb2.TrainingMetrics(
+        sequence=int(point.get("sequence", 0)),
+        epoch=int(point.get("epoch", 0)),
+        total_epochs=int(point.get("total_epochs", 0)),
+        progress=float(point.get("progress", 0.0)),
+        epoch_seconds=float(point.get("epoch_seconds", 0.0)),
+    )
+    if point.get("time") is not None:
+        msg.time.CopyFrom(timestamp(point["time"]))
+    for key in _METRIC_SCALARS:
+        if point.get(key) is not None:
+            setattr(msg, key, float(point[key]))
+    if point.get("best_epoch") is not None:
+        msg.best_epoch = int(point["best_epoch"])
+    usage = point.get("resource_usage") or {}
+    if usage:
+        ru = msg.resource_usage
+        ru.cpu_usage = float(usage.get("cpu_usage", 0.0))
+        ru.memory_usage = int(usage.get("memory_usage", 0))
+        ru.memory_total = int(usage.get("memory_total", 0))
+        ru.gpu_present = bool(usage.get("gpu_present", False))
+        if ru.gpu_present:
+            ru.gpu_usage = float(usage["gpu_usage"])
+            ru.gpu_memory = int(usage["gpu_memory"])
+            ru.gpu_memory_total = int(usage["gpu_memory_total"])
+    for key, value in (point.get("extra") or {}).items():
+        msg.extra[key] = float(value)
+    return msg
+
+
+def log_to_proto(entry: dict[str, Any]) -> metrics_pb2.TrainingLogEntry:
+    msg = metrics_pb2.TrainingLogEntry(
+        sequence=entry["sequence"],
+        level=LOG_LEVELS.get(entry["level"], common_pb2.LOG_LEVEL_INFO),
+        message=entry["message"],
+        source=entry["source"],
+        epoch=entry["epoch"],
+    )
+    msg.time.CopyFrom(timestamp(entry["time"]))
+    return msg
+
+
+def job_to_proto(row: TrainingJobRow) -> training_job_pb2.TrainingJob:
+    job = training_job_pb2.TrainingJob(
+        name=row.name,
+        spec=spec_to_proto(row.spec),
+        state=job_state_enum(row.state),
+        state_message=row.state_message,
+        current_epoch=row.current_epoch,
+        total_epochs=row.total_epochs,
+        progress=(row.current_epoch / row.total_epochs) if row.total_epochs else 0.0,
+        checkpoint_epoch=int((row.checkpoint or {}).get("epoch", 0)),
+        test_metrics=row.test_metrics or {},
+        export_formats=[export_format_enum(f) for f in (row.artifacts or {}) if f != "state"],
+        framework_versions=row.framework_versions or {},
+        attempt_count=row.attempt_count,
+    )
+    for field in ("create_time", "start_time", "end_time", "update_time"):
+        value = getattr(row, field)
+        if value is not None:
+            getattr(job, field).CopyFrom(timestamp(value))
+    if row.latest_metrics:
+        job.latest_metrics.CopyFrom(metrics_to_proto(row.latest_metrics))
+    if row.error:
+        job.error.CopyFrom(error_status_proto(row.error.get("code", "INTERNAL"), row.error.get("message", "")))
+    return job
+
+
+# ----- datasets
+
+
+def _schema_to_proto(schema: dict[str, Any]) -> dataset_pb2.DataSchema:
+    out = dataset_pb2.DataSchema()
+    for col in schema.get("columns", []):
+        out.columns.append(dataset_pb2.ColumnSchema(
+            name=col["name"],
+            data_type=dataset_pb2.DataType.Value("DATA_TYPE_" + col["data_type"].upper()),
+            nullable=bool(col.get("nullable")),
+            categorical=bool(col.get("categorical")),
+            categories=[str(c) for c in col.get("categories", [])],
+            description=col.get("description", ""),
+        ))
+    return out
+
+
+def schema_from_proto(schema: dataset_pb2.DataSchema) -> dict[str, Any] | None:
+    if not schema.columns:
+        return None
+    columns = []
+    for i, col in enumerate(schema.columns):
+        if col.data_type == dataset_pb2.DATA_TYPE_UNSPECIFIED:
+            raise InvalidArgument.field(f"config.schema.columns[{i}].data_type", "is required")
+        columns.append({
+            "name": col.name,
+            "data_type": dataset_pb2.DataType.Name(col.data_type).removeprefix("DATA_TYPE_").lower(),
+            "nullable": col.nullable,
+            "categorical": col.categorical,
+            "categories": list(col.categories),
+            "description": col.description,
+        })
+    return {"columns": columns}
+
+
+def _value_counts(items: list[dict[str, Any]]) -> list[dataset_pb2.ValueCount]:
+    return [dataset_pb2.ValueCount(value=str(v["value"]), count=int(v["count"])) for v in items]
+
+
+def _statistics_to_proto(stats: dict[str, Any]) -> dataset_pb2.DataStatistics:
+    out = dataset_pb2.DataStatistics(row_count=int(stats.get("row_count", 0)))
+    for col in stats.get("columns", []):
+        c = dataset_pb2.ColumnStatistics(
+            name=col["name"], null_count=int(col.get("null_count") or 0),
+            distinct_count=int(col.get("distinct_count") or 0),
+        )
+        for key in ("min", "max", "mean", "std"):
+            if col.get(key) is not None:
+                setattr(c, key, float(col[key]))
+        for q in col.get("quantiles") or []:
+            c.quantiles.append(dataset_pb2.Quantile(quantile=float(q["quantile"]), value=float(q["value"])))
+        c.top_values.extend(_value_counts(col.get("top_values") or []))
+        hist = col.get("histogram")
+        if hist:
+            c.histogram.bin_edges.extend(float(x) for x in hist["bin_edges"])
+            c.histogram.counts.extend(int(x) for x in hist["counts"])
+        out.columns.append(c)
+    out.label_distribution.extend(_value_counts(stats.get("label_distribution") or []))
+    return out
+
+
+def dataset_to_proto(row: DatasetRow) -> dataset_pb2.Dataset:
+    out = dataset_pb2.Dataset(
+        name=row.name,
+        display_name=row.display_name,
+        type=dataset_pb2.DatasetType.Value("DATASET_TYPE_" + row.type.upper()),
+        schema=_schema_to_proto(row.schema),
+        statistics=_statistics_to_proto(row.statistics),
+        row_count=row.row_count,
+        size_bytes=row.size_bytes,
+        content_sha256=row.sha256,
+        version=row.version,
+        source_uri=row.source_uri,
+        labels=row.labels or {},
+        label_column=row.label_column,
+    )
+    out.lineage.parents.extend(row.lineage.get("parents", []))
+    out.lineage.operation = row.lineage.get("operation", "")
+    out.lineage.parameters.CopyFrom(dict_to_struct(row.lineage.get("parameters", {})))
+    out.create_time.CopyFrom(timestamp(row.create_time))
+    return out
+
+
+def record_to_proto(index: int, values: dict[str, Any]) -> dataset_pb2.DataRecord:
+    return dataset_pb2.DataRecord(row_index=index, fields=dict_to_struct(values))

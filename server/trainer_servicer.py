@@ -1,0 +1,178 @@
+"""TrainerService: translates requests to ModelTrainer calls, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from engine import names
+from engine.app import Engine
+from engine.errors import DataLoss, InvalidArgument
+from engine.export.formats import FORMATS, parse_format
+from engine.paging import page_bounds
+from forge.training.v1 import model_pb2, trainer_service_pb2 as pb, trainer_service_pb2_grpc
+from server import convert, unimplemented
+from server.errors import rpc
+from server.streams import follow_job
+
+CHUNK = 1024 * 1024
+SERVICE = "TrainerService"
+_run = asyncio.to_thread
+
+
+class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.trainer = engine.trainer
+
+    @staticmethod
+    def _job(value: str) -> str:
+        return names.resolve(value, "trainingJobs", "name")
+
+    @rpc
+    async def StartTraining(self, request: pb.StartTrainingRequest, context) -> pb.StartTrainingResponse:
+        project = names.project_of_parent(request.parent)
+        if not request.HasField("spec"):
+            raise InvalidArgument.field("spec", "is required: the TrainingRequest to run", "REQUIRED")
+        spec = convert.spec_from_proto(request.spec)
+        row = await _run(self.trainer.start_training, project, request.training_job_id, spec)
+        return pb.StartTrainingResponse(training_job=convert.job_to_proto(row))
+
+    @rpc
+    async def GetTrainingJob(self, request, context) -> pb.GetTrainingJobResponse:
+        row = await _run(self.trainer.get_job, self._job(request.name))
+        return pb.GetTrainingJobResponse(training_job=convert.job_to_proto(row))
+
+    @rpc
+    async def ListTrainingJobs(self, request, context) -> pb.ListTrainingJobsResponse:
+        project = names.project_of_parent(request.parent)
+        rows, token = await _run(self.trainer.list_jobs, project, request.page_size, request.page_token,
+                                 request.filter)
+        return pb.ListTrainingJobsResponse(training_jobs=[convert.job_to_proto(r) for r in rows],
+                                           next_page_token=token)
+
+    @rpc
+    async def DeleteTrainingJob(self, request, context) -> pb.DeleteTrainingJobResponse:
+        await _run(self.trainer.delete_job, self._job(request.name))
+        return pb.DeleteTrainingJobResponse()
+
+    @rpc
+    async def PauseTraining(self, request, context) -> pb.PauseTrainingResponse:
+        row = await _run(self.trainer.pause, self._job(request.name))
+        return pb.PauseTrainingResponse(training_job=convert.job_to_proto(row))
+
+    @rpc
+    async def ResumeTraining(self, request, context) -> pb.ResumeTrainingResponse:
+        row = await _run(self.trainer.resume, self._job(request.name))
+        return pb.ResumeTrainingResponse(training_job=convert.job_to_proto(row))
+
+    @rpc
+    async def CancelTraining(self, request, context) -> pb.CancelTrainingResponse:
+        row = await _run(self.trainer.cancel, self._job(request.name))
+        return pb.CancelTrainingResponse(training_job=convert.job_to_proto(row))
+
+    @rpc
+    async def GetTrainingMetrics(self, request, context) -> pb.GetTrainingMetricsResponse:
+        job = self._job(request.name)
+        await _run(self.trainer.get_job, job)  # NOT_FOUND for unknown jobs
+        response = pb.GetTrainingMetricsResponse()
+        latest = await _run(self.engine.journal.latest_metric, job)
+        if latest:
+            response.latest.CopyFrom(convert.metrics_to_proto(latest))
+        if request.page_size:
+            after, limit = page_bounds(request.page_size, request.page_token, maximum=10_000)
+            points = await _run(self.engine.journal.metrics_after, job, after, limit + 1)
+            response.history.extend(convert.metrics_to_proto(p) for p in points[:limit])
+            if len(points) > limit:
+                from engine.paging import next_token
+
+                response.next_page_token = next_token(after, limit, limit, True)
+        return response
+
+    @rpc
+    async def WatchTrainingMetrics(self, request, context):
+        job = self._job(request.name)
+
+        def fetch(after: int, limit: int):
+            points = self.engine.journal.metrics_after(job, after, limit)
+            return points, points[-1]["sequence"] if points else after
+
+        async for points, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch):
+            yield pb.WatchTrainingMetricsResponse(points=[convert.metrics_to_proto(p) for p in points],
+                                                  job_state=convert.job_state_enum(state))
+
+    def _log_fetch(self, job: str, min_level: int, contains: str):
+        level = convert.LOG_LEVEL_NUMBERS.get(min_level, 0)
+
+        def fetch(after: int, limit: int):
+            return self.engine.journal.logs_after(job, after, limit, level, contains)
+
+        return fetch
+
+    @rpc
+    async def GetTrainingLogs(self, request, context) -> pb.GetTrainingLogsResponse:
+        job = self._job(request.name)
+        await _run(self.trainer.get_job, job)
+        after, limit = page_bounds(request.page_size, request.page_token, default=1000, maximum=10_000)
+        fetch = self._log_fetch(job, request.min_level, request.contains)
+        entries, scanned = await _run(fetch, after, limit)
+        response = pb.GetTrainingLogsResponse(entries=[convert.log_to_proto(e) for e in entries])
+        if scanned - after >= limit:
+            from engine.paging import next_token
+
+            response.next_page_token = next_token(after, limit, scanned - after, True)
+        return response
+
+    @rpc
+    async def StreamTrainingLogs(self, request, context):
+        job = self._job(request.name)
+        fetch = self._log_fetch(job, request.min_level, request.contains)
+        async for entries, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch):
+            yield pb.StreamTrainingLogsResponse(entries=[convert.log_to_proto(e) for e in entries],
+                                                job_state=convert.job_state_enum(state))
+
+    @rpc
+    async def SaveModel(self, request, context) -> pb.SaveModelResponse:
+        fmt = convert.export_format_str(request.format) if request.format else "pickle"
+        path, size, digest = await _run(self.trainer.save_model, self._job(request.name), request.path,
+                                        parse_format(fmt))
+        return pb.SaveModelResponse(path=path, size_bytes=size, sha256=digest)
+
+    @rpc
+    async def ExportModel(self, request, context):
+        fmt = parse_format(convert.export_format_str(request.format))
+        row, info = await _run(self.trainer.artifact, self._job(request.name), fmt, False)
+        metadata = model_pb2.ExportMetadata(
+            format=request.format,
+            size_bytes=info["size_bytes"],
+            sha256=info["sha256"],
+            filename=FORMATS[fmt].filename,
+            content_type=FORMATS[fmt].content_type,
+            framework=row.spec.get("framework", ""),
+            framework_versions=row.framework_versions or {},
+            input_features=row.model_info.get("features", []),
+            class_labels=row.model_info.get("classes", []),
+        )
+        digest = hashlib.sha256()
+        offset = 0
+        with open(info["path"], "rb") as f:
+            while True:
+                chunk = await _run(f.read, CHUNK)
+                if not chunk and offset:
+                    break
+                digest.update(chunk)
+                if offset + len(chunk) >= info["size_bytes"] and digest.hexdigest() != info["sha256"]:
+                    # Checked before the last bytes leave, so a client never gets a corrupt artifact whole.
+                    raise DataLoss(f"the stored {fmt} artifact of {row.name} no longer matches its recorded sha256")
+                message = pb.ExportModelResponse(data=chunk, offset=offset)
+                if offset == 0:
+                    message.metadata.CopyFrom(metadata)
+                yield message
+                offset += len(chunk)
+                if not chunk:
+                    break
+        if offset != info["size_bytes"]:
+            raise DataLoss(f"the stored {fmt} artifact of {row.name} has {offset} bytes, {info['size_bytes']} recorded")
+
+
+unimplemented.install(TrainerServicer, SERVICE)

@@ -1,0 +1,152 @@
+"""Ingesting CSV / Parquet / JSONL files into stored Parquet datasets."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.data.ingest import IngestResult, detect_format, ingest_file, write_table
+from engine.data.schema import ColumnSchema, DataSchema
+from engine.errors import InvalidArgument
+from engine.storage.files import sha256_file
+
+CSV = "id,score,city,active\n1,0.5,Oslo,true\n2,,Rome,false\n3,2.5,Oslo,\n4,1.0,,true\n"
+
+
+def _write(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("data.csv", "csv"), ("DATA.CSV.GZ", "csv"), ("a.parquet", "parquet"), ("a.pq", "parquet"),
+        ("a.jsonl", "jsonl"), ("a.ndjson", "jsonl"), ("file:///x/y/a.jsonl", "jsonl"),
+    ],
+)
+def test_detect_format_from_extension(name, expected):
+    assert detect_format(name) == expected
+
+
+def test_explicit_format_wins_and_unknown_ones_are_refused():
+    assert detect_format("upload.bin", "PARQUET") == "parquet"
+    with pytest.raises(InvalidArgument) as err:
+        detect_format("a.csv", "xlsx")
+    assert err.value.violations[0].field == "config.format"
+    assert "csv, parquet, jsonl" in err.value.message
+    with pytest.raises(InvalidArgument) as err:
+        detect_format("data.txt")
+    assert err.value.violations[0].field == "config.format" and ".csv" in err.value.message
+
+
+def test_ingest_csv_writes_parquet_with_checksum_schema_and_statistics(tmp_path):
+    source = _write(tmp_path / "in.csv", CSV)
+    dest = tmp_path / "store" / "ds.parquet"
+    result = ingest_file(source, str(dest), label_column="city")
+
+    assert result.path == str(dest)
+    assert result.row_count == 4
+    assert result.size_bytes == os.path.getsize(dest)
+    assert result.sha256 == sha256_file(dest)
+    assert [(c.name, c.data_type, c.nullable) for c in result.schema.columns] == [
+        ("id", "int64", False), ("score", "float64", True), ("city", "string", True), ("active", "bool", True),
+    ]
+    stored = pq.read_table(dest)
+    assert stored.column("score").to_pylist() == [0.5, None, 2.5, 1.0]
+    assert stored.column("city").to_pylist() == ["Oslo", "Rome", "Oslo", None]  # empty cell -> null
+    assert result.statistics.column("score").mean == pytest.approx(4.0 / 3)
+    assert [(v.value, v.count) for v in result.statistics.label_distribution] == [("Oslo", 2), ("Rome", 1)]
+    assert [p.name for p in dest.parent.iterdir()] == ["ds.parquet"]  # no temporary file left behind
+
+
+def test_result_round_trips_through_json(tmp_path):
+    result = ingest_file(_write(tmp_path / "in.csv", CSV), str(tmp_path / "o.parquet"))
+    assert IngestResult.from_dict(json.loads(json.dumps(result.to_dict(), allow_nan=False))) == result
+
+
+def test_ingest_accepts_file_uri_gzip_jsonl_and_parquet(tmp_path):
+    gz = tmp_path / "in.csv.gz"
+    gz.write_bytes(gzip.compress(CSV.encode()))
+    from_gz = ingest_file(f"file://{gz}", str(tmp_path / "a.parquet"))
+    assert from_gz.row_count == 4
+
+    lines = "\n".join(json.dumps({"id": i, "name": f"n{i}", "v": i / 2}) for i in range(5)) + "\n"
+    from_jsonl = ingest_file(_write(tmp_path / "in.jsonl", lines), str(tmp_path / "b.parquet"))
+    assert from_jsonl.row_count == 5
+    assert [c.data_type for c in from_jsonl.schema.columns] == ["int64", "string", "float64"]
+
+    frame = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}, index=[10, 20, 30])
+    frame.to_parquet(tmp_path / "in.parquet")  # pandas stores the non-default index as a column
+    from_parquet = ingest_file(str(tmp_path / "in.parquet"), str(tmp_path / "c.parquet"))
+    assert pq.read_table(tmp_path / "c.parquet").to_pandas().index.tolist() == [0, 1, 2]
+    assert from_parquet.row_count == 3
+
+
+def test_missing_file_names_the_source_field(tmp_path):
+    with pytest.raises(InvalidArgument) as err:
+        ingest_file(str(tmp_path / "nope.csv"), str(tmp_path / "o.parquet"), field_prefix="dataset")
+    assert err.value.violations[0].field == "dataset.source_uri"
+    assert "no such file" in err.value.message
+    with pytest.raises(InvalidArgument, match="scheme 's3' is not supported"):
+        ingest_file("s3://bucket/a.csv", str(tmp_path / "o.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("bad.jsonl", "{\"a\": 1}\nnot json at all\n", "cannot read bad.jsonl as jsonl"),
+        ("bad.parquet", "this is not parquet", "cannot read bad.parquet as parquet"),
+        ("ragged.csv", "a,b\n1,2\n3,4,5\n", "cannot read ragged.csv as csv"),
+        ("header.csv", "a,b\n", "has no data rows"),
+        ("nested.jsonl", "{\"a\": {\"b\": 1}}\n", "'a' has type struct"),
+    ],
+)
+def test_unreadable_or_empty_files_are_invalid_and_nothing_is_written(tmp_path, name, content, needle):
+    dest = tmp_path / "out" / "o.parquet"
+    with pytest.raises(InvalidArgument) as err:
+        ingest_file(_write(tmp_path / name, content), str(dest))
+    assert err.value.violations[0].field == "config.source_uri"
+    assert needle in err.value.message
+    assert not dest.exists()
+
+
+def test_missing_label_column_lists_the_available_ones(tmp_path):
+    with pytest.raises(InvalidArgument) as err:
+        ingest_file(_write(tmp_path / "in.csv", CSV), str(tmp_path / "o.parquet"), label_column="target")
+    assert err.value.violations[0].field == "config.label_column"
+    assert "available columns: id, score, city, active" in err.value.message
+
+
+def test_declared_schema_is_enforced_and_returned_unchanged(tmp_path):
+    schema = DataSchema(
+        columns=[
+            ColumnSchema("id", "string", False, description="row id"),
+            ColumnSchema("score", "float64", True),
+            ColumnSchema("city", "string", True, True, ["Oslo", "Rome", "Paris"]),
+            ColumnSchema("active", "bool", True),
+        ]
+    )
+    result = ingest_file(_write(tmp_path / "in.csv", CSV), str(tmp_path / "o.parquet"), schema=schema)
+    assert result.schema == schema
+    assert pq.read_table(tmp_path / "o.parquet").column("id").to_pylist() == ["1", "2", "3", "4"]
+
+    schema.columns[1] = ColumnSchema("score", "float64", False)
+    with pytest.raises(InvalidArgument) as err:
+        ingest_file(_write(tmp_path / "in.csv", CSV), str(tmp_path / "p.parquet"), schema=schema)
+    assert err.value.violations[0].field == "config.schema.columns[1]"
+    assert "row 1 is empty" in err.value.message
+
+
+def test_write_table_stores_any_arrow_table(tmp_path):
+    table = pa.table({"x": pa.array([3, 1], pa.int16()), "y": ["a", "b"]})
+    result = write_table(table, str(tmp_path / "t.parquet"), label_column="y")
+    assert result.row_count == 2 and result.sha256 == sha256_file(tmp_path / "t.parquet")
+    assert pq.read_schema(tmp_path / "t.parquet").field("x").type == pa.int64()  # canonical type
+    assert [(v.value, v.count) for v in result.statistics.label_distribution] == [("a", 1), ("b", 1)]
