@@ -99,6 +99,11 @@ class FrameworkAdapter(abc.ABC):
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TrainingRun:
         """Rebuild a run from a checkpoint (for resume and for export after completion)."""
 
+    def planned_epochs(self, spec: TrainingSpec) -> int:
+        """The total_epochs a run of `spec` will have, known without importing the framework
+        (estimators that fit in one pass have 1). Server side."""
+        return spec.epochs
+
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:
         """Library versions, e.g. {"scikit-learn": "1.9.0"}; imports the framework."""

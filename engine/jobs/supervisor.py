@@ -15,9 +15,6 @@ from typing import Any
 
 _SPAWN = multiprocessing.get_context("spawn")
 
-# Messages after which the worker exits on its own.
-TERMINAL = frozenset({"paused", "completed", "failed", "cancelled"})
-
 
 class WorkerHandle:
     """A running worker process and the pipe to it."""
@@ -31,7 +28,8 @@ class WorkerHandle:
         self.process = _SPAWN.Process(target=worker.main, args=(payload, child), name=f"forge-worker:{job}", daemon=True)
         self.timeout_seconds = timeout_seconds
         self.started = time.monotonic()
-        self.terminal: str | None = None
+        # The terminal message (kind, payload); its state change is applied once the process is gone.
+        self.outcome: tuple[str, Any] | None = None
         self.timed_out = False
         self.kill_reason = ""
         self._send_lock = threading.Lock()
@@ -53,7 +51,7 @@ class WorkerHandle:
 
 def supervise(
     handle: WorkerHandle,
-    on_messages: Callable[[str, list[tuple[str, Any]]], None],
+    on_messages: Callable[[WorkerHandle, list[tuple[str, Any]]], None],
     on_exit: Callable[[WorkerHandle], None],
 ) -> None:
     """Relay messages until the worker exits; then report its exit. Runs in its own thread."""
@@ -67,11 +65,8 @@ def supervise(
                         batch.append(handle.conn.recv())
                 except (EOFError, OSError):
                     closed = True  # the worker closed its end: everything it sent has been read
-                for kind, _ in batch:
-                    if kind in TERMINAL:
-                        handle.terminal = kind
                 if batch:
-                    on_messages(handle.job, batch)
+                    on_messages(handle, batch)
                 if closed:
                     break
                 continue

@@ -24,6 +24,7 @@ from engine.callbacks.early_stopping import metric_key
 from engine.data.manager import DataManager
 from engine.data.training_data import NUMERIC_TYPES, feature_columns
 from engine.errors import FailedPrecondition, InvalidArgument, NotFound
+from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
 from engine.jobs.spec import MODEL_TYPES, TrainingSpec
@@ -121,7 +122,7 @@ class ModelTrainer:
             raise FailedPrecondition("the server is shutting down; start the job again once it is back")
         job_id = names.validate_id(job_id, "training_job_id") if job_id else names.new_id("job")
         name = names.make(project, "trainingJobs", job_id)
-        self._validate(project, spec)
+        adapter = self._validate(project, spec)
         now = _now()
         row = TrainingJobRow(
             name=name,
@@ -132,7 +133,7 @@ class ModelTrainer:
             priority=spec.resources.priority,
             create_time=now,
             update_time=now,
-            total_epochs=spec.epochs,
+            total_epochs=adapter.planned_epochs(spec),
             test_metrics={},
             artifacts={},
             framework_versions={},
@@ -149,7 +150,7 @@ class ModelTrainer:
         self.dispatch()
         return self.get_job(name)
 
-    def _validate(self, project: str, spec: TrainingSpec) -> None:
+    def _validate(self, project: str, spec: TrainingSpec) -> FrameworkAdapter:
         if not spec.framework:
             raise InvalidArgument.field("model_config.framework", "is required: e.g. 'sklearn'", "REQUIRED")
         adapter = get_adapter(spec.framework)
@@ -227,6 +228,7 @@ class ModelTrainer:
                 raise InvalidArgument.field("training_config.early_stopping.metric",
                                             "val_loss needs validation data: drop data_config.no_validation")
         adapter.validate(spec)
+        return adapter
 
     def get_job(self, name: str) -> TrainingJobRow:
         with self._db.session() as s:
@@ -414,7 +416,8 @@ class ModelTrainer:
 
     # ----- messages from workers (supervisor threads)
 
-    def _on_messages(self, name: str, batch: list[tuple[str, Any]]) -> None:
+    def _on_messages(self, handle: WorkerHandle, batch: list[tuple[str, Any]]) -> None:
+        name = handle.job
         points: list[dict[str, Any]] = []
         logs: list[tuple[str, str, str, int]] = []
 
@@ -441,10 +444,13 @@ class ModelTrainer:
                 points.append(payload)
                 continue
             flush()  # keep order: what came before a state change is recorded before it
-            self._on_event(name, kind, payload)
+            self._record(handle, kind, payload)
         flush()
 
-    def _on_event(self, name: str, kind: str, payload: dict[str, Any]) -> None:
+    def _record(self, handle: WorkerHandle, kind: str, payload: dict[str, Any]) -> None:
+        """Store what a worker reports. Outcomes change the job's state only in _on_exit, once the
+        process is gone, so a PAUSED or COMPLETED job never still has a worker."""
+        name = handle.job
         if kind == "started":
             with self._db.session() as s:
                 row = self._row(s, name)
@@ -452,19 +458,11 @@ class ModelTrainer:
                 row.framework_versions = payload["versions"]
                 row.update_time = _now()
             self._bus.publish(name)
-        elif kind == "checkpoint":
+        elif kind in ("checkpoint", "paused"):
             with self._db.session() as s:
                 row = self._row(s, name)
                 row.checkpoint = payload
                 row.update_time = _now()
-        elif kind == "paused":
-            with self._db.session() as s:
-                row = self._row(s, name)
-                row.checkpoint = payload
-                if row.state in (states.PAUSING, states.RUNNING):
-                    self._set_state(row, states.PAUSED,
-                                    f"paused after epoch {payload['epoch']}; ResumeTraining continues from there")
-            self._journal.log(name, f"paused: checkpoint of epoch {payload['epoch']} written")
         elif kind == "completed":
             with self._db.session() as s:
                 row = self._row(s, name)
@@ -472,9 +470,21 @@ class ModelTrainer:
                 row.test_metrics = payload["test_metrics"]
                 row.model_info = payload["model_info"]
                 row.current_epoch = payload["epoch"]
+        if kind in ("paused", "completed", "failed", "cancelled"):
+            handle.outcome = (kind, payload)
+
+    def _apply_outcome(self, name: str, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "paused":
+            with self._db.session() as s:
+                row = self._row(s, name)
+                if row.state in (states.PAUSING, states.RUNNING):
+                    self._set_state(row, states.PAUSED,
+                                    f"paused after epoch {payload['epoch']}; ResumeTraining continues from there")
+            self._journal.log(name, f"paused: checkpoint of epoch {payload['epoch']} written")
+        elif kind == "completed":
             reason = payload.get("stop_reason")
-            message = f"completed after epoch {payload['epoch']}" + (f" ({reason})" if reason else "")
-            self._finish(name, states.COMPLETED, message)
+            self._finish(name, states.COMPLETED,
+                         f"completed after epoch {payload['epoch']}" + (f" ({reason})" if reason else ""))
         elif kind == "failed":
             self._finish(name, states.FAILED, f"failed: {payload['message']}", error=payload)
         elif kind == "cancelled":
@@ -489,7 +499,9 @@ class ModelTrainer:
                 self._threads.remove(threading.current_thread())
             except ValueError:
                 pass
-        if handle.terminal is None:
+        if handle.outcome is not None and not handle.timed_out:
+            self._apply_outcome(handle.job, *handle.outcome)
+        else:
             code = handle.process.exitcode
             row = self.get_job(handle.job)
             if handle.timed_out:

@@ -214,7 +214,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             "test_metrics": test_metrics,
             "model_info": {
                 "features": list(data.feature_names),
-                "classes": [str(c) for c in data.classes] if data.classes is not None else [],
+                # The classes the model outputs, in order: those seen in training.
+                "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
             },
         },
     )

@@ -120,7 +120,7 @@ def test_train_watch_and_export(client, splits, tmp_path):
     assert (model.predict(X) == pd.DataFrame(rows)["target"].to_numpy()).mean() > 0.9
 
 
-def test_pause_resume_continues_at_next_epoch_then_cancel(client, splits):
+def test_pause_resume_continues_at_next_epoch_then_cancel(client, splits, server):
     job = client.start_training(_spec(splits, architecture="sgd", epochs=3000), training_job_id="flow-pause")
     seen = []
     for point in client.watch_metrics(job.name):
@@ -131,6 +131,7 @@ def test_pause_resume_continues_at_next_epoch_then_cancel(client, splits):
     assert paused.state == common_pb2.JOB_STATE_PAUSED
     k = paused.checkpoint_epoch
     assert k >= 3 and paused.current_epoch == k
+    assert job.name not in server.engine.trainer.running_jobs()  # the worker really stopped
     history = client.metric_history(job.name)
     assert [p.epoch for p in history] == list(range(1, k + 1))
 
