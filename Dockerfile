@@ -25,7 +25,7 @@ WORKDIR /app
 # Least-changing sources first. The SDK (forge-training-client: the generated stubs the
 # server imports) is its own project in clients/python.
 COPY clients/python ./clients/python
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY server ./server
 
