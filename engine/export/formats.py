@@ -33,7 +33,9 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("savedmodel", "model.savedmodel.tar", "application/x-tar",
                      "TensorFlow SavedModel directory as a tar archive"),
         ExportFormat("torch", "model.pt", "application/octet-stream",
-                     "PyTorch state dict saved with torch.save"),
+                     "PyTorch state dict saved with torch.save, with the config that rebuilds the module"),
+        ExportFormat("xgboost_json", "model.json", "application/json",
+                     "XGBoost's native JSON model (Booster.save_model)"),
     )
 }
 

@@ -9,6 +9,7 @@ and only their paths and checksums travel over the pipe.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -72,6 +73,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     from engine.frameworks.registry import get_adapter
     from engine.jobs.spec import TrainingSpec
     from engine.monitor.resources import ResourceSampler
+    from engine.storage import checkpoint
     from engine.storage.files import read_verified, verify, write_bytes_atomic
 
     spec = TrainingSpec.from_dict(payload["spec"])
@@ -106,8 +108,14 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             min_delta=spec.early_stopping.min_delta,
         )
 
+    versions = adapter.versions()
+    manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
+                "job": payload["job"]}
     if resume:
-        state = read_verified(resume["path"], resume["sha256"])
+        saved, state = checkpoint.unpack(read_verified(resume["path"], resume["sha256"]))
+        if saved.get("framework") != spec.framework:
+            raise RuntimeError(f"checkpoint of epoch {resume['epoch']} was written by {saved.get('framework')!r}, "
+                               f"not {spec.framework!r}")
         run = adapter.load_run(spec, data, state)
         epoch = int(resume["epoch"])
         tracker.update(resume.get("tracker", {}).get("best", {}))
@@ -118,14 +126,17 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         run = adapter.create_run(spec, data)
         epoch = 0
     total = run.total_epochs
-    channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": adapter.versions()})
+    channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": versions})
 
     def tracker_state() -> dict[str, Any]:
         return {"best": dict(tracker), "early_stopping": stopper.state_dict() if stopper else {}}
 
+    def checkpoint_bytes(at_epoch: int) -> bytes:
+        return checkpoint.pack(run.state_bytes(), {**manifest, "epoch": at_epoch})
+
     def save_checkpoint(at_epoch: int) -> dict[str, Any]:
         path = checkpoint_dir / f"epoch-{at_epoch:06d}.ckpt"
-        size, digest = write_bytes_atomic(path, run.state_bytes())
+        size, digest = write_bytes_atomic(path, checkpoint_bytes(at_epoch))
         keep = max(1, spec.checkpoints.keep_last or 3)
         for old in sorted(checkpoint_dir.glob("epoch-*.ckpt"))[:-keep]:
             old.unlink(missing_ok=True)
@@ -134,6 +145,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         return info
 
     stop_reason = ""
+    best_state: tuple[int, bytes] | None = None  # (epoch, state) for early_stopping.restore_best
     while epoch < total:
         command = channel.command()
         if command == "cancel":
@@ -157,6 +169,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             better = best is None or (value < best if monitor_mode == "min" else value > best)
             if better:
                 tracker["best"], tracker["best_epoch"] = value, epoch
+                if spec.checkpoints.save_best:
+                    write_bytes_atomic(checkpoint_dir / "best.ckpt", checkpoint_bytes(epoch))
         point: dict[str, Any] = {
             "epoch": epoch,
             "total_epochs": total,
@@ -174,6 +188,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             point["best_epoch"] = tracker["best_epoch"]
         if stopper and stopper.after_epoch(epoch, metrics):
             stop_reason = stopper.stop_reason
+        if stopper and spec.early_stopping.restore_best and stopper.best_epoch == epoch:
+            best_state = (epoch, run.state_bytes())
         every = max(1, spec.checkpoints.every_n_epochs or 1)
         if spec.checkpoints.enabled and epoch % every == 0:
             save_checkpoint(epoch)
@@ -187,7 +203,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             break
 
     current_epoch[0] = 0
-    final_state = run.state_bytes()
+    if best_state is not None and best_state[0] != epoch:
+        run.restore(best_state[1])
+        channel.log(f"restored the weights of epoch {best_state[0]}, the best by {stopper.metric}")
+    final_state = checkpoint.pack(run.state_bytes(), {**manifest, "epoch": epoch})
     size, digest = write_bytes_atomic(artifact_dir / "model.state", final_state)
     artifacts: dict[str, Any] = {"state": {"path": str(artifact_dir / "model.state"), "sha256": digest, "size_bytes": size}}
     for fmt in run.export_formats:
@@ -195,6 +214,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         size, digest = write_bytes_atomic(path, run.export(fmt))
         artifacts[fmt] = {"path": str(path), "sha256": digest, "size_bytes": size}
         channel.log(f"exported {fmt}: {size} bytes, sha256 {digest}")
+    # Beside the artifacts: what made them, for anyone who finds the files without the database.
+    write_bytes_atomic(artifact_dir / "manifest.json", json.dumps(
+        {**manifest, "epoch": epoch, "artifacts": {k: v["sha256"] for k, v in artifacts.items()}},
+        indent=2, sort_keys=True).encode())
     test_metrics: dict[str, float] = {}
     if datasets.get("test"):
         X_test, y_test = load_arrays(spec, datasets["test"]["path"], data.feature_names)

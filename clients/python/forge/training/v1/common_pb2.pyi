@@ -28,6 +28,7 @@ class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPORT_FORMAT_SAVEDMODEL: _ClassVar[ExportFormat]
     EXPORT_FORMAT_PICKLE: _ClassVar[ExportFormat]
     EXPORT_FORMAT_TORCH: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_XGBOOST_JSON: _ClassVar[ExportFormat]
 
 class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +60,7 @@ EXPORT_FORMAT_ONNX: ExportFormat
 EXPORT_FORMAT_SAVEDMODEL: ExportFormat
 EXPORT_FORMAT_PICKLE: ExportFormat
 EXPORT_FORMAT_TORCH: ExportFormat
+EXPORT_FORMAT_XGBOOST_JSON: ExportFormat
 MODEL_TYPE_UNSPECIFIED: ModelType
 MODEL_TYPE_CLASSIFICATION: ModelType
 MODEL_TYPE_REGRESSION: ModelType
