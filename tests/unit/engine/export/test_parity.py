@@ -53,6 +53,7 @@ def test_format_table():
         "pickle": ("model.pkl", "application/octet-stream"),
         "savedmodel": ("model.savedmodel.tar", "application/x-tar"),
         "torch": ("model.pt", "application/octet-stream"),
+        "xgboost_json": ("model.json", "application/json"),
     }
     assert format_info("pickle").filename == "model.pkl"
 
