@@ -47,6 +47,8 @@ class RunningServer:
         """Stop taking calls, let running jobs checkpoint and pause, then close."""
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Workers start checkpointing at once, while open calls and streams are being closed.
+        await asyncio.to_thread(self.engine.trainer.begin_shutdown)
         await self.server.stop(min(grace_seconds, 5.0))
         await asyncio.to_thread(self.engine.shutdown, grace_seconds)
 

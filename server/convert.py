@@ -24,9 +24,12 @@ from server.errors import error_status_proto
 # ----- enums <-> engine strings
 
 
-def _enum_to_str(enum_type, value: int, prefix: str) -> str:
+def _enum_to_str(enum_type, value: int, prefix: str, field: str = "") -> str:
     if value == 0:
         return ""
+    if value not in enum_type.values():  # a newer client, or a typo: a client mistake, not a crash
+        known = ", ".join(n.removeprefix(prefix) for n in enum_type.keys()[1:])
+        raise InvalidArgument.field(field or prefix.rstrip("_").lower(), f"unknown value {value}: use one of {known}")
     return enum_type.Name(value).removeprefix(prefix).lower()
 
 
@@ -37,25 +40,25 @@ def _str_to_enum(enum_type, value: str, prefix: str) -> int:
 
 
 def model_type_str(value: int) -> str:
-    return _enum_to_str(common_pb2.ModelType, value, "MODEL_TYPE_")
+    return _enum_to_str(common_pb2.ModelType, value, "MODEL_TYPE_", "model_type")
 
 
 def export_format_str(value: int, field: str = "format") -> str:
     if value == 0:
         raise InvalidArgument.field(field, "is required: ONNX, PICKLE, SAVEDMODEL or TORCH", "REQUIRED")
-    return _enum_to_str(common_pb2.ExportFormat, value, "EXPORT_FORMAT_")
+    return _enum_to_str(common_pb2.ExportFormat, value, "EXPORT_FORMAT_", field)
 
 
 def export_format_enum(value: str) -> int:
     return _str_to_enum(common_pb2.ExportFormat, value, "EXPORT_FORMAT_")
 
 
-def data_format_str(value: int) -> str:
-    return _enum_to_str(dataset_pb2.DataFormat, value, "DATA_FORMAT_")
+def data_format_str(value: int, field: str = "format") -> str:
+    return _enum_to_str(dataset_pb2.DataFormat, value, "DATA_FORMAT_", field)
 
 
-def dataset_type_str(value: int) -> str:
-    return _enum_to_str(dataset_pb2.DatasetType, value, "DATASET_TYPE_")
+def dataset_type_str(value: int, field: str = "type") -> str:
+    return _enum_to_str(dataset_pb2.DatasetType, value, "DATASET_TYPE_", field)
 
 
 def job_state_enum(state: str) -> int:
@@ -154,9 +157,16 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
                       validation_fraction=dc.validation_fraction or (0.0 if dc.no_validation else 0.15),
                       no_validation=dc.no_validation),
         resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
-                               timeout_seconds=rc.timeout.ToTimedelta().total_seconds(), priority=rc.priority),
+                               timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority),
         labels=dict(request.labels),
     )
+
+
+def _timeout_seconds(value) -> float:
+    seconds = value.seconds + value.nanos / 1e9
+    if not 0 <= seconds <= 366 * 24 * 3600:
+        raise InvalidArgument.field("resources.timeout", "must be between 0 and 366 days")
+    return seconds
 
 
 def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
@@ -293,16 +303,17 @@ def _schema_to_proto(schema: dict[str, Any]) -> dataset_pb2.DataSchema:
     return out
 
 
-def schema_from_proto(schema: dataset_pb2.DataSchema) -> dict[str, Any] | None:
+def schema_from_proto(schema: dataset_pb2.DataSchema, field: str = "config.schema") -> dict[str, Any] | None:
     if not schema.columns:
         return None
     columns = []
     for i, col in enumerate(schema.columns):
+        type_field = f"{field}.columns[{i}].data_type"
         if col.data_type == dataset_pb2.DATA_TYPE_UNSPECIFIED:
-            raise InvalidArgument.field(f"config.schema.columns[{i}].data_type", "is required")
+            raise InvalidArgument.field(type_field, "is required", "REQUIRED")
         columns.append({
             "name": col.name,
-            "data_type": dataset_pb2.DataType.Name(col.data_type).removeprefix("DATA_TYPE_").lower(),
+            "data_type": _enum_to_str(dataset_pb2.DataType, col.data_type, "DATA_TYPE_", type_field),
             "nullable": col.nullable,
             "categorical": col.categorical,
             "categories": list(col.categories),

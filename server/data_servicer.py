@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 
 from engine import names
 from engine.app import Engine
@@ -32,12 +33,12 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         c = request.config
         config = {
             "display_name": c.display_name,
-            "type": convert.dataset_type_str(c.type),
+            "type": convert.dataset_type_str(c.type, "config.type"),
             "source_uri": c.source_uri,
-            "format": convert.data_format_str(c.format),
+            "format": convert.data_format_str(c.format, "config.format"),
             "data_source": c.data_source,
             "query": c.query,
-            "schema": convert.schema_from_proto(c.schema),
+            "schema": convert.schema_from_proto(c.schema, "config.schema"),
             "label_column": c.label_column,
             "labels": dict(c.labels),
         }
@@ -50,23 +51,34 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
     @rpc
     async def UploadDataset(self, request_iterator, context) -> pb.UploadDatasetResponse:
-        first = True
-        metadata = None
-        tmp = self.data.upload_path()
+        messages = request_iterator.__aiter__()
+        try:
+            first = await messages.__anext__()
+        except StopAsyncIteration:
+            raise InvalidArgument.field("metadata", "the upload was empty: send metadata, then the file's bytes",
+                                        "REQUIRED") from None
+        if first.WhichOneof("part") != "metadata":
+            raise InvalidArgument.field("metadata", "the first message must carry the upload's metadata", "REQUIRED")
+        metadata = first.metadata
+        meta = {
+            "dataset_id": metadata.dataset_id,
+            "display_name": metadata.display_name,
+            "format": convert.data_format_str(metadata.format, "metadata.format"),
+            "label_column": metadata.label_column,
+            "type": convert.dataset_type_str(metadata.type, "metadata.type"),
+            "schema": convert.schema_from_proto(metadata.schema, "metadata.schema"),
+            "size_bytes": metadata.size_bytes,
+        }
+        project = names.project_of_parent(metadata.parent, "metadata.parent")
+        # Everything that can be checked before the bytes arrive is checked now, not after 1 GiB.
+        name = await _run(self.data.check_upload, project, meta)
+        tmp = await _run(self.data.upload_path, meta["format"])
         digest = hashlib.sha256()
         received = 0
         handle = await _run(open, tmp, "wb")
         try:
-            async for message in request_iterator:
-                part = message.WhichOneof("part")
-                if first:
-                    if part != "metadata":
-                        raise InvalidArgument.field("metadata", "the first message must carry the upload's metadata",
-                                                    "REQUIRED")
-                    metadata = message.metadata
-                    first = False
-                    continue
-                if part != "chunk":
+            async for message in messages:
+                if message.WhichOneof("part") != "chunk":
                     raise InvalidArgument.field("metadata", "metadata may only be sent once, in the first message")
                 if len(message.chunk) > MAX_CHUNK:
                     raise InvalidArgument.field("chunk", f"chunks are at most {MAX_CHUNK} bytes, got "
@@ -76,30 +88,18 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                 digest.update(message.chunk)
                 await _run(handle.write, message.chunk)
             await _run(handle.close)
-            if metadata is None:
-                raise InvalidArgument.field("metadata", "the upload was empty: send metadata, then the file's bytes",
-                                            "REQUIRED")
             if metadata.size_bytes and metadata.size_bytes != received:
                 raise InvalidArgument.field("metadata.size_bytes",
                                             f"announced {metadata.size_bytes} bytes but {received} arrived")
             if metadata.sha256 and metadata.sha256.lower() != digest.hexdigest():
                 raise InvalidArgument.field("metadata.sha256",
                                             f"the received bytes hash to {digest.hexdigest()}, not {metadata.sha256}")
-            meta = {
-                "dataset_id": metadata.dataset_id,
-                "display_name": metadata.display_name,
-                "format": convert.data_format_str(metadata.format),
-                "label_column": metadata.label_column,
-                "type": convert.dataset_type_str(metadata.type),
-                "schema": convert.schema_from_proto(metadata.schema),
-            }
-            project = names.project_of_parent(metadata.parent, "metadata.parent")
-            row = await _run(self.data.create_from_upload, project, meta, tmp)
+            row = await _run(self.data.create_from_upload, name, meta, tmp)
             return pb.UploadDatasetResponse(dataset=convert.dataset_to_proto(row))
         finally:
             if not handle.closed:
                 await _run(handle.close)
-            tmp.unlink(missing_ok=True)
+            await _run(shutil.rmtree, tmp.parent, True)
 
     @rpc
     async def GetDataset(self, request, context) -> pb.GetDatasetResponse:

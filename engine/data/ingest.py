@@ -94,7 +94,7 @@ def detect_format(path_or_name: str, fmt: str = "", *, field_prefix: str = "conf
     )
 
 
-def _local_path(source: str, source_field: str) -> str:
+def local_path(source: str, source_field: str) -> str:
     """The local file behind `source` (a path or a file:// URI), which must exist."""
     if "://" in source:
         parsed = urlparse(source)
@@ -183,14 +183,18 @@ def ingest_file(
     label_column: str = "",
     schema: DataSchema | None = None,
     field_prefix: str = "config",
+    source_field: str = "",
 ) -> IngestResult:
     """Read a CSV / Parquet / JSONL file (path or file:// URI) and store it as Parquet at `dest`.
+
+    `source_field` names the request field that supplied the bytes in errors about them
+    (default `<field_prefix>.source_uri`; uploads pass their own).
 
     Errors are InvalidArgument on `<field_prefix>.source_uri` (missing, unreadable, empty
     or unsupported file), `.format`, `.label_column` or `.schema.columns[i]`.
     """
-    source_field = _field(field_prefix, "source_uri")
-    path = _local_path(source, source_field)
+    source_field = source_field or _field(field_prefix, "source_uri")
+    path = local_path(source, source_field)
     table = _read(path, detect_format(path, fmt, field_prefix=field_prefix), source_field)
     if table.num_columns == 0:
         raise InvalidArgument.field(source_field, f"{Path(path).name} has no columns")

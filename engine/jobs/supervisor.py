@@ -7,6 +7,7 @@ wake-up of watchers) instead of one by one.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 _SPAWN = multiprocessing.get_context("spawn")
+log = logging.getLogger("forge.engine.supervisor")
 
 
 class WorkerHandle:
@@ -30,6 +32,8 @@ class WorkerHandle:
         self.started = time.monotonic()
         # The terminal message (kind, payload); its state change is applied once the process is gone.
         self.outcome: tuple[str, Any] | None = None
+        # Why supervision itself failed (e.g. the database refused a write), if it did.
+        self.failure = ""
         self.timed_out = False
         self.kill_reason = ""
         self._send_lock = threading.Lock()
@@ -69,14 +73,18 @@ def supervise(
                     on_messages(handle, batch)
                 if closed:
                     break
-                continue
-            if not handle.process.is_alive():
+            elif not handle.process.is_alive():
                 break
+            # Checked on every turn: a chatty worker must not escape its deadline.
             if handle.timeout_seconds and time.monotonic() - handle.started > handle.timeout_seconds:
                 handle.timed_out = True
                 handle.kill("timeout")
     except (EOFError, OSError):
         pass
+    except Exception as exc:  # recording failed (database down, disk full): stop the worker, say why
+        log.exception("supervising %s failed", handle.job)
+        handle.failure = f"the server could not record the job's progress: {type(exc).__name__}: {exc}"
+        handle.kill("supervisor")
     finally:
         handle.process.join(10)
         if handle.process.is_alive():

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
 from engine import names
 from engine.callbacks.early_stopping import metric_key
 from engine.data.manager import DataManager
 from engine.data.training_data import NUMERIC_TYPES, feature_columns
-from engine.errors import FailedPrecondition, InvalidArgument, NotFound
+from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
@@ -38,6 +40,21 @@ from engine.store.models import TrainingJobRow
 
 CANCEL_GRACE_SECONDS = 5.0
 SUPERVISED_TASKS = ("classification", "regression", "forecasting")
+
+
+# Metrics every adapter reports per epoch, by model type; what early stopping may watch.
+REPORTED_METRICS = {
+    "classification": ("validation_loss", "training_loss", "accuracy", "precision", "recall", "f1_score"),
+    "regression": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
+    "forecasting": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
+}
+
+
+def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
+    reported = REPORTED_METRICS.get(spec.model_type)
+    if reported and metric_key(metric) not in reported:
+        names = ", ".join("val_loss" if m == "validation_loss" else m for m in reported)
+        raise InvalidArgument.field(field, f"{metric!r} is not reported for {spec.model_type}: use one of {names}")
 
 
 def _now() -> datetime:
@@ -95,25 +112,32 @@ class ModelTrainer:
             return f"interrupted: {why}; ResumeTraining continues after the checkpoint of epoch {epoch}"
         return f"interrupted: {why}; no checkpoint was written, so ResumeTraining starts from the first epoch"
 
-    def shutdown(self, grace_seconds: float = 10.0) -> None:
-        """Stop taking work; running jobs checkpoint and become PAUSED (killed if they take too long)."""
+    def begin_shutdown(self) -> None:
+        """Stop starting jobs and ask every running worker to checkpoint and pause."""
         with self._lock:
             self._accepting = False
             handles = list(self._workers.values())
-        for handle in handles:
-            with self._db.session() as s:
-                row = s.get(TrainingJobRow, handle.job)
-                if row is not None and row.state == states.RUNNING:
+            for handle in handles:
+                with self._db.session() as s:
+                    row = s.get(TrainingJobRow, handle.job)
+                    if row is None or row.state != states.RUNNING:
+                        continue
+                    self._journal.log(handle.job, "server shutting down: pausing the job at the end of its epoch")
                     self._set_state(row, states.PAUSING, "pausing: the server is shutting down")
-            handle.command("pause")
-            self._journal.log(handle.job, "server shutting down: pausing the job at the end of its epoch")
+                handle.command("pause")
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Running jobs checkpoint and become PAUSED; workers still busy after the grace are killed."""
+        self.begin_shutdown()
+        deadline = time.monotonic() + grace_seconds
         for thread in list(self._threads):
-            thread.join(grace_seconds)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            handles = list(self._workers.values())
         for handle in handles:
-            if handle.process.is_alive():
-                handle.kill("shutdown")
+            handle.kill("shutdown")
         for thread in list(self._threads):
-            thread.join(5)
+            thread.join(15)
 
     # ----- requests
 
@@ -139,12 +163,14 @@ class ModelTrainer:
             framework_versions={},
             model_info={},
         )
-        with self._db.session() as s:
-            if s.get(TrainingJobRow, name) is not None:
-                from engine.errors import AlreadyExists
-
-                raise AlreadyExists(f"training job {name} already exists: choose another training_job_id")
-            s.add(row)
+        exists = AlreadyExists(f"training job {name} already exists: choose another training_job_id")
+        try:
+            with self._db.session() as s:
+                if s.get(TrainingJobRow, name) is not None:
+                    raise exists
+                s.add(row)
+        except IntegrityError:  # created by a concurrent request between the check and the insert
+            raise exists from None
         self._journal.log(name, f"job created: {spec.framework}/{spec.architecture} {spec.model_type}, "
                                 f"{spec.epochs} epochs; queued")
         self.dispatch()
@@ -173,6 +199,11 @@ class ModelTrainer:
                 raise InvalidArgument.field("training_config.early_stopping.patience", "must be >= 0")
             if es.mode not in ("", "min", "max"):
                 raise InvalidArgument.field("training_config.early_stopping.mode", "must be 'min' or 'max'")
+            if es.min_delta < 0:
+                raise InvalidArgument.field("training_config.early_stopping.min_delta", "must be >= 0")
+            _check_monitored(spec, es.metric or "val_loss", "training_config.early_stopping.metric")
+        if spec.checkpoints.monitor_metric:
+            _check_monitored(spec, spec.checkpoints.monitor_metric, "training_config.checkpoints.monitor_metric")
         if spec.resources.timeout_seconds < 0:
             raise InvalidArgument.field("resources.timeout", "must not be negative")
         if not 0 <= spec.data.validation_fraction < 1:
@@ -283,10 +314,10 @@ class ModelTrainer:
                     states.check_transition(name, row.state, states.PAUSING)
                     self._set_state(row, states.PAUSING, "pausing: the worker checkpoints at the end of its epoch")
                     message = "pause requested: the worker checkpoints at the end of its epoch"
+            self._journal.log(name, message)  # under the lock: the worker cannot finish before it is written
             handle = self._workers.get(name)
             if handle is not None:
                 handle.command("pause")
-        self._journal.log(name, message)
         return self.get_job(name)
 
     def resume(self, name: str) -> TrainingJobRow:
@@ -296,7 +327,7 @@ class ModelTrainer:
                 states.check_transition(name, row.state, states.PENDING)
                 epoch = (row.checkpoint or {}).get("epoch", 0)
                 self._set_state(row, states.PENDING, f"resumed; continues after epoch {epoch} when a worker is free")
-        self._journal.log(name, f"resume requested: continues after epoch {epoch}")
+            self._journal.log(name, f"resume requested: continues after epoch {epoch}")
         self.dispatch()
         return self.get_job(name)
 
@@ -342,13 +373,20 @@ class ModelTrainer:
 
         target = self._safe_model_path(relative_path)
         _, info = self.artifact(name, fmt)
-        size, digest = write_atomic(target, lambda tmp: shutil.copyfile(info["path"], tmp))
-        self._journal.log(name, f"model saved to models/{target.relative_to(self.model_dir.resolve())} ({fmt})")
+        if target.is_dir():
+            raise InvalidArgument.field("path", f"{relative_path!r} is a directory: name a file, e.g. "
+                                                f"'{relative_path.rstrip('/')}/model.pkl'")
+        try:
+            size, digest = write_atomic(target, lambda tmp: shutil.copyfile(info["path"], tmp))
+        except (NotADirectoryError, FileExistsError) as exc:
+            raise InvalidArgument.field("path", f"cannot write {relative_path!r}: a part of it is a file") from exc
         return str(target.relative_to(self.model_dir.resolve())), size, digest
 
     def _safe_model_path(self, relative_path: str) -> Path:
         if not relative_path:
             raise InvalidArgument.field("path", "is required: a relative path such as 'churn/model.pkl'", "REQUIRED")
+        if "\x00" in relative_path:
+            raise InvalidArgument.field("path", "contains a NUL character")
         root = self.model_dir.resolve()
         candidate = (root / relative_path).resolve()
         if Path(relative_path).is_absolute() or not candidate.is_relative_to(root) or candidate == root:
@@ -372,7 +410,19 @@ class ModelTrainer:
                     ).first()
                     if row is None:
                         return
-                    payload = self._payload(row)
+                    name = row.name
+                    try:
+                        payload = self._payload(row)
+                    except ForgeError as exc:  # e.g. its dataset was deleted: fail this job, keep the queue going
+                        failure = exc
+                    else:
+                        failure = None
+                if failure is not None:
+                    self._finish(name, states.FAILED, f"failed before it started: {failure.message}",
+                                 error={"code": failure.code, "message": failure.message})
+                    continue
+                with self._db.session() as s:
+                    row = self._row(s, name)
                     row.attempt_count += 1
                     payload["attempt"] = row.attempt_count
                     if row.start_time is None:
@@ -475,12 +525,16 @@ class ModelTrainer:
 
     def _apply_outcome(self, name: str, kind: str, payload: dict[str, Any]) -> None:
         if kind == "paused":
+            row = self.get_job(name)
+            if row.state == states.CANCELLING:  # cancelled while it was pausing: the cancel wins
+                self._finish(name, states.CANCELLED, f"cancelled after epoch {payload['epoch']}")
+                return
+            self._journal.log(name, f"paused: checkpoint of epoch {payload['epoch']} written")
             with self._db.session() as s:
                 row = self._row(s, name)
                 if row.state in (states.PAUSING, states.RUNNING):
                     self._set_state(row, states.PAUSED,
                                     f"paused after epoch {payload['epoch']}; ResumeTraining continues from there")
-            self._journal.log(name, f"paused: checkpoint of epoch {payload['epoch']} written")
         elif kind == "completed":
             reason = payload.get("stop_reason")
             self._finish(name, states.COMPLETED,
@@ -491,36 +545,43 @@ class ModelTrainer:
             self._finish(name, states.CANCELLED, f"cancelled after epoch {payload['epoch']}")
 
     def _on_exit(self, handle: WorkerHandle) -> None:
-        with self._lock:
-            # A resumed job may already have a new worker under the same name: leave that one.
-            if self._workers.get(handle.job) is handle:
-                del self._workers[handle.job]
-            try:
-                self._threads.remove(threading.current_thread())
-            except ValueError:
-                pass
+        # Under the trainer lock: pause and cancel read and write the same row under it, so a
+        # user's request can never overwrite the outcome recorded here (or the reverse).
+        try:
+            with self._lock:
+                if self._workers.get(handle.job) is handle:  # a resumed job may already have a new worker
+                    del self._workers[handle.job]
+                try:
+                    self._threads.remove(threading.current_thread())
+                except ValueError:
+                    pass
+                self._settle(handle)
+        finally:
+            self.dispatch()
+
+    def _settle(self, handle: WorkerHandle) -> None:
+        """Give the job of an exited worker its truthful state."""
         if handle.outcome is not None and not handle.timed_out:
             self._apply_outcome(handle.job, *handle.outcome)
+        code = handle.process.exitcode
+        row = self.get_job(handle.job)
+        if row.state in states.FINAL or row.state in (states.PENDING, states.PAUSED) or handle.job in self._workers:
+            return
+        if handle.timed_out:
+            limit = handle.timeout_seconds
+            self._finish(handle.job, states.FAILED, f"failed: the job exceeded its timeout of {limit:g} s",
+                         error={"code": "DEADLINE_EXCEEDED",
+                                "message": f"the job exceeded its timeout of {limit:g} seconds "
+                                           "(resources.timeout); raise it or train for fewer epochs"})
+        elif row.state == states.CANCELLING:
+            self._finish(handle.job, states.CANCELLED, "cancelled: the worker was stopped")
+        elif handle.kill_reason == "shutdown":
+            with self._db.session() as s:
+                r = self._row(s, handle.job)
+                self._set_state(r, states.PAUSED, self._interrupted_message(r, "the server shut down"))
         else:
-            code = handle.process.exitcode
-            row = self.get_job(handle.job)
-            if handle.timed_out:
-                limit = handle.timeout_seconds
-                self._finish(handle.job, states.FAILED, f"failed: the job exceeded its timeout of {limit:g} s",
-                             error={"code": "DEADLINE_EXCEEDED",
-                                    "message": f"the job exceeded its timeout of {limit:g} seconds "
-                                               "(resources.timeout); raise it or train for fewer epochs"})
-            elif row.state == states.CANCELLING:
-                self._finish(handle.job, states.CANCELLED, "cancelled: the worker was stopped")
-            elif handle.kill_reason == "shutdown" or row.state == states.PAUSING:
-                with self._db.session() as s:
-                    r = self._row(s, handle.job)
-                    self._set_state(r, states.PAUSED, self._interrupted_message(r, "the worker was stopped"))
-            elif row.state not in states.FINAL:
-                self._finish(handle.job, states.FAILED, f"failed: the worker exited unexpectedly (exit code {code})",
-                             error={"code": "INTERNAL", "message": f"the worker process exited unexpectedly with code "
-                                                                   f"{code}; see the job's logs"})
-        self.dispatch()
+            why = handle.failure or f"the worker process exited unexpectedly with code {code}; see the job's logs"
+            self._finish(handle.job, states.FAILED, f"failed: {why}", error={"code": "INTERNAL", "message": why})
 
     def _finish(self, name: str, state: str, message: str, error: dict[str, Any] | None = None) -> None:
         if self.get_job(name).state in states.FINAL:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 import traceback
 import warnings
@@ -43,6 +44,10 @@ class _Channel:
 
 def main(payload: dict[str, Any], conn) -> None:
     """Process entry point."""
+    # Ctrl-C reaches the whole process group and service managers signal every process of a
+    # service: the worker leaves it to its supervisor, which pauses (or kills) it on shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel = _Channel(conn)
     current_epoch = [0]
 
