@@ -18,9 +18,12 @@ FIELD = "model_config.framework"
 # name -> "module:Class"; imported by get_adapter.
 _BUILTIN: dict[str, str] = {
     "sklearn": "engine.frameworks.scikit_learn:SklearnAdapter",
+    "xgboost": "engine.frameworks.xgboost_adapter:XGBoostAdapter",
+    "pytorch": "engine.frameworks.pytorch_adapter:PyTorchAdapter",
+    "tensorflow": "engine.frameworks.tensorflow_adapter:TensorFlowAdapter",
 }
 # Frameworks the API names (ModelConfig.framework) whose adapters are not written yet.
-_PLANNED = ("xgboost", "pytorch", "tensorflow")
+_PLANNED: tuple[str, ...] = ()
 
 _registered: dict[str, type[FrameworkAdapter]] = {}
 _instances: dict[str, FrameworkAdapter] = {}

@@ -1,0 +1,758 @@
+"""PyTorch behind the FrameworkAdapter contract: multi-layer perceptrons on tabular data.
+
+Architecture "mlp" (classification and regression). The network is
+  Standardize -> [Linear -> BatchNorm1d? -> activation -> Dropout?] per hidden layer -> Linear
+  (-> Rescale for regression)
+Standardize holds the training features' mean and std as buffers, so the network, its
+checkpoints and its exports all take raw features. Regressors end in Rescale (the training
+targets' mean and std, also buffers): the layers below it learn standardized targets, so one
+learning rate suits any target scale, and the network still outputs target units.
+Classifiers output one logit per class (cross_entropy) or a single logit for the second class
+(binary_cross_entropy on two classes).
+
+One epoch is one pass over the training rows in mini-batches of batch_size, shuffled by a
+torch.Generator seeded from (seed, epoch), so a run resumed from a checkpoint shuffles exactly
+as an uninterrupted one. With gradient_accumulation_steps = k > 1 the optimizer steps once
+every k batches, on the mean gradient of those batches; the last group of an epoch may be
+shorter and steps anyway, so no gradient crosses an epoch boundary (the boundary checkpoints
+are taken at).
+
+Losses. Regression losses are computed in standardized target units (the prediction error
+divided by the training targets' std) and reported in target units: mse and mae exactly,
+huber as the Huber loss whose delta is that std. training_loss is the mean of the epoch's
+batch losses (in training mode, before the optimizer step of each batch); validation_loss is
+the same loss on the validation rows in evaluation mode; both include class weights and
+neither includes the L1 penalty, so the two curves measure the same thing.
+
+Dropout draws from torch's global generator; each run keeps its own generator state, swaps
+it in for the epoch (torch.random.fork_rng) and checkpoints it, so resuming is exact and
+runs sharing a process do not disturb each other.
+
+validate() runs in the server process, so torch, onnx and onnxruntime are imported only
+inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import math
+import platform
+import warnings
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import numpy as np
+
+from engine.callbacks.early_stopping import metric_key
+from engine.callbacks.lr_schedule import LearningRateSchedule
+from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from engine.export.formats import parse_format
+from engine.export.parity import check_parity, onnx_predict
+from engine.frameworks import neural
+from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
+from engine.frameworks.metrics import classification_metrics, regression_metrics
+from engine.jobs.spec import TrainingSpec
+
+TC = "training_config"
+HP = "model_config.hyperparameters"
+ARCHITECTURES = ("mlp",)
+# Architectures the API names that this adapter will build in a later increment.
+LATER_ARCHITECTURES = ("cnn", "lstm", "text_classifier", "matrix_factorization")
+_STATE_FORMAT = 1
+# The TorchScript exporter writes opsets 7..20; 17 runs in every onnxruntime of the last
+# years and has every operator an MLP needs.
+ONNX_OPSET = 17
+# Largest absolute difference allowed between the exported ONNX model and the network
+# itself: class probabilities, or regression predictions per unit of the largest prediction
+# magnitude (float32 keeps about 7 significant digits whatever the target scale).
+ONNX_TOLERANCE = 1e-4
+# Rows checked for ONNX parity and rows per forward pass in evaluation.
+_PARITY_ROWS = 4096
+_EVAL_CHUNK = 65536
+# Below this many multiply-adds per batch an epoch runs on one thread. Measured on 2 cores:
+# small networks gain nothing from a second thread (breast cancer, [16], batch 64: 0.08 s
+# per 10 epochs either way), while with another process busy on the machine, intra-op
+# threads that outnumber the free cores spin-wait on each other (a [1024, 1024] network
+# ran 10x slower on 2 threads than on 1). Bigger networks keep torch's thread count
+# ([1024, 1024], batch 512, idle machine: 0.46 s on 2 threads, 0.78 s on 1).
+_ONE_THREAD_BELOW = 1_000_000
+
+# optimizer_config option -> the optimizers that use it.
+_OPTION_OWNERS = {
+    "momentum": ("sgd", "rmsprop"),
+    "nesterov": ("sgd",),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "epsilon": ("adam", "adamw", "rmsprop"),
+    "rho": ("rmsprop",),
+}
+
+
+# --- validation (server side: no torch) ---------------------------------------------------
+
+
+def metric_names(task: str) -> list[str]:
+    """The metrics an epoch of a `task` run reports."""
+    common = ["training_loss", "validation_loss", "learning_rate", "gradient_norm"]
+    if task == "classification":
+        return common + ["accuracy", "precision", "recall", "f1_score"]
+    return common + ["rmse", "mae", "r2"]
+
+
+def _validate(spec: TrainingSpec) -> None:
+    """Everything about `spec` this adapter can check without data; InvalidArgument names the field."""
+    if spec.architecture in LATER_ARCHITECTURES:
+        raise Unimplemented(f"pytorch architecture {spec.architecture!r} is not implemented yet; "
+                            f"available: {', '.join(ARCHITECTURES)}")
+    neural.validate_mlp(spec, "pytorch")
+    # What neural.validate_mlp leaves to each framework:
+    lr = spec.learning_rate
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise InvalidArgument.field(f"{TC}.learning_rate",
+                                    f"must be a positive number, or 0 for the default "
+                                    f"{neural.DEFAULT_LEARNING_RATE}; got {lr!r}")
+    _check_optimizer_config(spec)
+    reg = spec.regularization
+    for name in ("l1", "l2", "weight_decay", "gradient_clip_norm"):
+        if not math.isfinite(getattr(reg, name)):
+            raise InvalidArgument.field(f"{TC}.regularization.{name}", "must be a finite number >= 0")
+    if reg.l2 and reg.weight_decay:
+        raise InvalidArgument.field(f"{TC}.regularization.l2",
+                                    "pytorch applies l2 as the optimizer's weight decay, so l2 and weight_decay "
+                                    "would set the same thing; set only one of them")
+    if reg.batch_norm and spec.batch_size < 2:
+        raise InvalidArgument.field(f"{TC}.batch_size", "batch normalization needs batches of at least 2 rows; "
+                                    f"raise batch_size or turn {TC}.regularization.batch_norm off")
+    if spec.lr_scheduler.type.strip().lower() == "reduce_on_plateau":
+        watched = spec.lr_scheduler.metric or "val_loss"
+        if metric_key(watched) not in metric_names(spec.model_type):
+            raise InvalidArgument.field(f"{TC}.lr_scheduler.metric",
+                                        f"pytorch {spec.model_type} runs report no metric {watched!r}, so the "
+                                        f"schedule would never react; use one of "
+                                        f"{', '.join(metric_names(spec.model_type))}")
+
+
+def _check_optimizer_config(spec: TrainingSpec) -> None:
+    optimizer = neural.optimizer_name(spec)
+    config = spec.optimizer_config
+    for name, value in config.items():
+        path = f"{TC}.optimizer_config.{name}"
+        owners = _OPTION_OWNERS.get(name)
+        if owners is None:
+            continue  # neural.validate_mlp already rejected unknown options
+        if optimizer not in owners:
+            raise InvalidArgument.field(path, f"applies to {' and '.join(owners)}, not {optimizer}; remove it or "
+                                        f"change {TC}.optimizer")
+        if name == "nesterov":
+            if not isinstance(value, bool):
+                raise InvalidArgument.field(path, f"must be true or false, got {value!r}")
+            if value and not config.get("momentum"):
+                raise InvalidArgument.field(path, "Nesterov momentum needs momentum > 0; set "
+                                            f"{TC}.optimizer_config.momentum, e.g. 0.9")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidArgument.field(path, f"must be a number, got {value!r}")
+        if name == "epsilon" and value <= 0:
+            raise InvalidArgument.field(path, f"must be > 0, got {value}")
+        if name in ("beta1", "beta2", "rho", "momentum") and not 0 <= value < 1:
+            raise InvalidArgument.field(path, f"must be in [0, 1), got {value}")
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling seed of `epoch`: a function of (seed, epoch) only, so no generator state
+    has to be checkpointed. Negative int64 seeds wrap the way torch.manual_seed wraps them."""
+    return int(np.random.SeedSequence([seed % 2**64, epoch]).generate_state(1, np.uint64)[0])
+
+
+# --- the network (torch is imported here, in the worker) ----------------------------------
+
+
+@functools.cache
+def _layers() -> SimpleNamespace:
+    """Module classes of this adapter; defined on first use so that importing the adapter
+    module does not import torch."""
+    import torch
+    from torch import nn
+
+    class Standardize(nn.Module):
+        """(x - mean) / std with the training features' statistics as buffers."""
+
+        def __init__(self, n_features: int):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(n_features))
+            self.register_buffer("std", torch.ones(n_features))
+
+        def forward(self, x):
+            return (x - self.mean) / self.std
+
+    class Rescale(nn.Module):
+        """z * std + mean: standardized predictions back to target units."""
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(1))
+            self.register_buffer("std", torch.ones(1))
+
+        def forward(self, z):
+            return z * self.std + self.mean
+
+    class Probabilities(nn.Module):
+        """Class probabilities [batch, n_classes] of a classifier's logits."""
+
+        def __init__(self, net: nn.Module, binary: bool):
+            super().__init__()
+            self.net = net
+            self.binary = binary
+
+        def forward(self, x):
+            z = self.net(x)
+            if self.binary:
+                p = torch.sigmoid(z)
+                return torch.cat([1 - p, p], dim=1)
+            return torch.softmax(z, dim=1)
+
+    return SimpleNamespace(Standardize=Standardize, Rescale=Rescale, Probabilities=Probabilities)
+
+
+def build_module(config: dict[str, Any]) -> Any:
+    """The nn.Module described by `config` (the "config" of a "torch" export), with fresh
+    parameters; load the export's "state_dict" into it.
+
+    It takes raw float32 features [batch, n_features]. Classifiers output logits: n_outputs
+    = len(classes) for softmax, or 1 logit whose sigmoid is the probability of classes[1].
+    Regressors output predictions in target units [batch, 1].
+    """
+    from torch import nn
+
+    if config.get("architecture") != "mlp":
+        raise ValueError(f"build_module builds architecture 'mlp', not {config.get('architecture')!r}")
+    activations = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+    layers = _layers()
+    modules: list[nn.Module] = [layers.Standardize(config["n_features"])]
+    width = config["n_features"]
+    for units in config["hidden_units"]:
+        modules.append(nn.Linear(width, units))
+        if config["batch_norm"]:
+            modules.append(nn.BatchNorm1d(units))
+        modules.append(activations[config["activation"]]())
+        if config["dropout"] > 0:
+            modules.append(nn.Dropout(config["dropout"]))
+        width = units
+    modules.append(nn.Linear(width, config["n_outputs"]))
+    if config["task"] == "regression":
+        modules.append(layers.Rescale())
+    return nn.Sequential(*modules)
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)
+
+
+class PyTorchRun(TrainingRun):
+    """One MLP trained epoch by epoch; see the module docstring."""
+
+    def __init__(self, spec: TrainingSpec, data: TrainingData):
+        import torch
+
+        _validate(spec)
+        if data.task != spec.model_type:
+            raise ValueError(f"data prepared for {data.task!r}, spec trains {spec.model_type!r}")
+        self._spec = spec
+        self._data = data
+        self.total_epochs = spec.epochs
+        self._classifier = spec.model_type == "classification"
+        self._classes = list(data.classes) if self._classifier else None
+        self._loss_name = neural.loss_name(spec)
+        if self._classifier:
+            self._check_classes()
+        self._binary = self._loss_name == "binary_cross_entropy"
+        n_features = data.X_train.shape[1]
+        if len(data.y_train) < 2 and spec.regularization.batch_norm:
+            raise InvalidArgument.field(f"{TC}.regularization.batch_norm",
+                                        "batch normalization needs at least 2 training rows")
+        self._config: dict[str, Any] = {
+            "framework": "pytorch",
+            "architecture": "mlp",
+            "task": spec.model_type,
+            "n_features": int(n_features),
+            "feature_names": list(data.feature_names),
+            "hidden_units": neural.hidden_units(spec),
+            "activation": neural.activation(spec),
+            "dropout": float(spec.regularization.dropout),
+            "batch_norm": bool(spec.regularization.batch_norm),
+            "n_outputs": 1 if not self._classifier or self._binary else len(self._classes),
+            "classes": [str(c) for c in self._classes] if self._classifier else None,
+        }
+        self._notes: list[str] = []
+        self._device = self._pick_device()
+        self._amp = bool(spec.mixed_precision) and self._device.type == "cuda"
+        if spec.mixed_precision:
+            self._notes.append("mixed precision: float16 autocast with gradient scaling" if self._amp else
+                               "mixed_precision is ignored on cpu: training runs in float32")
+        self._rng_devices = [self._device.index or 0] if self._device.type == "cuda" else []
+
+        # Parameters are initialized from the seed, on the run's own generator state.
+        with torch.random.fork_rng(devices=self._rng_devices):
+            torch.manual_seed(spec.seed)
+            module = build_module(self._config)
+            self._rng = self._capture_rng()
+        X = np.asarray(data.X_train, dtype=np.float64)
+        std = X.std(axis=0)
+        module[0].mean.copy_(torch.as_tensor(X.mean(axis=0)))
+        # Constant features would divide by zero; like scikit-learn's StandardScaler, leave them unscaled.
+        module[0].std.copy_(torch.as_tensor(np.where(std > 0, std, 1.0)))
+        self._target_std = 1.0
+        if not self._classifier:
+            y = np.asarray(data.y_train, dtype=np.float64)
+            self._target_std = float(y.std()) if y.std() > 0 else 1.0
+            module[-1].mean.fill_(float(y.mean()))
+            module[-1].std.fill_(self._target_std)
+        self._module = module.to(self._device)
+        self._params = list(self._module.parameters())
+        self._l1_weights = [m.weight for m in self._module if isinstance(m, torch.nn.Linear)]
+        self._optimizer = self._make_optimizer()
+        self._schedule = LearningRateSchedule(spec.lr_scheduler, neural.learning_rate(spec), spec.epochs)
+        self._scaler = torch.amp.GradScaler("cuda") if self._amp else None
+
+        self._class_weights = None
+        if self._classifier:
+            weights = neural.class_weights(spec, np.asarray(data.y_train), self._classes)
+            if weights is not None:
+                self._class_weights = torch.as_tensor(weights, dtype=torch.float32, device=self._device)
+        # Reported losses are in target units; see the module docstring.
+        self._loss_unit = {"mse": self._target_std ** 2, "huber": self._target_std ** 2,
+                           "mae": self._target_std}.get(self._loss_name, 1.0)
+
+        self._X_train = self._tensor(data.X_train)
+        self._y_train = self._targets(data.y_train)
+        X_val, y_val = data.X_val, data.y_val
+        self._validating_on_training_data = X_val is None or y_val is None or len(y_val) == 0
+        if self._validating_on_training_data:
+            self._X_val, self._y_val_t, self._y_val = self._X_train, self._y_train, np.asarray(data.y_train)
+        else:
+            self._X_val, self._y_val_t, self._y_val = self._tensor(X_val), self._targets(y_val), np.asarray(y_val)
+        widest = max([n_features, *self._config["hidden_units"]])
+        work = min(spec.batch_size, len(data.y_train)) * widest * (len(self._config["hidden_units"]) + 1) * widest
+        self._threads = 1 if work < _ONE_THREAD_BELOW else torch.get_num_threads()
+        self._epoch = 0
+
+    # -- setup --
+
+    def _check_classes(self) -> None:
+        if self._classes is None:
+            raise ValueError("classification data must list its classes (TrainingData.classes)")
+        present = np.unique(np.asarray(self._data.y_train))
+        if len(present) < 2:
+            raise InvalidArgument.field(
+                "data_config.label_column",
+                f"label column {self._data.label_name!r} has a single class in the training data "
+                f"({present.tolist()}); classification needs at least two")
+        if self._loss_name == "binary_cross_entropy" and len(self._classes) != 2:
+            raise InvalidArgument.field(f"{TC}.loss_function", f"binary_cross_entropy needs two classes, the "
+                                        f"label has {len(self._classes)}; use cross_entropy")
+        setting = self._spec.hyperparameters.get("class_weight")
+        if isinstance(setting, dict):
+            known = [str(c) for c in self._classes]
+            unknown = [k for k in setting if str(k) not in known]
+            if unknown:
+                raise InvalidArgument.field(f"{HP}.class_weight", f"no class {unknown[0]!r} in the label column; "
+                                            f"classes are {', '.join(known)}")
+
+    def _pick_device(self) -> Any:
+        import torch
+
+        wanted = self._spec.resources.gpu
+        if wanted > 0 and torch.cuda.is_available():
+            device = torch.device("cuda", torch.cuda.current_device())
+            self._notes.append(f"training on {device} ({torch.cuda.get_device_name(device)})"
+                               + (f"; resources.gpu asks for {wanted}, an mlp uses one" if wanted > 1 else ""))
+            return device
+        if wanted > 0:
+            self._notes.append(f"training on cpu: resources.gpu asks for {wanted} but CUDA is not available "
+                               f"to torch {torch.__version__}")
+        else:
+            self._notes.append("training on cpu (resources.gpu is 0)")
+        return torch.device("cpu")
+
+    def _make_optimizer(self) -> Any:
+        import torch
+
+        spec = self._spec
+        name = neural.optimizer_name(spec)
+        lr = neural.learning_rate(spec)
+        options = spec.optimizer_config
+        decay = spec.regularization.weight_decay or spec.regularization.l2
+        if name == "adamw" and not decay:
+            self._notes.append("adamw without weight decay is adam: set training_config.regularization.weight_decay")
+        if name in ("adam", "adamw"):
+            cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+            return cls(self._params, lr=lr, betas=(options.get("beta1", 0.9), options.get("beta2", 0.999)),
+                       eps=options.get("epsilon", 1e-8), weight_decay=decay)
+        if name == "sgd":
+            return torch.optim.SGD(self._params, lr=lr, momentum=options.get("momentum", 0.0),
+                                   nesterov=bool(options.get("nesterov", False)), weight_decay=decay)
+        return torch.optim.RMSprop(self._params, lr=lr, alpha=options.get("rho", 0.99),
+                                   eps=options.get("epsilon", 1e-8), momentum=options.get("momentum", 0.0),
+                                   weight_decay=decay)
+
+    def _tensor(self, X: np.ndarray) -> Any:
+        import torch
+
+        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=self._device)
+
+    def _targets(self, y: np.ndarray) -> Any:
+        """Labels as the loss wants them: class indices, or float32 [n, 1] targets."""
+        import torch
+
+        if not self._classifier:
+            return torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1, 1), device=self._device)
+        index = {c: i for i, c in enumerate(self._classes)}
+        try:
+            codes = np.fromiter((index[v] for v in np.asarray(y).tolist()), dtype=np.int64, count=len(y))
+        except KeyError as exc:
+            raise ValueError(f"label {exc.args[0]!r} is not one of the classes {self._classes}") from None
+        return torch.as_tensor(codes, device=self._device)
+
+    def _capture_rng(self) -> dict[str, Any]:
+        import torch
+
+        state = {"cpu": torch.get_rng_state()}
+        if self._rng_devices:
+            state["cuda"] = torch.cuda.get_rng_state(self._rng_devices[0])
+        return state
+
+    def _install_rng(self, state: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_rng_state(state["cpu"].cpu())
+        if self._rng_devices and "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"].cpu(), self._rng_devices[0])
+
+    # -- the loss --
+
+    def _loss(self, out: Any, target: Any) -> Any:
+        import torch.nn.functional as F
+
+        out = out.float()
+        if self._classifier:
+            if self._binary:
+                per_row = F.binary_cross_entropy_with_logits(out[:, 0], target.float(), reduction="none")
+            else:
+                per_row = F.cross_entropy(out, target, reduction="none")
+            if self._class_weights is None:
+                return per_row.mean()
+            # Weighted mean, as torch's CrossEntropyLoss(weight=...) computes it.
+            w = self._class_weights[target]
+            return (per_row * w).sum() / w.sum()
+        # Standardized units: only the error (out - target) matters to these losses.
+        scale = self._target_std
+        if self._loss_name == "mse":
+            return F.mse_loss(out / scale, target / scale)
+        if self._loss_name == "mae":
+            return F.l1_loss(out / scale, target / scale)
+        return F.huber_loss(out / scale, target / scale, delta=1.0)
+
+    # -- predictions --
+
+    def _outputs(self, X: Any) -> Any:
+        """The network's float32 outputs on X in evaluation mode, in chunks."""
+        import torch
+
+        self._module.eval()
+        with torch.no_grad():
+            return torch.cat([self._module(chunk) for chunk in X.split(_EVAL_CHUNK)])
+
+    def _probabilities(self, out: Any) -> np.ndarray:
+        """Class probabilities (float64, one column per class) of the network's logits."""
+        import torch
+
+        z = out.double()
+        if self._binary:
+            p = torch.sigmoid(z)
+            proba = torch.cat([1 - p, p], dim=1)
+        else:
+            proba = torch.softmax(z, dim=1)
+        return proba.cpu().numpy()
+
+    def _predictions(self, X: np.ndarray) -> np.ndarray:
+        """What the exported models output on X: probabilities, or predictions [n]."""
+        out = self._outputs(self._tensor(X))
+        if self._classifier:
+            return self._probabilities(out)
+        return out[:, 0].double().cpu().numpy()
+
+    def _measure(self, X: Any, y_t: Any, y: np.ndarray) -> dict[str, float]:
+        import torch
+
+        out = self._outputs(X)
+        with torch.no_grad():
+            loss = float(self._loss(out, y_t)) * self._loss_unit
+        if self._classifier:
+            metrics = classification_metrics(y, self._probabilities(out), self._classes)
+        else:
+            metrics = regression_metrics(y, out[:, 0].double().cpu().numpy())
+        metrics["loss"] = loss
+        return metrics
+
+    # -- TrainingRun --
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        import torch
+
+        if epoch != self._epoch + 1:
+            raise ValueError(f"epoch {epoch} requested; the run is at epoch {self._epoch}, "
+                             f"so the next is {self._epoch + 1}")
+        if epoch > self.total_epochs:
+            raise ValueError(f"the run is complete after epoch {self._epoch}; there is no epoch {epoch}")
+        logs: list[str] = []
+        if epoch == 1:
+            logs += self._notes
+            if self._threads == 1:
+                logs.append("the network is small: epochs run on one CPU thread")
+            if self._validating_on_training_data:
+                logs.append("no validation data: validation metrics are computed on the training data")
+
+        spec = self._spec
+        lr = self._schedule.lr_for_epoch(epoch)
+        for group in self._optimizer.param_groups:
+            group["lr"] = lr
+        batches = list(self.epoch_order(epoch).to(self._device).split(spec.batch_size))
+        if spec.regularization.batch_norm and len(batches) > 1 and len(batches[-1]) == 1:
+            # Batch normalization cannot normalize one row; it joins the batch before it.
+            batches[-2:] = [torch.cat(batches[-2:])]
+        k = max(1, spec.gradient_accumulation_steps)
+        l1 = spec.regularization.l1
+        clip = spec.regularization.gradient_clip_norm
+        optimizer, scaler, module = self._optimizer, self._scaler, self._module
+
+        losses = []
+        gradient_norm = None
+        module.train()
+        with _threads(self._threads), torch.random.fork_rng(devices=self._rng_devices):
+            self._install_rng(self._rng)
+            optimizer.zero_grad(set_to_none=True)
+            for i, rows in enumerate(batches):
+                group_start = i - i % k
+                group_size = min(k, len(batches) - group_start)
+                with torch.autocast(self._device.type, dtype=torch.float16, enabled=self._amp):
+                    out = module(self._X_train[rows])
+                loss = self._loss(out, self._y_train[rows])
+                objective = loss
+                if l1 > 0:
+                    objective = objective + l1 * sum(w.abs().sum() for w in self._l1_weights)
+                objective = objective / group_size
+                (scaler.scale(objective) if scaler else objective).backward()
+                losses.append(loss.detach())
+                if i + 1 == group_start + group_size:
+                    if scaler:
+                        scaler.unscale_(optimizer)  # the norm and the clipping apply to true gradients
+                    grads = [p.grad for p in self._params if p.grad is not None]
+                    gradient_norm = torch.nn.utils.get_total_norm(grads)
+                    if clip > 0:
+                        torch.nn.utils.clip_grads_with_norm_(self._params, clip, gradient_norm)
+                    if scaler:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            self._rng = self._capture_rng()
+
+        metrics = {"training_loss": float(torch.stack(losses).mean()) * self._loss_unit}
+        with _threads(self._threads):
+            validation = self._measure(self._X_val, self._y_val_t, self._y_val)
+        metrics["validation_loss"] = validation.pop("loss")
+        metrics.update(validation)
+        metrics["learning_rate"] = float(lr)
+        metrics["gradient_norm"] = float(gradient_norm)
+        self._schedule.observe(epoch, metrics)
+        self._epoch = epoch
+        return EpochResult(metrics=metrics, extra={"batches": float(len(batches))}, logs=logs)
+
+    def epoch_order(self, epoch: int) -> Any:
+        """The order epoch `epoch` visits the training rows in: a permutation drawn from a
+        generator seeded with (seed, epoch), so it needs no checkpointed state."""
+        import torch
+
+        shuffle = torch.Generator(device="cpu").manual_seed(_epoch_seed(self._spec.seed, epoch))
+        return torch.randperm(len(self._X_train), generator=shuffle)
+
+    def state_bytes(self) -> bytes:
+        import torch
+
+        state = {
+            "format": _STATE_FORMAT,
+            "config": self._config,
+            "epoch": self._epoch,
+            "model": self._module.state_dict(),
+            "optimizer": self._optimizer.state_dict(),
+            "schedule": self._schedule.state_dict(),
+            "rng": self._rng,
+        }
+        if self._scaler is not None:
+            state["grad_scaler"] = self._scaler.state_dict()
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def restore(self, state: bytes) -> None:
+        import torch
+
+        try:
+            saved = torch.load(io.BytesIO(state), map_location=self._device, weights_only=True)
+        except Exception as exc:  # not a torch file, or one holding more than tensors and primitives
+            raise FailedPrecondition(f"the checkpoint is not a pytorch adapter checkpoint: {exc}") from exc
+        if not isinstance(saved, dict) or saved.get("format") != _STATE_FORMAT:
+            raise FailedPrecondition("the checkpoint was not written by this version of the pytorch adapter")
+        theirs, ours = saved["config"], self._config
+        differing = [k for k in ("task", "architecture", "n_features", "hidden_units", "activation", "batch_norm",
+                                 "dropout", "n_outputs", "classes") if theirs.get(k) != ours.get(k)]
+        if differing:
+            name = differing[0]
+            raise FailedPrecondition(f"the checkpoint's network has {name} {theirs.get(name)!r}, the job's "
+                                     f"has {ours.get(name)!r}")
+        self._module.load_state_dict(saved["model"])
+        self._optimizer.load_state_dict(saved["optimizer"])
+        self._schedule.load_state_dict(saved["schedule"])
+        if self._scaler is not None and "grad_scaler" in saved:
+            self._scaler.load_state_dict(saved["grad_scaler"])
+        rng = dict(saved["rng"])
+        if self._rng_devices and "cuda" not in rng:
+            # A checkpoint written on cpu has no CUDA generator: keep the seeded one.
+            rng["cuda"] = self._rng["cuda"]
+        self._rng = rng
+        self._epoch = int(saved["epoch"])
+
+    @property
+    def epoch(self) -> int:
+        """The last trained epoch (0 before the first)."""
+        return self._epoch
+
+    @property
+    def device(self) -> str:
+        """Where the network trains: "cpu" or "cuda:N"."""
+        return str(self._device)
+
+    @property
+    def module(self) -> Any:
+        """The trained torch.nn.Sequential (raw features in; logits or target-unit predictions out)."""
+        return self._module
+
+    @property
+    def class_labels(self) -> list[Any] | None:
+        """Class labels in the order of the exported model's probability columns (every class
+        of the data, including any absent from the training rows); None for regressors."""
+        self._require_trained()
+        return list(self._classes) if self._classifier else None
+
+    def _require_trained(self) -> None:
+        if self._epoch == 0:
+            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        self._require_trained()
+        with _threads(self._threads):
+            metrics = self._measure(self._tensor(X), self._targets(y), np.asarray(y))
+        metrics["validation_loss"] = metrics.pop("loss")
+        return metrics
+
+    @property
+    def export_formats(self) -> list[str]:
+        return ["onnx", "torch"]
+
+    def export(self, fmt: str) -> bytes:
+        name = parse_format(fmt)
+        if name not in self.export_formats:
+            raise InvalidArgument.field("format", f"pytorch models export as {' or '.join(self.export_formats)}, "
+                                        f"not {name}")
+        self._require_trained()
+        if name == "torch":
+            return self._torch_export()
+        return self._onnx_export()
+
+    def _cpu_state(self) -> dict[str, Any]:
+        return {k: v.detach().cpu().clone() for k, v in self._module.state_dict().items()}
+
+    def _torch_export(self) -> bytes:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({"state_dict": self._cpu_state(), "config": dict(self._config)}, buffer)
+        return buffer.getvalue()
+
+    def _onnx_export(self) -> bytes:
+        import torch
+
+        net = build_module(self._config)
+        net.load_state_dict(self._cpu_state())
+        net.eval()
+        exported = _layers().Probabilities(net, self._binary).eval() if self._classifier else net
+        output = "probabilities" if self._classifier else "variable"
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            # dynamo=False picks the TorchScript exporter on purpose (a plain Sequential needs no
+            # graph capture); torch 2.9+ marks it deprecated on every call.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(exported, (torch.zeros(2, self._config["n_features"]),), buffer, dynamo=False,
+                              input_names=["input"], output_names=[output], opset_version=ONNX_OPSET,
+                              dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}})
+        onnx_bytes = buffer.getvalue()
+        self._check_onnx(onnx_bytes, output)
+        return onnx_bytes
+
+    def _check_onnx(self, onnx_bytes: bytes, output: str) -> None:
+        """The export against the network's own outputs on held-out rows (validation rows,
+        or training rows when there are none)."""
+        data = self._data
+        X = data.X_train if self._validating_on_training_data else data.X_val
+        X = np.asarray(X)[:_PARITY_ROWS]
+        with _threads(self._threads):
+            reference = self._predictions(X)
+        tolerance = ONNX_TOLERANCE
+        if not self._classifier and len(reference):
+            tolerance *= max(1.0, float(np.max(np.abs(reference))))
+        try:
+            check_parity(onnx_bytes, reference, X, atol=tolerance)
+        except ValueError:
+            got = np.asarray(onnx_predict(onnx_bytes, X)[output], dtype=np.float64).reshape(reference.shape)
+            worst = float(np.max(np.abs(got - reference)))
+            raise RuntimeError(f"ONNX export check failed: max difference {worst:.3g} > tolerance {tolerance:g}") \
+                from None
+
+
+class PyTorchAdapter(FrameworkAdapter):
+    name = "pytorch"
+
+    def validate(self, spec: TrainingSpec) -> None:
+        _validate(spec)
+
+    def create_run(self, spec: TrainingSpec, data: TrainingData) -> PyTorchRun:
+        return PyTorchRun(spec, data)
+
+    def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> PyTorchRun:
+        run = PyTorchRun(spec, data)
+        run.restore(state)
+        return run
+
+    def versions(self) -> dict[str, str]:
+        import onnx
+        import torch
+
+        return {
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "onnx": onnx.__version__,
+            "python": platform.python_version(),
+        }

@@ -1,0 +1,708 @@
+"""TensorFlow (Keras 3, TensorFlow backend) behind the FrameworkAdapter contract:
+multi-layer perceptrons on tabular data.
+
+Architecture "mlp" (classification and regression). The network is a keras.Sequential
+  Normalization (adapted to the training features) ->
+  [Dense -> BatchNormalization? -> activation -> Dropout?] per hidden unit count ->
+  Dense output: softmax over the classes (cross_entropy), one sigmoid unit for the second
+  class (binary_cross_entropy on two classes), or one linear unit (regression).
+The Normalization layer holds the features' mean and variance as weights, so the network,
+its checkpoints and its exports take raw features. Features that are constant in the
+training data get variance 1 (Keras would divide their deviations by 1e-7). Regressors
+learn standardized targets ((y - mean) / std of the training targets): one learning rate
+then suits any target scale. Predictions, metrics and exports are in target units; the mse,
+mae and huber losses are minimized in standardized units (huber's delta of 1 is one target
+std). l1 and l2 are kernel regularizers on every Dense layer.
+
+One epoch is one model.fit(epochs=1, shuffle=False) over the training rows in the order of
+numpy.random.default_rng((seed, epoch)).permutation, so a run resumed from a checkpoint sees
+exactly the batches of an uninterrupted one. keras.utils.set_random_seed(seed) runs before
+the network is built; dropout draws from Keras seed generators whose state is part of
+model.variables and of the checkpoint, so even runs with dropout resume exactly.
+Before each epoch the learning rate comes from engine.callbacks.lr_schedule and is assigned to
+the optimizer. gradient_clip_norm is the optimizer's global_clipnorm; gradient_accumulation_steps
+> 1 is the optimizer's gradient_accumulation_steps (it steps every k batches on their mean
+gradient; the accumulators are optimizer variables, so they are checkpointed too).
+weight_decay is Keras's decoupled weight decay, which every Keras optimizer has; adamw is
+AdamW with that decay (adamw with weight_decay 0 is adam).
+
+Epoch metrics are computed with engine.frameworks.metrics on the model's predictions after
+the epoch: training_loss and validation_loss are log loss (classification) or mean squared
+error in target units (regression) on all training / validation rows, whatever loss is
+minimized, so they compare across frameworks and losses. extra["train_objective"] is what
+Keras minimized: the mean over the epoch's batches of the loss plus regularization penalties.
+gradient_norm is the global norm of the gradient of that objective (class weights and
+penalties included) with respect to the trainable weights at the end of the epoch, on the
+epoch's FIRST batch (the first batch_size rows of its shuffled order), computed with
+tf.GradientTape in inference mode (dropout off, batch normalization on its moving statistics)
+so that measuring it neither draws dropout randomness nor moves batch-norm statistics.
+
+Placement: the GPU when TensorFlow sees one and resources.gpu > 0, else the CPU.
+mixed_precision trains hidden layers in float16 (mixed_float16, loss scaling) on a GPU only;
+on the CPU it is ignored and the first epoch's logs say so.
+
+Exports: "onnx" (tf2onnx) and "savedmodel" (a tar of the SavedModel directory). Both hold the
+same serving function of one float32 input [n, n_features] named "input", with the outputs
+engine.export.parity documents: "label" and "probabilities" (columns in class_labels order,
+two columns for a sigmoid classifier) for classifiers, "variable" [n, 1] for regressors.
+Every ONNX export is checked against the model on (up to 4096) validation rows: probabilities
+within 1e-4, regression predictions within 1e-4 of the largest prediction's magnitude (2e-3
+for both under mixed precision, whose float16 layers the export keeps).
+
+validate() runs in the server process: tensorflow, keras, tf2onnx, onnx and onnxruntime are
+imported only inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from engine.callbacks.early_stopping import metric_key
+from engine.callbacks.lr_schedule import LearningRateSchedule
+from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from engine.export.formats import parse_format
+from engine.export.parity import check_parity, onnx_predict
+from engine.frameworks import neural
+from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
+from engine.frameworks.metrics import classification_metrics, regression_metrics
+from engine.jobs.spec import TrainingSpec
+
+TC = "training_config"
+HP = "model_config.hyperparameters"
+ARCHITECTURES = ("mlp",)
+# Architectures the API names that this adapter will build in a later increment.
+LATER_ARCHITECTURES = ("cnn", "lstm", "text_classifier")
+_STATE_FORMAT = 1
+# keras.utils.set_random_seed seeds numpy's global generator, which takes 0..2**32 - 1.
+_MAX_SEED = 2**32 - 1
+# Largest absolute difference allowed between the ONNX export and the model: class
+# probabilities, or regression predictions per unit of the largest prediction magnitude
+# (float32 keeps about 7 significant digits whatever the target scale).
+ONNX_TOLERANCE = 1e-4
+# The same under mixed precision: float16 hidden layers round to about 5e-4 relative, and
+# TensorFlow and onnxruntime round in different places (measured on the CPU: up to 3.4e-4).
+ONNX_TOLERANCE_MIXED = 2e-3
+# Validation rows the ONNX check runs on, and rows per forward pass when predicting.
+_PARITY_ROWS = 4096
+_PREDICT_CHUNK = 65536
+
+# optimizer_config option -> the optimizers that use it.
+_OPTION_OWNERS = {
+    "momentum": ("sgd", "rmsprop"),
+    "nesterov": ("sgd",),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "epsilon": ("adam", "adamw", "rmsprop"),
+    "rho": ("rmsprop",),
+}
+# optimizer_config names -> Keras argument names.
+_KERAS_OPTION = {"beta1": "beta_1", "beta2": "beta_2"}
+
+
+# --- validation (server side: no TensorFlow) ------------------------------------------------
+
+
+def metric_names(task: str) -> list[str]:
+    """The metrics an epoch of a `task` run reports."""
+    common = ["training_loss", "validation_loss", "learning_rate", "gradient_norm"]
+    if task == "classification":
+        return common + ["accuracy", "precision", "recall", "f1_score"]
+    return common + ["rmse", "mae", "r2"]
+
+
+def _validate(spec: TrainingSpec) -> None:
+    """Everything about `spec` this adapter can check without data; InvalidArgument names the field."""
+    if spec.architecture in LATER_ARCHITECTURES:
+        raise Unimplemented(f"tensorflow architecture {spec.architecture!r} is not implemented yet; "
+                            f"available: {', '.join(ARCHITECTURES)}")
+    neural.validate_mlp(spec, "tensorflow")
+    # What neural.validate_mlp leaves to each framework:
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= _MAX_SEED:
+        raise InvalidArgument.field(f"{TC}.seed", f"tensorflow seeds must be between 0 and {_MAX_SEED}; "
+                                                  f"got {spec.seed!r}")
+    lr = spec.learning_rate
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise InvalidArgument.field(f"{TC}.learning_rate",
+                                    f"must be a positive number, or 0 for the default "
+                                    f"{neural.DEFAULT_LEARNING_RATE}; got {lr!r}")
+    _check_optimizer_config(spec)
+    reg = spec.regularization
+    for name in ("l1", "l2", "weight_decay", "gradient_clip_norm"):
+        if not math.isfinite(getattr(reg, name)):
+            raise InvalidArgument.field(f"{TC}.regularization.{name}", "must be a finite number >= 0")
+    if reg.batch_norm and spec.batch_size < 2:
+        raise InvalidArgument.field(f"{TC}.batch_size", "batch normalization needs batches of at least 2 rows; "
+                                    f"raise batch_size or turn {TC}.regularization.batch_norm off")
+    if spec.lr_scheduler.type.strip().lower() == "reduce_on_plateau":
+        watched = spec.lr_scheduler.metric or "val_loss"
+        if metric_key(watched) not in metric_names(spec.model_type):
+            raise InvalidArgument.field(f"{TC}.lr_scheduler.metric",
+                                        f"tensorflow {spec.model_type} runs report no metric {watched!r}, so the "
+                                        f"schedule would never react; use one of "
+                                        f"{', '.join(metric_names(spec.model_type))}")
+
+
+def _check_optimizer_config(spec: TrainingSpec) -> None:
+    optimizer = neural.optimizer_name(spec)
+    config = spec.optimizer_config
+    for name, value in config.items():
+        path = f"{TC}.optimizer_config.{name}"
+        owners = _OPTION_OWNERS.get(name)
+        if owners is None:
+            continue  # neural.validate_mlp already rejected unknown options
+        if optimizer not in owners:
+            raise InvalidArgument.field(path, f"applies to {' and '.join(owners)}, not {optimizer}; remove it or "
+                                        f"change {TC}.optimizer")
+        if name == "nesterov":
+            if not isinstance(value, bool):
+                raise InvalidArgument.field(path, f"must be true or false, got {value!r}")
+            if value and not config.get("momentum"):
+                raise InvalidArgument.field(path, "Nesterov momentum needs momentum > 0; set "
+                                            f"{TC}.optimizer_config.momentum, e.g. 0.9")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidArgument.field(path, f"must be a number, got {value!r}")
+        if name == "epsilon" and value <= 0:
+            raise InvalidArgument.field(path, f"must be > 0, got {value}")
+        if name in ("beta1", "beta2", "rho", "momentum") and not 0 <= value < 1:
+            raise InvalidArgument.field(path, f"must be in [0, 1), got {value}")
+
+
+# --- TensorFlow (imported in the worker only) -----------------------------------------------
+
+
+def _import_tensorflow() -> tuple[Any, Any]:
+    """tensorflow and keras, imported quietly with Keras on the TensorFlow backend."""
+    # TensorFlow's C++ logging reads this once, when it loads; 2 keeps warnings and errors
+    # out of the worker's stderr but lets an operator who set it choose otherwise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" not in sys.modules:
+        # Keras picks its backend once, at import, from this variable or ~/.keras/keras.json.
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    import tensorflow as tf
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"keras was imported with the {keras.backend.backend()!r} backend in this process; "
+                           "the tensorflow adapter needs KERAS_BACKEND=tensorflow")
+    return tf, keras
+
+
+def _placement(tf: Any, spec: TrainingSpec) -> tuple[str, bool, list[str]]:
+    """(device, on_gpu, log lines): the first GPU when one is visible and resources.gpu > 0."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if spec.resources.gpu > 0 and gpus:
+        return "/GPU:0", True, [f"training on the GPU ({gpus[0].name})"]
+    if spec.resources.gpu > 0:
+        return "/CPU:0", False, ["resources.gpu asks for a GPU but TensorFlow sees none; training on the CPU"]
+    note = [f"{len(gpus)} GPU(s) visible but resources.gpu is 0; training on the CPU"] if gpus else []
+    return "/CPU:0", False, note
+
+
+def _optimizer(keras: Any, spec: TrainingSpec, notes: list[str]) -> Any:
+    name = neural.optimizer_name(spec)
+    reg = spec.regularization
+    options = {_KERAS_OPTION.get(k, k): v for k, v in spec.optimizer_config.items()}
+    if "nesterov" in options:
+        options["nesterov"] = bool(options["nesterov"])
+    common: dict[str, Any] = {"learning_rate": neural.learning_rate(spec)}
+    if reg.gradient_clip_norm:
+        common["global_clipnorm"] = reg.gradient_clip_norm
+    if spec.gradient_accumulation_steps > 1:
+        common["gradient_accumulation_steps"] = spec.gradient_accumulation_steps
+    if name == "adamw":
+        # Keras's AdamW defaults to a decay of 0.004; the spec's value is used as given.
+        if not reg.weight_decay:
+            notes.append("adamw without weight decay is adam: set training_config.regularization.weight_decay")
+        return keras.optimizers.AdamW(weight_decay=reg.weight_decay, **common, **options)
+    if reg.weight_decay:
+        common["weight_decay"] = reg.weight_decay
+    cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}[name]
+    return cls(**common, **options)
+
+
+def _loss(keras: Any, name: str) -> Any:
+    return {
+        "cross_entropy": keras.losses.SparseCategoricalCrossentropy,
+        "binary_cross_entropy": keras.losses.BinaryCrossentropy,
+        "mse": keras.losses.MeanSquaredError,
+        "mae": keras.losses.MeanAbsoluteError,
+        "huber": keras.losses.Huber,
+    }[name]()
+
+
+@contextlib.contextmanager
+def _graph_normalization(norm: Any) -> Iterator[None]:
+    """While exporting, a function traced in this context reads the Normalization layer's
+    mean and variance from its variables instead of capturing them as eager tensors.
+
+    Keras keeps the adapted statistics as eager tensors computed from the variables
+    (finalize_state); a tf.function captures those as extra inputs, which tf2onnx turns into
+    graph inputs the caller would have to feed. Calling finalize_state inside the trace makes
+    them graph reads of the variables, which the exporters freeze into constants; on the way
+    out the eager tensors are rebuilt for training and prediction."""
+    try:
+        yield
+    finally:
+        norm.finalize_state()
+
+
+class TensorFlowRun(TrainingRun):
+    """One Keras MLP trained epoch by epoch; see the module docstring."""
+
+    def __init__(self, spec: TrainingSpec, data: TrainingData, *, fit_statistics: bool = True):
+        if data.task != spec.model_type:
+            raise ValueError(f"data prepared for {data.task!r}, spec trains {spec.model_type!r}")
+        _validate(spec)
+        self._spec = spec
+        self._data = data
+        self.total_epochs = spec.epochs
+        self._classifier = spec.model_type == "classification"
+        self._loss_name = neural.loss_name(spec)
+        self._sigmoid = self._loss_name == "binary_cross_entropy"
+        self._classes = list(data.classes) if self._classifier else None
+        self._notes: list[str] = []
+        if self._classifier:
+            self._check_classes()
+        self._class_weight = self._class_weights()
+        self._epoch = 0
+        self._announced_no_validation = False
+        self._n_features = int(data.X_train.shape[1])
+        self._X_train = np.ascontiguousarray(data.X_train, dtype=np.float32)
+        self._y_train = self._encode(data.y_train)
+        # Regression targets are learned standardized; see the module docstring.
+        self._y_mean, self._y_std = 0.0, 1.0
+        if not self._classifier and fit_statistics:
+            y = np.asarray(data.y_train, dtype=np.float64)
+            self._y_mean = float(y.mean())
+            self._y_std = float(y.std()) or 1.0
+
+        tf, keras = self._tf, self._keras = _import_tensorflow()
+        self._device, on_gpu, placement_notes = _placement(tf, spec)
+        self._notes += placement_notes
+        self._mixed = bool(spec.mixed_precision and on_gpu)
+        if spec.mixed_precision and not on_gpu:
+            self._notes.append("mixed_precision is ignored on the CPU: training in float32")
+        if not self._classifier and self._loss_name in ("mae", "huber"):
+            self._notes.append(f"the network minimizes {self._loss_name}; training_loss and validation_loss "
+                               "are mean squared error")
+        keras.utils.set_random_seed(spec.seed)
+        with tf.device(self._device):
+            self._model, self._norm = self._build(fit_statistics)
+            self._optimizer = _optimizer(keras, spec, self._notes)
+            if self._mixed:
+                # float16 gradients underflow without loss scaling.
+                self._optimizer = keras.optimizers.LossScaleOptimizer(self._optimizer)
+            self._loss_fn = _loss(keras, self._loss_name)
+            self._model.compile(optimizer=self._optimizer, loss=self._loss_fn, jit_compile=False)
+            # Built now, not on the first fit, so a restored checkpoint has variables to fill.
+            self._optimizer.build(self._model.trainable_variables)
+        self._schedule = LearningRateSchedule(spec.lr_scheduler, neural.learning_rate(spec), spec.epochs)
+
+    # -- setup --
+
+    def _check_classes(self) -> None:
+        if self._classes is None:
+            raise ValueError("classification data must list its classes (TrainingData.classes)")
+        present = np.unique(self._data.y_train)
+        if len(present) < 2:
+            raise InvalidArgument.field(
+                "data_config.label_column",
+                f"label column {self._data.label_name!r} has a single class in the training data "
+                f"({present.tolist()}); classification needs at least two")
+        if self._sigmoid and len(self._classes) > 2:
+            raise InvalidArgument.field(f"{TC}.loss_function", f"binary_cross_entropy needs two classes, the "
+                                        f"label has {len(self._classes)}; use cross_entropy")
+        missing = [c for c in self._classes if c not in set(present.tolist())]
+        if missing:
+            self._notes.append(f"classes {missing} are not in the training data; the model still outputs "
+                               "a probability for them")
+
+    def _class_weights(self) -> dict[int, float] | None:
+        setting = self._spec.hyperparameters.get("class_weight")
+        if setting is None or not self._classifier:
+            return None
+        if isinstance(setting, dict):
+            # Struct keys are strings; match them against the labels' text.
+            known = {str(c) for c in self._classes}
+            unknown = [k for k in setting if str(k) not in known]
+            if unknown:
+                raise InvalidArgument.field(f"{HP}.class_weight", f"no class {unknown[0]!r} in the label column; "
+                                            f"classes are {', '.join(sorted(known))}")
+        weights = neural.class_weights(self._spec, np.asarray(self._data.y_train), self._classes)
+        return {i: float(w) for i, w in enumerate(weights)}
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """Labels as the network's targets: class indices (int32, float32 [n, 1] for a sigmoid
+        unit) or float32 regression targets [n, 1]."""
+        if not self._classifier:
+            return np.asarray(y, dtype=np.float32).reshape(-1, 1)
+        index = {c: i for i, c in enumerate(self._classes)}
+        try:
+            codes = np.fromiter((index[v] for v in np.asarray(y).tolist()), dtype=np.int32, count=len(y))
+        except KeyError as exc:
+            raise ValueError(f"label {exc.args[0]!r} is not one of the classes {self._classes}") from None
+        return codes.astype(np.float32).reshape(-1, 1) if self._sigmoid else codes
+
+    def _build(self, adapt: bool) -> tuple[Any, Any]:
+        keras = self._keras
+        spec = self._spec
+        reg = spec.regularization
+        hidden_dtype = "mixed_float16" if self._mixed else "float32"
+        regularizer = keras.regularizers.L1L2(l1=reg.l1, l2=reg.l2) if (reg.l1 or reg.l2) else None
+        norm = keras.layers.Normalization(name="normalization")
+        layers: list[Any] = [keras.Input(shape=(self._n_features,), name="input"), norm]
+        activation = neural.activation(spec)
+        for i, units in enumerate(neural.hidden_units(spec)):
+            layers.append(keras.layers.Dense(units, activation=None if reg.batch_norm else activation,
+                                             kernel_regularizer=regularizer, dtype=hidden_dtype, name=f"dense_{i}"))
+            if reg.batch_norm:
+                layers.append(keras.layers.BatchNormalization(dtype=hidden_dtype, name=f"batch_norm_{i}"))
+                layers.append(keras.layers.Activation(activation, dtype=hidden_dtype, name=f"activation_{i}"))
+            if reg.dropout:
+                layers.append(keras.layers.Dropout(reg.dropout, dtype=hidden_dtype, name=f"dropout_{i}"))
+        if self._classifier:
+            units, out_activation = (1, "sigmoid") if self._sigmoid else (len(self._classes), "softmax")
+        else:
+            units, out_activation = 1, None
+        # The output layer computes in float32 even under mixed precision: a float16 softmax
+        # or sigmoid loses the small probabilities the log loss depends on.
+        layers.append(keras.layers.Dense(units, activation=out_activation, kernel_regularizer=regularizer,
+                                         dtype="float32", name="output"))
+        model = keras.Sequential(layers, name="mlp")
+        if adapt:
+            norm.adapt(self._X_train)
+            constant = np.ptp(self._data.X_train, axis=0) == 0
+            if constant.any():
+                variance = np.asarray(norm.adapt_variance.numpy())
+                norm.adapt_variance.assign(np.where(constant, 1.0, variance).astype(variance.dtype))
+                norm.finalize_state()
+        return model, norm
+
+    # -- predictions --
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        """The network's output on raw features X, float64, in chunks."""
+        tf = self._tf
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self._n_features:
+            raise ValueError(f"expected rows of {self._n_features} features, got an array of shape {X.shape}")
+        parts = []
+        with tf.device(self._device):
+            for start in range(0, len(X), _PREDICT_CHUNK):
+                chunk = tf.constant(X[start:start + _PREDICT_CHUNK])
+                parts.append(np.asarray(self._model(chunk, training=False), dtype=np.float64))
+        units = 1 if (self._sigmoid or not self._classifier) else len(self._classes)
+        return np.concatenate(parts) if parts else np.zeros((0, units))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, n_classes], columns in class_labels order."""
+        if not self._classifier:
+            raise ValueError("a regressor has no class probabilities; use predict")
+        out = self._raw(X)
+        if self._sigmoid:
+            return np.concatenate([1.0 - out, out], axis=1)
+        # float32 softmax rows sum to 1 within ~1e-7, outside log_loss's float64 check.
+        return out / out.sum(axis=1, keepdims=True)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels (classifiers) or target values (regressors), shape [n]."""
+        if self._classifier:
+            return np.asarray(self._classes)[np.argmax(self.predict_proba(X), axis=1)]
+        return self._raw(X)[:, 0] * self._y_std + self._y_mean
+
+    def _measure(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        if self._classifier:
+            return classification_metrics(y, self.predict_proba(X), self._classes)
+        return regression_metrics(y, self.predict(X))
+
+    # -- TrainingRun --
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        if epoch != self._epoch + 1:
+            raise ValueError(f"epoch {epoch} requested; the run is at epoch {self._epoch}, "
+                             f"so the next is {self._epoch + 1}")
+        if epoch > self.total_epochs:
+            raise ValueError(f"the run is complete after epoch {self._epoch}; there is no epoch {epoch}")
+        tf = self._tf
+        logs = list(self._notes) if epoch == 1 else []
+        lr = self._schedule.lr_for_epoch(epoch)
+        self._optimizer.learning_rate = lr
+        order = np.random.default_rng((self._spec.seed, epoch)).permutation(len(self._y_train))
+        X, y = self._X_train[order], self._targets()[order]
+        with tf.device(self._device):
+            history = self._model.fit(X, y, batch_size=self._spec.batch_size, epochs=1, shuffle=False,
+                                      class_weight=self._class_weight, verbose=0)
+        objective = float(history.history["loss"][-1])
+        if not math.isfinite(objective):
+            raise RuntimeError(f"training diverged in epoch {epoch}: the training loss is {objective}; lower "
+                               f"{TC}.learning_rate or set {TC}.regularization.gradient_clip_norm")
+        first = slice(0, self._spec.batch_size)
+        gradient_norm = self._gradient_norm(X[first], y[first])
+
+        data = self._data
+        metrics = {"training_loss": self._measure(data.X_train, data.y_train)["loss"]}
+        X_val, y_val = data.X_val, data.y_val
+        if X_val is None or y_val is None or len(y_val) == 0:
+            X_val, y_val = data.X_train, data.y_train
+            if not self._announced_no_validation:
+                logs.append("no validation data: validation metrics are computed on the training data")
+                self._announced_no_validation = True
+        validation = self._measure(X_val, y_val)
+        metrics["validation_loss"] = validation.pop("loss")
+        metrics.update(validation)
+        metrics["learning_rate"] = float(lr)
+        metrics["gradient_norm"] = gradient_norm
+        self._schedule.observe(epoch, metrics)
+        self._epoch = epoch
+        return EpochResult(metrics=metrics, extra={"train_objective": objective}, logs=logs)
+
+    def _targets(self) -> np.ndarray:
+        if self._classifier:
+            return self._y_train
+        return ((self._y_train - self._y_mean) / self._y_std).astype(np.float32)
+
+    def _gradient_norm(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Global norm of the objective's gradient on one batch; see the module docstring."""
+        tf = self._tf
+        weights = None
+        if self._class_weight is not None:
+            codes = y.reshape(-1).astype(np.int64)
+            weights = tf.constant(np.array([self._class_weight[c] for c in codes.tolist()], dtype=np.float32))
+        with tf.device(self._device):
+            variables = self._model.trainable_variables
+            with tf.GradientTape() as tape:
+                out = self._model(tf.constant(X), training=False)
+                loss = self._loss_fn(tf.constant(y), out, sample_weight=weights)
+                penalties = self._model.losses
+                if penalties:
+                    loss = loss + tf.add_n([tf.cast(p, loss.dtype) for p in penalties])
+            grads = [g for g in tape.gradient(loss, variables) if g is not None]
+            return float(tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads]))
+
+    # -- checkpoints --
+
+    def _identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded into this run."""
+        spec = self._spec
+        return {
+            "model_type": spec.model_type,
+            "architecture": "mlp",
+            "n_features": self._n_features,
+            "classes": [str(c) for c in self._classes] if self._classes is not None else None,
+            "loss": self._loss_name,
+            "optimizer": neural.optimizer_name(spec),
+        }
+
+    def state_bytes(self) -> bytes:
+        """An .npz archive: every model variable (model.get_weights() plus the dropout seed
+        generators' state), every optimizer variable, and JSON metadata with the epoch, the
+        learning-rate schedule's state and the regression target statistics."""
+        model_vars = [np.asarray(v.numpy()) for v in self._model.variables]
+        optimizer_vars = [np.asarray(v.numpy()) for v in self._optimizer.variables]
+        meta = {
+            "format": _STATE_FORMAT,
+            "framework": "tensorflow",
+            **self._identity(),
+            "epoch": self._epoch,
+            "schedule": self._schedule.state_dict(),
+            "y_mean": self._y_mean,
+            "y_std": self._y_std,
+            "model_variables": [list(a.shape) for a in model_vars],
+            "optimizer_variables": [list(a.shape) for a in optimizer_vars],
+        }
+        arrays = {"meta": np.array(json.dumps(meta))}
+        arrays.update({f"model_{i:04d}": a for i, a in enumerate(model_vars)})
+        arrays.update({f"optimizer_{i:04d}": a for i, a in enumerate(optimizer_vars)})
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    def restore(self, state: bytes) -> None:
+        try:
+            archive = np.load(io.BytesIO(state), allow_pickle=False)
+            meta = json.loads(str(archive["meta"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise FailedPrecondition(f"the checkpoint is not a tensorflow adapter checkpoint: {exc}") from None
+        if meta.get("framework") != "tensorflow" or meta.get("format") != _STATE_FORMAT:
+            raise FailedPrecondition("the checkpoint was not written by this version of the tensorflow adapter")
+        mine = self._identity()
+        for key, wanted in mine.items():
+            if meta.get(key) != wanted:
+                raise FailedPrecondition(f"the checkpoint's {key} is {meta.get(key)!r}; this job's is {wanted!r}")
+        model_vars, optimizer_vars = self._model.variables, self._optimizer.variables
+        for kind, variables in (("model", model_vars), ("optimizer", optimizer_vars)):
+            shapes = [list(v.shape) for v in variables]
+            if meta[f"{kind}_variables"] != shapes:
+                raise FailedPrecondition(f"the checkpoint's {kind} variables have shapes {meta[f'{kind}_variables']}; "
+                                         f"this job's network has {shapes} (hidden_units or regularization differ)")
+        for kind, variables in (("model", model_vars), ("optimizer", optimizer_vars)):
+            for i, variable in enumerate(variables):
+                variable.assign(archive[f"{kind}_{i:04d}"])
+        # The Normalization layer's eager copies of its statistics follow the variables.
+        self._norm.finalize_state()
+        self._y_mean, self._y_std = float(meta["y_mean"]), float(meta["y_std"])
+        self._schedule.load_state_dict(meta["schedule"])
+        self._epoch = int(meta["epoch"])
+
+    @property
+    def epoch(self) -> int:
+        """The last trained epoch (0 before the first)."""
+        return self._epoch
+
+    @property
+    def class_labels(self) -> list[Any] | None:
+        """Class labels in the order of the model's (and the exports') probability columns;
+        None for regressors."""
+        return list(self._classes) if self._classifier else None
+
+    def _require_trained(self) -> None:
+        if self._epoch == 0:
+            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        self._require_trained()
+        metrics = self._measure(X, y)
+        metrics["validation_loss"] = metrics.pop("loss")
+        return metrics
+
+    # -- export --
+
+    @property
+    def export_formats(self) -> list[str]:
+        return ["onnx", "savedmodel"]
+
+    def export(self, fmt: str) -> bytes:
+        name = parse_format(fmt)
+        if name not in self.export_formats:
+            raise InvalidArgument.field("format", f"tensorflow models export as {' or '.join(self.export_formats)}, "
+                                        f"not {name}")
+        self._require_trained()
+        return self._onnx() if name == "onnx" else self._savedmodel()
+
+    def _serving_function(self) -> Any:
+        """The tf.function both exports hold: raw features in, parity.py's output names out."""
+        tf = self._tf
+        model, norm = self._model, self._norm
+        classifier, sigmoid = self._classifier, self._sigmoid
+        classes = np.asarray(self._classes) if classifier else None
+        y_mean, y_std = self._y_mean, self._y_std
+
+        @tf.function(input_signature=[tf.TensorSpec([None, self._n_features], tf.float32, name="input")])
+        def serve(x):
+            norm.finalize_state()  # see _graph_normalization
+            out = tf.cast(model(x, training=False), tf.float32)
+            if not classifier:
+                return {"variable": out * tf.constant(y_std, tf.float32) + tf.constant(y_mean, tf.float32)}
+            probabilities = tf.concat([1.0 - out, out], axis=1) if sigmoid else out
+            # Constants made inside the trace become graph constants; captured ones would
+            # become inputs of the ONNX graph.
+            labels = tf.constant(classes)
+            return {"label": tf.gather(labels, tf.argmax(probabilities, axis=1)), "probabilities": probabilities}
+
+        return serve
+
+    def _reference(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_proba(X) if self._classifier else self.predict(X)
+
+    def _onnx(self) -> bytes:
+        import tf2onnx
+
+        serve = self._serving_function()
+        with _graph_normalization(self._norm), self._tf.device("/CPU:0"):
+            proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature)
+        data = proto.SerializeToString()
+        X = self._data.X_val if self._data.X_val is not None and len(self._data.X_val) else self._data.X_train
+        X = X[:_PARITY_ROWS]
+        reference = self._reference(X)
+        tolerance = ONNX_TOLERANCE_MIXED if self._mixed else ONNX_TOLERANCE
+        if not self._classifier:
+            tolerance *= max(1.0, float(np.abs(reference).max()))
+        try:
+            check_parity(data, reference, X, atol=tolerance)
+        except ValueError as exc:
+            outputs = onnx_predict(data, X)
+            got = outputs["probabilities" if self._classifier else "variable"]
+            if np.shape(got) == (len(X), 1) and reference.ndim == 1:
+                got = got[:, 0]
+            if np.shape(got) != reference.shape:
+                raise RuntimeError(f"ONNX export check failed: {exc}") from exc
+            d = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - reference)))
+            raise RuntimeError(f"ONNX export check failed: max difference {d:.3g} > tolerance {tolerance:g}") from exc
+        return data
+
+    def _savedmodel(self) -> bytes:
+        keras = self._keras
+        serve = self._serving_function()
+        with tempfile.TemporaryDirectory(prefix="forge-savedmodel-") as tmp:
+            path = Path(tmp) / "savedmodel"
+            with _graph_normalization(self._norm), self._tf.device("/CPU:0"):
+                archive = keras.export.ExportArchive()
+                archive.track(self._model)
+                archive.add_endpoint("serve", serve)
+                archive.write_out(str(path), verbose=False)
+            return _tar_directory(path)
+
+
+def _tar_directory(root: Path) -> bytes:
+    """The files under `root` as an uncompressed tar, paths relative to root, with fixed
+    owners and times so the archive depends only on the files' contents."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            if path.is_file():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+class TensorFlowAdapter(FrameworkAdapter):
+    name = "tensorflow"
+
+    def validate(self, spec: TrainingSpec) -> None:
+        _validate(spec)
+
+    def planned_epochs(self, spec: TrainingSpec) -> int:
+        """Every epoch is one pass over the data, so spec.epochs; no TensorFlow import."""
+        return spec.epochs
+
+    def create_run(self, spec: TrainingSpec, data: TrainingData) -> TensorFlowRun:
+        return TensorFlowRun(spec, data)
+
+    def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TensorFlowRun:
+        # The statistics (feature mean/variance, target mean/std) come from the checkpoint.
+        run = TensorFlowRun(spec, data, fit_statistics=False)
+        run.restore(state)
+        return run
+
+    def versions(self) -> dict[str, str]:
+        tf, keras = _import_tensorflow()
+        import onnx
+        import tf2onnx
+
+        return {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        }
