@@ -155,7 +155,8 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
                       test_dataset=dc.test_dataset, label_column=dc.label_column,
                       feature_columns=list(dc.feature_columns),
                       validation_fraction=dc.validation_fraction or (0.0 if dc.no_validation else 0.15),
-                      no_validation=dc.no_validation),
+                      no_validation=dc.no_validation, text_column=dc.text_column, time_column=dc.time_column,
+                      user_column=dc.user_column, item_column=dc.item_column, window_size=dc.window_size),
         resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
                                timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority),
         labels=dict(request.labels),
@@ -204,7 +205,8 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     request.data_config.CopyFrom(training_job_pb2.TrainingDataConfig(
         train_dataset=d.train_dataset, validation_dataset=d.validation_dataset, test_dataset=d.test_dataset,
         label_column=d.label_column, feature_columns=d.feature_columns, validation_fraction=d.validation_fraction,
-        no_validation=d.no_validation))
+        no_validation=d.no_validation, text_column=d.text_column, time_column=d.time_column,
+        user_column=d.user_column, item_column=d.item_column, window_size=d.window_size))
     res = spec.resources
     request.resources.cpu, request.resources.memory = res.cpu, res.memory
     request.resources.gpu, request.resources.priority = res.gpu, res.priority

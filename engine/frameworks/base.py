@@ -18,9 +18,22 @@ import numpy as np
 from engine.jobs.spec import TrainingSpec
 
 
+INPUT_KINDS = ("tabular", "text", "interactions", "sequence")
+
+
 @dataclass
 class TrainingData:
-    """Arrays a run trains on. Features are float64 in `feature_names` order."""
+    """Arrays a run trains on, built by engine/data/training_data.py.
+
+    How X is laid out depends on `input_kind`:
+    - "tabular": float64 [n, features] in `feature_names` order (categorical columns arrive
+      one-hot encoded, as `preprocessing["onehot"]` records; images arrive as pixel columns,
+      reshaped by the adapter with model_config.input_shape);
+    - "text": object [n] of strings (data_config.text_column);
+    - "interactions": object [n, 2] of (user id, item id) as strings; y is the rating;
+    - "sequence": float64 [n, window] of past values of the series, oldest first; y is the
+      next value (forecasting).
+    """
 
     task: str  # one of engine.jobs.spec.MODEL_TYPES
     feature_names: list[str]
@@ -31,6 +44,9 @@ class TrainingData:
     y_val: np.ndarray | None = None
     # Sorted distinct labels of train + validation (+ test) for classification; None otherwise.
     classes: list[Any] | None = None
+    input_kind: str = "tabular"
+    # How raw columns became X, for whoever feeds the exported model (recorded in model_info).
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -4,16 +4,17 @@ of the MLP hyperparameters, defaults, and class weights. No framework is importe
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from engine.callbacks import lr_schedule
+from engine.callbacks.early_stopping import metric_key
 from engine.errors import InvalidArgument
 from engine.jobs.spec import TrainingSpec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-OPTIMIZER_OPTIONS = {"momentum", "nesterov", "beta1", "beta2", "epsilon", "rho"}
 LOSSES = {
     "classification": ("cross_entropy", "binary_cross_entropy"),
     "regression": ("mse", "mae", "huber"),
@@ -50,6 +51,26 @@ def activation(spec: TrainingSpec) -> str:
     return str(spec.hyperparameters.get("activation", "relu"))
 
 
+# Which optimizers each optimizer_config option applies to.
+OPTION_OWNERS = {
+    "momentum": ("sgd", "rmsprop"),
+    "nesterov": ("sgd",),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "epsilon": ("adam", "adamw", "rmsprop"),
+    "rho": ("rmsprop",),
+}
+TC = "training_config"
+
+
+def metric_names(task: str) -> list[str]:
+    """The metrics an epoch of a neural-network `task` run reports."""
+    common = ["training_loss", "validation_loss", "learning_rate", "gradient_norm"]
+    if task == "classification":
+        return common + ["accuracy", "precision", "recall", "f1_score"]
+    return common + ["rmse", "mae", "r2"]
+
+
 def validate_mlp(spec: TrainingSpec, framework: str) -> None:
     """Check everything of `spec` an MLP on tabular data can honour; InvalidArgument names the field."""
     if spec.architecture != "mlp":
@@ -58,34 +79,7 @@ def validate_mlp(spec: TrainingSpec, framework: str) -> None:
     if spec.model_type not in LOSSES:
         raise InvalidArgument.field("model_type", f"{framework} mlp trains CLASSIFICATION or REGRESSION models; "
                                                   f"got {spec.model_type.upper()}")
-    if not 1 <= spec.epochs <= MAX_EPOCHS:
-        raise InvalidArgument.field("training_config.epochs", f"must be between 1 and {MAX_EPOCHS}")
-    if spec.batch_size < 1:
-        raise InvalidArgument.field("training_config.batch_size", "must be at least 1")
-    if spec.optimizer and spec.optimizer not in OPTIMIZERS:
-        raise InvalidArgument.field("training_config.optimizer",
-                                    f"unknown optimizer {spec.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-    unknown = set(spec.optimizer_config) - OPTIMIZER_OPTIONS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidArgument.field(f"training_config.optimizer_config.{name}",
-                                    f"unknown option: use {', '.join(sorted(OPTIMIZER_OPTIONS))}")
-    momentum = spec.optimizer_config.get("momentum", 0.0)
-    if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise InvalidArgument.field("training_config.optimizer_config.momentum", "must be in [0, 1)")
-    if spec.loss_function and spec.loss_function not in LOSSES[spec.model_type]:
-        raise InvalidArgument.field("training_config.loss_function",
-                                    f"{spec.loss_function!r} does not fit {spec.model_type}: use one of "
-                                    f"{', '.join(LOSSES[spec.model_type])}")
-    reg = spec.regularization
-    if not 0 <= reg.dropout < 1:
-        raise InvalidArgument.field("training_config.regularization.dropout", "must be in [0, 1)")
-    for name in ("l1", "l2", "weight_decay", "gradient_clip_norm"):
-        if getattr(reg, name) < 0:
-            raise InvalidArgument.field(f"training_config.regularization.{name}", "must be >= 0")
-    if spec.gradient_accumulation_steps < 0:
-        raise InvalidArgument.field("training_config.gradient_accumulation_steps", "must be >= 0")
-    lr_schedule.validate(spec.lr_scheduler, spec.epochs)
+    validate_training_config(spec, framework)
     for name, value in spec.hyperparameters.items():
         if name not in MLP_HYPERPARAMETERS:
             raise InvalidArgument.field(f"model_config.hyperparameters.{name}",
@@ -95,6 +89,73 @@ def validate_mlp(spec: TrainingSpec, framework: str) -> None:
                                         f"must be {MLP_HYPERPARAMETERS[name]}")
     if spec.hyperparameters.get("class_weight") is not None and spec.model_type != "classification":
         raise InvalidArgument.field("model_config.hyperparameters.class_weight", "applies to classification only")
+
+
+def validate_training_config(spec: TrainingSpec, framework: str) -> None:
+    """TrainingConfig checks every neural network shares, whatever its architecture."""
+    if not 1 <= spec.epochs <= MAX_EPOCHS:
+        raise InvalidArgument.field(f"{TC}.epochs", f"must be between 1 and {MAX_EPOCHS}")
+    if spec.batch_size < 1:
+        raise InvalidArgument.field(f"{TC}.batch_size", "must be at least 1")
+    lr = spec.learning_rate
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise InvalidArgument.field(f"{TC}.learning_rate", f"must be a positive number, or 0 for the default "
+                                                           f"{DEFAULT_LEARNING_RATE}; got {lr!r}")
+    if spec.optimizer and spec.optimizer not in OPTIMIZERS:
+        raise InvalidArgument.field(f"{TC}.optimizer",
+                                    f"unknown optimizer {spec.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+    _check_optimizer_config(spec)
+    losses = LOSSES.get(spec.model_type, LOSSES["regression"])
+    if spec.loss_function and spec.loss_function not in losses:
+        raise InvalidArgument.field(f"{TC}.loss_function",
+                                    f"{spec.loss_function!r} does not fit {spec.model_type}: use one of "
+                                    f"{', '.join(losses)}")
+    reg = spec.regularization
+    if not 0 <= reg.dropout < 1:
+        raise InvalidArgument.field(f"{TC}.regularization.dropout", "must be in [0, 1)")
+    for name in ("l1", "l2", "weight_decay", "gradient_clip_norm"):
+        value = getattr(reg, name)
+        if not math.isfinite(value) or value < 0:
+            raise InvalidArgument.field(f"{TC}.regularization.{name}", "must be a finite number >= 0")
+    if reg.batch_norm and spec.batch_size < 2:
+        raise InvalidArgument.field(f"{TC}.batch_size", "batch normalization needs batches of at least 2 rows; "
+                                    f"raise batch_size or turn {TC}.regularization.batch_norm off")
+    if spec.gradient_accumulation_steps < 0:
+        raise InvalidArgument.field(f"{TC}.gradient_accumulation_steps", "must be >= 0")
+    lr_schedule.validate(spec.lr_scheduler, spec.epochs)
+    if spec.lr_scheduler.type.strip().lower() == "reduce_on_plateau":
+        watched = spec.lr_scheduler.metric or "val_loss"
+        task = "classification" if spec.model_type == "classification" else "regression"
+        if metric_key(watched) not in metric_names(task):
+            raise InvalidArgument.field(f"{TC}.lr_scheduler.metric",
+                                        f"{framework} {spec.model_type} runs report no metric {watched!r}, so the "
+                                        f"schedule would never react; use one of {', '.join(metric_names(task))}")
+
+
+def _check_optimizer_config(spec: TrainingSpec) -> None:
+    optimizer = optimizer_name(spec)
+    config = spec.optimizer_config
+    for name, value in config.items():
+        path = f"{TC}.optimizer_config.{name}"
+        owners = OPTION_OWNERS.get(name)
+        if owners is None:
+            raise InvalidArgument.field(path, f"unknown option: use {', '.join(sorted(OPTION_OWNERS))}")
+        if optimizer not in owners:
+            raise InvalidArgument.field(path, f"applies to {' and '.join(owners)}, not {optimizer}; remove it or "
+                                              f"change {TC}.optimizer")
+        if name == "nesterov":
+            if not isinstance(value, bool):
+                raise InvalidArgument.field(path, f"must be true or false, got {value!r}")
+            if value and not config.get("momentum"):
+                raise InvalidArgument.field(path, "Nesterov momentum needs momentum > 0; set "
+                                                  f"{TC}.optimizer_config.momentum, e.g. 0.9")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidArgument.field(path, f"must be a number, got {value!r}")
+        if name == "epsilon" and value <= 0:
+            raise InvalidArgument.field(path, f"must be > 0, got {value}")
+        if name in ("beta1", "beta2", "rho", "momentum") and not 0 <= value < 1:
+            raise InvalidArgument.field(path, f"must be in [0, 1), got {value}")
 
 
 def _valid_hyperparameter(name: str, value: Any) -> bool:

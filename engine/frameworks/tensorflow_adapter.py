@@ -69,7 +69,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from engine.callbacks.early_stopping import metric_key
 from engine.callbacks.lr_schedule import LearningRateSchedule
 from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from engine.export.formats import parse_format
@@ -99,14 +98,6 @@ _PARITY_ROWS = 4096
 _PREDICT_CHUNK = 65536
 
 # optimizer_config option -> the optimizers that use it.
-_OPTION_OWNERS = {
-    "momentum": ("sgd", "rmsprop"),
-    "nesterov": ("sgd",),
-    "beta1": ("adam", "adamw"),
-    "beta2": ("adam", "adamw"),
-    "epsilon": ("adam", "adamw", "rmsprop"),
-    "rho": ("rmsprop",),
-}
 # optimizer_config names -> Keras argument names.
 _KERAS_OPTION = {"beta1": "beta_1", "beta2": "beta_2"}
 
@@ -114,12 +105,7 @@ _KERAS_OPTION = {"beta1": "beta_1", "beta2": "beta_2"}
 # --- validation (server side: no TensorFlow) ------------------------------------------------
 
 
-def metric_names(task: str) -> list[str]:
-    """The metrics an epoch of a `task` run reports."""
-    common = ["training_loss", "validation_loss", "learning_rate", "gradient_norm"]
-    if task == "classification":
-        return common + ["accuracy", "precision", "recall", "f1_score"]
-    return common + ["rmse", "mae", "r2"]
+metric_names = neural.metric_names
 
 
 def _validate(spec: TrainingSpec) -> None:
@@ -128,56 +114,10 @@ def _validate(spec: TrainingSpec) -> None:
         raise Unimplemented(f"tensorflow architecture {spec.architecture!r} is not implemented yet; "
                             f"available: {', '.join(ARCHITECTURES)}")
     neural.validate_mlp(spec, "tensorflow")
-    # What neural.validate_mlp leaves to each framework:
+    # What the shared validation leaves to this framework:
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= _MAX_SEED:
         raise InvalidArgument.field(f"{TC}.seed", f"tensorflow seeds must be between 0 and {_MAX_SEED}; "
                                                   f"got {spec.seed!r}")
-    lr = spec.learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise InvalidArgument.field(f"{TC}.learning_rate",
-                                    f"must be a positive number, or 0 for the default "
-                                    f"{neural.DEFAULT_LEARNING_RATE}; got {lr!r}")
-    _check_optimizer_config(spec)
-    reg = spec.regularization
-    for name in ("l1", "l2", "weight_decay", "gradient_clip_norm"):
-        if not math.isfinite(getattr(reg, name)):
-            raise InvalidArgument.field(f"{TC}.regularization.{name}", "must be a finite number >= 0")
-    if reg.batch_norm and spec.batch_size < 2:
-        raise InvalidArgument.field(f"{TC}.batch_size", "batch normalization needs batches of at least 2 rows; "
-                                    f"raise batch_size or turn {TC}.regularization.batch_norm off")
-    if spec.lr_scheduler.type.strip().lower() == "reduce_on_plateau":
-        watched = spec.lr_scheduler.metric or "val_loss"
-        if metric_key(watched) not in metric_names(spec.model_type):
-            raise InvalidArgument.field(f"{TC}.lr_scheduler.metric",
-                                        f"tensorflow {spec.model_type} runs report no metric {watched!r}, so the "
-                                        f"schedule would never react; use one of "
-                                        f"{', '.join(metric_names(spec.model_type))}")
-
-
-def _check_optimizer_config(spec: TrainingSpec) -> None:
-    optimizer = neural.optimizer_name(spec)
-    config = spec.optimizer_config
-    for name, value in config.items():
-        path = f"{TC}.optimizer_config.{name}"
-        owners = _OPTION_OWNERS.get(name)
-        if owners is None:
-            continue  # neural.validate_mlp already rejected unknown options
-        if optimizer not in owners:
-            raise InvalidArgument.field(path, f"applies to {' and '.join(owners)}, not {optimizer}; remove it or "
-                                        f"change {TC}.optimizer")
-        if name == "nesterov":
-            if not isinstance(value, bool):
-                raise InvalidArgument.field(path, f"must be true or false, got {value!r}")
-            if value and not config.get("momentum"):
-                raise InvalidArgument.field(path, "Nesterov momentum needs momentum > 0; set "
-                                            f"{TC}.optimizer_config.momentum, e.g. 0.9")
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidArgument.field(path, f"must be a number, got {value!r}")
-        if name == "epsilon" and value <= 0:
-            raise InvalidArgument.field(path, f"must be > 0, got {value}")
-        if name in ("beta1", "beta2", "rho", "momentum") and not 0 <= value < 1:
-            raise InvalidArgument.field(path, f"must be in [0, 1), got {value}")
 
 
 # --- TensorFlow (imported in the worker only) -----------------------------------------------

@@ -64,6 +64,11 @@ class DataSpec:
     feature_columns: list[str] = field(default_factory=list)
     validation_fraction: float = 0.15
     no_validation: bool = False
+    text_column: str = ""
+    time_column: str = ""
+    user_column: str = ""
+    item_column: str = ""
+    window_size: int = 0  # 0: the default, 12
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sqlalchemy.orm import object_session
 from engine import names
 from engine.callbacks.early_stopping import metric_key
 from engine.data.manager import DataManager
-from engine.data.training_data import NUMERIC_TYPES, feature_columns
+from engine.data.training_data import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, input_kind
 from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
@@ -48,6 +48,52 @@ REPORTED_METRICS = {
     "regression": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
     "forecasting": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
 }
+
+
+def _check_columns(spec: TrainingSpec, columns: dict[str, str], dataset: str) -> list[str]:
+    """Check the data roles the spec names against the training data's schema; returns the columns used."""
+    data = spec.data
+
+    def column(field: str, name: str, types: tuple[str, ...] = (), what: str = "") -> str:
+        if not name:
+            raise InvalidArgument.field(f"data_config.{field}", f"is required for {spec.model_type}: one of "
+                                                                f"{', '.join(columns)}", "REQUIRED")
+        if name not in columns:
+            raise InvalidArgument.field(f"data_config.{field}",
+                                        f"{name!r} is not a column of {dataset}: one of {', '.join(columns)}")
+        if types and columns[name] not in types:
+            raise InvalidArgument.field(f"data_config.{field}", f"column {name!r} is {columns[name]}; {what}")
+        return name
+
+    numeric = ("int64", "float64")
+    kind = input_kind(spec)
+    if spec.model_type == "anomaly_detection":
+        used = [column("label_column", data.label_column)] if data.label_column else []
+    elif kind == "sequence":
+        used = [column("label_column", data.label_column, numeric, "the series to forecast must be numeric")]
+        if data.time_column:
+            used.append(column("time_column", data.time_column))
+        if data.window_size < 0:
+            raise InvalidArgument.field("data_config.window_size", "must be >= 1 (0 means the default, 12)")
+        return used
+    elif kind == "interactions":
+        return [column("user_column", data.user_column), column("item_column", data.item_column),
+                column("label_column", data.label_column, numeric, "ratings must be numeric")]
+    else:
+        used = [column("label_column", data.label_column)]
+    if kind == "text":
+        return used + [column("text_column", data.text_column, ("string",), "a text column must hold strings")]
+    features = feature_columns(spec, list(columns))
+    if not features:
+        raise InvalidArgument.field("data_config.feature_columns", f"{dataset} has no feature columns")
+    for i, col in enumerate(features):
+        field = f"data_config.feature_columns[{i}]" if data.feature_columns else "data_config.feature_columns"
+        if col not in columns:
+            raise InvalidArgument.field(field, f"{col!r} is not a column of {dataset}")
+        if columns[col] not in NUMERIC_TYPES + CATEGORICAL_TYPES:
+            raise InvalidArgument.field(field, f"column {col!r} is {columns[col]}; features must be numeric, boolean "
+                                               "or categorical text: leave it out of data_config.feature_columns")
+    return used + features
 
 
 def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
@@ -215,32 +261,10 @@ class ModelTrainer:
                                         "REQUIRED")
         data.train_dataset = names.resolve(data.train_dataset, "datasets", "data_config.train_dataset", project)
         train = self._datasets.get(data.train_dataset, field="data_config.train_dataset")
-        columns = {c["name"]: c for c in train.schema.get("columns", [])}
-        supervised = spec.model_type in SUPERVISED_TASKS
-        if supervised:
-            if not data.label_column:
-                data.label_column = train.label_column
-            if not data.label_column:
-                raise InvalidArgument.field("data_config.label_column",
-                                            f"is required for {spec.model_type}: one of {', '.join(columns)}",
-                                            "REQUIRED")
-            if data.label_column not in columns:
-                raise InvalidArgument.field("data_config.label_column",
-                                            f"{data.label_column!r} is not a column of {train.name}: "
-                                            f"one of {', '.join(columns)}")
-        features = feature_columns(spec, list(columns))
-        for i, col in enumerate(features):
-            if col not in columns:
-                raise InvalidArgument.field(f"data_config.feature_columns[{i}]",
-                                            f"{col!r} is not a column of {train.name}")
-            if columns[col]["data_type"] not in NUMERIC_TYPES:
-                raise InvalidArgument.field(
-                    f"data_config.feature_columns[{i}]" if data.feature_columns else "data_config.feature_columns",
-                    f"column {col!r} is {columns[col]['data_type']}; features must be numeric: list only numeric "
-                    "columns in data_config.feature_columns",
-                )
-        if not features:
-            raise InvalidArgument.field("data_config.feature_columns", f"{train.name} has no feature columns")
+        columns = {c["name"]: c["data_type"] for c in train.schema.get("columns", [])}
+        if spec.model_type in SUPERVISED_TASKS + ("recommendation",) and not data.label_column:
+            data.label_column = train.label_column
+        needed = _check_columns(spec, columns, train.name)
         for field in ("validation_dataset", "test_dataset"):
             ref = getattr(data, field)
             if not ref:
@@ -249,7 +273,7 @@ class ModelTrainer:
             setattr(data, field, ref)
             other = self._datasets.get(ref, field=f"data_config.{field}")
             other_cols = {c["name"] for c in other.schema.get("columns", [])}
-            missing = [c for c in [*features, data.label_column] if c and c not in other_cols]
+            missing = [c for c in needed if c not in other_cols]
             if missing:
                 raise InvalidArgument.field(f"data_config.{field}",
                                             f"{ref} lacks the columns {', '.join(missing)} of the training data")

@@ -225,7 +225,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         indent=2, sort_keys=True).encode())
     test_metrics: dict[str, float] = {}
     if datasets.get("test"):
-        X_test, y_test = load_arrays(spec, datasets["test"]["path"], data.feature_names)
+        X_test, y_test = load_arrays(spec, datasets["test"]["path"], data)
         evaluated = run.evaluate(X_test, y_test)
         # On test data the "validation" loss is the test loss.
         if "validation_loss" in evaluated:
@@ -244,6 +244,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 "features": list(data.feature_names),
                 # The classes the model outputs, in order: those seen in training.
                 "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
+                "input_kind": data.input_kind,
+                "preprocessing": data.preprocessing,
             },
         },
     )

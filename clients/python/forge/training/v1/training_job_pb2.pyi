@@ -213,7 +213,7 @@ class CheckpointConfig(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., save_best: _Optional[bool] = ..., save_latest: _Optional[bool] = ..., every_n_epochs: _Optional[int] = ..., keep_last: _Optional[int] = ..., monitor_metric: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TrainingDataConfig(_message.Message):
-    __slots__ = ("train_dataset", "validation_dataset", "test_dataset", "label_column", "feature_columns", "validation_fraction", "no_validation")
+    __slots__ = ("train_dataset", "validation_dataset", "test_dataset", "label_column", "feature_columns", "validation_fraction", "no_validation", "text_column", "time_column", "user_column", "item_column", "window_size")
     TRAIN_DATASET_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_DATASET_FIELD_NUMBER: _ClassVar[int]
     TEST_DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +221,11 @@ class TrainingDataConfig(_message.Message):
     FEATURE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
     NO_VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TIME_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    USER_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
     train_dataset: str
     validation_dataset: str
     test_dataset: str
@@ -228,7 +233,12 @@ class TrainingDataConfig(_message.Message):
     feature_columns: _containers.RepeatedScalarFieldContainer[str]
     validation_fraction: float
     no_validation: bool
-    def __init__(self, train_dataset: _Optional[str] = ..., validation_dataset: _Optional[str] = ..., test_dataset: _Optional[str] = ..., label_column: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., validation_fraction: _Optional[float] = ..., no_validation: _Optional[bool] = ...) -> None: ...
+    text_column: str
+    time_column: str
+    user_column: str
+    item_column: str
+    window_size: int
+    def __init__(self, train_dataset: _Optional[str] = ..., validation_dataset: _Optional[str] = ..., test_dataset: _Optional[str] = ..., label_column: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., validation_fraction: _Optional[float] = ..., no_validation: _Optional[bool] = ..., text_column: _Optional[str] = ..., time_column: _Optional[str] = ..., user_column: _Optional[str] = ..., item_column: _Optional[str] = ..., window_size: _Optional[int] = ...) -> None: ...
 
 class ValidationConfig(_message.Message):
     __slots__ = ("cross_validation",)
