@@ -130,6 +130,7 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
         architecture=mc.architecture.strip().lower(),
         model_type=model_type_str(request.model_type),
         hyperparameters=struct_to_dict(mc.hyperparameters),
+        input_shape=[int(d) for d in mc.input_shape],
         display_name=request.display_name,
         epochs=tc.epochs or 10,
         batch_size=tc.batch_size or 32,
@@ -180,6 +181,7 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     mc = request.model_config
     mc.framework, mc.architecture = spec.framework, spec.architecture
     mc.hyperparameters.CopyFrom(dict_to_struct(spec.hyperparameters))
+    mc.input_shape.extend(spec.input_shape)
     tc = request.training_config
     tc.epochs, tc.batch_size, tc.learning_rate = spec.epochs, spec.batch_size, spec.learning_rate
     tc.optimizer, tc.loss_function, tc.seed = spec.optimizer, spec.loss_function, spec.seed

@@ -152,6 +152,7 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             framework_versions=row.framework_versions or {},
             input_features=row.model_info.get("features", []),
             class_labels=row.model_info.get("classes", []),
+            preprocessing=convert.dict_to_struct(row.model_info.get("preprocessing", {})),
         )
         digest = hashlib.sha256()
         offset = 0

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.errors import InvalidArgument
 from engine.frameworks.base import TrainingData
 from engine.jobs.spec import TrainingSpec
 
@@ -97,7 +98,8 @@ def _apply(spec: TrainingSpec, prep: dict[str, Any], frame: pd.DataFrame,
             else:
                 parts.append(frame[col].astype("float64").to_numpy())
         X = np.column_stack(parts) if parts else np.empty((len(frame), 0))
-        return X, frame[label].to_numpy()
+        # Anomaly detection may have no label column at all: then there is no y.
+        return X, frame[label].to_numpy() if label else None
     if kind == "sequence":
         ordered = frame.sort_values(prep["time_column"]) if prep["time_column"] else frame
         series = ordered[label].astype("float64")
@@ -113,8 +115,9 @@ def _apply(spec: TrainingSpec, prep: dict[str, Any], frame: pd.DataFrame,
 
 def _windows(series: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     if len(series) <= window:
-        raise ValueError(f"the series has {len(series)} points; a window of {window} needs more: lower "
-                         "data_config.window_size or give more rows")
+        raise InvalidArgument.field("data_config.window_size",
+                                    f"the series has {len(series)} points; a window of {window} needs more: "
+                                    "lower data_config.window_size or give more rows")
     X = np.lib.stride_tricks.sliding_window_view(series[:-1], window).astype("float64")
     return X.copy(), series[window:].astype("float64")
 
@@ -141,10 +144,13 @@ def build_training_data(spec: TrainingSpec, train_path: str, validation_path: st
         else:
             from sklearn.model_selection import train_test_split
 
-            stratify = y if spec.model_type == "classification" and _stratifiable(y, fraction) else None
-            X, X_val, y, y_val = train_test_split(
-                X, y, test_size=fraction, random_state=spec.seed, stratify=stratify, shuffle=True
-            )
+            if y is None:
+                X, X_val = train_test_split(X, test_size=fraction, random_state=spec.seed, shuffle=True)
+            else:
+                stratify = y if spec.model_type == "classification" and _stratifiable(y, fraction) else None
+                X, X_val, y, y_val = train_test_split(
+                    X, y, test_size=fraction, random_state=spec.seed, stratify=stratify, shuffle=True
+                )
     classes = None
     if spec.model_type == "classification":
         seen = y if y_val is None else np.concatenate([y, y_val])

@@ -7,7 +7,7 @@ Output names are those skl2onnx gives a scikit-learn model converted with zipmap
   regressors:  "variable" (float32, shape [n, 1]).
 onnx_predict returns every output of the graph by name, so other exporters' names pass
 through unchanged; check_parity compares "probabilities" when present, else "variable",
-else the only output there is.
+else "scores" (anomaly detectors), else the only output there is.
 """
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ import numpy as np
 
 
 def onnx_predict(onnx_bytes: bytes, X: np.ndarray) -> dict[str, np.ndarray]:
-    """Every output of the model on rows X (cast to float32, fed to its only input), by name."""
+    """Every output of the model on rows X, by name. X is cast to the type the model's only input
+    declares: int64 for token or id inputs, float32 otherwise."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"expected a model with one input tensor, got {[i.name for i in inputs]}")
-    features = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
+    dtype = np.int64 if inputs[0].type == "tensor(int64)" else np.float32
+    features = np.ascontiguousarray(np.asarray(X), dtype=dtype)
     names = [o.name for o in session.get_outputs()]
     values = session.run(names, {inputs[0].name: features})
     return dict(zip(names, values))
 
 
 def _compared_output(outputs: dict[str, np.ndarray]) -> np.ndarray:
-    for name in ("probabilities", "variable"):
+    for name in ("probabilities", "variable", "scores"):
         if name in outputs:
             return outputs[name]
     if len(outputs) == 1:

@@ -39,7 +39,7 @@ class TrainingData:
     feature_names: list[str]
     label_name: str
     X_train: np.ndarray
-    y_train: np.ndarray
+    y_train: np.ndarray | None  # None only for anomaly detection without a label column
     X_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     # Sorted distinct labels of train + validation (+ test) for classification; None otherwise.

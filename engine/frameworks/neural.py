@@ -15,11 +15,15 @@ from engine.errors import InvalidArgument
 from engine.jobs.spec import TrainingSpec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+_REGRESSION_LOSSES = ("mse", "mae", "huber")
 LOSSES = {
     "classification": ("cross_entropy", "binary_cross_entropy"),
-    "regression": ("mse", "mae", "huber"),
+    "regression": _REGRESSION_LOSSES,
+    "forecasting": _REGRESSION_LOSSES,
+    "recommendation": _REGRESSION_LOSSES,
 }
-DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
+DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "forecasting": "mse",
+                "recommendation": "mse"}
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")
 # Hyperparameters of the "mlp" architecture: name -> (check, what a valid value is).
 MLP_HYPERPARAMETERS = {
@@ -63,6 +67,82 @@ OPTION_OWNERS = {
 TC = "training_config"
 
 
+_POSITIVE_INTS = "a list of positive integers"
+# Every network architecture the API names: the model types it trains, the input kind it
+# reads (engine.frameworks.base.TrainingData), and its hyperparameters with what is valid.
+NETWORKS: dict[str, dict[str, Any]] = {
+    "mlp": {"model_types": ("classification", "regression"), "input_kind": "tabular",
+            "hyperparameters": ("hidden_units", "activation", "class_weight")},
+    "cnn": {"model_types": ("classification",), "input_kind": "tabular",
+            "hyperparameters": ("filters", "kernel_size", "hidden_units", "activation", "class_weight")},
+    "text_classifier": {"model_types": ("classification",), "input_kind": "text",
+                        "hyperparameters": ("embedding_dim", "vocab_size", "max_length", "hidden_units",
+                                            "activation", "class_weight")},
+    "lstm": {"model_types": ("forecasting",), "input_kind": "sequence",
+             "hyperparameters": ("hidden_size", "num_layers")},
+    "matrix_factorization": {"model_types": ("recommendation",), "input_kind": "interactions",
+                             "hyperparameters": ("embedding_dim",)},
+}
+HYPERPARAMETERS = {
+    **MLP_HYPERPARAMETERS,
+    "filters": f"{_POSITIVE_INTS} (convolution channels per layer), e.g. [16, 32]",
+    "kernel_size": "an odd integer >= 1, e.g. 3",
+    "embedding_dim": "an integer >= 1, e.g. 32",
+    "vocab_size": "an integer >= 2 (words kept, most frequent first), e.g. 5000",
+    "max_length": "an integer >= 1 (tokens per text), e.g. 64",
+    "hidden_size": "an integer >= 1 (LSTM units), e.g. 32",
+    "num_layers": "an integer between 1 and 4",
+}
+_NEEDS = {"text": "data_config.text_column", "interactions": "data_config.user_column and item_column",
+          "sequence": "model_type FORECASTING with a numeric label column", "tabular": "numeric feature columns"}
+
+
+def validate_network(spec: TrainingSpec, framework: str, available: tuple[str, ...]) -> None:
+    """Check `spec` for any network architecture: InvalidArgument names the field, Unimplemented
+    says which architectures this framework builds."""
+    from engine.data.training_data import input_kind
+    from engine.errors import Unimplemented
+
+    arch = spec.architecture
+    if arch not in NETWORKS:
+        raise InvalidArgument.field("model_config.architecture",
+                                    f"unknown {framework} architecture {arch!r}: use one of {', '.join(available)}")
+    if arch not in available:
+        raise Unimplemented(f"{framework} architecture {arch!r} is not implemented yet; available: "
+                            f"{', '.join(available)}")
+    network = NETWORKS[arch]
+    if spec.model_type not in network["model_types"]:
+        raise InvalidArgument.field("model_type", f"{framework} {arch} trains "
+                                                  f"{' or '.join(t.upper() for t in network['model_types'])} "
+                                                  f"models; got {spec.model_type.upper() or 'none'}")
+    kind = input_kind(spec)
+    if kind != network["input_kind"]:
+        raise InvalidArgument.field("model_config.architecture",
+                                    f"{arch} reads {network['input_kind']} input ({_NEEDS[network['input_kind']]}) "
+                                    f"but this job's data is {kind}")
+    if arch == "cnn":
+        shape = spec.input_shape
+        if len(shape) not in (2, 3) or any(d < 1 for d in shape):
+            raise InvalidArgument.field("model_config.input_shape",
+                                        "cnn needs the image shape of the pixel columns: [height, width] or "
+                                        "[channels, height, width], e.g. [1, 8, 8] for scikit-learn's digits",
+                                        "REQUIRED")
+    validate_training_config(spec, framework)
+    for name, value in spec.hyperparameters.items():
+        if name not in network["hyperparameters"]:
+            raise InvalidArgument.field(f"model_config.hyperparameters.{name}",
+                                        f"unknown hyperparameter for {arch}: use "
+                                        f"{', '.join(network['hyperparameters'])}")
+        if not _valid_hyperparameter(name, value):
+            raise InvalidArgument.field(f"model_config.hyperparameters.{name}", f"must be {HYPERPARAMETERS[name]}")
+    if spec.hyperparameters.get("class_weight") is not None and spec.model_type != "classification":
+        raise InvalidArgument.field("model_config.hyperparameters.class_weight", "applies to classification only")
+
+
+def int_hyperparameter(spec: TrainingSpec, name: str, default: int) -> int:
+    return int(spec.hyperparameters.get(name, default))
+
+
 def metric_names(task: str) -> list[str]:
     """The metrics an epoch of a neural-network `task` run reports."""
     common = ["training_loss", "validation_loss", "learning_rate", "gradient_norm"]
@@ -73,22 +153,7 @@ def metric_names(task: str) -> list[str]:
 
 def validate_mlp(spec: TrainingSpec, framework: str) -> None:
     """Check everything of `spec` an MLP on tabular data can honour; InvalidArgument names the field."""
-    if spec.architecture != "mlp":
-        raise InvalidArgument.field("model_config.architecture",
-                                    f"{framework} supports 'mlp' for tabular data; got {spec.architecture!r}")
-    if spec.model_type not in LOSSES:
-        raise InvalidArgument.field("model_type", f"{framework} mlp trains CLASSIFICATION or REGRESSION models; "
-                                                  f"got {spec.model_type.upper()}")
-    validate_training_config(spec, framework)
-    for name, value in spec.hyperparameters.items():
-        if name not in MLP_HYPERPARAMETERS:
-            raise InvalidArgument.field(f"model_config.hyperparameters.{name}",
-                                        f"unknown hyperparameter for mlp: use {', '.join(MLP_HYPERPARAMETERS)}")
-        if not _valid_hyperparameter(name, value):
-            raise InvalidArgument.field(f"model_config.hyperparameters.{name}",
-                                        f"must be {MLP_HYPERPARAMETERS[name]}")
-    if spec.hyperparameters.get("class_weight") is not None and spec.model_type != "classification":
-        raise InvalidArgument.field("model_config.hyperparameters.class_weight", "applies to classification only")
+    validate_network(spec, framework, ("mlp",))
 
 
 def validate_training_config(spec: TrainingSpec, framework: str) -> None:
@@ -159,7 +224,16 @@ def _check_optimizer_config(spec: TrainingSpec) -> None:
 
 
 def _valid_hyperparameter(name: str, value: Any) -> bool:
-    if name == "hidden_units":
+    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+    if name in ("embedding_dim", "max_length", "hidden_size"):
+        return whole and value >= 1
+    if name == "vocab_size":
+        return whole and value >= 2
+    if name == "num_layers":
+        return whole and 1 <= value <= 4
+    if name == "kernel_size":
+        return whole and value >= 1 and int(value) % 2 == 1
+    if name in ("hidden_units", "filters"):
         return (isinstance(value, list) and bool(value)
                 and all(isinstance(u, (int, float)) and u >= 1 and float(u).is_integer() for u in value))
     if name == "activation":

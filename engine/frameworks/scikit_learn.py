@@ -5,11 +5,24 @@ What one epoch means depends on the estimator:
                         the run finishes early once the solver converges
   sgd                   one shuffled pass of partial_fit over the training data
   random_forest,        warm-started ensembles that grow by n_estimators / epochs trees
-  gradient_boosting     (stages) per epoch; epochs are capped at the number of trees
+  gradient_boosting,    (stages) per epoch; epochs are capped at the number of trees
+  isolation_forest
   svm, linear_regression, ridge
                         fit in one pass: total_epochs is 1 and that epoch is `finished`
 svm is CalibratedClassifierCV(SVC(), ensemble=False): SVC(probability=True) is deprecated
 since scikit-learn 1.9 and this is its documented replacement.
+isolation_forest (model_type anomaly_detection) is unsupervised: it fits X only. Its anomaly
+score is score_samples negated, so higher = more anomalous (about 0.5 for ordinary rows, towards
+1 for isolated ones); training_loss and validation_loss are the mean anomaly score of the
+training and validation rows. A row is predicted an anomaly when predict() gives -1. The label
+column is optional: when set, it marks known anomalies and must hold exactly two values in the
+training + validation rows; the larger of the two when sorted is the anomaly (1 > 0,
+True > False, "true" > "false"), unless exactly one of them names an anomaly ("anomaly",
+"anomalous", "outlier", "fraud", "fault", "attack", "abnormal"), which then wins. With labels, epochs report precision, recall and f1_score of the predicted anomalies
+and extra["roc_auc"] of the anomaly score; extra["anomaly_fraction"] (predicted anomalies among
+the validation rows) is always reported. Its ONNX export has outputs "label" (int64 [n, 1]:
+1 normal, -1 anomaly) and "scores" (float32 [n, 1], decision_function = score_samples - offset_,
+so negative = anomaly and the anomaly score is -(scores + offset_)).
 Linear, SGD and SVM models see standardized features: a StandardScaler fitted once on the
 training data when the run is created. Exports are a Pipeline([scaler, model]) (trees:
 Pipeline([model])), so they take raw features.
@@ -20,6 +33,7 @@ sklearn, skl2onnx and onnxruntime are imported inside the functions that use the
 
 from __future__ import annotations
 
+import copy
 import importlib
 import math
 import pickle
@@ -31,12 +45,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.formats import parse_format
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
 
+_ANOMALY_WORDS = {"anomaly", "anomalous", "outlier", "fraud", "fault", "attack", "abnormal"}
 HP = "model_config.hyperparameters"
 TC = "training_config"
 MAX_EPOCHS = 10_000
@@ -120,6 +135,34 @@ def _class_weight(*presets: str) -> Callable[[Any], Any]:
             return {k: _float(w) for k, w in v.items()}
         raise _Bad(f"must be {', '.join(repr(p) for p in presets)} or a map from class label to weight; got {v!r}")
     return check
+
+
+def _max_samples(v: Any) -> Any:
+    if v == "auto":
+        return v
+    try:
+        return _count_or_fraction(one_is_count=False)(v)
+    except _Bad:
+        raise _Bad(f"must be 'auto', a row count or a fraction of rows in (0, 1]; got {v!r}") from None
+
+
+def _feature_share(v: Any) -> Any:
+    try:
+        return _count_or_fraction(one_is_count=False)(v)
+    except _Bad:
+        raise _Bad(f"must be a feature count or a fraction of features in (0, 1]; got {v!r}") from None
+
+
+def _contamination(v: Any) -> Any:
+    if v == "auto":
+        return v
+    try:
+        x = _float(v)
+    except _Bad:
+        x = math.nan
+    if not 0 < x <= 0.5:
+        raise _Bad(f"must be 'auto' or the expected share of anomalies, a number in (0, 0.5]; got {v!r}")
+    return x
 
 
 def _bool_or_count(v: Any) -> Any:
@@ -213,9 +256,12 @@ _ARCHS: dict[tuple[str, str], _Arch] = {(a.task, a.name): a for a in (
         losses=("mse",)),
     _Arch("gradient_boosting", "regression", "grow", "GradientBoostingRegressor", False,
           _BOOSTING, "learning_rate", ("mse",)),
+    _Arch("isolation_forest", "anomaly_detection", "grow", "IsolationForest", False, {
+        "n_estimators": _int, "max_samples": _max_samples, "contamination": _contamination,
+        "max_features": _feature_share, "bootstrap": _bool}),
 )}
 
-SUPPORTED_MODEL_TYPES = ("classification", "regression")
+SUPPORTED_MODEL_TYPES = ("classification", "regression", "anomaly_detection")
 
 
 def _architectures(task: str) -> list[str]:
@@ -235,9 +281,6 @@ class _Plan:
 
 def _resolve_architecture(spec: TrainingSpec) -> _Arch:
     supported = ", ".join(SUPPORTED_MODEL_TYPES)
-    if spec.model_type == "anomaly_detection" or spec.architecture == "isolation_forest":
-        raise Unimplemented("anomaly detection with sklearn (isolation_forest) is not implemented yet; "
-                            f"sklearn supports model types: {supported}")
     if spec.model_type not in SUPPORTED_MODEL_TYPES:
         what = "is required" if not spec.model_type else f"{spec.model_type!r} is not supported by sklearn"
         raise InvalidArgument.field("model_type", f"model type {what}; sklearn supports: {supported}")
@@ -324,6 +367,10 @@ def _configure_penalty(arch: _Arch, spec: TrainingSpec, hps: dict[str, Any]) -> 
     if arch.name == "linear_regression":
         _no_penalty(arch, spec, {"l1": "use sgd for an L1 penalty", "l2": "use ridge for an L2 penalty"})
         return {}
+    if arch.name == "isolation_forest":
+        advice = "set it to 0; max_samples and max_features in model_config.hyperparameters shape the trees"
+        _no_penalty(arch, spec, {"l1": advice, "l2": advice})
+        return {}
     advice = "trees are regularized by max_depth, min_samples_leaf or ccp_alpha in model_config.hyperparameters"
     _no_penalty(arch, spec, {"l1": advice, "l2": advice})
     return {}
@@ -347,6 +394,9 @@ def _check_training_config(arch: _Arch, spec: TrainingSpec) -> None:
     if spec.optimizer_config:
         raise InvalidArgument.field(f"{TC}.optimizer_config", "sklearn estimators take no optimizer settings; "
                                     "put estimator settings in model_config.hyperparameters")
+    if spec.loss_function and not arch.losses:
+        raise InvalidArgument.field(f"{TC}.loss_function", f"sklearn's {arch.name} minimizes no loss function; "
+                                    f"leave it empty, got {spec.loss_function!r}")
     if spec.loss_function and spec.loss_function not in arch.losses:
         raise InvalidArgument.field(f"{TC}.loss_function", f"sklearn's {arch.task} {arch.name} trains with "
                                     f"{' or '.join(arch.losses)}; got {spec.loss_function!r} (or leave it empty)")
@@ -389,7 +439,8 @@ def _plan(spec: TrainingSpec) -> _Plan:
             params["loss"] = "log_loss"
         else:
             params["loss"] = "huber" if spec.loss_function == "huber" else "squared_error"
-    if arch.name in ("logistic_regression", "sgd", "random_forest", "gradient_boosting", "ridge"):
+    if arch.name in ("logistic_regression", "sgd", "random_forest", "gradient_boosting", "ridge",
+                     "isolation_forest"):
         params["random_state"] = spec.seed
     if arch.style in ("warm_start", "grow"):
         params["warm_start"] = True
@@ -415,7 +466,7 @@ def _plan_trees(plan: _Plan, spec: TrainingSpec, hps: dict[str, Any]) -> None:
         plan.trees = hps.get("n_estimators", DEFAULT_TREES)
     # Every epoch must add at least one tree, so there are never more epochs than trees.
     plan.total_epochs = min(spec.epochs, plan.trees)
-    unit = "trees" if plan.arch.name == "random_forest" else "boosting stages"
+    unit = "boosting stages" if plan.arch.name == "gradient_boosting" else "trees"
     plan.notes.append(f"{plan.trees} {unit} over {plan.total_epochs} epochs")
     if plan.total_epochs < spec.epochs:
         plan.notes.append(f"epochs reduced from {spec.epochs} to {plan.total_epochs}: each epoch adds at least one")
@@ -493,6 +544,12 @@ class SklearnRun(TrainingRun):
         self._classes = list(data.classes) if self._classifier else None
         if self._classifier:
             self._check_classes()
+        self._anomaly = spec.model_type == "anomaly_detection"
+        # The two label values (normal, anomaly) when anomaly labels are given; see _check_anomaly_labels.
+        self._normal: Any = None
+        self._positive: Any = None
+        if self._anomaly:
+            self._check_anomaly_labels()
         self._epoch = 0
         self._finished = False
         self._announced_no_validation = False
@@ -517,6 +574,47 @@ class SklearnRun(TrainingRun):
         if self._spec.loss_function == "binary_cross_entropy" and len(self._classes) > 2:
             raise InvalidArgument.field(f"{TC}.loss_function", f"binary_cross_entropy needs two classes, the "
                                         f"label has {len(self._classes)}; use cross_entropy")
+
+    def _check_anomaly_labels(self) -> None:
+        """Known anomalies: the label column (optional for anomaly detection) must hold exactly two
+        values over the training and validation rows; the larger when sorted marks anomalies."""
+        data = self._data
+        if not self._spec.data.label_column or data.y_train is None:
+            return
+        import pandas as pd
+
+        parts = [data.y_train] + ([data.y_val] if data.y_val is not None else [])
+        values = pd.unique(np.concatenate([np.asarray(part, dtype=object).ravel() for part in parts]))
+        name = f"label column {data.label_name!r}"
+        if any(pd.isna(v) for v in values):
+            raise InvalidArgument.field("data_config.label_column", f"{name} has missing values; label every row "
+                                        "(normal or anomaly), or leave data_config.label_column empty to train "
+                                        "without labels")
+        try:
+            distinct = sorted(values.tolist())
+        except TypeError:
+            raise InvalidArgument.field("data_config.label_column", f"{name} mixes value types "
+                                        f"({sorted({type(v).__name__ for v in values})}); anomaly labels need two "
+                                        "comparable values, e.g. 0 and 1") from None
+        if len(distinct) != 2:
+            shown = ", ".join(repr(v) for v in distinct[:5]) + (", ..." if len(distinct) > 5 else "")
+            problem = (f"has {len(distinct)} distinct values ({shown}); anomaly labels need exactly two"
+                       if len(distinct) > 2 else
+                       f"holds the single value {distinct[0]!r} in the training and validation rows, so it marks "
+                       "no anomalies to measure against; anomaly labels need two values")
+            raise InvalidArgument.field("data_config.label_column", f"{name} {problem}: normal rows and anomalies "
+                                        "(the larger value when sorted, e.g. 1 or true), or leave "
+                                        "data_config.label_column empty to train without labels")
+        # A value that names an anomaly wins over sort order ("anomaly" sorts before "normal").
+        named = [v for v in distinct if str(v).strip().lower() in _ANOMALY_WORDS]
+        if len(named) == 1:
+            self._positive = named[0]
+            self._normal = distinct[0] if distinct[1] == named[0] else distinct[1]
+        else:
+            self._normal, self._positive = distinct
+
+    def _is_anomaly(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(np.asarray(y, dtype=object).ravel() == self._positive, dtype=bool)
 
     def _estimator_params(self) -> dict[str, Any]:
         params = dict(self._plan.params)
@@ -547,6 +645,26 @@ class SklearnRun(TrainingRun):
         full = np.zeros((proba.shape[0], len(self._classes)))
         full[:, [column[c] for c in learned]] = proba
         return full
+
+    def _measure_anomalies(self, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, float], dict[str, float]]:
+        """(metrics, extra) of an isolation forest on rows X: "loss" is the mean anomaly score
+        (score_samples negated: higher = more anomalous); with labels y, precision, recall and
+        f1_score of the predicted anomalies, and extra roc_auc of the anomaly score."""
+        from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+        est = self._estimator
+        normality = est.score_samples(X)
+        predicted = (normality - est.offset_) < 0  # what predict() marks -1
+        metrics = {"loss": float(-np.mean(normality))}
+        extra = {"anomaly_fraction": float(np.mean(predicted))}
+        if self._positive is not None and y is not None:
+            truth = self._is_anomaly(y)
+            precision, recall, f1, _ = precision_recall_fscore_support(
+                truth, predicted, average="binary", pos_label=True, zero_division=0)
+            metrics.update(precision=float(precision), recall=float(recall), f1_score=float(f1))
+            if 0 < truth.sum() < len(truth):  # undefined with a single class among the rows
+                extra["roc_auc"] = float(roc_auc_score(truth, -normality))
+        return metrics, extra
 
     def _measure(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if self._classifier:
@@ -579,7 +697,7 @@ class SklearnRun(TrainingRun):
                 else:
                     if style == "grow":
                         est.n_estimators = _trees_after(self._plan, epoch)
-                    est.fit(X, data.y_train)
+                    est.fit(X, None if self._anomaly else data.y_train)
             except (TypeError, ValueError) as exc:
                 raise self._as_invalid_argument(exc) from exc
         logs += _warning_lines(caught)
@@ -604,14 +722,27 @@ class SklearnRun(TrainingRun):
             if missing:
                 logs.append(f"classes {missing} are not in the training data; the model gives them probability 0")
 
-        metrics = {"training_loss": self._measure(data.X_train, data.y_train)["loss"]}
+        if self._anomaly and epoch == 1:
+            if self._positive is None:
+                logs.append("no anomaly labels: only the anomaly score and the share of rows predicted "
+                            "anomalous are measured")
+            else:
+                logs.append(f"label {self._positive!r} marks known anomalies, {self._normal!r} normal rows")
+
         X_val, y_val = data.X_val, data.y_val
-        if X_val is None or y_val is None or len(y_val) == 0:
+        labelled = not self._anomaly or self._positive is not None
+        if X_val is None or len(X_val) == 0 or (labelled and y_val is None):
             X_val, y_val = data.X_train, data.y_train
             if not self._announced_no_validation:
                 logs.append("no validation data: validation metrics are computed on the training data")
                 self._announced_no_validation = True
-        validation = self._measure(X_val, y_val)
+        if self._anomaly:
+            metrics = {"training_loss": self._measure_anomalies(data.X_train, None)[0]["loss"]}
+            validation, measured = self._measure_anomalies(X_val, y_val)
+            extra.update(measured)
+        else:
+            metrics = {"training_loss": self._measure(data.X_train, data.y_train)["loss"]}
+            validation = self._measure(X_val, y_val)
         metrics["validation_loss"] = validation.pop("loss")
         metrics.update(validation)
         if style == "partial_fit":
@@ -676,8 +807,23 @@ class SklearnRun(TrainingRun):
         if self._epoch == 0:
             raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    def evaluate(self, X: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
+        """The epoch metrics on (X, y), the loss named validation_loss. Anomaly detection adds its
+        extras (anomaly_fraction, roc_auc) and takes y None when there are no labels."""
         self._require_trained()
+        if self._anomaly:
+            if y is not None and self._positive is not None:
+                import pandas as pd
+
+                unknown = [v for v in pd.unique(np.asarray(y, dtype=object).ravel()).tolist()
+                           if v != self._positive and v != self._normal]
+                if unknown:
+                    raise InvalidArgument.field("data_config.label_column", f"labels {unknown[:5]} were not in the "
+                                                f"training data, where {self._positive!r} marks anomalies and "
+                                                f"{self._normal!r} normal rows")
+            metrics, extra = self._measure_anomalies(X, y)
+            metrics["validation_loss"] = metrics.pop("loss")
+            return {**metrics, **extra}
         metrics = self._measure(X, y)
         metrics["validation_loss"] = metrics.pop("loss")
         return metrics
@@ -702,11 +848,46 @@ class SklearnRun(TrainingRun):
         pipeline = self.pipeline()
         if name == "pickle":
             return pickle.dumps(pipeline, protocol=5)
+        if self._anomaly:
+            return self._isolation_forest_onnx()
         return _to_onnx(pipeline, self._estimator, len(self._data.feature_names), self._classifier,
                         f"{self._plan.arch.task}_{self._plan.arch.name}")
 
+    def _isolation_forest_onnx(self) -> bytes:
+        """ONNX with outputs "label" (1 normal, -1 anomaly) and "scores" (decision_function),
+        checked against decision_function on the validation rows (training rows without them)."""
+        from sklearn.pipeline import Pipeline
 
-def _to_onnx(pipeline: Any, estimator: Any, n_features: int, classifier: bool, name: str) -> bytes:
+        from engine.export.parity import onnx_predict
+
+        n_features = len(self._data.feature_names)
+        # skl2onnx refuses an IsolationForest whose trees see a subset of the features
+        # (max_features < 1), although its graph gathers each tree's own features
+        # (estimators_features_) before walking it; a shallow copy that claims all features
+        # converts correctly, which the parity check below confirms.
+        estimator = copy.copy(self._estimator)
+        estimator._max_features = n_features
+        data = _to_onnx(Pipeline([("model", estimator)]), estimator, n_features, False,
+                        f"{self._plan.arch.task}_{self._plan.arch.name}", ml_opset=_ONNX_ML_OPSET)
+        rows = self._data.X_val if self._data.X_val is not None and len(self._data.X_val) else self._data.X_train
+        rows = rows[:_PARITY_ROWS]
+        got = np.asarray(onnx_predict(data, rows)["scores"], dtype=np.float64).ravel()
+        want = self._estimator.decision_function(rows)
+        worst = float(np.max(np.abs(got - want))) if len(rows) else 0.0
+        if not worst <= _SCORE_TOLERANCE:
+            raise RuntimeError(f"ONNX export check failed: max difference {worst:.3g} > tolerance "
+                               f"{_SCORE_TOLERANCE:g} in the anomaly scores of {len(rows)} held-out rows")
+        return data
+
+
+# skl2onnx's IsolationForest converter needs domain ai.onnx.ml >= 2 and supports up to 3.
+_ONNX_ML_OPSET = 3
+_SCORE_TOLERANCE = 1e-4
+_PARITY_ROWS = 2000
+
+
+def _to_onnx(pipeline: Any, estimator: Any, n_features: int, classifier: bool, name: str,
+             ml_opset: int | None = None) -> bytes:
     import onnx
     import onnxruntime
     import skl2onnx
@@ -724,7 +905,8 @@ def _to_onnx(pipeline: Any, estimator: Any, n_features: int, classifier: bool, n
             # skl2onnx's SVC converter reads probA_/probB_, deprecated in scikit-learn 1.9
             # (and empty without probability=True, which the converter handles).
             warnings.filterwarnings("ignore", message=r"Attribute `prob[AB]_` was deprecated", category=FutureWarning)
-            model = convert_sklearn(pipeline, name=name, options=options, target_opset=opset,
+            target = {"": opset, "ai.onnx.ml": ml_opset} if ml_opset else opset
+            model = convert_sklearn(pipeline, name=name, options=options, target_opset=target,
                                     initial_types=[("input", FloatTensorType([None, n_features]))])
         data = model.SerializeToString()
         try:

@@ -1,7 +1,9 @@
 """TensorFlow (Keras 3, TensorFlow backend) behind the FrameworkAdapter contract:
-multi-layer perceptrons on tabular data.
+multi-layer perceptrons, convolutional image classifiers, text classifiers and LSTM
+forecasters. Every network is a keras.Sequential whose input is the data layer's X as it
+arrives (engine.frameworks.base.TrainingData), so checkpoints and exports take the same input.
 
-Architecture "mlp" (classification and regression). The network is a keras.Sequential
+Architecture "mlp" (classification and regression, tabular input):
   Normalization (adapted to the training features) ->
   [Dense -> BatchNormalization? -> activation -> Dropout?] per hidden unit count ->
   Dense output: softmax over the classes (cross_entropy), one sigmoid unit for the second
@@ -12,7 +14,33 @@ training data get variance 1 (Keras would divide their deviations by 1e-7). Regr
 learn standardized targets ((y - mean) / std of the training targets): one learning rate
 then suits any target scale. Predictions, metrics and exports are in target units; the mse,
 mae and huber losses are minimized in standardized units (huber's delta of 1 is one target
-std). l1 and l2 are kernel regularizers on every Dense layer.
+std). l1 and l2 are kernel regularizers on every Dense, Conv2D and LSTM layer.
+
+Architecture "cnn" (classification; images arrive as pixel columns, model_config.input_shape
+[height, width] or [channels, height, width] says how, the pixel columns in that row-major order):
+  Reshape to the image (Reshape + Permute for [C, H, W], so the network sees H x W x C) ->
+  Normalization per channel (one mean and variance over all pixels of a channel) ->
+  per `filters` entry (default [16, 32]): Conv2D(kernel_size (default 3), padding same) ->
+  BatchNormalization? -> activation -> MaxPooling2D(2) on every side still at least 2 long ->
+  Flatten -> the mlp's hidden blocks (hidden_units default [64]) -> the classifier output.
+prod(input_shape) must equal the number of feature columns (checked when the run is created).
+
+Architecture "text_classifier" (classification; text input): the vocabulary is
+engine.data.text.build_vocabulary of the training texts (vocab_size default 5000: id 0 pads,
+id 1 is any unknown word), texts are engine.data.text.encode'd to max_length (default 64) ids ->
+  Embedding(len(vocabulary) + 2, embedding_dim (default 32), mask_zero) ->
+  masked mean over the tokens (padding excluded; a text without tokens averages to zeros) ->
+  the mlp's hidden blocks (hidden_units default [32]) -> the classifier output.
+The vocabulary is part of the checkpoint (a resumed run keeps its tokenizer) and of
+`input_preprocessing` ({"vocabulary", "max_length", "tokenizer": "engine.data.text"}), which the
+worker records for whoever feeds the exported model token ids.
+
+Architecture "lstm" (forecasting; sequence input [n, window], oldest value first):
+  Normalization (one mean and variance over all training window values) -> Reshape (window, 1) ->
+  num_layers (default 1) stacked LSTM(hidden_size (default 32)) (return_sequences on all but the
+  last) with Dropout? after each -> Dense(1), a standardized next value which, as for mlp
+  regressors, is rescaled to series units by predictions and exports. Metrics are the regression
+  metrics. batch_norm does not apply to it (the first epoch's logs say it is ignored).
 
 One epoch is one model.fit(epochs=1, shuffle=False) over the training rows in the order of
 numpy.random.default_rng((seed, epoch)).permutation, so a run resumed from a checkpoint sees
@@ -28,11 +56,11 @@ AdamW with that decay (adamw with weight_decay 0 is adam).
 
 Epoch metrics are computed with engine.frameworks.metrics on the model's predictions after
 the epoch: training_loss and validation_loss are log loss (classification) or mean squared
-error in target units (regression) on all training / validation rows, whatever loss is
-minimized, so they compare across frameworks and losses. extra["train_objective"] is what
-Keras minimized: the mean over the epoch's batches of the loss plus regularization penalties.
-gradient_norm is the global norm of the gradient of that objective (class weights and
-penalties included) with respect to the trainable weights at the end of the epoch, on the
+error in target units (regression, forecasting) on all training / validation rows, whatever
+loss is minimized, so they compare across frameworks and losses. extra["train_objective"] is
+what Keras minimized: the mean over the epoch's batches of the loss plus regularization
+penalties. gradient_norm is the global norm of the gradient of that objective (class weights
+and penalties included) with respect to the trainable weights at the end of the epoch, on the
 epoch's FIRST batch (the first batch_size rows of its shuffled order), computed with
 tf.GradientTape in inference mode (dropout off, batch normalization on its moving statistics)
 so that measuring it neither draws dropout randomness nor moves batch-norm statistics.
@@ -42,12 +70,16 @@ mixed_precision trains hidden layers in float16 (mixed_float16, loss scaling) on
 on the CPU it is ignored and the first epoch's logs say so.
 
 Exports: "onnx" (tf2onnx) and "savedmodel" (a tar of the SavedModel directory). Both hold the
-same serving function of one float32 input [n, n_features] named "input", with the outputs
-engine.export.parity documents: "label" and "probabilities" (columns in class_labels order,
-two columns for a sigmoid classifier) for classifiers, "variable" [n, 1] for regressors.
-Every ONNX export is checked against the model on (up to 4096) validation rows: probabilities
-within 1e-4, regression predictions within 1e-4 of the largest prediction's magnitude (2e-3
-for both under mixed precision, whose float16 layers the export keeps).
+same serving function of one input named "input" with a dynamic batch axis: float32
+[n, n_features] (mlp; cnn: the pixel columns, reshaped inside the model), int64 [n, max_length]
+token ids (text_classifier; ids outside the vocabulary count as unknown), float32 [n, window]
+(lstm). The outputs are those engine.export.parity documents: "label" and "probabilities"
+(columns in class_labels order, two columns for a sigmoid classifier) for classifiers,
+"variable" [n, 1] for regressors and forecasters. Every ONNX export is run in onnxruntime on
+(up to 4096) validation rows and compared with the model: probabilities within 1e-4, regression
+and forecast values within 1e-4 of the largest prediction's magnitude (2e-3 for both under
+mixed precision, whose float16 layers the export keeps). LSTM layers are traced with Keras's
+generic implementation for the exports, never cuDNN's (which neither ONNX nor a CPU can run).
 
 validate() runs in the server process: tensorflow, keras, tf2onnx, onnx and onnxruntime are
 imported only inside the functions that use them.
@@ -70,9 +102,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from engine.callbacks.lr_schedule import LearningRateSchedule
-from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from engine.data import text as text_encoding
+from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.formats import parse_format
-from engine.export.parity import check_parity, onnx_predict
 from engine.frameworks import neural
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
@@ -80,9 +112,18 @@ from engine.jobs.spec import TrainingSpec
 
 TC = "training_config"
 HP = "model_config.hyperparameters"
-ARCHITECTURES = ("mlp",)
-# Architectures the API names that this adapter will build in a later increment.
-LATER_ARCHITECTURES = ("cnn", "lstm", "text_classifier")
+# The network architectures this adapter builds (engine.frameworks.neural.NETWORKS names them
+# all; validate_network answers Unimplemented for the others).
+ARCHITECTURES = ("mlp", "cnn", "text_classifier", "lstm")
+# Defaults of the architectures' hyperparameters.
+DEFAULT_HIDDEN_UNITS = {"cnn": [64], "text_classifier": [32]}  # mlp: neural.hidden_units's
+DEFAULT_FILTERS = [16, 32]
+DEFAULT_KERNEL_SIZE = 3
+DEFAULT_EMBEDDING_DIM = 32
+DEFAULT_VOCAB_SIZE = 5000
+DEFAULT_MAX_LENGTH = 64
+DEFAULT_HIDDEN_SIZE = 32
+DEFAULT_NUM_LAYERS = 1
 _STATE_FORMAT = 1
 # keras.utils.set_random_seed seeds numpy's global generator, which takes 0..2**32 - 1.
 _MAX_SEED = 2**32 - 1
@@ -110,10 +151,7 @@ metric_names = neural.metric_names
 
 def _validate(spec: TrainingSpec) -> None:
     """Everything about `spec` this adapter can check without data; InvalidArgument names the field."""
-    if spec.architecture in LATER_ARCHITECTURES:
-        raise Unimplemented(f"tensorflow architecture {spec.architecture!r} is not implemented yet; "
-                            f"available: {', '.join(ARCHITECTURES)}")
-    neural.validate_mlp(spec, "tensorflow")
+    neural.validate_network(spec, "tensorflow", ARCHITECTURES)
     # What the shared validation leaves to this framework:
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= _MAX_SEED:
         raise InvalidArgument.field(f"{TC}.seed", f"tensorflow seeds must be between 0 and {_MAX_SEED}; "
@@ -184,28 +222,88 @@ def _loss(keras: Any, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _graph_normalization(norm: Any) -> Iterator[None]:
+def _exporting(model: Any, norm: Any) -> Iterator[None]:
     """While exporting, a function traced in this context reads the Normalization layer's
-    mean and variance from its variables instead of capturing them as eager tensors.
+    mean and variance from its variables instead of capturing them as eager tensors, and
+    traces LSTM layers with Keras's generic implementation.
 
     Keras keeps the adapted statistics as eager tensors computed from the variables
     (finalize_state); a tf.function captures those as extra inputs, which tf2onnx turns into
     graph inputs the caller would have to feed. Calling finalize_state inside the trace makes
     them graph reads of the variables, which the exporters freeze into constants; on the way
-    out the eager tensors are rebuilt for training and prediction."""
+    out the eager tensors are rebuilt for training and prediction. On a GPU an LSTM layer
+    would trace to a cuDNN kernel, which tf2onnx cannot convert and a CPU cannot run."""
+    recurrent = [layer for layer in model.layers if hasattr(layer, "use_cudnn")]
+    saved = [layer.use_cudnn for layer in recurrent]
+    for layer in recurrent:
+        layer.use_cudnn = False
     try:
         yield
     finally:
-        norm.finalize_state()
+        for layer, value in zip(recurrent, saved):
+            layer.use_cudnn = value
+        if norm is not None:
+            norm.finalize_state()
+
+
+def _texts(X: np.ndarray) -> list[str]:
+    """The texts of a text-kind X (object [n], or [n, 1]); missing values are empty texts."""
+    X = np.asarray(X, dtype=object)
+    if X.ndim == 2 and X.shape[1] == 1:
+        X = X[:, 0]
+    if X.ndim != 1:
+        raise ValueError(f"expected one text per row, got an array of shape {X.shape}")
+    return ["" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in X.tolist()]
+
+
+_MASKED_MEAN: Any = None
+
+
+def _masked_mean(keras: Any) -> Any:
+    """The layer class averaging token embeddings over the non-padding positions (Keras's
+    GlobalAveragePooling1D divides by zero on a text without tokens; this gives zeros)."""
+    global _MASKED_MEAN
+    if _MASKED_MEAN is None:
+        ops = keras.ops
+
+        class MaskedMean(keras.layers.Layer):
+            def __init__(self, **kwargs: Any):
+                super().__init__(**kwargs)
+                self.supports_masking = True
+
+            def call(self, inputs: Any, mask: Any = None) -> Any:
+                if mask is None:
+                    return ops.mean(inputs, axis=1)
+                weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+                total = ops.sum(inputs * weights, axis=1)
+                return total / ops.maximum(ops.sum(weights, axis=1), ops.cast(1, inputs.dtype))
+
+            def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+                return None
+
+            def compute_output_shape(self, input_shape: Any) -> Any:
+                return (input_shape[0], input_shape[2])
+
+        _MASKED_MEAN = MaskedMean
+    return _MASKED_MEAN
 
 
 class TensorFlowRun(TrainingRun):
-    """One Keras MLP trained epoch by epoch; see the module docstring."""
+    """One Keras network trained epoch by epoch; see the module docstring.
 
-    def __init__(self, spec: TrainingSpec, data: TrainingData, *, fit_statistics: bool = True):
+    fit_statistics=False (loading a checkpoint) skips fitting the normalization and target
+    statistics, which the checkpoint restores; `vocabulary` (a text_classifier's, from the
+    checkpoint) replaces the one built from the training texts."""
+
+    def __init__(self, spec: TrainingSpec, data: TrainingData, *, fit_statistics: bool = True,
+                 vocabulary: list[str] | None = None):
         if data.task != spec.model_type:
             raise ValueError(f"data prepared for {data.task!r}, spec trains {spec.model_type!r}")
         _validate(spec)
+        self._arch = spec.architecture
+        self._kind = neural.NETWORKS[self._arch]["input_kind"]
+        if data.input_kind != self._kind:
+            raise ValueError(f"data prepared as {data.input_kind!r} input; {self._arch} reads {self._kind!r}")
         self._spec = spec
         self._data = data
         self.total_epochs = spec.epochs
@@ -219,8 +317,21 @@ class TensorFlowRun(TrainingRun):
         self._class_weight = self._class_weights()
         self._epoch = 0
         self._announced_no_validation = False
-        self._n_features = int(data.X_train.shape[1])
-        self._X_train = np.ascontiguousarray(data.X_train, dtype=np.float32)
+        self._vocabulary: list[str] = []
+        if self._kind == "text":
+            self._max_length = neural.int_hyperparameter(spec, "max_length", DEFAULT_MAX_LENGTH)
+            self._n_features = self._max_length
+            self._vocabulary = self._text_vocabulary(vocabulary)
+        else:
+            self._n_features = int(data.X_train.shape[1])
+        if self._arch == "cnn":
+            self._image = self._image_shape()
+        # Network inputs of the training and validation rows, prepared once.
+        self._prepared: list[tuple[np.ndarray, np.ndarray]] = []
+        self._X_train = self._inputs(data.X_train)
+        self._prepared.append((data.X_train, self._X_train))
+        if data.X_val is not None and len(data.X_val):
+            self._prepared.append((data.X_val, self._inputs(data.X_val)))
         self._y_train = self._encode(data.y_train)
         # Regression targets are learned standardized; see the module docstring.
         self._y_mean, self._y_std = 0.0, 1.0
@@ -238,6 +349,8 @@ class TensorFlowRun(TrainingRun):
         if not self._classifier and self._loss_name in ("mae", "huber"):
             self._notes.append(f"the network minimizes {self._loss_name}; training_loss and validation_loss "
                                "are mean squared error")
+        if self._arch == "lstm" and spec.regularization.batch_norm:
+            self._notes.append("batch_norm does not apply to lstm networks: ignored")
         keras.utils.set_random_seed(spec.seed)
         with tf.device(self._device):
             self._model, self._norm = self._build(fit_statistics)
@@ -270,6 +383,43 @@ class TensorFlowRun(TrainingRun):
             self._notes.append(f"classes {missing} are not in the training data; the model still outputs "
                                "a probability for them")
 
+    def _image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of model_config.input_shape, checked against the pixel columns."""
+        shape = [int(d) for d in self._spec.input_shape]
+        pixels = math.prod(shape)
+        if pixels != self._n_features:
+            raise InvalidArgument.field("model_config.input_shape",
+                                        f"input_shape {shape} holds {pixels} pixels but the data has "
+                                        f"{self._n_features} feature columns; they must be equal")
+        if len(shape) == 2:
+            return shape[0], shape[1], 1
+        return shape[1], shape[2], shape[0]
+
+    def _text_vocabulary(self, vocabulary: list[str] | None) -> list[str]:
+        if vocabulary is not None:
+            return [str(token) for token in vocabulary]
+        size = neural.int_hyperparameter(self._spec, "vocab_size", DEFAULT_VOCAB_SIZE)
+        built = text_encoding.build_vocabulary(_texts(self._data.X_train), size)
+        if not built:
+            raise InvalidArgument.field("data_config.text_column",
+                                        f"the training texts of column {self._spec.data.text_column!r} have no "
+                                        "words (letters or digits) to build a vocabulary from")
+        return built
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        """X in the data layer's layout as the network's input: float32 [n, n_features]
+        (tabular, sequence) or int64 token ids [n, max_length] (text)."""
+        for source, prepared in self._prepared:
+            if X is source:
+                return prepared
+        if self._kind == "text":
+            return text_encoding.encode(_texts(X), self._vocabulary, self._max_length)
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self._n_features:
+            what = "values per window" if self._kind == "sequence" else "features"
+            raise ValueError(f"expected rows of {self._n_features} {what}, got an array of shape {X.shape}")
+        return np.ascontiguousarray(X)
+
     def _class_weights(self) -> dict[int, float] | None:
         setting = self._spec.hyperparameters.get("class_weight")
         if setting is None or not self._classifier:
@@ -297,48 +447,139 @@ class TensorFlowRun(TrainingRun):
         return codes.astype(np.float32).reshape(-1, 1) if self._sigmoid else codes
 
     def _build(self, adapt: bool) -> tuple[Any, Any]:
+        """(model, its Normalization layer or None); see the module docstring for the layers."""
         keras = self._keras
         spec = self._spec
         reg = spec.regularization
-        hidden_dtype = "mixed_float16" if self._mixed else "float32"
-        regularizer = keras.regularizers.L1L2(l1=reg.l1, l2=reg.l2) if (reg.l1 or reg.l2) else None
-        norm = keras.layers.Normalization(name="normalization")
-        layers: list[Any] = [keras.Input(shape=(self._n_features,), name="input"), norm]
-        activation = neural.activation(spec)
-        for i, units in enumerate(neural.hidden_units(spec)):
-            layers.append(keras.layers.Dense(units, activation=None if reg.batch_norm else activation,
-                                             kernel_regularizer=regularizer, dtype=hidden_dtype, name=f"dense_{i}"))
-            if reg.batch_norm:
-                layers.append(keras.layers.BatchNormalization(dtype=hidden_dtype, name=f"batch_norm_{i}"))
-                layers.append(keras.layers.Activation(activation, dtype=hidden_dtype, name=f"activation_{i}"))
-            if reg.dropout:
-                layers.append(keras.layers.Dropout(reg.dropout, dtype=hidden_dtype, name=f"dropout_{i}"))
+        self._hidden_dtype = "mixed_float16" if self._mixed else "float32"
+        self._regularizer = keras.regularizers.L1L2(l1=reg.l1, l2=reg.l2) if (reg.l1 or reg.l2) else None
+        body, norm, statistics = {"mlp": self._mlp_layers, "cnn": self._cnn_layers,
+                                  "text_classifier": self._text_layers, "lstm": self._lstm_layers}[self._arch]()
         if self._classifier:
             units, out_activation = (1, "sigmoid") if self._sigmoid else (len(self._classes), "softmax")
         else:
             units, out_activation = 1, None
         # The output layer computes in float32 even under mixed precision: a float16 softmax
         # or sigmoid loses the small probabilities the log loss depends on.
-        layers.append(keras.layers.Dense(units, activation=out_activation, kernel_regularizer=regularizer,
-                                         dtype="float32", name="output"))
-        model = keras.Sequential(layers, name="mlp")
-        if adapt:
-            norm.adapt(self._X_train)
-            constant = np.ptp(self._data.X_train, axis=0) == 0
-            if constant.any():
+        body.append(keras.layers.Dense(units, activation=out_activation, kernel_regularizer=self._regularizer,
+                                       dtype="float32", name="output"))
+        dtype = "int64" if self._kind == "text" else "float32"
+        model = keras.Sequential([keras.Input(shape=(self._n_features,), dtype=dtype, name="input"), *body],
+                                 name=self._arch)
+        if adapt and norm is not None:
+            values, constant = statistics()
+            norm.adapt(values)
+            if np.any(constant):
+                # A constant input would be divided by sqrt(1e-7); give it variance 1.
                 variance = np.asarray(norm.adapt_variance.numpy())
                 norm.adapt_variance.assign(np.where(constant, 1.0, variance).astype(variance.dtype))
                 norm.finalize_state()
         return model, norm
 
+    def _hidden_blocks(self, units_list: list[int], prefix: str = "") -> list[Any]:
+        """[Dense -> BatchNormalization? -> activation -> Dropout?] per hidden unit count."""
+        keras, reg, dtype = self._keras, self._spec.regularization, self._hidden_dtype
+        activation = neural.activation(self._spec)
+        layers: list[Any] = []
+        for i, units in enumerate(units_list):
+            layers.append(keras.layers.Dense(units, activation=None if reg.batch_norm else activation,
+                                             kernel_regularizer=self._regularizer, dtype=dtype,
+                                             name=f"{prefix}dense_{i}"))
+            if reg.batch_norm:
+                layers.append(keras.layers.BatchNormalization(dtype=dtype, name=f"{prefix}batch_norm_{i}"))
+                layers.append(keras.layers.Activation(activation, dtype=dtype, name=f"{prefix}activation_{i}"))
+            if reg.dropout:
+                layers.append(keras.layers.Dropout(reg.dropout, dtype=dtype, name=f"{prefix}dropout_{i}"))
+        return layers
+
+    def _hidden_units(self) -> list[int]:
+        if self._arch in DEFAULT_HIDDEN_UNITS:
+            return [int(u) for u in self._spec.hyperparameters.get("hidden_units", DEFAULT_HIDDEN_UNITS[self._arch])]
+        return neural.hidden_units(self._spec)
+
+    def _mlp_layers(self) -> tuple[list[Any], Any, Any]:
+        norm = self._keras.layers.Normalization(name="normalization")
+
+        def statistics() -> tuple[np.ndarray, np.ndarray]:
+            return self._X_train, np.ptp(self._data.X_train, axis=0) == 0
+
+        return [norm, *self._hidden_blocks(self._hidden_units())], norm, statistics
+
+    def _cnn_layers(self) -> tuple[list[Any], Any, Any]:
+        keras, spec, dtype = self._keras, self._spec, self._hidden_dtype
+        reg = spec.regularization
+        height, width, channels = self._image
+        if len(spec.input_shape) == 3:
+            # The pixel columns are channel-major ([C, H, W]); Keras convolves H x W x C.
+            layers = [keras.layers.Reshape((channels, height, width), name="reshape"),
+                      keras.layers.Permute((2, 3, 1), name="channels_last")]
+        else:
+            layers = [keras.layers.Reshape((height, width, 1), name="reshape")]
+        norm = keras.layers.Normalization(axis=-1, name="normalization")
+        layers.append(norm)
+        activation = neural.activation(spec)
+        kernel = neural.int_hyperparameter(spec, "kernel_size", DEFAULT_KERNEL_SIZE)
+        filters = [int(f) for f in spec.hyperparameters.get("filters", DEFAULT_FILTERS)]
+        h, w = height, width
+        for i, count in enumerate(filters):
+            layers.append(keras.layers.Conv2D(count, kernel, padding="same",
+                                              activation=None if reg.batch_norm else activation,
+                                              kernel_regularizer=self._regularizer, dtype=dtype, name=f"conv_{i}"))
+            if reg.batch_norm:
+                layers.append(keras.layers.BatchNormalization(dtype=dtype, name=f"conv_batch_norm_{i}"))
+                layers.append(keras.layers.Activation(activation, dtype=dtype, name=f"conv_activation_{i}"))
+            pool = (2 if h >= 2 else 1, 2 if w >= 2 else 1)
+            if pool != (1, 1):
+                layers.append(keras.layers.MaxPooling2D(pool, dtype=dtype, name=f"pool_{i}"))
+                h, w = h // pool[0], w // pool[1]
+        layers.append(keras.layers.Flatten(dtype=dtype, name="flatten"))
+        layers += self._hidden_blocks(self._hidden_units())
+
+        def statistics() -> tuple[np.ndarray, np.ndarray]:
+            images = self._images(self._X_train)
+            return images, np.ptp(images.reshape(-1, channels), axis=0) == 0
+
+        return layers, norm, statistics
+
+    def _images(self, X: np.ndarray) -> np.ndarray:
+        """Pixel rows as [n, H, W, C] images (what the network's Reshape/Permute make of them)."""
+        height, width, channels = self._image
+        if len(self._spec.input_shape) == 3:
+            return X.reshape(-1, channels, height, width).transpose(0, 2, 3, 1)
+        return X.reshape(-1, height, width, 1)
+
+    def _text_layers(self) -> tuple[list[Any], Any, Any]:
+        keras, dtype = self._keras, self._hidden_dtype
+        dim = neural.int_hyperparameter(self._spec, "embedding_dim", DEFAULT_EMBEDDING_DIM)
+        layers = [keras.layers.Embedding(len(self._vocabulary) + 2, dim, mask_zero=True, dtype=dtype,
+                                         name="embedding"),
+                  _masked_mean(keras)(dtype=dtype, name="masked_mean"),
+                  *self._hidden_blocks(self._hidden_units())]
+        return layers, None, None
+
+    def _lstm_layers(self) -> tuple[list[Any], Any, Any]:
+        keras, spec, dtype = self._keras, self._spec, self._hidden_dtype
+        norm = keras.layers.Normalization(axis=None, name="normalization")
+        layers = [norm, keras.layers.Reshape((self._n_features, 1), name="reshape")]
+        size = neural.int_hyperparameter(spec, "hidden_size", DEFAULT_HIDDEN_SIZE)
+        count = neural.int_hyperparameter(spec, "num_layers", DEFAULT_NUM_LAYERS)
+        for i in range(count):
+            layers.append(keras.layers.LSTM(size, return_sequences=i < count - 1,
+                                            kernel_regularizer=self._regularizer, dtype=dtype, name=f"lstm_{i}"))
+            if spec.regularization.dropout:
+                layers.append(keras.layers.Dropout(spec.regularization.dropout, dtype=dtype, name=f"dropout_{i}"))
+
+        def statistics() -> tuple[np.ndarray, np.ndarray]:
+            return self._X_train, np.ptp(self._X_train) == 0
+
+        return layers, norm, statistics
+
     # -- predictions --
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        """The network's output on raw features X, float64, in chunks."""
+        """The network's output on X (the data layer's layout), float64, in chunks."""
         tf = self._tf
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self._n_features:
-            raise ValueError(f"expected rows of {self._n_features} features, got an array of shape {X.shape}")
+        X = self._inputs(X)
         parts = []
         with tf.device(self._device):
             for start in range(0, len(X), _PREDICT_CHUNK):
@@ -437,19 +678,23 @@ class TensorFlowRun(TrainingRun):
     def _identity(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this run."""
         spec = self._spec
-        return {
+        identity = {
             "model_type": spec.model_type,
-            "architecture": "mlp",
-            "n_features": self._n_features,
+            "architecture": self._arch,
+            "n_features": self._n_features,  # max_length for text, the window for sequences
             "classes": [str(c) for c in self._classes] if self._classes is not None else None,
             "loss": self._loss_name,
             "optimizer": neural.optimizer_name(spec),
         }
+        if self._arch == "cnn":
+            identity["input_shape"] = [int(d) for d in spec.input_shape]
+        return identity
 
     def state_bytes(self) -> bytes:
         """An .npz archive: every model variable (model.get_weights() plus the dropout seed
         generators' state), every optimizer variable, and JSON metadata with the epoch, the
-        learning-rate schedule's state and the regression target statistics."""
+        learning-rate schedule's state, the regression target statistics and a text
+        classifier's vocabulary."""
         model_vars = [np.asarray(v.numpy()) for v in self._model.variables]
         optimizer_vars = [np.asarray(v.numpy()) for v in self._optimizer.variables]
         meta = {
@@ -460,6 +705,7 @@ class TensorFlowRun(TrainingRun):
             "schedule": self._schedule.state_dict(),
             "y_mean": self._y_mean,
             "y_std": self._y_std,
+            "vocabulary": self._vocabulary,
             "model_variables": [list(a.shape) for a in model_vars],
             "optimizer_variables": [list(a.shape) for a in optimizer_vars],
         }
@@ -471,28 +717,27 @@ class TensorFlowRun(TrainingRun):
         return buffer.getvalue()
 
     def restore(self, state: bytes) -> None:
-        try:
-            archive = np.load(io.BytesIO(state), allow_pickle=False)
-            meta = json.loads(str(archive["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise FailedPrecondition(f"the checkpoint is not a tensorflow adapter checkpoint: {exc}") from None
-        if meta.get("framework") != "tensorflow" or meta.get("format") != _STATE_FORMAT:
-            raise FailedPrecondition("the checkpoint was not written by this version of the tensorflow adapter")
+        archive, meta = _read_checkpoint(state)
         mine = self._identity()
         for key, wanted in mine.items():
             if meta.get(key) != wanted:
                 raise FailedPrecondition(f"the checkpoint's {key} is {meta.get(key)!r}; this job's is {wanted!r}")
+        if meta.get("vocabulary", []) != self._vocabulary:
+            raise FailedPrecondition("the checkpoint's vocabulary differs from this run's; load it with "
+                                     "TensorFlowAdapter.load_run, which builds the run on the checkpoint's vocabulary")
         model_vars, optimizer_vars = self._model.variables, self._optimizer.variables
         for kind, variables in (("model", model_vars), ("optimizer", optimizer_vars)):
             shapes = [list(v.shape) for v in variables]
             if meta[f"{kind}_variables"] != shapes:
                 raise FailedPrecondition(f"the checkpoint's {kind} variables have shapes {meta[f'{kind}_variables']}; "
-                                         f"this job's network has {shapes} (hidden_units or regularization differ)")
+                                         f"this job's network has {shapes} (hidden_units, another "
+                                         "hyperparameter or regularization differs)")
         for kind, variables in (("model", model_vars), ("optimizer", optimizer_vars)):
             for i, variable in enumerate(variables):
                 variable.assign(archive[f"{kind}_{i:04d}"])
         # The Normalization layer's eager copies of its statistics follow the variables.
-        self._norm.finalize_state()
+        if self._norm is not None:
+            self._norm.finalize_state()
         self._y_mean, self._y_std = float(meta["y_mean"]), float(meta["y_std"])
         self._schedule.load_state_dict(meta["schedule"])
         self._epoch = int(meta["epoch"])
@@ -501,6 +746,16 @@ class TensorFlowRun(TrainingRun):
     def epoch(self) -> int:
         """The last trained epoch (0 before the first)."""
         return self._epoch
+
+    @property
+    def input_preprocessing(self) -> dict[str, Any]:
+        """What feeding the exported model needs beyond the data layer's preprocessing (the
+        worker merges it into the model info): a text classifier's vocabulary (token id i + 2
+        is vocabulary[i]; 0 pads, 1 is unknown), max_length and the tokenizer module."""
+        if self._kind == "text":
+            return {"vocabulary": list(self._vocabulary), "max_length": self._max_length,
+                    "tokenizer": "engine.data.text"}
+        return {}
 
     @property
     def class_labels(self) -> list[Any] | None:
@@ -533,16 +788,24 @@ class TensorFlowRun(TrainingRun):
         return self._onnx() if name == "onnx" else self._savedmodel()
 
     def _serving_function(self) -> Any:
-        """The tf.function both exports hold: raw features in, parity.py's output names out."""
+        """The tf.function both exports hold: the network's input in, parity.py's output names out."""
         tf = self._tf
         model, norm = self._model, self._norm
         classifier, sigmoid = self._classifier, self._sigmoid
         classes = np.asarray(self._classes) if classifier else None
         y_mean, y_std = self._y_mean, self._y_std
+        text = self._kind == "text"
+        n_ids = len(self._vocabulary) + 2
+        dtype = tf.int64 if text else tf.float32
 
-        @tf.function(input_signature=[tf.TensorSpec([None, self._n_features], tf.float32, name="input")])
+        @tf.function(input_signature=[tf.TensorSpec([None, self._n_features], dtype, name="input")])
         def serve(x):
-            norm.finalize_state()  # see _graph_normalization
+            if norm is not None:
+                norm.finalize_state()  # see _exporting
+            if text:
+                # An id the embedding does not have is an unknown word, not an error.
+                unknown = tf.fill(tf.shape(x), tf.constant(text_encoding.UNKNOWN, tf.int64))
+                x = tf.where(tf.logical_or(x < 0, x >= n_ids), unknown, x)
             out = tf.cast(model(x, training=False), tf.float32)
             if not classifier:
                 return {"variable": out * tf.constant(y_std, tf.float32) + tf.constant(y_mean, tf.float32)}
@@ -561,7 +824,7 @@ class TensorFlowRun(TrainingRun):
         import tf2onnx
 
         serve = self._serving_function()
-        with _graph_normalization(self._norm), self._tf.device("/CPU:0"):
+        with _exporting(self._model, self._norm), self._tf.device("/CPU:0"):
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature)
         data = proto.SerializeToString()
         X = self._data.X_val if self._data.X_val is not None and len(self._data.X_val) else self._data.X_train
@@ -570,30 +833,52 @@ class TensorFlowRun(TrainingRun):
         tolerance = ONNX_TOLERANCE_MIXED if self._mixed else ONNX_TOLERANCE
         if not self._classifier:
             tolerance *= max(1.0, float(np.abs(reference).max()))
-        try:
-            check_parity(data, reference, X, atol=tolerance)
-        except ValueError as exc:
-            outputs = onnx_predict(data, X)
-            got = outputs["probabilities" if self._classifier else "variable"]
-            if np.shape(got) == (len(X), 1) and reference.ndim == 1:
-                got = got[:, 0]
-            if np.shape(got) != reference.shape:
-                raise RuntimeError(f"ONNX export check failed: {exc}") from exc
-            d = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - reference)))
-            raise RuntimeError(f"ONNX export check failed: max difference {d:.3g} > tolerance {tolerance:g}") from exc
+        got = np.asarray(self.onnx_outputs(data, X)["probabilities" if self._classifier else "variable"],
+                         dtype=np.float64)
+        if got.shape == (len(X), 1) and reference.ndim == 1:
+            got = got[:, 0]
+        if got.shape != reference.shape:
+            raise RuntimeError(f"ONNX export check failed: the output has shape {got.shape}, the model's "
+                               f"predictions {reference.shape}")
+        difference = float(np.max(np.abs(got - reference))) if got.size else 0.0
+        if not difference <= tolerance:  # also catches NaN
+            raise RuntimeError(f"ONNX export check failed: max difference {difference:.3g} > tolerance "
+                               f"{tolerance:g}")
         return data
+
+    def onnx_outputs(self, onnx_bytes: bytes, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of an ONNX export of this run on X (the data layer's layout; texts are
+        encoded to the int64 token ids the export takes), by name, from onnxruntime."""
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        (feed,) = session.get_inputs()
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, {feed.name: self._inputs(X)})))
 
     def _savedmodel(self) -> bytes:
         keras = self._keras
         serve = self._serving_function()
         with tempfile.TemporaryDirectory(prefix="forge-savedmodel-") as tmp:
             path = Path(tmp) / "savedmodel"
-            with _graph_normalization(self._norm), self._tf.device("/CPU:0"):
+            with _exporting(self._model, self._norm), self._tf.device("/CPU:0"):
                 archive = keras.export.ExportArchive()
                 archive.track(self._model)
                 archive.add_endpoint("serve", serve)
                 archive.write_out(str(path), verbose=False)
             return _tar_directory(path)
+
+
+def _read_checkpoint(state: bytes) -> tuple[Any, dict[str, Any]]:
+    """(the .npz archive, its metadata) of a checkpoint of this adapter; FailedPrecondition if it is not one."""
+    try:
+        archive = np.load(io.BytesIO(state), allow_pickle=False)
+        meta = json.loads(str(archive["meta"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise FailedPrecondition(f"the checkpoint is not a tensorflow adapter checkpoint: {exc}") from None
+    if meta.get("framework") != "tensorflow" or meta.get("format") != _STATE_FORMAT:
+        raise FailedPrecondition("the checkpoint was not written by this version of the tensorflow adapter")
+    return archive, meta
 
 
 def _tar_directory(root: Path) -> bytes:
@@ -628,8 +913,11 @@ class TensorFlowAdapter(FrameworkAdapter):
         return TensorFlowRun(spec, data)
 
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TensorFlowRun:
-        # The statistics (feature mean/variance, target mean/std) come from the checkpoint.
-        run = TensorFlowRun(spec, data, fit_statistics=False)
+        # The statistics (feature mean/variance, target mean/std) and a text classifier's
+        # vocabulary come from the checkpoint.
+        _, meta = _read_checkpoint(state)
+        vocabulary = meta.get("vocabulary") if spec.architecture == "text_classifier" else None
+        run = TensorFlowRun(spec, data, fit_statistics=False, vocabulary=vocabulary)
         run.restore(state)
         return run
 

@@ -88,6 +88,7 @@ class TrainingSpec:
     architecture: str = ""
     model_type: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[int] = field(default_factory=list)
     display_name: str = ""
     epochs: int = 10
     batch_size: int = 32

@@ -47,6 +47,8 @@ REPORTED_METRICS = {
     "classification": ("validation_loss", "training_loss", "accuracy", "precision", "recall", "f1_score"),
     "regression": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
     "forecasting": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
+    # precision, recall and f1_score only when the label column marks known anomalies.
+    "anomaly_detection": ("validation_loss", "training_loss", "precision", "recall", "f1_score"),
 }
 
 
@@ -128,8 +130,13 @@ class ModelTrainer:
 
     # ----- paths
 
-    def _checkpoint_dir(self, name: str) -> Path:
-        return self.settings.data_dir / "checkpoints" / names.project_of(name) / names.short_id(name)
+    def _checkpoint_dir(self, name: str, spec: dict[str, Any] | None = None) -> Path:
+        """The job's checkpoint directory: under checkpoints.path when given (checked by _validate to
+        stay inside the project's checkpoint directory), always ending in the job id so jobs that
+        share a path never prune each other's checkpoints."""
+        root = self.settings.data_dir / "checkpoints" / names.project_of(name)
+        sub = (spec or {}).get("checkpoints", {}).get("path") or ""
+        return root / sub / names.short_id(name)
 
     def _artifact_dir(self, name: str) -> Path:
         return self.settings.data_dir / "artifacts" / names.project_of(name) / names.short_id(name)
@@ -250,6 +257,14 @@ class ModelTrainer:
             _check_monitored(spec, es.metric or "val_loss", "training_config.early_stopping.metric")
         if spec.checkpoints.monitor_metric:
             _check_monitored(spec, spec.checkpoints.monitor_metric, "training_config.checkpoints.monitor_metric")
+        path = spec.checkpoints.path
+        if path:
+            root = (self.settings.data_dir / "checkpoints" / project).resolve()
+            target = (root / path).resolve()
+            if "\x00" in path or Path(path).is_absolute() or not target.is_relative_to(root) or target == root:
+                raise InvalidArgument.field("training_config.checkpoints.path",
+                                            f"{path!r} leaves the checkpoint directory: give a relative path such as "
+                                            "'churn/v1'")
         if spec.resources.timeout_seconds < 0:
             raise InvalidArgument.field("resources.timeout", "must not be negative")
         if not 0 <= spec.data.validation_fraction < 1:
@@ -322,7 +337,7 @@ class ModelTrainer:
                 raise FailedPrecondition(f"job {name} is {row.state}: cancel it first, then delete it")
             s.delete(row)
         self._journal.delete(name)
-        shutil.rmtree(self._checkpoint_dir(name), ignore_errors=True)
+        shutil.rmtree(self._checkpoint_dir(name, row.spec), ignore_errors=True)
         shutil.rmtree(self._artifact_dir(name), ignore_errors=True)
 
     def pause(self, name: str) -> TrainingJobRow:
@@ -483,7 +498,7 @@ class ModelTrainer:
             "job": row.name,
             "spec": spec,
             "datasets": parts,
-            "checkpoint_dir": str(self._checkpoint_dir(row.name)),
+            "checkpoint_dir": str(self._checkpoint_dir(row.name, row.spec)),
             "artifact_dir": str(self._artifact_dir(row.name)),
             "resume": resume,
         }

@@ -97,8 +97,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         spec, datasets["train"]["path"], datasets["validation"]["path"] if datasets.get("validation") else None
     )
     channel.log(
-        f"data: {len(data.y_train)} training rows, "
-        f"{0 if data.y_val is None else len(data.y_val)} validation rows, {len(data.feature_names)} features"
+        f"data: {len(data.X_train)} training rows, "
+        f"{0 if data.X_val is None else len(data.X_val)} validation rows, {len(data.feature_names)} features"
     )
 
     monitor = metric_key(spec.checkpoints.monitor_metric or "val_loss")
@@ -245,7 +245,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 # The classes the model outputs, in order: those seen in training.
                 "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
                 "input_kind": data.input_kind,
-                "preprocessing": data.preprocessing,
+                # The data layer's preprocessing, plus what the model itself learned about its input
+                # (e.g. a text vocabulary or id maps), for whoever feeds the exported model.
+                "preprocessing": {**data.preprocessing, **getattr(run, "input_preprocessing", {})},
             },
         },
     )

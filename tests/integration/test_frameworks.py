@@ -88,3 +88,32 @@ def test_the_server_validates_every_framework_without_importing_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "none"
+
+
+@pytest.mark.parametrize(("framework", "architecture"), [("pytorch", "mlp"), ("xgboost", "classifier")])
+def test_a_paused_and_resumed_run_ends_exactly_like_an_uninterrupted_one(client, parts, framework, architecture):
+    def spec():
+        return {
+            "modelType": "classification",
+            "modelConfig": {"framework": framework, "architecture": architecture,
+                            "hyperparameters": {"hidden_units": [16]} if architecture == "mlp" else {}},
+            "trainingConfig": {"epochs": 150, "seed": 9, "batchSize": 32, "learningRate": 0.01,
+                               "regularization": {"dropout": 0.2} if architecture == "mlp" else {}},
+            "dataConfig": {"trainDataset": parts[0].name, "validationDataset": parts[1].name,
+                           "labelColumn": "target"},
+        }
+
+    straight = client.start_training(spec())
+    interrupted = client.start_training(spec())
+    for _ in client.watch_metrics(interrupted.name):
+        break
+    paused = client.pause(interrupted.name, wait=True, timeout=60)
+    assert paused.state == common_pb2.JOB_STATE_PAUSED
+    assert 0 < paused.checkpoint_epoch < 150
+    client.resume(interrupted.name)
+    a, b = client.wait(straight.name, timeout=120), client.wait(interrupted.name, timeout=120)
+    assert a.state == b.state == common_pb2.JOB_STATE_COMPLETED
+    assert b.attempt_count == 2
+    # Same seed, same data: resuming from the checkpoint changes nothing (exact on CPU).
+    assert b.latest_metrics.validation_loss == a.latest_metrics.validation_loss
+    assert b.latest_metrics.accuracy == a.latest_metrics.accuracy

@@ -44,12 +44,13 @@ def test_checkpoints_every_n_epochs_keep_last_and_manifest(client, bc_parts, ser
         "modelType": "classification",
         "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
         "trainingConfig": {"epochs": 12, "seed": 2,
-                           "checkpoints": {"enabled": True, "everyNEpochs": 3, "keepLast": 2, "saveBest": True}},
+                           "checkpoints": {"enabled": True, "everyNEpochs": 3, "keepLast": 2, "saveBest": True,
+                                           "path": "experiments/sgd"}},
         "dataConfig": {"trainDataset": bc_parts[0].name, "labelColumn": "target"},
     }, training_job_id="ckpt-every-3")
     done = client.wait(job.name, timeout=60)
     assert done.checkpoint_epoch == 12
-    directory = server.engine.settings.data_dir / "checkpoints" / "default" / "ckpt-every-3"
+    directory = server.engine.settings.data_dir / "checkpoints" / "default" / "experiments" / "sgd" / "ckpt-every-3"
     assert sorted(p.name for p in directory.glob("epoch-*.ckpt")) == ["epoch-000009.ckpt", "epoch-000012.ckpt"]
     assert (directory / "best.ckpt").exists()
     with zipfile.ZipFile(directory / "epoch-000012.ckpt") as archive:
@@ -59,3 +60,16 @@ def test_checkpoints_every_n_epochs_keep_last_and_manifest(client, bc_parts, ser
     artifacts = server.engine.settings.data_dir / "artifacts" / "default" / "ckpt-every-3"
     written = json.loads((artifacts / "manifest.json").read_text())
     assert set(written["artifacts"]) == {"state", "onnx", "pickle"}
+
+
+def test_checkpoint_path_cannot_leave_the_checkpoint_directory(client, bc_parts):
+    from forge.training import ForgeTrainingError
+
+    with pytest.raises(ForgeTrainingError) as err:
+        client.start_training({
+            "modelType": "classification",
+            "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
+            "trainingConfig": {"checkpoints": {"enabled": True, "path": "../../elsewhere"}},
+            "dataConfig": {"trainDataset": bc_parts[0].name, "labelColumn": "target"},
+        })
+    assert err.value.field_violations[0].field == "training_config.checkpoints.path"

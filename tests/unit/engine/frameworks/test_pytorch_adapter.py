@@ -1,5 +1,6 @@
 import copy
 import io
+import json
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.parity import check_parity, onnx_predict
 from engine.frameworks.base import TrainingData
 from engine.frameworks.pytorch_adapter import PyTorchAdapter, build_module
@@ -431,6 +432,374 @@ def test_restore_rejects_another_network(cancer):
         adapter.load_run(make_spec(), cancer, b"not a checkpoint")
 
 
+# --- other architectures: cnn, text_classifier, lstm, matrix_factorization ---
+
+
+def arch_spec(architecture, model_type, epochs=3, hyperparameters=None, **config):
+    raw = {"framework": "pytorch", "architecture": architecture, "model_type": model_type, "epochs": epochs,
+           "batch_size": 64, "hyperparameters": hyperparameters or {}, "seed": 7, **config}
+    return TrainingSpec.from_dict(raw)
+
+
+POSITIVE = "good great excellent wonderful happy love fine superb".split()
+NEGATIVE = "bad awful terrible poor sad hate horrible worse".split()
+NEUTRAL = "the a movie film was is it this and of plot actor".split()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+    return TrainingData("classification", [f"pixel{i}" for i in range(64)], "digit", X_train, y_train, X_val, y_val,
+                        list(range(10)))
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    """200 texts: six neutral words and two of the label's words, shuffled."""
+    rng = np.random.default_rng(0)
+    texts, labels = [], []
+    for i in range(200):
+        positive = i % 2 == 1
+        words = [*rng.choice(NEUTRAL, 6), *rng.choice(POSITIVE if positive else NEGATIVE, 2)]
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + "!")
+        labels.append("pos" if positive else "neg")
+    texts, labels = np.array(texts, dtype=object), np.array(labels, dtype=object)
+    return TrainingData("classification", ["review"], "sentiment", texts[:160], labels[:160], texts[160:],
+                        labels[160:], ["neg", "pos"], input_kind="text")
+
+
+@pytest.fixture(scope="module")
+def sine():
+    """A noisy sine of 400 points as windows of 12 past values; the last 20% validate."""
+    rng = np.random.default_rng(1)
+    series = np.sin(2 * np.pi * np.arange(400) / 25) + rng.normal(0, 0.1, 400)
+    X = np.lib.stride_tricks.sliding_window_view(series[:-1], 12).copy()
+    y = series[12:]
+    cut = int(len(y) * 0.8)
+    data = TrainingData("forecasting", [f"y_lag_{12 - k}" for k in range(12)], "y", X[:cut], y[:cut], X[cut:],
+                        y[cut:], input_kind="sequence")
+    data.series_std = float(series.std())
+    return data
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    """800 ratings of 50 users x 40 items: 3 + user and item biases + a rank-2 product + noise."""
+    rng = np.random.default_rng(2)
+    users, items = 50, 40
+    user_factors, item_factors = rng.normal(0, 1, (users, 2)), rng.normal(0, 1, (items, 2))
+    user_bias, item_bias = rng.normal(0, 0.5, users), rng.normal(0, 0.5, items)
+    cells = rng.choice(users * items, 800, replace=False)
+    u, i = cells // items, cells % items
+    y = 3 + user_bias[u] + item_bias[i] + (user_factors[u] * item_factors[i]).sum(axis=1) + rng.normal(0, 0.2, 800)
+    X = np.array([[f"user{a}", f"item{b}"] for a, b in zip(u, i)], dtype=object)
+    return TrainingData("recommendation", ["user", "item"], "rating", X[:640], y[:640], X[640:], y[640:],
+                        input_kind="interactions")
+
+
+# Small, fast settings of each architecture, and the fixture it trains on.
+ARCH_CASES = {
+    "cnn": ("digits", dict(model_type="classification", input_shape=[1, 8, 8], learning_rate=0.01,
+                           hyperparameters={"filters": [8]})),
+    "text_classifier": ("reviews", dict(model_type="classification", learning_rate=0.01,
+                                        hyperparameters={"embedding_dim": 16, "max_length": 16},
+                                        data={"text_column": "review"})),
+    "lstm": ("sine", dict(model_type="forecasting", learning_rate=0.01, batch_size=32)),
+    "matrix_factorization": ("ratings", dict(model_type="recommendation", learning_rate=0.02)),
+}
+
+
+def case(architecture, request, epochs=3, **changes):
+    fixture, config = ARCH_CASES[architecture]
+    config = {**copy.deepcopy(config), **changes}
+    return arch_spec(architecture, epochs=epochs, **config), request.getfixturevalue(fixture)
+
+
+def _onnx_run(onnx_bytes, inputs):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": inputs})[0]
+
+
+def test_cnn_classifies_held_out_digits(digits):
+    spec = arch_spec("cnn", "classification", epochs=5, input_shape=[1, 8, 8], learning_rate=0.01,
+                     hyperparameters={"filters": [8]})
+    run, results = train(spec, digits)
+    last = results[-1].metrics
+    assert last["accuracy"] > 0.9
+    assert set(last) == {"training_loss", "validation_loss", "accuracy", "precision", "recall", "f1_score",
+                         "learning_rate", "gradient_norm"}
+    assert [type(m).__name__ for m in run.module] == [
+        "Standardize", "Unflatten", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    assert run.module[2].padding == (1, 1) and run.module[-1].out_features == 10
+    assert run.input_preprocessing == {}
+    expected = {k: v for k, v in last.items() if k not in ("training_loss", "learning_rate", "gradient_norm")}
+    assert run.evaluate(digits.X_val, digits.y_val) == pytest.approx(expected)
+
+
+def test_cnn_layers_follow_filters_batch_norm_and_the_image_size(digits):
+    spec = arch_spec("cnn", "classification", input_shape=[8, 8], regularization={"batch_norm": True, "dropout": 0.2},
+                     hyperparameters={"filters": [4, 4, 4, 4], "kernel_size": 5, "hidden_units": [16, 8],
+                                      "activation": "tanh"})
+    module = adapter.create_run(spec, digits).module
+    names = [type(m).__name__ for m in module]
+    # 8x8 pools to 4x4, 2x2, 1x1; the fourth convolution has nothing left to pool
+    assert names == ["Standardize", "Unflatten"] + ["Conv2d", "BatchNorm2d", "Tanh", "MaxPool2d"] * 3 + [
+        "Conv2d", "BatchNorm2d", "Tanh", "Flatten", "Linear", "BatchNorm1d", "Tanh", "Dropout", "Linear",
+        "BatchNorm1d", "Tanh", "Dropout", "Linear"]
+    assert module[1].unflattened_size == (1, 8, 8) and module[2].kernel_size == (5, 5)
+    defaults = adapter.create_run(arch_spec("cnn", "classification", input_shape=[1, 8, 8]), digits)
+    assert [m.out_channels for m in defaults.module if isinstance(m, torch.nn.Conv2d)] == [16, 32]
+    assert [m.out_features for m in defaults.module if isinstance(m, torch.nn.Linear)] == [64, 10]
+
+
+def test_cnn_input_shape_must_cover_the_pixel_columns(digits):
+    spec = arch_spec("cnn", "classification", input_shape=[1, 7, 7])
+    violation = _violation(lambda: adapter.create_run(spec, digits))
+    assert violation.field == "model_config.input_shape"
+    assert "49" in violation.description and "64" in violation.description
+
+
+def test_text_classifier_learns_the_word_lists(reviews, request):
+    spec, _ = case("text_classifier", request, epochs=10)
+    run, results = train(spec, reviews)
+    assert results[-1].metrics["accuracy"] > 0.9
+    prep = run.input_preprocessing
+    assert set(prep) == {"vocabulary", "max_length", "tokenizer"}
+    assert prep["max_length"] == 16 and prep["tokenizer"] == "engine.data.text"
+    assert sorted(prep["vocabulary"]) == sorted(POSITIVE + NEGATIVE + NEUTRAL)
+    assert run.module.embedding.num_embeddings == len(prep["vocabulary"]) + 2
+    json.dumps(prep)
+    # the padding embedding stays zero; a text is the mean of its tokens' embeddings
+    assert torch.count_nonzero(run.module.embedding.weight[0]) == 0
+    ids = run.model_inputs(np.array(["Great movie", "", "unheard words"], dtype=object))
+    assert ids.dtype == np.int64 and ids.shape == (3, 16)
+    vocabulary = prep["vocabulary"]
+    assert ids[0, :3].tolist() == [vocabulary.index("great") + 2, vocabulary.index("movie") + 2, 0]
+    assert ids[1].tolist() == [0] * 16 and ids[2, :3].tolist() == [1, 1, 0]
+    proba = run._predictions(np.array(["great wonderful love", "awful terrible hate", ""], dtype=object))
+    assert proba[0, 1] > 0.5 > proba[1, 1] and np.allclose(proba.sum(axis=1), 1)
+    expected = {k: v for k, v in results[-1].metrics.items()
+                if k not in ("training_loss", "learning_rate", "gradient_norm")}
+    assert run.evaluate(reviews.X_val, reviews.y_val) == pytest.approx(expected)
+
+
+def test_lstm_forecasts_a_noisy_sine(sine, request):
+    spec, _ = case("lstm", request, epochs=8)
+    run, results = train(spec, sine)
+    last = results[-1].metrics
+    assert set(last) == {"training_loss", "validation_loss", "rmse", "mae", "r2", "learning_rate", "gradient_norm"}
+    assert last["rmse"] < 0.5 * sine.series_std
+    assert last["validation_loss"] == pytest.approx(last["rmse"] ** 2, rel=1e-4)  # mse, in series units
+    assert float(run.module.mean) == pytest.approx(sine.X_train.mean(), rel=1e-5)
+    assert float(run.module.std) == pytest.approx(sine.X_train.std(), rel=1e-5)
+    assert run.module.lstm.hidden_size == 32 and run.module.lstm.num_layers == 1
+    assert run.input_preprocessing == {}
+    expected = {k: v for k, v in last.items() if k not in ("training_loss", "learning_rate", "gradient_norm")}
+    assert run.evaluate(sine.X_val, sine.y_val) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("loss", ["mae", "huber"])
+def test_lstm_takes_other_regression_losses(loss, sine, request):
+    spec, _ = case("lstm", request, epochs=2, loss_function=loss,
+                   hyperparameters={"hidden_size": 8, "num_layers": 2}, regularization={"dropout": 0.1})
+    run, results = train(spec, sine)
+    assert run.module.lstm.num_layers == 2 and run.module.lstm.dropout == 0.1
+    assert results[-1].metrics["validation_loss"] < results[0].metrics["validation_loss"] * 1.5
+    assert np.isfinite(results[-1].metrics["rmse"])
+
+
+def test_matrix_factorization_beats_the_global_mean(ratings, request):
+    spec, _ = case("matrix_factorization", request, epochs=30)
+    run, results = train(spec, ratings)
+    baseline = float(np.sqrt(np.mean((ratings.y_val - ratings.y_train.mean()) ** 2)))
+    assert results[-1].metrics["rmse"] < 0.7 * baseline
+    assert set(results[-1].metrics) == {"training_loss", "validation_loss", "rmse", "mae", "r2", "learning_rate",
+                                        "gradient_norm"}
+    prep = run.input_preprocessing
+    users = sorted(set(ratings.X_train[:, 0]))
+    assert prep["user_index"] == {u: i for i, u in enumerate(users, start=1)}
+    assert sorted(prep["item_index"].values()) == list(range(1, len(prep["item_index"]) + 1))
+    json.dumps(prep)
+    assert run.module.user_factors.embedding_dim == 16
+    expected = {k: v for k, v in results[-1].metrics.items()
+                if k not in ("training_loss", "learning_rate", "gradient_norm")}
+    assert run.evaluate(ratings.X_val, ratings.y_val) == pytest.approx(expected)
+
+
+def test_matrix_factorization_predicts_unknown_ids(ratings, request):
+    spec, _ = case("matrix_factorization", request, epochs=3, regularization={"weight_decay": 0.1},
+                   optimizer="adamw")
+    run, _ = train(spec, ratings)
+    module = run.module
+    for table in (module.user_factors, module.item_factors, module.user_bias, module.item_bias):
+        assert torch.count_nonzero(table.weight[0]) == 0  # index 0 (unknown) is never trained
+    user, item = ratings.X_train[0]
+    X = np.array([["stranger", item], [user, "novelty"], ["stranger", "novelty"]], dtype=object)
+    np.testing.assert_array_equal(run.model_inputs(X)[:, 0] == 0, [True, False, True])
+    prediction = run._predictions(X)
+    mean = float(module.global_mean)
+    item_bias = float(module.item_bias.weight[run.input_preprocessing["item_index"][item], 0].detach())
+    user_bias = float(module.user_bias.weight[run.input_preprocessing["user_index"][user], 0].detach())
+    np.testing.assert_allclose(prediction, [mean + item_bias, mean + user_bias, mean], rtol=1e-6)
+    assert mean == pytest.approx(ratings.y_train.mean())
+    assert set(run.evaluate(X, np.array([3.0, 3.0, 3.0]))) == {"validation_loss", "rmse", "mae", "r2"}
+
+
+RESUME_CHANGES = {
+    "cnn": {"regularization": {"dropout": 0.3, "batch_norm": True}, "hyperparameters": {"filters": [4, 8]},
+            "lr_scheduler": {"type": "step", "step_size": 2, "gamma": 0.5}},
+    "text_classifier": {"regularization": {"dropout": 0.3}, "optimizer": "rmsprop",
+                        "hyperparameters": {"embedding_dim": 8, "max_length": 12}},
+    "lstm": {"regularization": {"dropout": 0.2, "gradient_clip_norm": 0.5}, "loss_function": "huber",
+             "hyperparameters": {"hidden_size": 8, "num_layers": 2}, "gradient_accumulation_steps": 2},
+    "matrix_factorization": {"optimizer": "sgd", "optimizer_config": {"momentum": 0.9}, "learning_rate": 0.05,
+                             "regularization": {"l2": 0.001, "l1": 1e-4},
+                             "hyperparameters": {"embedding_dim": 4}},
+}
+
+
+@pytest.mark.parametrize("architecture", list(ARCH_CASES))
+def test_resumed_runs_of_each_architecture_equal_uninterrupted_ones(architecture, request):
+    spec, data = case(architecture, request, epochs=4, **RESUME_CHANGES[architecture])
+    first, _ = train(spec, data, until=2)
+    state = first.state_bytes()
+    whole, whole_results = train(spec, data)
+    torch.rand(100)  # other users of torch's global generator do not change a run's dropout
+    resumed = PyTorchAdapter().load_run(spec, copy.deepcopy(data), state)
+    assert resumed.epoch == 2
+    resumed_results = [resumed.train_epoch(epoch) for epoch in (3, 4)]
+    for got, want in zip(resumed_results, whole_results[2:]):
+        assert got.metrics == want.metrics  # exact on cpu
+    for name, value in _params(whole).items():
+        torch.testing.assert_close(_params(resumed)[name], value, rtol=0, atol=0)
+
+
+def test_restore_rejects_a_checkpoint_of_other_inputs(reviews, ratings, request):
+    spec, _ = case("text_classifier", request, epochs=1)
+    run, _ = train(spec, reviews)
+    other = copy.copy(reviews)
+    other.X_train = np.array([t + " extra words here" for t in reviews.X_train], dtype=object)
+    with pytest.raises(FailedPrecondition, match="vocabulary"):
+        adapter.load_run(spec, other, run.state_bytes())
+    spec, _ = case("matrix_factorization", request, epochs=1)
+    with pytest.raises(FailedPrecondition, match="architecture"):
+        adapter.load_run(spec, ratings, run.state_bytes())
+
+
+ONNX_INPUTS = {  # architecture -> (ONNX input type, columns, output)
+    "cnn": ("tensor(float)", 64, "probabilities"),
+    "text_classifier": ("tensor(int64)", 16, "probabilities"),
+    "lstm": ("tensor(float)", 12, "variable"),
+    "matrix_factorization": ("tensor(int64)", 2, "variable"),
+}
+
+
+@pytest.mark.parametrize("architecture", list(ARCH_CASES))
+def test_onnx_and_torch_exports_of_each_architecture_match_the_network(architecture, request):
+    import onnx
+    import onnxruntime as ort
+
+    changes = {"regularization": {"batch_norm": True, "dropout": 0.2}} if architecture == "cnn" else {}
+    spec, data = case(architecture, request, epochs=2, **changes)
+    run, _ = train(spec, data)
+    onnx_bytes = run.export("onnx")
+    kind, columns, output = ONNX_INPUTS[architecture]
+    graph = onnx.load_from_string(onnx_bytes).graph
+    assert [i.name for i in graph.input] == ["input"] and [o.name for o in graph.output] == [output]
+    (feed,) = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"]).get_inputs()
+    assert feed.type == kind and feed.shape[1] == columns and isinstance(feed.shape[0], str)
+
+    inputs = run.model_inputs(data.X_val)
+    got = _onnx_run(onnx_bytes, inputs)
+    reference = run._predictions(data.X_val)
+    if output == "probabilities":
+        assert got.shape == (len(data.X_val), len(data.classes))
+        np.testing.assert_allclose(got, reference, atol=1e-5)
+    else:
+        assert got.shape == (len(data.X_val), 1)
+        np.testing.assert_allclose(got[:, 0], reference, rtol=1e-5, atol=1e-5)
+    assert _onnx_run(onnx_bytes, inputs[:1]).shape[0] == 1  # the batch axis is dynamic
+
+    saved = torch.load(io.BytesIO(run.export("torch")), weights_only=True)
+    module = build_module(saved["config"])
+    module.load_state_dict(saved["state_dict"])
+    module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(module(torch.as_tensor(inputs)), run.module.eval()(torch.as_tensor(inputs)),
+                                   rtol=0, atol=0)
+    assert saved["config"]["architecture"] == architecture
+
+
+def test_torch_export_configs_carry_what_rebuilding_needs(request):
+    wanted = {
+        "cnn": {"n_features": 64, "input_shape": [1, 8, 8], "filters": [8], "kernel_size": 3, "hidden_units": [64]},
+        "text_classifier": {"max_length": 16, "embedding_dim": 16, "hidden_units": [32]},
+        "lstm": {"window": 12, "hidden_size": 32, "num_layers": 1},
+        "matrix_factorization": {"embedding_dim": 16},
+    }
+    for architecture, expected in wanted.items():
+        spec, data = case(architecture, request, epochs=1)
+        run, _ = train(spec, data)
+        config = torch.load(io.BytesIO(run.export("torch")), weights_only=True)["config"]
+        assert {k: config[k] for k in expected} == expected
+        if architecture == "text_classifier":
+            assert config["n_tokens"] == len(config["vocabulary"]) + 2
+        if architecture == "matrix_factorization":
+            assert config["n_users"] == len(config["user_index"]) == len(set(data.X_train[:, 0]))
+            assert config["n_items"] == len(config["item_index"])
+
+
+def test_the_onnx_check_covers_integer_inputs(ratings, monkeypatch, request):
+    spec, _ = case("matrix_factorization", request, epochs=1)
+    run, _ = train(spec, ratings)
+    honest = run._predictions
+    monkeypatch.setattr(run, "_predictions", lambda X: honest(X) + 0.5)
+    with pytest.raises(RuntimeError, match=r"^ONNX export check failed: max difference 0\.5 > tolerance"):
+        run.export("onnx")
+
+
+@pytest.mark.parametrize("architecture, changes, field, fragment", [
+    ("cnn", {}, "model_config.input_shape", "[1, 8, 8]"),
+    ("cnn", {"input_shape": [1, 8, 8], "hyperparameters": {"kernel_size": 4}},
+     "model_config.hyperparameters.kernel_size", "odd"),
+    ("text_classifier", {}, "model_config.architecture", "text_column"),
+    ("text_classifier", {"data": {"text_column": "t"}, "hyperparameters": {"hidden_size": 4}},
+     "model_config.hyperparameters.hidden_size", "unknown hyperparameter"),
+    ("lstm", {}, "model_type", "FORECASTING"),
+    ("lstm", {"model_type": "forecasting", "loss_function": "cross_entropy"}, "training_config.loss_function",
+     "forecasting"),
+    ("matrix_factorization", {"model_type": "regression"}, "model_type", "RECOMMENDATION"),
+    ("matrix_factorization", {"model_type": "recommendation", "hyperparameters": {"class_weight": "balanced"}},
+     "model_config.hyperparameters.class_weight", "unknown hyperparameter"),
+])
+def test_validation_of_the_other_architectures_names_the_field(architecture, changes, field, fragment):
+    spec = arch_spec(architecture, **{"model_type": "classification", **changes})
+    violation = _violation(lambda: adapter.validate(spec))
+    assert violation.field == field
+    assert fragment in violation.description
+
+
+def test_natural_settings_of_the_other_architectures_are_accepted():
+    adapter.validate(arch_spec("cnn", "classification", input_shape=[8, 8], regularization={"batch_norm": True},
+                               hyperparameters={"filters": [8, 16], "kernel_size": 5, "hidden_units": [32],
+                                                "class_weight": "balanced"}))
+    adapter.validate(arch_spec("text_classifier", "classification", data={"text_column": "review"},
+                               loss_function="binary_cross_entropy",
+                               hyperparameters={"vocab_size": 1000, "max_length": 32, "embedding_dim": 8}))
+    adapter.validate(arch_spec("lstm", "forecasting", loss_function="mae",
+                               hyperparameters={"hidden_size": 16, "num_layers": 2}))
+    adapter.validate(arch_spec("matrix_factorization", "recommendation", regularization={"l2": 0.01},
+                               hyperparameters={"embedding_dim": 8},
+                               lr_scheduler={"type": "reduce_on_plateau", "metric": "rmse"}))
+
+
 # --- validation ---
 
 
@@ -443,7 +812,8 @@ def _violation(call):
 
 
 @pytest.mark.parametrize("changes, field, fragment", [
-    ({"architecture": "resnet"}, "model_config.architecture", "supports 'mlp'"),
+    ({"architecture": "resnet"}, "model_config.architecture",
+     "use one of mlp, cnn, text_classifier, lstm, matrix_factorization"),
     ({"model_type": "forecasting"}, "model_type", "CLASSIFICATION or REGRESSION"),
     ({"optimizer": "adagrad"}, "training_config.optimizer", "adam, adamw, sgd, rmsprop"),
     ({"optimizer_config": {"momentum": 0.9}}, "training_config.optimizer_config.momentum", "sgd and rmsprop"),
@@ -479,15 +849,6 @@ def test_validation_names_the_field(changes, field, fragment):
     assert fragment in violation.description
 
 
-@pytest.mark.parametrize("architecture", ["cnn", "lstm", "text_classifier", "matrix_factorization"])
-def test_later_architectures_are_not_implemented_yet(architecture):
-    spec = make_spec()
-    spec.architecture = architecture
-    with pytest.raises(Unimplemented) as err:
-        adapter.validate(spec)
-    assert str(err.value) == f"pytorch architecture {architecture!r} is not implemented yet; available: mlp"
-
-
 def test_natural_settings_are_accepted():
     adapter.validate(make_spec(optimizer="sgd", optimizer_config={"momentum": 0.9, "nesterov": True},
                                learning_rate=0.01, gradient_accumulation_steps=4, mixed_precision=True,
@@ -516,9 +877,19 @@ def test_validating_in_the_server_process_loads_no_framework():
         from engine.frameworks.registry import get_adapter
         from engine.jobs.spec import TrainingSpec
         adapter = get_adapter("pytorch")
-        for task in ("classification", "regression"):
-            spec = TrainingSpec(framework="pytorch", architecture="mlp", model_type=task, epochs=4,
-                                hyperparameters={"hidden_units": [8]})
+        from engine.jobs.spec import DataSpec
+        specs = [TrainingSpec(framework="pytorch", architecture="mlp", model_type=task, epochs=4,
+                              hyperparameters={"hidden_units": [8]}) for task in ("classification", "regression")]
+        specs += [
+            TrainingSpec(framework="pytorch", architecture="cnn", model_type="classification", epochs=4,
+                         input_shape=[1, 8, 8]),
+            TrainingSpec(framework="pytorch", architecture="text_classifier", model_type="classification", epochs=4,
+                         data=DataSpec(text_column="review")),
+            TrainingSpec(framework="pytorch", architecture="lstm", model_type="forecasting", epochs=4),
+            TrainingSpec(framework="pytorch", architecture="matrix_factorization", model_type="recommendation",
+                         epochs=4),
+        ]
+        for spec in specs:
             adapter.validate(spec)
             assert adapter.planned_epochs(spec) == 4
         loaded = sorted(m for m in ("torch", "onnx", "onnxruntime", "sklearn") if m in sys.modules)
@@ -545,3 +916,20 @@ def test_cuda_with_mixed_precision_trains_resumes_and_exports(cancer):
     check_parity(resumed.export("onnx"), resumed._predictions(cancer.X_val), cancer.X_val, atol=1e-4)
     on_cpu = adapter.load_run(make_spec(epochs=4, regularization={"dropout": 0.2}), cancer, resumed.state_bytes())
     assert on_cpu.device == "cpu" and on_cpu.epoch == 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("architecture", list(ARCH_CASES))
+def test_cuda_trains_resumes_and_exports_each_architecture(architecture, request):
+    spec, data = case(architecture, request, epochs=4, mixed_precision=True, resources={"gpu": 1})
+    run, results = train(spec, data, until=2)
+    assert run.device.startswith("cuda")
+    resumed = adapter.load_run(spec, data, run.state_bytes())
+    later = [resumed.train_epoch(e) for e in (3, 4)]
+    assert all(np.isfinite(r.metrics["validation_loss"]) for r in results + later)
+    onnx_bytes = resumed.export("onnx")  # checks parity with the network itself
+    got = _onnx_run(onnx_bytes, resumed.model_inputs(data.X_val))
+    reference = resumed._predictions(data.X_val)
+    np.testing.assert_allclose(got[:, 0] if reference.ndim == 1 else got, reference, rtol=1e-4, atol=1e-4)
+    cpu_spec, _ = case(architecture, request, epochs=4)
+    assert adapter.load_run(cpu_spec, data, resumed.state_bytes()).device == "cpu"

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.parity import check_parity, onnx_predict
 from engine.frameworks.base import TrainingData
 from engine.frameworks.scikit_learn import _ARCHS, SklearnAdapter
@@ -425,13 +425,6 @@ def test_validation_names_the_field(architecture, model_type, changes, field, fr
     assert fragment in violation.description
 
 
-def test_anomaly_detection_is_not_implemented_yet():
-    with pytest.raises(Unimplemented, match="isolation_forest"):
-        adapter.validate(make_spec("isolation_forest", "anomaly_detection"))
-    with pytest.raises(Unimplemented):
-        adapter.validate(make_spec("isolation_forest", "classification"))
-
-
 @pytest.mark.parametrize("task, architecture", sorted(_ARCHS))
 def test_every_architecture_validates_with_defaults(task, architecture):
     adapter.validate(make_spec(architecture, task))
@@ -444,9 +437,11 @@ def test_natural_settings_are_accepted():
 
 
 @pytest.mark.parametrize("task, architecture", sorted(_ARCHS))
-def test_allowed_hyperparameters_exist_on_the_estimator(task, architecture, cancer, diabetes):
+def test_allowed_hyperparameters_exist_on_the_estimator(task, architecture, request):
     # The allow-lists are written out by hand so validate() needs no sklearn; check them here.
-    run = adapter.create_run(make_spec(architecture, task), cancer if task == "classification" else diabetes)
+    data = request.getfixturevalue({"classification": "cancer", "regression": "diabetes",
+                                    "anomaly_detection": "outliers"}[task])
+    run = adapter.create_run(make_spec(architecture, task), data)
     model = run._estimator
     params = model.estimator.get_params() if architecture == "svm" else model.get_params()
     assert set(_ARCHS[(task, architecture)].hyperparameters) - {"n_estimators_per_epoch"} <= set(params)
@@ -478,3 +473,266 @@ def test_data_problems_are_named(cancer, iris):
     one_class.X_train, one_class.y_train = cancer.X_train[keep], cancer.y_train[keep]
     violation = _violation(lambda: adapter.create_run(make_spec("logistic_regression"), one_class))
     assert violation.field == "data_config.label_column"
+
+
+# --- anomaly detection: isolation_forest ---
+
+
+def _outlier_data(labels=True, extra_features=0, seed=0):
+    """600 points of a 2-D standard gaussian and 30 uniform outliers in [-6, 6]^2 (label 1),
+    a stratified 75/25 split; `extra_features` columns of gaussian noise are appended."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(0.0, 1.0, size=(600, 2)), rng.uniform(-6.0, 6.0, size=(30, 2))])
+    X = np.hstack([X, rng.normal(size=(len(X), extra_features))])
+    y = np.r_[np.zeros(600, dtype=np.int64), np.ones(30, dtype=np.int64)]
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    names = [f"x{i}" for i in range(X.shape[1])]
+    if not labels:
+        return TrainingData("anomaly_detection", names, "", X_train, None, X_val, None)
+    return TrainingData("anomaly_detection", names, "is_anomaly", X_train, y_train, X_val, y_val)
+
+
+@pytest.fixture(scope="module")
+def outliers():
+    return _outlier_data()
+
+
+def anomaly_spec(epochs=4, hyperparameters=None, label_column="is_anomaly", **config):
+    return make_spec("isolation_forest", "anomaly_detection", epochs=epochs,
+                     hyperparameters={"contamination": 0.05} if hyperparameters is None else hyperparameters,
+                     data={"label_column": label_column}, **config)
+
+
+def test_isolation_forest_finds_the_outliers(outliers):
+    run, results = train(anomaly_spec(), outliers)
+    assert run.total_epochs == 4 and len(results) == 4
+    assert [r.extra["n_estimators"] for r in results] == [25, 50, 75, 100]
+    assert "100 trees over 4 epochs" in results[0].logs
+    assert "label 1 marks known anomalies, 0 normal rows" in results[0].logs
+    last = results[-1]
+    assert set(last.metrics) == {"training_loss", "validation_loss", "precision", "recall", "f1_score"}
+    assert set(last.extra) == {"n_estimators", "anomaly_fraction", "roc_auc"}
+    assert last.metrics["f1_score"] > 0.6  # 0.76 on these rows (precision 0.62, recall 1.0)
+    assert last.extra["roc_auc"] > 0.9  # 0.996
+    assert 0.02 < last.extra["anomaly_fraction"] < 0.1
+    # The loss is the mean anomaly score, -score_samples: higher for the outliers than the rest.
+    model = run.pipeline()
+    assert last.metrics["validation_loss"] == pytest.approx(-model.score_samples(outliers.X_val).mean(), abs=1e-12)
+    is_outlier = outliers.y_val == 1
+    scores = run.evaluate(outliers.X_val[is_outlier], outliers.y_val[is_outlier])["validation_loss"]
+    assert scores > run.evaluate(outliers.X_val[~is_outlier], outliers.y_val[~is_outlier])["validation_loss"] + 0.1
+    predicted = model.predict(outliers.X_val) == -1
+    assert last.extra["anomaly_fraction"] == pytest.approx(predicted.mean())
+
+
+def test_isolation_forest_trains_without_labels(outliers):
+    data = _outlier_data(labels=False)
+    run, results = train(anomaly_spec(epochs=2, label_column=""), data)
+    assert set(results[-1].metrics) == {"training_loss", "validation_loss"}
+    assert set(results[-1].extra) == {"n_estimators", "anomaly_fraction"}
+    assert any("no anomaly labels" in line for line in results[0].logs)
+    assert 0.02 < results[-1].extra["anomaly_fraction"] < 0.1
+    assert set(run.evaluate(data.X_val, None)) == {"validation_loss", "anomaly_fraction"}
+    # Labels the spec does not name are not used.
+    _, ignored = train(anomaly_spec(epochs=1, label_column=""), outliers)
+    assert "f1_score" not in ignored[0].metrics and "roc_auc" not in ignored[0].extra
+
+
+def test_without_validation_rows_isolation_forest_measures_the_training_rows(outliers):
+    data = copy.copy(outliers)
+    data.X_val = data.y_val = None
+    _, results = train(anomaly_spec(epochs=1), data)
+    assert "no validation data: validation metrics are computed on the training data" in results[0].logs
+    assert results[0].metrics["validation_loss"] == results[0].metrics["training_loss"]
+    assert results[0].extra["roc_auc"] > 0.9
+
+
+@pytest.mark.parametrize("normal, anomaly", [(False, True), ("normal", "outlier"), ("0", "1"), (0.0, 1.0)])
+def test_the_larger_label_value_marks_anomalies(normal, anomaly, outliers):
+    data = copy.copy(outliers)
+    relabel = lambda y: np.array([anomaly if v == 1 else normal for v in y], dtype=object)  # noqa: E731
+    data.y_train, data.y_val = relabel(outliers.y_train), relabel(outliers.y_val)
+    if isinstance(normal, bool):
+        data.y_train, data.y_val = data.y_train.astype(bool), data.y_val.astype(bool)
+    _, results = train(anomaly_spec(epochs=1), data)
+    _, reference = train(anomaly_spec(epochs=1), outliers)
+    assert f"label {anomaly!r} marks known anomalies, {normal!r} normal rows" in results[0].logs
+    assert results[0].metrics == reference[0].metrics and results[0].extra == reference[0].extra
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda y: np.where(y == 1, 2, y) + (np.arange(len(y)) % 2 == 0) * (y == 0), "3 distinct values (0, 1, 2)"),
+    (lambda y: np.zeros_like(y), "single value 0"),
+    (lambda y: np.where(y == 1, np.nan, 0.0), "missing values"),
+    (lambda y: np.array([str(v) if v else v for v in y], dtype=object), "mixes value types"),
+])
+def test_anomaly_labels_must_be_two_values(change, fragment, outliers):
+    data = copy.copy(outliers)
+    data.y_train, data.y_val = change(outliers.y_train), change(outliers.y_val)
+    violation = _violation(lambda: adapter.create_run(anomaly_spec(), data))
+    assert violation.field == "data_config.label_column"
+    assert fragment in violation.description
+
+
+def test_evaluate_matches_the_isolation_forest_epoch_metrics(outliers):
+    run, results = train(anomaly_spec(epochs=2), outliers)
+    expected = {k: v for k, v in {**results[-1].metrics, **results[-1].extra}.items()
+                if k not in ("training_loss", "n_estimators")}
+    assert run.evaluate(outliers.X_val, outliers.y_val) == pytest.approx(expected, abs=1e-12)
+    violation = _violation(lambda: run.evaluate(outliers.X_val, np.full(len(outliers.y_val), 5)))
+    assert violation.field == "data_config.label_column" and "[5]" in violation.description
+
+
+@pytest.mark.parametrize("hyperparameters, extra_features", [
+    ({"n_estimators": 20, "contamination": 0.05}, 0),
+    # Trees on a subset of the features: skl2onnx's converter refuses them unless told otherwise.
+    ({"n_estimators": 20, "max_features": 0.5, "bootstrap": True, "max_samples": 128, "contamination": "auto"}, 2),
+])
+def test_isolation_forest_onnx_scores_match(hyperparameters, extra_features):
+    import onnx
+
+    data = _outlier_data(extra_features=extra_features)
+    run, _ = train(anomaly_spec(epochs=2, hyperparameters=hyperparameters), data)
+    onnx_bytes = run.export("onnx")
+    graph = onnx.load_from_string(onnx_bytes).graph
+    assert [i.name for i in graph.input] == ["input"]
+    assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim][1] == data.X_val.shape[1]
+    out = onnx_predict(onnx_bytes, data.X_val)
+    assert set(out) == {"label", "scores"}
+    assert out["scores"].shape == out["label"].shape == (len(data.X_val), 1)
+    model = run.pipeline()
+    np.testing.assert_allclose(out["scores"][:, 0], model.decision_function(data.X_val), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(out["label"][:, 0], model.predict(data.X_val))
+    assert set(np.unique(out["label"])) == {-1, 1}
+
+
+def test_a_failed_isolation_forest_onnx_check_is_an_error(outliers):
+    run, _ = train(anomaly_spec(epochs=1, hyperparameters={"n_estimators": 5}), outliers)
+    model = run.pipeline()["model"]
+    real = model.decision_function
+    model.decision_function = lambda X: real(X) + 0.01
+    with pytest.raises(RuntimeError, match=r"ONNX export check failed: max difference 0.01 > tolerance 0.0001"):
+        run.export("onnx")
+
+
+def test_isolation_forest_pickle_round_trip(outliers):
+    from sklearn.pipeline import Pipeline
+
+    run, _ = train(anomaly_spec(epochs=2, hyperparameters={"n_estimators": 10}), outliers)
+    loaded = pickle.loads(run.export("pickle"))
+    assert isinstance(loaded, Pipeline) and [name for name, _ in loaded.steps] == ["model"]
+    np.testing.assert_array_equal(loaded.score_samples(outliers.X_val), run.pipeline().score_samples(outliers.X_val))
+    np.testing.assert_array_equal(loaded.predict(outliers.X_val), run.pipeline().predict(outliers.X_val))
+
+
+@pytest.mark.parametrize("hyperparameters", [
+    {"n_estimators": 12, "contamination": 0.05},
+    {"n_estimators": 12, "bootstrap": True, "max_samples": 0.5, "max_features": 0.5},
+])
+def test_resumed_isolation_forest_equals_an_uninterrupted_one(hyperparameters, outliers):
+    spec = anomaly_spec(epochs=6, hyperparameters=hyperparameters)
+    whole, whole_results = train(spec, outliers)
+    first, _ = train(spec, outliers, until=3)
+    resumed = SklearnAdapter().load_run(spec, copy.deepcopy(outliers), first.state_bytes())
+    assert resumed.epoch == 3
+    resumed_results = [resumed.train_epoch(epoch) for epoch in range(4, 7)]
+    # Exact: the same trees, so the same scores to the last bit.
+    assert resumed_results[-1].metrics == whole_results[-1].metrics
+    assert resumed_results[-1].extra == whole_results[-1].extra
+    a, b = whole.pipeline(), resumed.pipeline()
+    np.testing.assert_array_equal(b.score_samples(outliers.X_val), a.score_samples(outliers.X_val))
+    assert b["model"].offset_ == a["model"].offset_
+
+
+def test_isolation_forest_trees_cap_the_epochs():
+    assert adapter.planned_epochs(anomaly_spec(epochs=200, hyperparameters={})) == 100
+    assert adapter.planned_epochs(anomaly_spec(epochs=3, hyperparameters={"n_estimators": 2.0})) == 2
+
+
+HP_ = "model_config.hyperparameters"
+
+
+@pytest.mark.parametrize("changes, field, fragment", [
+    ({"hyperparameters": {"contamination": 0.7}}, f"{HP_}.contamination", "'auto' or the expected share"),
+    ({"hyperparameters": {"contamination": 0}}, f"{HP_}.contamination", "(0, 0.5]"),
+    ({"hyperparameters": {"contamination": "high"}}, f"{HP_}.contamination", "'auto'"),
+    ({"hyperparameters": {"max_samples": "all"}}, f"{HP_}.max_samples", "'auto', a row count"),
+    ({"hyperparameters": {"max_features": "sqrt"}}, f"{HP_}.max_features", "feature count or a fraction"),
+    ({"hyperparameters": {"bootstrap": "yes"}}, f"{HP_}.bootstrap", "true or false"),
+    ({"hyperparameters": {"n_estimators": 0}}, f"{HP_}.n_estimators", "at least 1"),
+    ({"hyperparameters": {"n_estimators": 2.5}}, f"{HP_}.n_estimators", "whole number"),
+    ({"hyperparameters": {"max_depth": 3}}, f"{HP_}.max_depth",
+     "valid: bootstrap, contamination, max_features, max_samples, n_estimators"),
+    ({"hyperparameters": {"n_estimators_per_epoch": 3}}, f"{HP_}.n_estimators_per_epoch", "no hyperparameter"),
+    ({"hyperparameters": {"warm_start": False}}, f"{HP_}.warm_start", "set from the adapter"),
+    ({"hyperparameters": {"random_state": 1}}, f"{HP_}.random_state", "training_config.seed"),
+    ({"learning_rate": 0.1}, "training_config.learning_rate", "no learning rate"),
+    ({"optimizer": "adam"}, "training_config.optimizer", "must be empty"),
+    ({"loss_function": "mse"}, "training_config.loss_function", "minimizes no loss function"),
+    ({"regularization": {"l2": 0.1}}, "training_config.regularization.l2", "max_samples and max_features"),
+    ({"regularization": {"dropout": 0.5}}, "training_config.regularization.dropout", "neural networks"),
+    ({"mixed_precision": True}, "training_config.mixed_precision", "float64"),
+    ({"lr_scheduler": {"type": "cosine"}}, "training_config.lr_scheduler.type", "constant"),
+    ({"epochs": 0}, "training_config.epochs", "between 1 and 10000"),
+])
+def test_isolation_forest_validation_names_the_field(changes, field, fragment):
+    violation = _violation(lambda: adapter.validate(anomaly_spec(**changes)))
+    assert violation.field == field
+    assert fragment in violation.description
+
+
+def test_anomaly_detection_architectures_are_checked():
+    violation = _violation(lambda: adapter.validate(make_spec("isolation_forest", "classification")))
+    assert violation.field == "model_config.architecture"
+    assert "not a classification architecture" in violation.description
+    violation = _violation(lambda: adapter.validate(make_spec("random_forest", "anomaly_detection")))
+    assert violation.field == "model_config.architecture" and "use one of: isolation_forest" in violation.description
+    adapter.validate(anomaly_spec(hyperparameters={"n_estimators": 50, "max_samples": "auto", "contamination": "auto",
+                                                   "max_features": 1.0, "bootstrap": False}))
+    adapter.validate(anomaly_spec(label_column=""))
+
+
+def test_isolation_forest_values_sklearn_rejects_name_the_field(outliers):
+    run = adapter.create_run(anomaly_spec(hyperparameters={"max_features": 5}), outliers)
+    violation = _violation(lambda: run.train_epoch(1))
+    assert violation.field == "model_config.hyperparameters.max_features"
+
+
+def test_anomaly_detection_from_a_parquet_file_without_a_label_column(tmp_path):
+    import pandas as pd
+
+    from engine.data.training_data import build_training_data
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200),
+                          "site": rng.choice(["north", "south"], size=200)})
+    frame.to_parquet(tmp_path / "train.parquet")
+    spec = anomaly_spec(epochs=2, label_column="", hyperparameters={"n_estimators": 10})
+    data = build_training_data(spec, str(tmp_path / "train.parquet"))
+    assert data.y_train is None and data.feature_names == ["a", "b", "site=north", "site=south"]
+    _, results = train(spec, data)
+    assert set(results[-1].metrics) == {"training_loss", "validation_loss"}
+
+
+def test_anomaly_label_named_anomaly_wins_over_sort_order():
+    import numpy as np
+
+    from engine.frameworks.base import TrainingData
+    from engine.frameworks.scikit_learn import SklearnAdapter
+    from engine.jobs.spec import DataSpec, TrainingSpec
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (200, 2)), rng.uniform(6, 8, (10, 2))])
+    y = np.array(["normal"] * 200 + ["anomaly"] * 10, dtype=object)
+    spec = TrainingSpec(framework="sklearn", architecture="isolation_forest", model_type="anomaly_detection",
+                        epochs=2, hyperparameters={"contamination": 0.05},
+                        data=DataSpec(label_column="is"))
+    data = TrainingData(task="anomaly_detection", feature_names=["a", "b"], label_name="is", X_train=X, y_train=y,
+                        X_val=X, y_val=y)
+    run = SklearnAdapter().create_run(spec, data)
+    for epoch in (1, 2):
+        result = run.train_epoch(epoch)
+    # Reversed polarity would find almost none of the ten "anomaly" rows.
+    assert result.metrics["recall"] >= 0.8 and result.metrics["precision"] > 0.4

@@ -413,8 +413,8 @@ def _violation(call):
 
 
 @pytest.mark.parametrize("changes, field, fragment", [
-    ({"architecture": "resnet"}, "model_config.architecture", "tensorflow supports 'mlp'"),
-    ({"architecture": ""}, "model_config.architecture", "tensorflow supports 'mlp'"),
+    ({"architecture": "resnet"}, "model_config.architecture", "use one of mlp, cnn, text_classifier, lstm"),
+    ({"architecture": ""}, "model_config.architecture", "use one of mlp, cnn, text_classifier, lstm"),
     ({"model_type": "forecasting"}, "model_type", "CLASSIFICATION or REGRESSION"),
     ({"epochs": 0}, "training_config.epochs", "between 1 and"),
     ({"batch_size": 0}, "training_config.batch_size", "at least 1"),
@@ -447,11 +447,16 @@ def test_validation_names_the_field(changes, field, fragment):
     assert fragment in violation.description
 
 
-@pytest.mark.parametrize("architecture", ["cnn", "lstm", "text_classifier"])
-def test_later_architectures_are_unimplemented(architecture):
+@pytest.mark.parametrize("model_type", ["recommendation", "classification"])
+def test_matrix_factorization_is_unimplemented(model_type):
+    # The API names it and neural.validate_network knows it, but this adapter does not build it:
+    # validate_network answers Unimplemented (before any other check), as intended.
     with pytest.raises(Unimplemented) as err:
-        adapter.validate(TrainingSpec(framework="tensorflow", architecture=architecture, model_type="classification"))
-    assert str(err.value) == f"tensorflow architecture {architecture!r} is not implemented yet; available: mlp"
+        adapter.validate(TrainingSpec(framework="tensorflow", architecture="matrix_factorization",
+                                      model_type=model_type))
+    assert str(err.value) == ("tensorflow architecture 'matrix_factorization' is not implemented yet; "
+                              "available: mlp, cnn, text_classifier, lstm")
+    assert not hasattr(tfa, "LATER_ARCHITECTURES")
 
 
 def test_natural_settings_are_accepted():
@@ -488,8 +493,16 @@ def test_validating_in_the_server_process_loads_no_framework():
                                 hyperparameters={"hidden_units": [8]})
             adapter.validate(spec)
             assert adapter.planned_epochs(spec) == 3
+        adapter.validate(TrainingSpec(framework="tensorflow", architecture="cnn", model_type="classification",
+                                      input_shape=[1, 8, 8], hyperparameters={"filters": [8], "kernel_size": 3}))
+        adapter.validate(TrainingSpec.from_dict({
+            "framework": "tensorflow", "architecture": "text_classifier", "model_type": "classification",
+            "hyperparameters": {"vocab_size": 100, "max_length": 16}, "data": {"text_column": "text"}}))
+        adapter.validate(TrainingSpec(framework="tensorflow", architecture="lstm", model_type="forecasting",
+                                      hyperparameters={"hidden_size": 8, "num_layers": 2}))
         try:
-            adapter.validate(TrainingSpec(framework="tensorflow", architecture="cnn", model_type="classification"))
+            adapter.validate(TrainingSpec(framework="tensorflow", architecture="matrix_factorization",
+                                          model_type="recommendation"))
         except Unimplemented:
             pass
         frameworks = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "sklearn", "scipy")
@@ -498,3 +511,350 @@ def test_validating_in_the_server_process_loads_no_framework():
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "none"
+
+
+# --- architectures: cnn, text_classifier, lstm ---
+
+
+def arch_spec(architecture, model_type, epochs=3, hyperparameters=None, **config):
+    raw = {"framework": "tensorflow", "architecture": architecture, "model_type": model_type, "epochs": epochs,
+           "batch_size": 32, "hyperparameters": hyperparameters or {}, "seed": 7, **config}
+    return TrainingSpec.from_dict(raw)
+
+
+def _kinds(run):
+    return [type(layer).__name__ for layer in run._model.layers]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8x8 digits as 64 pixel columns; 20% held out."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+    return TrainingData("classification", [f"pixel_{i}" for i in range(64)], "digit", X_train, y_train,
+                        X_val, y_val, list(range(10)))
+
+
+def cnn_spec(epochs=5, hyperparameters=None, **config):
+    config = {"input_shape": [1, 8, 8], "batch_size": 64, "learning_rate": 0.01, **config}
+    return arch_spec("cnn", "classification", epochs, {"filters": [8], **(hyperparameters or {})}, **config)
+
+
+@pytest.fixture(scope="module")
+def cnn_run(digits):
+    return train(cnn_spec(), digits)
+
+
+POSITIVE = ["good", "great", "excellent", "happy", "love", "wonderful", "nice", "superb"]
+NEGATIVE = ["bad", "awful", "terrible", "sad", "hate", "horrible", "poor", "ugly"]
+FILLER = ["the", "a", "movie", "was", "it", "and", "this", "film", "really", "very", "plot", "actors"]
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    """200 synthetic texts: six filler words and two words of the label's list, shuffled."""
+    rng = np.random.default_rng(0)
+    texts, labels = [], []
+    for i in range(200):
+        label = ["neg", "pos"][i % 2]
+        words = list(rng.choice(FILLER, 6)) + list(rng.choice(POSITIVE if label == "pos" else NEGATIVE, 2))
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + "!")
+        labels.append(label)
+    texts, labels = np.array(texts, dtype=object), np.array(labels, dtype=object)
+    return TrainingData("classification", ["review"], "sentiment", texts[:160], labels[:160], texts[160:],
+                        labels[160:], ["neg", "pos"], input_kind="text")
+
+
+def text_spec(epochs=5, hyperparameters=None, **config):
+    config = {"learning_rate": 0.01, "data": {"text_column": "review"}, **config}
+    return arch_spec("text_classifier", "classification", epochs,
+                     {"embedding_dim": 16, "max_length": 16, **(hyperparameters or {})}, **config)
+
+
+@pytest.fixture(scope="module")
+def text_run(reviews):
+    return train(text_spec(), reviews)
+
+
+@pytest.fixture(scope="module")
+def sine():
+    """A noisy sine (period 25) of 300 points around 10, as windows of 12; the last 15% validate."""
+    rng = np.random.default_rng(0)
+    series = 10 + 3 * np.sin(2 * np.pi * np.arange(300) / 25) + rng.normal(0, 0.3, 300)
+    X = np.lib.stride_tricks.sliding_window_view(series[:-1], 12).copy()
+    y = series[12:]
+    cut = int(len(y) * 0.85)
+    data = TrainingData("forecasting", [f"value_lag_{12 - k}" for k in range(12)], "value", X[:cut], y[:cut],
+                        X[cut:], y[cut:], None, input_kind="sequence")
+    return data, float(series.std())
+
+
+def lstm_spec(epochs=8, hyperparameters=None, **config):
+    config = {"learning_rate": 0.01, **config}
+    return arch_spec("lstm", "forecasting", epochs, {"hidden_size": 16, **(hyperparameters or {})}, **config)
+
+
+@pytest.fixture(scope="module")
+def lstm_run(sine):
+    return train(lstm_spec(), sine[0])
+
+
+def test_cnn_learns_digits(cnn_run, digits):
+    run, results = cnn_run
+    assert _kinds(run) == ["Reshape", "Permute", "Normalization", "Conv2D", "MaxPooling2D", "Flatten",
+                           "Dense", "Dense"]
+    assert run._model.layers[3].filters == 8 and run._model.layers[3].kernel_size == (3, 3)
+    assert [layer.units for layer in run._model.layers if type(layer).__name__ == "Dense"] == [64, 10]
+    final = results[-1].metrics
+    assert set(final) == CLASSIFICATION_METRICS
+    assert final["accuracy"] > 0.85
+    assert final["validation_loss"] < results[0].metrics["validation_loss"]
+    evaluated = run.evaluate(digits.X_val, digits.y_val)
+    assert evaluated == pytest.approx({k: v for k, v in final.items()
+                                       if k not in ("training_loss", "learning_rate", "gradient_norm")}, rel=1e-12)
+    assert run.input_preprocessing == {}
+
+
+def test_cnn_reads_channel_major_pixels_and_pools_while_it_can():
+    # 3 channels of 4 x 4: the pixel columns are [C, H, W] row-major.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 48)) + np.repeat([0.0, 5.0, -5.0], 16)
+    y = np.arange(40) % 2
+    data = TrainingData("classification", [f"p{i}" for i in range(48)], "y", X[:32], y[:32], X[32:], y[32:], [0, 1])
+    spec = cnn_spec(epochs=1, input_shape=[3, 4, 4], batch_size=8,
+                    hyperparameters={"filters": [4, 4, 4], "kernel_size": 1, "hidden_units": [8]},
+                    regularization={"batch_norm": True, "dropout": 0.2})
+    run = adapter.create_run(spec, data)
+    images = X[:32].reshape(-1, 3, 4, 4).transpose(0, 2, 3, 1)
+    layers = run._model.layers
+    np.testing.assert_allclose(layers[1](layers[0](X[:32].astype(np.float32))).numpy(), images, rtol=1e-6)
+    # Normalization is per channel, over every pixel of the channel.
+    np.testing.assert_allclose(run._norm.adapt_mean.numpy(), images.reshape(-1, 3).mean(axis=0), rtol=1e-5)
+    # 4x4 -> 2x2 -> 1x1, then no pooling is left to do.
+    assert _kinds(run)[3:] == ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",
+                               "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",
+                               "Conv2D", "BatchNormalization", "Activation",
+                               "Flatten", "Dense", "BatchNormalization", "Activation", "Dropout", "Dense"]
+    run.train_epoch(1)
+    check_parity(run.export("onnx"), run.predict_proba(data.X_val), data.X_val, atol=tfa.ONNX_TOLERANCE)
+
+
+def test_cnn_input_shape_must_hold_the_pixel_columns(digits):
+    violation = _violation(lambda: adapter.create_run(cnn_spec(input_shape=[1, 8, 7]), digits))
+    assert violation.field == "model_config.input_shape"
+    assert "56" in violation.description and "64" in violation.description
+
+
+def test_cnn_onnx_and_savedmodel(cnn_run, digits, tmp_path):
+    run, _ = cnn_run
+    onnx_bytes = run.export("onnx")
+    (feed,) = _onnx_inputs(onnx_bytes)
+    assert feed == ("input", "tensor(float)", 64)
+    assert check_parity(onnx_bytes, run.predict_proba(digits.X_val), digits.X_val, atol=tfa.ONNX_TOLERANCE) < 1e-4
+    np.testing.assert_array_equal(onnx_predict(onnx_bytes, digits.X_val)["label"], run.predict(digits.X_val))
+    loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
+    out = loaded.serve(digits.X_val.astype(np.float32))
+    np.testing.assert_allclose(out["probabilities"].numpy(), run.predict_proba(digits.X_val), rtol=0, atol=1e-6)
+
+
+def _onnx_inputs(onnx_bytes):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    # (name, type, second dimension); the first (batch) dimension is symbolic.
+    assert all(isinstance(i.shape[0], str) for i in session.get_inputs())
+    return [(i.name, i.type, i.shape[1]) for i in session.get_inputs()]
+
+
+def test_text_classifier_learns_two_word_lists(text_run, reviews):
+    from engine.data.text import build_vocabulary
+
+    run, results = text_run
+    assert _kinds(run) == ["Embedding", "MaskedMean", "Dense", "Dense"]
+    embedding = run._model.layers[0]
+    assert embedding.mask_zero and embedding.output_dim == 16
+    assert [layer.units for layer in run._model.layers[2:]] == [32, 2]
+    final = results[-1].metrics
+    assert set(final) == CLASSIFICATION_METRICS and final["accuracy"] > 0.9
+    vocabulary = build_vocabulary(reviews.X_train, 5000)
+    assert run.input_preprocessing == {"vocabulary": vocabulary, "max_length": 16, "tokenizer": "engine.data.text"}
+    assert embedding.input_dim == len(vocabulary) + 2
+    assert run.evaluate(reviews.X_val, reviews.y_val)["accuracy"] == final["accuracy"]
+    assert list(run.predict(np.array(["a great and wonderful film", "awful, sad, terrible"], dtype=object))) == \
+        ["pos", "neg"]
+
+
+def test_masked_mean_averages_the_words_only(text_run):
+    from engine.data.text import encode
+
+    run, _ = text_run
+    embedding, pool = run._model.layers[:2]
+    ids = encode(["good movie", "", "!!!", "unseenword"], run._vocabulary, 16)
+    pooled = pool(embedding(ids), mask=embedding.compute_mask(ids)).numpy()
+    table = embedding.embeddings.numpy()
+    np.testing.assert_allclose(pooled[0], table[ids[0, :2]].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(pooled[1:3], 0.0)  # no tokens: zeros, not NaN
+    np.testing.assert_allclose(pooled[3], table[1], rtol=1e-6)  # the unknown word's embedding
+    assert np.all(np.isfinite(run.predict_proba(np.array(["", None], dtype=object))))
+
+
+def test_text_classifier_exports_take_token_ids(text_run, reviews, tmp_path):
+    from engine.data.text import encode
+
+    run, _ = text_run
+    onnx_bytes = run.export("onnx")
+    assert _onnx_inputs(onnx_bytes) == [("input", "tensor(int64)", 16)]
+    out = run.onnx_outputs(onnx_bytes, reviews.X_val)
+    assert set(out) == {"label", "probabilities"}
+    np.testing.assert_allclose(out["probabilities"], run.predict_proba(reviews.X_val), rtol=0,
+                               atol=tfa.ONNX_TOLERANCE)
+    np.testing.assert_array_equal(out["label"], run.predict(reviews.X_val))
+    # What an inference engine does with input_preprocessing: encode, then feed int64 ids.
+    import onnxruntime as ort
+
+    prep = run.input_preprocessing
+    ids = encode(list(reviews.X_val), prep["vocabulary"], prep["max_length"])
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(["probabilities"], {"input": ids})[0], out["probabilities"])
+    # Ids the embedding does not have are unknown words.
+    odd = ids[:3].copy()
+    odd[:, 0] = [10**6, -5, len(prep["vocabulary"]) + 2]
+    unknown = ids[:3].copy()
+    unknown[:, 0] = 1
+    np.testing.assert_allclose(session.run(["probabilities"], {"input": odd})[0],
+                               session.run(["probabilities"], {"input": unknown})[0], rtol=0, atol=1e-7)
+    loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
+    served = loaded.serve(ids)
+    np.testing.assert_allclose(served["probabilities"].numpy(), run.predict_proba(reviews.X_val), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(served["label"].numpy().astype(str), run.predict(reviews.X_val))
+
+
+def test_text_classifier_keeps_its_checkpoints_vocabulary(text_run, reviews):
+    run, _ = text_run
+    state = run.state_bytes()
+    other = copy.copy(reviews)
+    other.X_train = np.array([t.replace("movie", "show") for t in reviews.X_train], dtype=object)
+    resumed = adapter.load_run(text_spec(), other, state)
+    assert resumed._vocabulary == run._vocabulary
+    np.testing.assert_array_equal(resumed.predict_proba(reviews.X_val), run.predict_proba(reviews.X_val))
+    # restore() into a run built on another vocabulary refuses.
+    fresh = adapter.create_run(text_spec(), other)
+    with pytest.raises(FailedPrecondition, match="vocabulary"):
+        fresh.restore(state)
+
+
+def test_text_without_words_is_named(reviews):
+    data = copy.copy(reviews)
+    data.X_train = np.array(["!!", "..."] * 10, dtype=object)
+    data.y_train = np.array(["neg", "pos"] * 10, dtype=object)
+    violation = _violation(lambda: adapter.create_run(text_spec(), data))
+    assert violation.field == "data_config.text_column" and "'review'" in violation.description
+
+
+def test_lstm_forecasts_a_noisy_sine(lstm_run, sine):
+    data, std = sine
+    run, results = lstm_run
+    assert _kinds(run) == ["Normalization", "Reshape", "LSTM", "Dense"]
+    assert run._model.layers[2].units == 16 and not run._model.layers[2].return_sequences
+    final = results[-1].metrics
+    assert set(final) == REGRESSION_METRICS
+    assert final["rmse"] < 0.5 * std
+    # One mean and variance over all window values; predictions are in series units.
+    assert float(run._norm.adapt_mean.numpy()) == pytest.approx(data.X_train.mean(), rel=1e-5)
+    assert abs(run.predict(data.X_val).mean() - 10) < 1
+    assert run.evaluate(data.X_val, data.y_val) == pytest.approx(
+        {k: final[k] for k in ("validation_loss", "rmse", "mae", "r2")}, rel=1e-12)
+    assert run.class_labels is None and run.input_preprocessing == {}
+
+
+def test_lstm_stacks_layers():
+    spec = lstm_spec(hyperparameters={"hidden_size": 4, "num_layers": 3}, regularization={"dropout": 0.1,
+                                                                                          "batch_norm": True})
+    rng = np.random.default_rng(0)
+    data = TrainingData("forecasting", ["a", "b", "c"], "v", rng.normal(size=(20, 3)), rng.normal(size=20),
+                        input_kind="sequence")
+    run = adapter.create_run(spec, data)
+    assert _kinds(run) == ["Normalization", "Reshape", "LSTM", "Dropout", "LSTM", "Dropout", "LSTM", "Dropout",
+                           "Dense"]
+    assert [layer.return_sequences for layer in run._model.layers if type(layer).__name__ == "LSTM"] == \
+        [True, True, False]
+    assert "batch_norm does not apply to lstm networks: ignored" in run.train_epoch(1).logs
+
+
+def test_lstm_onnx_and_savedmodel(lstm_run, sine, tmp_path):
+    data, _ = sine
+    run, _ = lstm_run
+    onnx_bytes = run.export("onnx")
+    assert _onnx_inputs(onnx_bytes) == [("input", "tensor(float)", 12)]
+    out = onnx_predict(onnx_bytes, data.X_val)
+    assert set(out) == {"variable"} and out["variable"].shape == (len(data.X_val), 1)
+    check_parity(onnx_bytes, run.predict(data.X_val), data.X_val, atol=0.0, rtol=1e-4)
+    # Exports trace the LSTM with Keras's generic implementation (on a GPU it would be cuDNN's).
+    lstm = run._model.layers[2]
+    with tfa._exporting(run._model, run._norm):
+        assert lstm.use_cudnn is False
+    assert lstm.use_cudnn == "auto"
+    loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
+    served = loaded.serve(data.X_val.astype(np.float32))["variable"].numpy()
+    np.testing.assert_allclose(served[:, 0], run.predict(data.X_val), rtol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["cnn", "text_classifier", "lstm"])
+def test_new_architectures_resume_exactly(architecture, digits, reviews, sine):
+    if architecture == "cnn":
+        spec = cnn_spec(epochs=3, regularization={"batch_norm": True, "dropout": 0.2, "l2": 0.001},
+                        lr_scheduler={"type": "exponential", "gamma": 0.7})
+        data = copy.copy(digits)
+        data.X_train, data.y_train = digits.X_train[:400], digits.y_train[:400]
+    elif architecture == "text_classifier":
+        spec, data = text_spec(epochs=3, regularization={"dropout": 0.3}, optimizer="rmsprop"), reviews
+    else:
+        spec = lstm_spec(epochs=3, hyperparameters={"hidden_size": 8, "num_layers": 2},
+                         regularization={"dropout": 0.2}, loss_function="huber", gradient_accumulation_steps=2)
+        data = sine[0]
+    whole, whole_results = train(spec, data)
+    first, _ = train(spec, data, until=2)
+    resumed = adapter.load_run(spec, copy.deepcopy(data), first.state_bytes())
+    assert resumed.epoch == 2
+    result = resumed.train_epoch(3)
+    assert result.metrics == pytest.approx(whole_results[-1].metrics, rel=0, abs=1e-12)
+    assert result.extra == whole_results[-1].extra
+    np.testing.assert_allclose(resumed._raw(data.X_val), whole._raw(data.X_val), rtol=0, atol=1e-12)
+
+
+def test_a_failed_text_onnx_check_fails_the_export(text_run, monkeypatch):
+    run, _ = text_run
+    monkeypatch.setattr(tfa, "ONNX_TOLERANCE", 1e-15)
+    with pytest.raises(RuntimeError, match=r"ONNX export check failed: max difference \S+ > tolerance 1e-15"):
+        run.export("onnx")
+
+
+@pytest.mark.parametrize("raw, field, fragment", [
+    ({"architecture": "cnn"}, "model_config.input_shape", "[channels, height, width]"),
+    ({"architecture": "cnn", "input_shape": [8]}, "model_config.input_shape", "[height, width]"),
+    ({"architecture": "cnn", "input_shape": [1, 8, 8], "hyperparameters": {"kernel_size": 2}},
+     "model_config.hyperparameters.kernel_size", "odd"),
+    ({"architecture": "cnn", "input_shape": [1, 8, 8], "hyperparameters": {"filters": []}},
+     "model_config.hyperparameters.filters", "positive integers"),
+    ({"architecture": "cnn", "input_shape": [1, 8, 8], "model_type": "regression"}, "model_type", "CLASSIFICATION"),
+    ({"architecture": "text_classifier"}, "model_config.architecture", "text input"),
+    ({"architecture": "text_classifier", "data": {"text_column": "t"}, "hyperparameters": {"vocab_size": 1}},
+     "model_config.hyperparameters.vocab_size", ">= 2"),
+    ({"architecture": "text_classifier", "data": {"text_column": "t"}, "hyperparameters": {"hidden_size": 8}},
+     "model_config.hyperparameters.hidden_size", "unknown hyperparameter"),
+    ({"architecture": "lstm"}, "model_type", "FORECASTING"),
+    ({"architecture": "lstm", "model_type": "forecasting", "hyperparameters": {"num_layers": 5}},
+     "model_config.hyperparameters.num_layers", "between 1 and 4"),
+    ({"architecture": "lstm", "model_type": "forecasting", "loss_function": "cross_entropy"},
+     "training_config.loss_function", "mse"),
+    ({"architecture": "lstm", "model_type": "forecasting", "seed": 2**32}, "training_config.seed", "between 0"),
+])
+def test_new_architectures_validation_names_the_field(raw, field, fragment):
+    raw = {"framework": "tensorflow", "model_type": "classification", **raw}
+    violation = _violation(lambda: adapter.validate(TrainingSpec.from_dict(raw)))
+    assert violation.field == field
+    assert fragment in violation.description

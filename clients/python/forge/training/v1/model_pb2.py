@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from forge.training.v1 import common_pb2 as forge_dot_training_dot_v1_dot_common__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66orge/training/v1/model.proto\x12\x11\x66orge.training.v1\x1a\x1e\x66orge/training/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x06\n\x05Model\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12\x1c\n\tframework\x18\x04 \x01(\tR\tframework\x12^\n\x12\x66ramework_versions\x18\x05 \x03(\x0b\x32/.forge.training.v1.Model.FrameworkVersionsEntryR\x11\x66rameworkVersions\x12?\n\x07metrics\x18\x06 \x03(\x0b\x32%.forge.training.v1.Model.MetricsEntryR\x07metrics\x12!\n\x0ctraining_job\x18\x07 \x01(\tR\x0btrainingJob\x12\x1a\n\x08\x64\x61tasets\x18\x08 \x03(\tR\x08\x64\x61tasets\x12\x46\n\x0e\x65xport_formats\x18\t \x03(\x0e\x32\x1f.forge.training.v1.ExportFormatR\rexportFormats\x12\x33\n\x05stage\x18\n \x01(\x0e\x32\x1d.forge.training.v1.ModelStageR\x05stage\x12!\n\x0c\x61rtifact_uri\x18\x0b \x01(\tR\x0b\x61rtifactUri\x12\'\n\x0f\x61rtifact_sha256\x18\x0c \x01(\tR\x0e\x61rtifactSha256\x12;\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\nmodel_type\x18\x0e \x01(\x0e\x32\x1c.forge.training.v1.ModelTypeR\tmodelType\x1a\x44\n\x16\x46rameworkVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"\xd6\x03\n\x0e\x45xportMetadata\x12\x37\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1f.forge.training.v1.ExportFormatR\x06\x66ormat\x12\x1d\n\nsize_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x16\n\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x1a\n\x08\x66ilename\x18\x04 \x01(\tR\x08\x66ilename\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12\x1c\n\tframework\x18\x06 \x01(\tR\tframework\x12g\n\x12\x66ramework_versions\x18\x07 \x03(\x0b\x32\x38.forge.training.v1.ExportMetadata.FrameworkVersionsEntryR\x11\x66rameworkVersions\x12%\n\x0einput_features\x18\x08 \x03(\tR\rinputFeatures\x12!\n\x0c\x63lass_labels\x18\t \x03(\tR\x0b\x63lassLabels\x1a\x44\n\x16\x46rameworkVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01*x\n\nModelStage\x12\x1b\n\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STAGE_STAGING\x10\x01\x12\x1a\n\x16MODEL_STAGE_PRODUCTION\x10\x02\x12\x18\n\x14MODEL_STAGE_ARCHIVED\x10\x03\x42RZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66orge/training/v1/model.proto\x12\x11\x66orge.training.v1\x1a\x1e\x66orge/training/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x06\n\x05Model\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12\x1c\n\tframework\x18\x04 \x01(\tR\tframework\x12^\n\x12\x66ramework_versions\x18\x05 \x03(\x0b\x32/.forge.training.v1.Model.FrameworkVersionsEntryR\x11\x66rameworkVersions\x12?\n\x07metrics\x18\x06 \x03(\x0b\x32%.forge.training.v1.Model.MetricsEntryR\x07metrics\x12!\n\x0ctraining_job\x18\x07 \x01(\tR\x0btrainingJob\x12\x1a\n\x08\x64\x61tasets\x18\x08 \x03(\tR\x08\x64\x61tasets\x12\x46\n\x0e\x65xport_formats\x18\t \x03(\x0e\x32\x1f.forge.training.v1.ExportFormatR\rexportFormats\x12\x33\n\x05stage\x18\n \x01(\x0e\x32\x1d.forge.training.v1.ModelStageR\x05stage\x12!\n\x0c\x61rtifact_uri\x18\x0b \x01(\tR\x0b\x61rtifactUri\x12\'\n\x0f\x61rtifact_sha256\x18\x0c \x01(\tR\x0e\x61rtifactSha256\x12;\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\nmodel_type\x18\x0e \x01(\x0e\x32\x1c.forge.training.v1.ModelTypeR\tmodelType\x1a\x44\n\x16\x46rameworkVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"\x95\x04\n\x0e\x45xportMetadata\x12\x37\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1f.forge.training.v1.ExportFormatR\x06\x66ormat\x12\x1d\n\nsize_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x16\n\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x1a\n\x08\x66ilename\x18\x04 \x01(\tR\x08\x66ilename\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12\x1c\n\tframework\x18\x06 \x01(\tR\tframework\x12g\n\x12\x66ramework_versions\x18\x07 \x03(\x0b\x32\x38.forge.training.v1.ExportMetadata.FrameworkVersionsEntryR\x11\x66rameworkVersions\x12%\n\x0einput_features\x18\x08 \x03(\tR\rinputFeatures\x12!\n\x0c\x63lass_labels\x18\t \x03(\tR\x0b\x63lassLabels\x12=\n\rpreprocessing\x18\n \x01(\x0b\x32\x17.google.protobuf.StructR\rpreprocessing\x1a\x44\n\x16\x46rameworkVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01*x\n\nModelStage\x12\x1b\n\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STAGE_STAGING\x10\x01\x12\x1a\n\x16MODEL_STAGE_PRODUCTION\x10\x02\x12\x18\n\x14MODEL_STAGE_ARCHIVED\x10\x03\x42RZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,16 +41,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_EXPORTMETADATA_FRAMEWORKVERSIONSENTRY']._loaded_options = None
   _globals['_EXPORTMETADATA_FRAMEWORKVERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_MODELSTAGE']._serialized_start=1380
-  _globals['_MODELSTAGE']._serialized_end=1500
-  _globals['_MODEL']._serialized_start=118
-  _globals['_MODEL']._serialized_end=905
-  _globals['_MODEL_FRAMEWORKVERSIONSENTRY']._serialized_start=777
-  _globals['_MODEL_FRAMEWORKVERSIONSENTRY']._serialized_end=845
-  _globals['_MODEL_METRICSENTRY']._serialized_start=847
-  _globals['_MODEL_METRICSENTRY']._serialized_end=905
-  _globals['_EXPORTMETADATA']._serialized_start=908
-  _globals['_EXPORTMETADATA']._serialized_end=1378
-  _globals['_EXPORTMETADATA_FRAMEWORKVERSIONSENTRY']._serialized_start=777
-  _globals['_EXPORTMETADATA_FRAMEWORKVERSIONSENTRY']._serialized_end=845
+  _globals['_MODELSTAGE']._serialized_start=1473
+  _globals['_MODELSTAGE']._serialized_end=1593
+  _globals['_MODEL']._serialized_start=148
+  _globals['_MODEL']._serialized_end=935
+  _globals['_MODEL_FRAMEWORKVERSIONSENTRY']._serialized_start=807
+  _globals['_MODEL_FRAMEWORKVERSIONSENTRY']._serialized_end=875
+  _globals['_MODEL_METRICSENTRY']._serialized_start=877
+  _globals['_MODEL_METRICSENTRY']._serialized_end=935
+  _globals['_EXPORTMETADATA']._serialized_start=938
+  _globals['_EXPORTMETADATA']._serialized_end=1471
+  _globals['_EXPORTMETADATA_FRAMEWORKVERSIONSENTRY']._serialized_start=807
+  _globals['_EXPORTMETADATA_FRAMEWORKVERSIONSENTRY']._serialized_end=875
 # @@protoc_insertion_point(module_scope)

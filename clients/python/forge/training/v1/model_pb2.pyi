@@ -1,6 +1,7 @@
 import datetime
 
 from forge.training.v1 import common_pb2 as _common_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -69,7 +70,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., training_job: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., artifact_uri: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ...) -> None: ...
 
 class ExportMetadata(_message.Message):
-    __slots__ = ("format", "size_bytes", "sha256", "filename", "content_type", "framework", "framework_versions", "input_features", "class_labels")
+    __slots__ = ("format", "size_bytes", "sha256", "filename", "content_type", "framework", "framework_versions", "input_features", "class_labels", "preprocessing")
     class FrameworkVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +87,7 @@ class ExportMetadata(_message.Message):
     FRAMEWORK_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
     CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     format: _common_pb2.ExportFormat
     size_bytes: int
     sha256: str
@@ -95,4 +97,5 @@ class ExportMetadata(_message.Message):
     framework_versions: _containers.ScalarMap[str, str]
     input_features: _containers.RepeatedScalarFieldContainer[str]
     class_labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    preprocessing: _struct_pb2.Struct
+    def __init__(self, format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ..., preprocessing: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
