@@ -850,8 +850,26 @@ class SklearnRun(TrainingRun):
             return pickle.dumps(pipeline, protocol=5)
         if self._anomaly:
             return self._isolation_forest_onnx()
-        return _to_onnx(pipeline, self._estimator, len(self._data.feature_names), self._classifier,
+        data = _to_onnx(pipeline, self._estimator, len(self._data.feature_names), self._classifier,
                         f"{self._plan.arch.task}_{self._plan.arch.name}")
+        self._check_onnx(data, pipeline)
+        return data
+
+    def _check_onnx(self, data: bytes, pipeline: Any) -> None:
+        """The ONNX model must reproduce the pipeline on held-out rows: probabilities within 1e-4,
+        or regression predictions within 1e-4 relative."""
+        from engine.export.parity import check_parity
+
+        rows = self._data.X_val if self._data.X_val is not None and len(self._data.X_val) else self._data.X_train
+        rows = rows[:_PARITY_ROWS]
+        if self._classifier:
+            reference, atol, rtol = pipeline.predict_proba(rows), 1e-4, 0.0
+        else:
+            reference, atol, rtol = pipeline.predict(rows), 1e-6, 1e-4
+        try:
+            check_parity(data, reference, rows, atol=atol, rtol=rtol)
+        except ValueError as exc:
+            raise RuntimeError(f"ONNX export check failed: {exc}") from None
 
     def _isolation_forest_onnx(self) -> bytes:
         """ONNX with outputs "label" (1 normal, -1 anomaly) and "scores" (decision_function),

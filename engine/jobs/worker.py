@@ -216,7 +216,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     artifacts: dict[str, Any] = {"state": {"path": str(artifact_dir / "model.state"), "sha256": digest, "size_bytes": size}}
     for fmt in run.export_formats:
         path = artifact_dir / FORMATS[fmt].filename
-        size, digest = write_bytes_atomic(path, run.export(fmt))
+        blob = run.export(fmt)
+        if fmt == "onnx":
+            blob = _with_onnx_metadata(blob, manifest)
+        size, digest = write_bytes_atomic(path, blob)
         artifacts[fmt] = {"path": str(path), "sha256": digest, "size_bytes": size}
         channel.log(f"exported {fmt}: {size} bytes, sha256 {digest}")
     # Beside the artifacts: what made them, for anyone who finds the files without the database.
@@ -251,3 +254,17 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             },
         },
     )
+
+
+def _with_onnx_metadata(blob: bytes, manifest: dict[str, Any]) -> bytes:
+    """The ONNX model with the framework, architecture and library versions in its
+    metadata_props, so the file itself says what made it (the graph is untouched)."""
+    import onnx
+
+    model = onnx.load_from_string(blob)
+    entries = {"forge.framework": manifest["framework"], "forge.architecture": manifest["architecture"],
+               "forge.versions": json.dumps(manifest["versions"], sort_keys=True)}
+    for key, value in entries.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    return model.SerializeToString()

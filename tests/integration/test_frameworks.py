@@ -61,6 +61,8 @@ def test_framework_trains_reports_and_exports_onnx(client, parts, framework, tmp
     frame = pd.DataFrame(rows)
     X = frame[list(meta.input_features)].to_numpy(dtype=np.float32)
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    stamped = session.get_modelmeta().custom_metadata_map
+    assert stamped["forge.framework"] == framework and framework.replace("pytorch", "torch") in stamped["forge.versions"]
     outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": X})))
     probabilities = outputs["probabilities"]
     predicted = np.asarray(meta.class_labels)[probabilities.argmax(axis=1)].astype(int)
