@@ -157,7 +157,9 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
                       feature_columns=list(dc.feature_columns),
                       validation_fraction=dc.validation_fraction or (0.0 if dc.no_validation else 0.15),
                       no_validation=dc.no_validation, text_column=dc.text_column, time_column=dc.time_column,
-                      user_column=dc.user_column, item_column=dc.item_column, window_size=dc.window_size),
+                      user_column=dc.user_column, item_column=dc.item_column, window_size=dc.window_size,
+                      validation=rules_from_proto(dc.validation, "data_config.validation")
+                      if dc.HasField("validation") else {}),
         resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
                                timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority),
         labels=dict(request.labels),
@@ -209,6 +211,8 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
         label_column=d.label_column, feature_columns=d.feature_columns, validation_fraction=d.validation_fraction,
         no_validation=d.no_validation, text_column=d.text_column, time_column=d.time_column,
         user_column=d.user_column, item_column=d.item_column, window_size=d.window_size))
+    if d.validation:
+        request.data_config.validation.CopyFrom(rules_to_proto(d.validation))
     res = spec.resources
     request.resources.cpu, request.resources.memory = res.cpu, res.memory
     request.resources.gpu, request.resources.priority = res.gpu, res.priority
@@ -376,3 +380,92 @@ def dataset_to_proto(row: DatasetRow) -> dataset_pb2.Dataset:
 
 def record_to_proto(index: int, values: dict[str, Any]) -> dataset_pb2.DataRecord:
     return dataset_pb2.DataRecord(row_index=index, fields=dict_to_struct(values))
+
+
+# ----- data sources, validation, processing, data pipelines
+
+
+def message_dict(message) -> dict[str, Any]:
+    """A message as the engine's plain dict: proto field names, int64 values as ints (JSON mapping
+    turns them into strings), unset fields left out."""
+    raw = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return _ints_back(message.DESCRIPTOR, raw)
+
+
+def _ints_back(descriptor, raw: dict[str, Any]) -> dict[str, Any]:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for field in descriptor.fields:
+        if field.name not in raw:
+            continue
+        value = raw[field.name]
+        if field.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64):
+            raw[field.name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name.startswith("forge."):
+            if isinstance(value, list):
+                raw[field.name] = [_ints_back(field.message_type, v) for v in value]
+            elif isinstance(value, dict) and field.message_type.GetOptions().map_entry is False:
+                raw[field.name] = _ints_back(field.message_type, value)
+    return raw
+
+
+def rules_from_proto(rules: dataset_pb2.ValidationRules, field: str) -> dict[str, Any]:
+    out = message_dict(rules)
+    for i, constraint in enumerate(rules.constraints):
+        if constraint.data_type:
+            out["constraints"][i]["data_type"] = _enum_to_str(dataset_pb2.DataType, constraint.data_type,
+                                                              "DATA_TYPE_", f"{field}.constraints[{i}].data_type")
+    return out
+
+
+def rules_to_proto(rules: dict[str, Any]) -> dataset_pb2.ValidationRules:
+    """The engine's rules dict back as a message (data types are enum names there)."""
+    as_json = {**rules, "constraints": [
+        {**c, **({"data_type": "DATA_TYPE_" + c["data_type"].upper()} if c.get("data_type") else {})}
+        for c in rules.get("constraints", [])]}
+    return json_format.ParseDict(as_json, dataset_pb2.ValidationRules())
+
+
+def report_to_proto(report: dict[str, Any]) -> dataset_pb2.ValidationReport:
+    out = dataset_pb2.ValidationReport(valid=bool(report["valid"]))
+    for issue in report["issues"]:
+        out.issues.append(dataset_pb2.ValidationIssue(
+            rule=issue.get("rule", ""), column=issue.get("column") or "", message=issue.get("message", ""),
+            violation_count=int(issue.get("violation_count", 0)),
+            example_rows=[int(r) for r in issue.get("example_rows", [])]))
+    return out
+
+
+def data_source_from_proto(source: dataset_pb2.DataSource) -> dict[str, Any]:
+    return {
+        "display_name": source.display_name,
+        "type": _enum_to_str(dataset_pb2.DataSourceType, source.type, "DATA_SOURCE_TYPE_", "data_source.type"),
+        "uri": source.uri,
+        "format": data_format_str(source.format, "data_source.format"),
+        "query": source.query,
+        "options": dict(source.options),
+        "credentials": dict(source.credentials),
+    }
+
+
+def data_source_to_proto(row) -> dataset_pb2.DataSource:
+    out = dataset_pb2.DataSource(
+        name=row.name, display_name=row.display_name,
+        type=_str_to_enum(dataset_pb2.DataSourceType, row.type, "DATA_SOURCE_TYPE_"),
+        uri=row.uri, format=_str_to_enum(dataset_pb2.DataFormat, row.format, "DATA_FORMAT_"), query=row.query,
+        options=row.options or {},
+        # Secrets stay on the server: only which ones are set is said.
+        credential_keys=sorted((row.credentials or {}).keys()),
+    )
+    out.create_time.CopyFrom(timestamp(row.create_time))
+    return out
+
+
+def data_pipeline_to_proto(row) -> dataset_pb2.DataPipeline:
+    out = dataset_pb2.DataPipeline(name=row.name, display_name=row.display_name, fit_dataset=row.fit_dataset)
+    json_format.ParseDict(row.processing or {}, out.processing)
+    if row.validation:
+        out.validation.CopyFrom(rules_to_proto(row.validation))
+    out.fitted.CopyFrom(dict_to_struct(row.fitted or {}))
+    out.create_time.CopyFrom(timestamp(row.create_time))
+    return out

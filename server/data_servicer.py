@@ -9,7 +9,7 @@ import shutil
 from engine import names
 from engine.app import Engine
 from engine.errors import InvalidArgument
-from forge.training.v1 import data_service_pb2 as pb, data_service_pb2_grpc
+from forge.training.v1 import data_service_pb2 as pb, data_service_pb2_grpc, dataset_pb2
 from server import convert, unimplemented
 from server.errors import rpc
 
@@ -41,12 +41,22 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             "schema": convert.schema_from_proto(c.schema, "config.schema"),
             "label_column": c.label_column,
             "labels": dict(c.labels),
+            "validation": convert.rules_from_proto(c.validation, "config.validation") if c.HasField("validation")
+            else {},
         }
-        if c.HasField("processing") or c.HasField("validation"):
-            from engine.errors import Unimplemented
-
-            raise Unimplemented("config.processing and config.validation are not implemented yet; leave them unset")
-        row = await _run(self.data.create_dataset, project, request.dataset_id, config)
+        if not c.HasField("processing"):
+            row = await _run(self.data.create_dataset, project, request.dataset_id, config)
+            return pb.CreateDatasetResponse(dataset=convert.dataset_to_proto(row))
+        # With processing: the data as loaded is kept as "<id>-raw" and the processed dataset
+        # derives from it, so the lineage shows both and the fitted steps are recorded.
+        dataset_id = names.validate_id(request.dataset_id, "dataset_id") if request.dataset_id \
+            else names.new_id("ds")
+        raw = await _run(self.data.create_dataset, project, f"{dataset_id}-raw"[:63], config)
+        try:
+            row = await _run(self.data.transform, raw.name, convert.message_dict(c.processing), dataset_id)
+        except BaseException:
+            await _run(self.data.delete, raw.name)
+            raise
         return pb.CreateDatasetResponse(dataset=convert.dataset_to_proto(row))
 
     @rpc
@@ -133,13 +143,25 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         size = request.batch_size or 1000
         if not 0 < size <= 10_000:
             raise InvalidArgument.field("batch_size", f"must be between 1 and 10000, got {size}")
-        batches = await _run(iter_record_batches, row.path, size, request.offset, list(request.columns) or None)
+        columns = list(request.columns) or None
+        convert._enum_to_str(dataset_pb2.RecordFormat, request.format, "RECORD_FORMAT_", "format")  # known value?
+        if request.format == dataset_pb2.RECORD_FORMAT_ARROW_IPC:
+            from engine.data.records import iter_arrow_batches
+
+            chunks = await _run(iter_arrow_batches, row.path, size, request.offset, columns)
+            while True:
+                chunk = await _run(next, chunks, None)
+                if chunk is None:
+                    return
+                yield pb.StreamRecordsResponse(offset=chunk[0], arrow_ipc=chunk[1])
+        batches = await _run(iter_record_batches, row.path, size, request.offset, columns)
         index = request.offset
         while True:
             batch = await _run(next, batches, None)
             if batch is None:
                 return
-            yield pb.StreamRecordsResponse(records=[convert.record_to_proto(index + i, r) for i, r in enumerate(batch)])
+            yield pb.StreamRecordsResponse(offset=index,
+                                           records=[convert.record_to_proto(index + i, r) for i, r in enumerate(batch)])
             index += len(batch)
 
     @rpc
@@ -147,9 +169,80 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         rows = await _run(
             self.data.split, self._dataset(request.name), list(request.ratios), seed=request.seed,
             stratify_column=request.stratify_column, shuffle=not request.no_shuffle,
-            dataset_ids=list(request.dataset_ids),
+            dataset_ids=list(request.dataset_ids), group_column=request.group_column,
+            time_column=request.time_column,
         )
         return pb.SplitDatasetResponse(datasets=[convert.dataset_to_proto(r) for r in rows])
+
+    @rpc
+    async def RegisterDataSource(self, request, context) -> pb.RegisterDataSourceResponse:
+        project = names.project_of_parent(request.parent)
+        row = await _run(self.data.register_source, project, request.data_source_id,
+                         convert.data_source_from_proto(request.data_source))
+        return pb.RegisterDataSourceResponse(data_source=convert.data_source_to_proto(row))
+
+    @rpc
+    async def GetDataSource(self, request, context) -> pb.GetDataSourceResponse:
+        row = await _run(self.data.get_source, names.resolve(request.name, "dataSources", "name"))
+        return pb.GetDataSourceResponse(data_source=convert.data_source_to_proto(row))
+
+    @rpc
+    async def ListDataSources(self, request, context) -> pb.ListDataSourcesResponse:
+        project = names.project_of_parent(request.parent)
+        rows, token = await _run(self.data.list_sources, project, request.page_size, request.page_token)
+        return pb.ListDataSourcesResponse(data_sources=[convert.data_source_to_proto(r) for r in rows],
+                                          next_page_token=token)
+
+    @rpc
+    async def TransformDataset(self, request, context) -> pb.TransformDatasetResponse:
+        if not request.HasField("processing"):
+            raise InvalidArgument.field("processing", "is required: the ProcessingConfig to fit and apply", "REQUIRED")
+        row = await _run(self.data.transform, self._dataset(request.name), convert.message_dict(request.processing),
+                         request.dataset_id)
+        return pb.TransformDatasetResponse(dataset=convert.dataset_to_proto(row))
+
+    @rpc
+    async def FilterDataset(self, request, context) -> pb.FilterDatasetResponse:
+        if not request.expression.strip():
+            raise InvalidArgument.field("expression", "is required, e.g. \"age >= 18 and country == 'NL'\"",
+                                        "REQUIRED")
+        row = await _run(self.data.filter, self._dataset(request.name), request.expression, request.dataset_id)
+        return pb.FilterDatasetResponse(dataset=convert.dataset_to_proto(row))
+
+    @rpc
+    async def MergeDatasets(self, request, context) -> pb.MergeDatasetsResponse:
+        project = names.project_of_parent(request.parent)
+        datasets = [names.resolve(d, "datasets", f"datasets[{i}]", project) for i, d in enumerate(request.datasets)]
+        row = await _run(self.data.merge, project, datasets, request.dataset_id)
+        return pb.MergeDatasetsResponse(dataset=convert.dataset_to_proto(row))
+
+    @rpc
+    async def ValidateDataset(self, request, context) -> pb.ValidateDatasetResponse:
+        report = await _run(self.data.validate, self._dataset(request.name),
+                            convert.rules_from_proto(request.rules, "rules"))
+        return pb.ValidateDatasetResponse(report=convert.report_to_proto(report))
+
+    @rpc
+    async def CreateDataPipeline(self, request, context) -> pb.CreateDataPipelineResponse:
+        project = names.project_of_parent(request.parent)
+        pipeline = request.data_pipeline
+        spec = {
+            "display_name": pipeline.display_name,
+            "fit_dataset": pipeline.fit_dataset,
+            "processing": convert.message_dict(pipeline.processing),
+            "validation": convert.rules_from_proto(pipeline.validation, "data_pipeline.validation")
+            if pipeline.HasField("validation") else {},
+        }
+        row = await _run(self.data.create_pipeline, project, request.data_pipeline_id, spec)
+        return pb.CreateDataPipelineResponse(data_pipeline=convert.data_pipeline_to_proto(row))
+
+    @rpc
+    async def RunDataPipeline(self, request, context) -> pb.RunDataPipelineResponse:
+        if not request.dataset:
+            raise InvalidArgument.field("dataset", "is required: the dataset to process", "REQUIRED")
+        row = await _run(self.data.run_pipeline, names.resolve(request.name, "dataPipelines", "name"),
+                         request.dataset, request.output_dataset_id)
+        return pb.RunDataPipelineResponse(dataset=convert.dataset_to_proto(row))
 
 
 unimplemented.install(DataServicer, SERVICE)

@@ -28,11 +28,11 @@ def breast_cancer_csv(tmp_path_factory, breast_cancer_frame) -> Path:
 class ServerThread:
     """A real forge-training server on its own event loop in a background thread."""
 
-    def __init__(self, data_dir: Path, max_concurrent_jobs: int = 2):
+    def __init__(self, data_dir: Path, max_concurrent_jobs: int = 2, database_url: str = ""):
         from server.config import ServerConfig
 
         self.config = ServerConfig(address="127.0.0.1:0", data_dir=data_dir, max_concurrent_jobs=max_concurrent_jobs,
-                                   shutdown_grace_seconds=15.0)
+                                   shutdown_grace_seconds=15.0, database_url=database_url)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -87,3 +87,47 @@ def start_server(tmp_path):
     for running in started:
         if running.thread.is_alive():
             running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL database for tests (.ci/run starts one); skipped where none is configured,
+    except in CI, where a missing database is a failure."""
+    import os
+
+    url = os.environ.get("FORGE_TEST_POSTGRES_URL", "")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must provide FORGE_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+        pytest.skip("set FORGE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
+    return url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible endpoint (moto in server mode) on loopback, stopped at the end."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("moto server did not start")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(10)

@@ -20,14 +20,18 @@ from sqlalchemy.exc import IntegrityError
 
 from engine import names
 from engine.data.ingest import IngestResult, detect_format, ingest_file, local_path
-from engine.data.records import read_records
+from engine.data.operations import filter_table, merge_tables
+from engine.data.processing import apply_to_table, fit_processing, process_table
+from engine.data.records import load_frame, read_records
+from engine.data.sources import load_source
+from engine.data.validation import validate as validate_rules
 from engine.data.schema import DataSchema
 from engine.data.splits import split_table
-from engine.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unimplemented
+from engine.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from engine.paging import next_token, page_bounds, parse_filter
 from engine.storage.files import verify
 from engine.store.database import Database
-from engine.store.models import DatasetRow
+from engine.store.models import DataPipelineRow, DataSourceRow, DatasetRow
 
 DATASET_TYPES = ("tabular", "image", "text", "time_series")
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
@@ -61,28 +65,215 @@ class DataManager:
         return row
 
     def create_dataset(self, project: str, dataset_id: str, config: dict[str, Any]) -> DatasetRow:
-        """Load a file the server can read. `config` mirrors DatasetConfig (snake_case keys)."""
-        if config.get("data_source") or config.get("query"):
-            raise Unimplemented("config.data_source: registered data sources and SQL queries are not implemented yet; "
-                                "give config.source_uri")
-        source = config.get("source_uri", "")
-        if not source:
-            raise InvalidArgument.field("config.source_uri", "is required: a path or file:// URI the server can read",
-                                        "REQUIRED")
+        """Load data the server can reach. `config` mirrors DatasetConfig (snake_case keys): a
+        registered data_source (with an optional query), a path, or a file://, s3://, gs://
+        URI; CSV, Parquet, JSON Lines, a folder of images or of text files."""
+        source = self._source_of(project, config)
         self._check_type(config.get("type"), "config.type")
-        path = Path(local_path(source, "config.source_uri")).resolve()
-        if path.is_relative_to(self._data_dir.resolve()):
-            # The data dir holds every project's stored data and the metadata database.
-            raise InvalidArgument.field("config.source_uri", "points inside the server's data directory: give a "
-                                                             "file outside it, or use SplitDataset on a dataset")
-        fmt = detect_format(source, config.get("format", ""))
+        if source["type"] == "file" and source["format"] not in ("image_folder", "text"):
+            path = Path(local_path(source["uri"], "config.source_uri")).resolve()
+            if path.is_relative_to(self._data_dir.resolve()):
+                # The data dir holds every project's stored data and the metadata database.
+                raise InvalidArgument.field("config.source_uri", "points inside the server's data directory: "
+                                                                 "give a file outside it, or use SplitDataset")
         name = self._new_name(project, dataset_id, "dataset_id")
         schema = config.get("schema")
-        result, directory = self._staged(lambda dest: ingest_file(
-            str(path), dest, fmt=fmt, label_column=config.get("label_column", ""),
-            schema=DataSchema.from_dict(schema) if schema else None, field_prefix="config"))
-        return self._publish(name, directory, project, result, config, source_uri=source,
-                             lineage={"parents": [], "operation": "load", "parameters": {"format": fmt}})
+        result, directory = self._staged(lambda dest: load_source(
+            source, dest, field_prefix="config", label_column=config.get("label_column", ""),
+            schema=DataSchema.from_dict(schema) if schema else None))
+        if config.get("validation", {}).get("fail_on_violation"):
+            self._refuse_invalid(result.path, config["validation"], "config.validation")
+        shown_uri = source.get("data_source") or source["uri"]
+        kind = config.get("type") or {"image_folder": "image", "text": "text"}.get(source["format"], "tabular")
+        return self._publish(name, directory, project, result, {**config, "type": kind}, source_uri=shown_uri,
+                             lineage={"parents": [], "operation": "load",
+                                      "parameters": {"format": source["format"], "type": source["type"],
+                                                     "query": source.get("query", "")}})
+
+    def _source_of(self, project: str, config: dict[str, Any]) -> dict[str, Any]:
+        """The source to load: a registered one (credentials included, server side only) or the URI."""
+        if config.get("data_source"):
+            ref = names.resolve(config["data_source"], "dataSources", "config.data_source", project)
+            with self._db.session() as s:
+                row = s.get(DataSourceRow, ref)
+            if row is None:
+                raise NotFound(f"config.data_source: data source {ref} not found")
+            return {"data_source": ref, "type": row.type, "uri": config.get("source_uri") or row.uri,
+                    "format": config.get("format") or row.format, "query": config.get("query") or row.query,
+                    "options": dict(row.options or {}), "credentials": dict(row.credentials or {})}
+        uri = config.get("source_uri", "")
+        if not uri:
+            raise InvalidArgument.field("config.source_uri", "is required: a path or URI the server can read, or "
+                                                             "set config.data_source", "REQUIRED")
+        if config.get("query"):
+            raise InvalidArgument.field("config.query", "needs a SQL data source: register one with "
+                                                        "RegisterDataSource and set config.data_source")
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+        kind = "file" if scheme == "file" else "object_store"
+        fmt = config.get("format", "")
+        if not fmt and kind == "file" and Path(local_path(uri, "config.source_uri")).is_dir():
+            raise InvalidArgument.field("config.format", "is required for a folder: IMAGE_FOLDER or TEXT",
+                                        "REQUIRED")
+        if fmt not in ("image_folder", "text"):
+            fmt = detect_format(uri, fmt)
+        return {"type": kind, "uri": uri, "format": fmt, "query": "", "options": {}, "credentials": {}}
+
+    # ----- registered data sources
+
+    def register_source(self, project: str, source_id: str, source: dict[str, Any]) -> DataSourceRow:
+        kind = source.get("type", "")
+        if kind not in ("file", "sql", "object_store"):
+            raise InvalidArgument.field("data_source.type", "is required: FILE, SQL or OBJECT_STORE", "REQUIRED")
+        if not source.get("uri"):
+            raise InvalidArgument.field("data_source.uri", "is required: a path, URI or SQLAlchemy URL", "REQUIRED")
+        source_id = names.validate_id(source_id, "data_source_id") if source_id else names.new_id("src")
+        name = names.make(project, "dataSources", source_id)
+        row = DataSourceRow(
+            name=name, project=project, display_name=source.get("display_name", ""), type=kind,
+            uri=source["uri"], format=source.get("format", ""), query=source.get("query", ""),
+            options=dict(source.get("options") or {}), credentials=dict(source.get("credentials") or {}),
+            create_time=datetime.now(timezone.utc),
+        )
+        try:
+            with self._db.session() as s:
+                if s.get(DataSourceRow, name) is not None:
+                    raise AlreadyExists(f"data source {name} already exists: choose another data_source_id")
+                s.add(row)
+        except IntegrityError:
+            raise AlreadyExists(f"data source {name} already exists: choose another data_source_id") from None
+        return row
+
+    def get_source(self, name: str) -> DataSourceRow:
+        with self._db.session() as s:
+            row = s.get(DataSourceRow, name)
+        if row is None:
+            raise NotFound(f"data source {name} not found")
+        return row
+
+    def list_sources(self, project: str, page_size: int, page_token: str) -> tuple[list[DataSourceRow], str]:
+        offset, limit = page_bounds(page_size, page_token)
+        with self._db.session() as s:
+            rows = list(s.scalars(select(DataSourceRow).where(DataSourceRow.project == project)
+                                  .order_by(DataSourceRow.create_time.desc(), DataSourceRow.name)))
+        page = rows[offset: offset + limit]
+        return page, next_token(offset, limit, len(page), offset + limit < len(rows))
+
+    # ----- derived datasets
+
+    def transform(self, name: str, processing: dict[str, Any], dataset_id: str) -> DatasetRow:
+        """Fit `processing` on the dataset and apply it: a new dataset recording the fitted steps."""
+        parent = self._readable(name)
+        project = names.project_of(name)
+        new_name = self._new_name(project, dataset_id, "dataset_id")
+        holder: dict[str, Any] = {}
+
+        def produce(dest: str) -> IngestResult:
+            result, holder["fitted"] = process_table(parent.path, dest, processing,
+                                                     label_column=parent.label_column, field="processing")
+            return result
+
+        result, directory = self._staged(produce)
+        return self._publish(new_name, directory, project, result, self._derived_config(parent),
+                             source_uri=parent.source_uri, version=parent.version + 1,
+                             lineage={"parents": [name], "operation": "transform",
+                                      "parameters": {"processing": processing, "fitted": holder["fitted"]}})
+
+    def filter(self, name: str, expression: str, dataset_id: str) -> DatasetRow:
+        parent = self._readable(name)
+        project = names.project_of(name)
+        new_name = self._new_name(project, dataset_id, "dataset_id")
+        result, directory = self._staged(lambda dest: filter_table(parent.path, dest, expression, field="expression",
+                                                                   label_column=parent.label_column,
+                                                                   schema=DataSchema.from_dict(parent.schema)))
+        return self._publish(new_name, directory, project, result, self._derived_config(parent),
+                             source_uri=parent.source_uri, version=parent.version + 1,
+                             lineage={"parents": [name], "operation": "filter",
+                                      "parameters": {"expression": expression}})
+
+    def merge(self, project: str, dataset_names: list[str], dataset_id: str) -> DatasetRow:
+        if len(dataset_names) < 2:
+            raise InvalidArgument.field("datasets", "give at least two datasets to merge")
+        parents = [self._readable(n) for n in dataset_names]
+        new_name = self._new_name(project, dataset_id, "dataset_id")
+        first = parents[0]
+        result, directory = self._staged(lambda dest: merge_tables([p.path for p in parents], dest, field="datasets",
+                                                                   label_column=first.label_column))
+        return self._publish(new_name, directory, project, result, self._derived_config(first),
+                             source_uri=first.source_uri, version=max(p.version for p in parents) + 1,
+                             lineage={"parents": list(dataset_names), "operation": "merge", "parameters": {}})
+
+    def validate(self, name: str, rules: dict[str, Any]) -> dict[str, Any]:
+        return validate_rules(self._readable(name).path, rules, field_prefix="rules")
+
+    def _refuse_invalid(self, path: str, rules: dict[str, Any], field: str) -> None:
+        report = validate_rules(path, rules, field_prefix=field)
+        if not report["valid"]:
+            summary = "; ".join(f"{i['rule']} {i.get('column') or ''}: {i['message']}".strip()
+                                for i in report["issues"][:3])
+            raise FailedPrecondition(f"{field}: the data fails {len(report['issues'])} validation rule(s): {summary}")
+
+    def refuse_invalid(self, name: str, rules: dict[str, Any], field: str) -> None:
+        """FAILED_PRECONDITION with the first issues when dataset `name` fails `rules`."""
+        self._refuse_invalid(self._readable(name).path, rules, field)
+
+    # ----- data pipelines: processing fitted once, applied to any dataset
+
+    def create_pipeline(self, project: str, pipeline_id: str, pipeline: dict[str, Any]) -> DataPipelineRow:
+        if not pipeline.get("fit_dataset"):
+            raise InvalidArgument.field("data_pipeline.fit_dataset", "is required: the dataset to fit the steps on "
+                                                                     "(the training split)", "REQUIRED")
+        fit_name = names.resolve(pipeline["fit_dataset"], "datasets", "data_pipeline.fit_dataset", project)
+        fit = self._readable(fit_name, field="data_pipeline.fit_dataset")
+        pipeline_id = names.validate_id(pipeline_id, "data_pipeline_id") if pipeline_id else names.new_id("dp")
+        name = names.make(project, "dataPipelines", pipeline_id)
+        with self._db.session() as s:
+            if s.get(DataPipelineRow, name) is not None:
+                raise AlreadyExists(f"data pipeline {name} already exists: choose another data_pipeline_id")
+        if pipeline.get("validation"):
+            self._refuse_invalid(fit.path, pipeline["validation"], "data_pipeline.validation")
+        fitted = fit_processing(load_frame(fit.path), pipeline.get("processing") or {},
+                                field="data_pipeline.processing")
+        row = DataPipelineRow(name=name, project=project, display_name=pipeline.get("display_name", ""),
+                              validation=pipeline.get("validation") or {}, processing=pipeline.get("processing") or {},
+                              fit_dataset=fit_name, fitted=fitted, create_time=datetime.now(timezone.utc))
+        try:
+            with self._db.session() as s:
+                s.add(row)
+        except IntegrityError:
+            raise AlreadyExists(f"data pipeline {name} already exists: choose another data_pipeline_id") from None
+        return row
+
+    def get_pipeline(self, name: str) -> DataPipelineRow:
+        with self._db.session() as s:
+            row = s.get(DataPipelineRow, name)
+        if row is None:
+            raise NotFound(f"data pipeline {name} not found")
+        return row
+
+    def run_pipeline(self, name: str, dataset: str, output_id: str) -> DatasetRow:
+        pipeline = self.get_pipeline(name)
+        project = names.project_of(name)
+        dataset = names.resolve(dataset, "datasets", "dataset", project)
+        parent = self._readable(dataset, field="dataset")
+        if pipeline.validation:
+            self._refuse_invalid(parent.path, pipeline.validation, "dataset")
+        new_name = self._new_name(project, output_id, "output_dataset_id")
+        result, directory = self._staged(lambda dest: apply_to_table(parent.path, dest, pipeline.fitted,
+                                                                     label_column=parent.label_column))
+        return self._publish(new_name, directory, project, result, self._derived_config(parent),
+                             source_uri=parent.source_uri, version=parent.version + 1,
+                             lineage={"parents": [dataset], "operation": "data_pipeline",
+                                      "parameters": {"data_pipeline": name, "fit_dataset": pipeline.fit_dataset}})
+
+    def _readable(self, name: str, field: str = "name") -> DatasetRow:
+        row = self.get(name, field=field)
+        verify(row.path, row.sha256)
+        return row
+
+    @staticmethod
+    def _derived_config(parent: DatasetRow) -> dict[str, Any]:
+        return {"display_name": parent.display_name, "type": parent.type, "label_column": parent.label_column,
+                "labels": parent.labels}
 
     def check_upload(self, project: str, metadata: dict[str, Any]) -> str:
         """Check an upload's metadata before its bytes arrive; returns the new dataset's name."""
@@ -125,8 +316,8 @@ class DataManager:
 
     @staticmethod
     def _check_type(dataset_type: str | None, field: str) -> None:
-        if dataset_type and dataset_type != "tabular":
-            raise Unimplemented(f"{field}: {dataset_type} datasets are not implemented yet; use TABULAR")
+        if dataset_type and dataset_type not in DATASET_TYPES:
+            raise InvalidArgument.field(field, f"one of {', '.join(t.upper() for t in DATASET_TYPES)}")
 
     def _staged(self, produce) -> tuple[IngestResult, Path]:
         """Run `produce(dest)` into a private staging directory; returns its result and the directory.
@@ -159,7 +350,7 @@ class DataManager:
             raise
 
     def split(self, name: str, ratios: list[float], *, seed: int, stratify_column: str, shuffle: bool,
-              dataset_ids: Iterable[str]) -> list[DatasetRow]:
+              dataset_ids: Iterable[str], group_column: str = "", time_column: str = "") -> list[DatasetRow]:
         parent = self.get(name)
         verify(parent.path, parent.sha256)
         project = names.project_of(name)
@@ -179,7 +370,8 @@ class DataManager:
         try:
             results = split_table(parent.path, dests, list(ratios), seed=seed, stratify_column=stratify_column,
                                   shuffle=shuffle, label_column=parent.label_column,
-                                  schema=DataSchema.from_dict(parent.schema))
+                                  schema=DataSchema.from_dict(parent.schema), group_column=group_column,
+                                  time_column=time_column)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -187,7 +379,8 @@ class DataManager:
         try:
             for part, (new_name, result) in enumerate(zip(new_names, results)):
                 params = {"ratios": list(ratios), "seed": seed, "stratify_column": stratify_column,
-                          "shuffle": shuffle, "part": part}
+                          "shuffle": shuffle, "group_column": group_column, "time_column": time_column,
+                          "part": part}
                 rows.append(self._publish(
                     new_name, staging / str(part), project, result,
                     {"display_name": f"{parent.display_name or base} ({ids[part]})", "type": parent.type,

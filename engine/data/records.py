@@ -106,6 +106,17 @@ def read_records(
     return _rows(table.slice(offset - group_start, limit)), total
 
 
+def _check_batch_arguments(
+    parquet_path: str, batch_size: int, offset: int, columns: list[str] | None
+) -> list[str] | None:
+    """`columns` checked against the file (see `_check_columns`), after batch_size and offset."""
+    if batch_size <= 0:
+        raise InvalidArgument.field("batch_size", f"must be greater than 0; got {batch_size}")
+    _check_non_negative("offset", offset)
+    with _open(parquet_path) as parquet:
+        return _check_columns(parquet.schema_arrow.names, columns)
+
+
 def iter_record_batches(
     parquet_path: str, batch_size: int, offset: int = 0, columns: list[str] | None = None
 ) -> Iterator[list[dict[str, Any]]]:
@@ -113,21 +124,49 @@ def iter_record_batches(
 
     Arguments are checked now, not at the first `next()`, so a bad request fails where it is made.
     """
-    if batch_size <= 0:
-        raise InvalidArgument.field("batch_size", f"must be greater than 0; got {batch_size}")
-    _check_non_negative("offset", offset)
-    with _open(parquet_path) as parquet:
-        columns = _check_columns(parquet.schema_arrow.names, columns)
-    return _batches(parquet_path, batch_size, offset, columns)
+    columns = _check_batch_arguments(parquet_path, batch_size, offset, columns)
+    return (_rows(batch) for _, batch in _arrow_batches(parquet_path, batch_size, offset, columns))
 
 
-def _batches(parquet_path: str, batch_size: int, offset: int, columns: list[str] | None) -> Iterator[list[dict[str, Any]]]:
+def iter_arrow_batches(
+    parquet_path: str, batch_size: int, offset: int = 0, columns: list[str] | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """(index of the first row, Arrow IPC stream) for rows from `offset` on, `batch_size` rows each.
+
+    Each stream is complete on its own, the schema followed by one record batch, so a client
+    reads any message with `pyarrow.ipc.open_stream(data).read_all()`. Batches are cut as in
+    `iter_record_batches`; arguments are checked at the call, like there.
+    """
+    columns = _check_batch_arguments(parquet_path, batch_size, offset, columns)
+    return ((first, _ipc_stream(batch)) for first, batch in _arrow_batches(parquet_path, batch_size, offset, columns))
+
+
+def _ipc_stream(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    # The Parquet file's schema metadata (pandas' index description and the like) is dropped:
+    # it would be repeated in every message and describes the file, not these rows.
+    schema = batch.schema.remove_metadata()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_batch(batch.replace_schema_metadata(None))
+    return sink.getvalue().to_pybytes()
+
+
+def _arrow_batches(
+    parquet_path: str, batch_size: int, offset: int, columns: list[str] | None
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(index of the first row, record batch) of exactly `batch_size` rows (the last may be shorter).
+
+    The file is read a Parquet batch at a time from the row group holding `offset`, so at
+    most about two batches are in memory whatever the file's size.
+    """
     with _open(parquet_path) as parquet:
         group, group_start = _first_group(parquet, offset)
         if group >= parquet.metadata.num_row_groups:
             return
         skip = offset - group_start
-        pending: list[dict[str, Any]] = []
+        first = offset
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
         batches = parquet.iter_batches(
             batch_size=batch_size, row_groups=range(group, parquet.metadata.num_row_groups), columns=columns
         )
@@ -135,13 +174,22 @@ def _batches(parquet_path: str, batch_size: int, offset: int, columns: list[str]
             if skip >= batch.num_rows:
                 skip -= batch.num_rows
                 continue
-            pending.extend(_rows(batch.slice(skip)))
-            skip = 0
-            while len(pending) >= batch_size:
-                yield pending[:batch_size]
-                pending = pending[batch_size:]
-        if pending:
-            yield pending
+            batch, skip = batch.slice(skip), 0
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            # Parquet batches stop at row-group ends, so they are re-cut to exactly batch_size.
+            while pending_rows >= batch_size:
+                whole = pa.Table.from_batches(pending).combine_chunks()
+                yield first, _one_batch(whole.slice(0, batch_size))
+                first += batch_size
+                rest = whole.slice(batch_size)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+        if pending_rows:
+            yield first, _one_batch(pa.Table.from_batches(pending))
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    return table.combine_chunks().to_batches()[0]
 
 
 def load_frame(parquet_path: str, columns: list[str] | None = None) -> pd.DataFrame:

@@ -69,6 +69,7 @@ class DataSpec:
     user_column: str = ""
     item_column: str = ""
     window_size: int = 0  # 0: the default, 12
+    validation: dict[str, Any] = field(default_factory=dict)  # ValidationRules the training data must pass
 
 
 @dataclass

@@ -280,6 +280,8 @@ class ModelTrainer:
         if spec.model_type in SUPERVISED_TASKS + ("recommendation",) and not data.label_column:
             data.label_column = train.label_column
         needed = _check_columns(spec, columns, train.name)
+        if data.validation:  # the job refuses training data that fails its rules
+            self._datasets.refuse_invalid(train.name, data.validation, "data_config.validation")
         for field in ("validation_dataset", "test_dataset"):
             ref = getattr(data, field)
             if not ref:

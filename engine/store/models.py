@@ -93,3 +93,33 @@ class LogEntryRow(Base):
     epoch: Mapped[int] = mapped_column(Integer, default=0)
 
 
+
+
+class DataSourceRow(Base):
+    __tablename__ = "data_sources"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    type: Mapped[str] = mapped_column(String(32))
+    uri: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(32), default="")
+    query: Mapped[str] = mapped_column(Text, default="")
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Secrets: read only when the source is loaded; never returned by an RPC, never logged.
+    credentials: Mapped[dict] = mapped_column(JSON, default=dict)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DataPipelineRow(Base):
+    __tablename__ = "data_pipelines"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    validation: Mapped[dict] = mapped_column(JSON, default=dict)
+    processing: Mapped[dict] = mapped_column(JSON, default=dict)
+    fit_dataset: Mapped[str] = mapped_column(String(255))
+    # Every step's learned parameters (engine/data/processing.py), applied unchanged by RunDataPipeline.
+    fitted: Mapped[dict] = mapped_column(JSON, default=dict)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -556,8 +556,12 @@ class Client:
         stratify_column: str = "",
         dataset_ids: Sequence[str] | None = None,
         no_shuffle: bool = False,
+        group_column: str = "",
+        time_column: str = "",
     ) -> list[dataset_pb2.Dataset]:
-        """Splits a dataset by ratios (summing to 1); returns the parts in ratio order."""
+        """Splits a dataset by ratios (summing to 1); returns the parts in ratio order.
+
+        group_column keeps each group in one part; time_column cuts the parts in time order."""
         request = data_service_pb2.SplitDatasetRequest(
             name=_name(name),
             ratios=list(ratios),
@@ -565,6 +569,8 @@ class Client:
             stratify_column=stratify_column,
             dataset_ids=list(dataset_ids or []),
             no_shuffle=no_shuffle,
+            group_column=group_column,
+            time_column=time_column,
         )
         return list(self._call(self.data.SplitDataset, request).datasets)
 

@@ -8,10 +8,11 @@ import os
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data.ingest import IngestResult, detect_format, ingest_file, write_table
+from engine.data.ingest import IngestResult, _read_error, detect_format, ingest_file, write_table
 from engine.data.schema import ColumnSchema, DataSchema
 from engine.errors import InvalidArgument
 from engine.storage.files import sha256_file
@@ -103,8 +104,8 @@ def test_missing_file_names_the_source_field(tmp_path):
     [
         ("bad.jsonl", "{\"a\": 1}\nnot json at all\n", "cannot read bad.jsonl as jsonl"),
         ("bad.parquet", "this is not parquet", "cannot read bad.parquet as parquet"),
-        ("ragged.csv", "a,b\n1,2\n3,4,5\n", "cannot read ragged.csv as csv"),
-        ("header.csv", "a,b\n", "has no data rows"),
+        ("ragged.csv", "a,b\n1,2\n3,4,5\n", "cannot read ragged.csv as csv: line 3 has 3 fields"),
+        ("header.csv", "a,b\n", "has no data rows below its header line"),
         ("nested.jsonl", "{\"a\": {\"b\": 1}}\n", "'a' has type struct"),
     ],
 )
@@ -150,3 +151,93 @@ def test_write_table_stores_any_arrow_table(tmp_path):
     assert result.row_count == 2 and result.sha256 == sha256_file(tmp_path / "t.parquet")
     assert pq.read_schema(tmp_path / "t.parquet").field("x").type == pa.int64()  # canonical type
     assert [(v.value, v.count) for v in result.statistics.label_distribution] == [("a", 1), ("b", 1)]
+
+
+def _refused(tmp_path, name: str, content: bytes, **kwargs) -> str:
+    """The message of the InvalidArgument ingesting `content` raises, after checking nothing was written."""
+    source = tmp_path / name
+    source.write_bytes(content)
+    out = tmp_path / "out"
+    with pytest.raises(InvalidArgument) as err:
+        ingest_file(str(source), str(out / "o.parquet"), **kwargs)
+    expected = kwargs.get("source_field") or f"{kwargs.get('field_prefix', 'config')}.source_uri"
+    assert err.value.violations[0].field == expected
+    assert not out.exists() or list(out.iterdir()) == []  # not even a temporary file
+    return err.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("empty.csv", b"", "empty.csv is empty (0 bytes); upload a file with a header line and at least one data row"),
+        ("empty.jsonl", b"", "empty.jsonl is empty (0 bytes)"),
+        ("empty.parquet", b"", "empty.parquet is empty (0 bytes)"),
+        ("blank.csv.gz", gzip.compress(b""), "blank.csv.gz holds no data"),
+        ("header.csv", b"a,b\n\n", "header.csv has no data rows below its header line"),
+        ("blank.jsonl", b"\n\n", "blank.jsonl has no data rows"),
+    ],
+)
+def test_files_without_data_rows_are_refused(tmp_path, name, content, needle):
+    assert needle in _refused(tmp_path, name, content)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"a,b\n1,2\n3,4,5\n", "line 3 has 3 fields but the header (line 1) has 2"),
+        (b"a,b\n1,2\n\n3\n", "line 4 has 1 field but the header (line 1) has 2"),  # blank line 3 still counts
+        # Quoted fields span lines 2-3 and 4-5: the bad row is the one that starts on line 4.
+        (b'a,b\n1,"two\nlines"\n3,"x\ny",5\n', "line 4 has 3 fields"),
+    ],
+)
+def test_ragged_csv_rows_name_the_line_and_field_counts(tmp_path, content, needle):
+    message = _refused(tmp_path, "r.csv", content)
+    assert needle in message and "put values that contain a comma in double quotes" in message
+    assert needle in _refused(tmp_path, "r.csv.gz", gzip.compress(content))  # found in compressed files too
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("cell.csv", b"a,b\n1,ok\n2,caf\xe9\n", "line 3, column 'b' has byte 0xE9, which is not UTF-8"),
+        ("head.csv", b"a,caf\xe9\n1,2\n", "line 1, column 2 has byte 0xE9"),
+        ("wide.csv", "a,b\n1,2\n".encode("utf-16"), "it is UTF-16 encoded"),
+        ("cell.jsonl", b'{"a": "x"}\n{"a": "caf\xe9"}\n', "line 2 (byte offset 21) has byte 0xE9"),
+    ],
+)
+def test_bytes_that_are_not_utf8_name_where_they_are_and_the_fix(tmp_path, name, content, needle):
+    message = _refused(tmp_path, name, content)
+    assert needle in message and "re-save the file with UTF-8 encoding" in message
+
+
+def test_duplicate_column_names_are_refused(tmp_path):
+    message = _refused(tmp_path, "d.csv", b"id,x,id\n1,2,3\n", field_prefix="dataset")
+    assert "columns 1 and 3 are both named 'id' in the header line; rename one" in message
+    dup = _refused(tmp_path, "d.jsonl", b'{"a": 1}\n{"a": 2, "a": 3}\n', source_field="upload.data")
+    assert "line 2: key 'a' appears twice" in dup
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'{"a": 1}\nnot json\n', "line 2 is not valid JSON (Expecting value at character 1)"),
+        (b'{"a": 1}\n\n{"a": "x"}\n', "line 3, column 'a': a string where line 1 has a number"),
+        (b'{"a": {"b": 1}}\n{"a": {"b": true}}\n', "line 2, column 'a.b': a boolean where line 1 has a number"),
+        (b'{"a": 1}\n[1, 2]\n', "line 2 is a JSON array, not an object"),
+    ],
+)
+def test_malformed_jsonl_names_the_file_line(tmp_path, content, needle):
+    assert needle in _refused(tmp_path, "m.jsonl", content)
+
+
+def test_late_csv_type_errors_name_the_line_and_column(tmp_path):
+    # Reading in small blocks infers column types from the first block, as a streaming read
+    # of a large file does; a value that does not fit then fails without a line number.
+    path = tmp_path / "late.csv"
+    path.write_text("id,n\n1,10\n2,20\n3,oops\n")
+    reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=10))
+    with pytest.raises(pa.ArrowInvalid) as raw:
+        reader.read_all()
+    error = _read_error(raw.value, str(path), "csv", "config.source_uri")
+    assert error.violations[0].field == "config.source_uri"
+    assert "line 4, column 'n': 'oops' is not a valid int64" in error.message

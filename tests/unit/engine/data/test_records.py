@@ -7,10 +7,11 @@ import datetime as dt
 import json
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data.records import iter_record_batches, load_frame, read_records
+from engine.data.records import iter_arrow_batches, iter_record_batches, load_frame, read_records
 from engine.errors import DataLoss, InvalidArgument
 
 ROWS = 95
@@ -104,3 +105,43 @@ def test_load_frame_and_missing_file(grouped, tmp_path):
     assert list(frame.columns) == ["sq"] and len(frame) == ROWS and int(frame["sq"].iloc[9]) == 81
     with pytest.raises(DataLoss):
         read_records(str(tmp_path / "gone.parquet"), 0, 1)
+
+
+def test_iter_arrow_batches_yields_self_contained_ipc_streams(tmp_path):
+    path = tmp_path / "typed.parquet"
+    stamp = dt.datetime(2024, 5, 6, tzinfo=dt.timezone.utc)
+    table = pa.table(
+        {
+            "i": list(range(25)),
+            "name": [None if i % 4 == 0 else f"n{i}" for i in range(25)],
+            "x": [i / 2 for i in range(25)],
+            "t": pa.array([stamp + dt.timedelta(hours=i) for i in range(25)], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    pq.write_table(table, path, row_group_size=6)  # batches straddle row groups
+    batches = list(iter_arrow_batches(str(path), 10, offset=3))
+    assert [first for first, _ in batches] == [3, 13, 23]
+    read = [ipc.open_stream(data).read_all() for _, data in batches]
+    assert [t.num_rows for t in read] == [10, 10, 2]
+    assert all(t.schema == table.schema for t in read)
+    assert pa.concat_tables(read).equals(table.slice(3))
+
+    (first, data), = iter_arrow_batches(str(path), 100, offset=20, columns=["t", "i"])
+    assert first == 20
+    only = ipc.open_stream(data).read_all()
+    assert only.column_names == ["t", "i"] and only.column("i").to_pylist() == [20, 21, 22, 23, 24]
+    assert list(iter_arrow_batches(str(path), 5, offset=25)) == []
+
+
+def test_iter_arrow_batches_reads_batch_by_batch_and_checks_arguments(grouped, monkeypatch):
+    def whole_file(*args, **kwargs):
+        raise AssertionError("read the whole file")
+
+    monkeypatch.setattr(pq.ParquetFile, "read", whole_file)
+    monkeypatch.setattr(pq, "read_table", whole_file)
+    assert sum(ipc.open_stream(d).read_all().num_rows for _, d in iter_arrow_batches(grouped, 30)) == ROWS
+    for kwargs, field in (({"batch_size": 0}, "batch_size"), ({"batch_size": 5, "offset": -1}, "offset"),
+                          ({"batch_size": 5, "columns": ["cube"]}, "columns")):
+        with pytest.raises(InvalidArgument) as err:
+            iter_arrow_batches(grouped, **kwargs)  # raises at the call, not at the first next()
+        assert err.value.violations[0].field == field

@@ -168,22 +168,28 @@ class GetRecordsResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[_dataset_pb2.DataRecord, _Mapping]]] = ..., total_rows: _Optional[int] = ...) -> None: ...
 
 class StreamRecordsRequest(_message.Message):
-    __slots__ = ("name", "batch_size", "offset", "columns")
+    __slots__ = ("name", "batch_size", "offset", "columns", "format")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     name: str
     batch_size: int
     offset: int
     columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., batch_size: _Optional[int] = ..., offset: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    format: _dataset_pb2.RecordFormat
+    def __init__(self, name: _Optional[str] = ..., batch_size: _Optional[int] = ..., offset: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[_dataset_pb2.RecordFormat, str]] = ...) -> None: ...
 
 class StreamRecordsResponse(_message.Message):
-    __slots__ = ("records",)
+    __slots__ = ("records", "arrow_ipc", "offset")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_dataset_pb2.DataRecord]
-    def __init__(self, records: _Optional[_Iterable[_Union[_dataset_pb2.DataRecord, _Mapping]]] = ...) -> None: ...
+    arrow_ipc: bytes
+    offset: int
+    def __init__(self, records: _Optional[_Iterable[_Union[_dataset_pb2.DataRecord, _Mapping]]] = ..., arrow_ipc: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class TransformDatasetRequest(_message.Message):
     __slots__ = ("name", "processing", "dataset_id")
@@ -218,20 +224,24 @@ class FilterDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[_dataset_pb2.Dataset, _Mapping]] = ...) -> None: ...
 
 class SplitDatasetRequest(_message.Message):
-    __slots__ = ("name", "ratios", "seed", "stratify_column", "no_shuffle", "dataset_ids")
+    __slots__ = ("name", "ratios", "seed", "stratify_column", "no_shuffle", "dataset_ids", "group_column", "time_column")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RATIOS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     STRATIFY_COLUMN_FIELD_NUMBER: _ClassVar[int]
     NO_SHUFFLE_FIELD_NUMBER: _ClassVar[int]
     DATASET_IDS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TIME_COLUMN_FIELD_NUMBER: _ClassVar[int]
     name: str
     ratios: _containers.RepeatedScalarFieldContainer[float]
     seed: int
     stratify_column: str
     no_shuffle: bool
     dataset_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., ratios: _Optional[_Iterable[float]] = ..., seed: _Optional[int] = ..., stratify_column: _Optional[str] = ..., no_shuffle: _Optional[bool] = ..., dataset_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    group_column: str
+    time_column: str
+    def __init__(self, name: _Optional[str] = ..., ratios: _Optional[_Iterable[float]] = ..., seed: _Optional[int] = ..., stratify_column: _Optional[str] = ..., no_shuffle: _Optional[bool] = ..., dataset_ids: _Optional[_Iterable[str]] = ..., group_column: _Optional[str] = ..., time_column: _Optional[str] = ...) -> None: ...
 
 class SplitDatasetResponse(_message.Message):
     __slots__ = ("datasets",)

@@ -44,6 +44,12 @@ class DataSourceType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DATA_SOURCE_TYPE_FILE: _ClassVar[DataSourceType]
     DATA_SOURCE_TYPE_SQL: _ClassVar[DataSourceType]
     DATA_SOURCE_TYPE_OBJECT_STORE: _ClassVar[DataSourceType]
+
+class RecordFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECORD_FORMAT_UNSPECIFIED: _ClassVar[RecordFormat]
+    RECORD_FORMAT_RECORDS: _ClassVar[RecordFormat]
+    RECORD_FORMAT_ARROW_IPC: _ClassVar[RecordFormat]
 DATASET_TYPE_UNSPECIFIED: DatasetType
 DATASET_TYPE_TABULAR: DatasetType
 DATASET_TYPE_IMAGE: DatasetType
@@ -66,6 +72,9 @@ DATA_SOURCE_TYPE_UNSPECIFIED: DataSourceType
 DATA_SOURCE_TYPE_FILE: DataSourceType
 DATA_SOURCE_TYPE_SQL: DataSourceType
 DATA_SOURCE_TYPE_OBJECT_STORE: DataSourceType
+RECORD_FORMAT_UNSPECIFIED: RecordFormat
+RECORD_FORMAT_RECORDS: RecordFormat
+RECORD_FORMAT_ARROW_IPC: RecordFormat
 
 class Dataset(_message.Message):
     __slots__ = ("name", "display_name", "type", "schema", "statistics", "row_count", "size_bytes", "content_sha256", "version", "lineage", "source_uri", "create_time", "labels", "label_column")
@@ -268,21 +277,23 @@ class DataSource(_message.Message):
     def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., type: _Optional[_Union[DataSourceType, str]] = ..., uri: _Optional[str] = ..., format: _Optional[_Union[DataFormat, str]] = ..., query: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Mapping[str, str]] = ..., credential_keys: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ValidationRules(_message.Message):
-    __slots__ = ("required_columns", "min_rows", "max_null_fraction", "constraints", "fail_on_violation")
+    __slots__ = ("required_columns", "min_rows", "max_null_fraction", "constraints", "fail_on_violation", "conditions")
     REQUIRED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_NULL_FRACTION_FIELD_NUMBER: _ClassVar[int]
     CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     FAIL_ON_VIOLATION_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     required_columns: _containers.RepeatedScalarFieldContainer[str]
     min_rows: int
     max_null_fraction: float
     constraints: _containers.RepeatedCompositeFieldContainer[ColumnConstraint]
     fail_on_violation: bool
-    def __init__(self, required_columns: _Optional[_Iterable[str]] = ..., min_rows: _Optional[int] = ..., max_null_fraction: _Optional[float] = ..., constraints: _Optional[_Iterable[_Union[ColumnConstraint, _Mapping]]] = ..., fail_on_violation: _Optional[bool] = ...) -> None: ...
+    conditions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, required_columns: _Optional[_Iterable[str]] = ..., min_rows: _Optional[int] = ..., max_null_fraction: _Optional[float] = ..., constraints: _Optional[_Iterable[_Union[ColumnConstraint, _Mapping]]] = ..., fail_on_violation: _Optional[bool] = ..., conditions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ColumnConstraint(_message.Message):
-    __slots__ = ("column", "min", "max", "allowed_values", "pattern", "not_null", "unique")
+    __slots__ = ("column", "min", "max", "allowed_values", "pattern", "not_null", "unique", "data_type")
     COLUMN_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +301,7 @@ class ColumnConstraint(_message.Message):
     PATTERN_FIELD_NUMBER: _ClassVar[int]
     NOT_NULL_FIELD_NUMBER: _ClassVar[int]
     UNIQUE_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
     column: str
     min: float
     max: float
@@ -297,7 +309,8 @@ class ColumnConstraint(_message.Message):
     pattern: str
     not_null: bool
     unique: bool
-    def __init__(self, column: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., allowed_values: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., not_null: _Optional[bool] = ..., unique: _Optional[bool] = ...) -> None: ...
+    data_type: DataType
+    def __init__(self, column: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., allowed_values: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., not_null: _Optional[bool] = ..., unique: _Optional[bool] = ..., data_type: _Optional[_Union[DataType, str]] = ...) -> None: ...
 
 class ValidationReport(_message.Message):
     __slots__ = ("valid", "issues")
@@ -358,26 +371,42 @@ class NormalizationConfig(_message.Message):
     def __init__(self, method: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EncodingConfig(_message.Message):
-    __slots__ = ("method", "columns", "handle_unknown")
+    __slots__ = ("method", "columns", "handle_unknown", "target_column")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     HANDLE_UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    TARGET_COLUMN_FIELD_NUMBER: _ClassVar[int]
     method: str
     columns: _containers.RepeatedScalarFieldContainer[str]
     handle_unknown: str
-    def __init__(self, method: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., handle_unknown: _Optional[str] = ...) -> None: ...
+    target_column: str
+    def __init__(self, method: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., handle_unknown: _Optional[str] = ..., target_column: _Optional[str] = ...) -> None: ...
 
 class FeatureEngineeringConfig(_message.Message):
-    __slots__ = ("polynomial_degree", "interactions", "date_part_columns", "text_columns")
+    __slots__ = ("polynomial_degree", "interactions", "date_part_columns", "text_columns", "cyclical_dates", "ratios", "variance_threshold", "correlation_threshold", "select_k_best", "pca_components", "label_column")
     POLYNOMIAL_DEGREE_FIELD_NUMBER: _ClassVar[int]
     INTERACTIONS_FIELD_NUMBER: _ClassVar[int]
     DATE_PART_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     TEXT_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    CYCLICAL_DATES_FIELD_NUMBER: _ClassVar[int]
+    RATIOS_FIELD_NUMBER: _ClassVar[int]
+    VARIANCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SELECT_K_BEST_FIELD_NUMBER: _ClassVar[int]
+    PCA_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
     polynomial_degree: int
     interactions: bool
     date_part_columns: _containers.RepeatedScalarFieldContainer[str]
     text_columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, polynomial_degree: _Optional[int] = ..., interactions: _Optional[bool] = ..., date_part_columns: _Optional[_Iterable[str]] = ..., text_columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    cyclical_dates: bool
+    ratios: _containers.RepeatedScalarFieldContainer[str]
+    variance_threshold: float
+    correlation_threshold: float
+    select_k_best: int
+    pca_components: int
+    label_column: str
+    def __init__(self, polynomial_degree: _Optional[int] = ..., interactions: _Optional[bool] = ..., date_part_columns: _Optional[_Iterable[str]] = ..., text_columns: _Optional[_Iterable[str]] = ..., cyclical_dates: _Optional[bool] = ..., ratios: _Optional[_Iterable[str]] = ..., variance_threshold: _Optional[float] = ..., correlation_threshold: _Optional[float] = ..., select_k_best: _Optional[int] = ..., pca_components: _Optional[int] = ..., label_column: _Optional[str] = ...) -> None: ...
 
 class SamplingConfig(_message.Message):
     __slots__ = ("method", "fraction", "column", "seed")
@@ -392,24 +421,30 @@ class SamplingConfig(_message.Message):
     def __init__(self, method: _Optional[str] = ..., fraction: _Optional[float] = ..., column: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class AugmentationConfig(_message.Message):
-    __slots__ = ("enabled", "methods", "parameters")
+    __slots__ = ("enabled", "methods", "parameters", "probability", "copies")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     methods: _containers.RepeatedScalarFieldContainer[str]
     parameters: _struct_pb2.Struct
-    def __init__(self, enabled: _Optional[bool] = ..., methods: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    probability: float
+    copies: int
+    def __init__(self, enabled: _Optional[bool] = ..., methods: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., probability: _Optional[float] = ..., copies: _Optional[int] = ...) -> None: ...
 
 class ImputationConfig(_message.Message):
-    __slots__ = ("strategy", "fill_value", "columns")
+    __slots__ = ("strategy", "fill_value", "columns", "add_indicator")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ADD_INDICATOR_FIELD_NUMBER: _ClassVar[int]
     strategy: str
     fill_value: _struct_pb2.Value
     columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, strategy: _Optional[str] = ..., fill_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    add_indicator: bool
+    def __init__(self, strategy: _Optional[str] = ..., fill_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., add_indicator: _Optional[bool] = ...) -> None: ...
 
 class DataRecord(_message.Message):
     __slots__ = ("row_index", "fields")
@@ -420,15 +455,19 @@ class DataRecord(_message.Message):
     def __init__(self, row_index: _Optional[int] = ..., fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class DataPipeline(_message.Message):
-    __slots__ = ("name", "display_name", "validation", "processing", "create_time")
+    __slots__ = ("name", "display_name", "validation", "processing", "create_time", "fit_dataset", "fitted")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
     PROCESSING_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIT_DATASET_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     validation: ValidationRules
     processing: ProcessingConfig
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., validation: _Optional[_Union[ValidationRules, _Mapping]] = ..., processing: _Optional[_Union[ProcessingConfig, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fit_dataset: str
+    fitted: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., validation: _Optional[_Union[ValidationRules, _Mapping]] = ..., processing: _Optional[_Union[ProcessingConfig, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fit_dataset: _Optional[str] = ..., fitted: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

@@ -1,6 +1,7 @@
 import datetime
 
 from forge.training.v1 import common_pb2 as _common_pb2
+from forge.training.v1 import dataset_pb2 as _dataset_pb2
 from forge.training.v1 import metrics_pb2 as _metrics_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -213,7 +214,7 @@ class CheckpointConfig(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., save_best: _Optional[bool] = ..., save_latest: _Optional[bool] = ..., every_n_epochs: _Optional[int] = ..., keep_last: _Optional[int] = ..., monitor_metric: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TrainingDataConfig(_message.Message):
-    __slots__ = ("train_dataset", "validation_dataset", "test_dataset", "label_column", "feature_columns", "validation_fraction", "no_validation", "text_column", "time_column", "user_column", "item_column", "window_size")
+    __slots__ = ("train_dataset", "validation_dataset", "test_dataset", "label_column", "feature_columns", "validation_fraction", "no_validation", "text_column", "time_column", "user_column", "item_column", "window_size", "validation")
     TRAIN_DATASET_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_DATASET_FIELD_NUMBER: _ClassVar[int]
     TEST_DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +227,7 @@ class TrainingDataConfig(_message.Message):
     USER_COLUMN_FIELD_NUMBER: _ClassVar[int]
     ITEM_COLUMN_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FIELD_NUMBER: _ClassVar[int]
     train_dataset: str
     validation_dataset: str
     test_dataset: str
@@ -238,7 +240,8 @@ class TrainingDataConfig(_message.Message):
     user_column: str
     item_column: str
     window_size: int
-    def __init__(self, train_dataset: _Optional[str] = ..., validation_dataset: _Optional[str] = ..., test_dataset: _Optional[str] = ..., label_column: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., validation_fraction: _Optional[float] = ..., no_validation: _Optional[bool] = ..., text_column: _Optional[str] = ..., time_column: _Optional[str] = ..., user_column: _Optional[str] = ..., item_column: _Optional[str] = ..., window_size: _Optional[int] = ...) -> None: ...
+    validation: _dataset_pb2.ValidationRules
+    def __init__(self, train_dataset: _Optional[str] = ..., validation_dataset: _Optional[str] = ..., test_dataset: _Optional[str] = ..., label_column: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., validation_fraction: _Optional[float] = ..., no_validation: _Optional[bool] = ..., text_column: _Optional[str] = ..., time_column: _Optional[str] = ..., user_column: _Optional[str] = ..., item_column: _Optional[str] = ..., window_size: _Optional[int] = ..., validation: _Optional[_Union[_dataset_pb2.ValidationRules, _Mapping]] = ...) -> None: ...
 
 class ValidationConfig(_message.Message):
     __slots__ = ("cross_validation",)
