@@ -492,7 +492,8 @@ class ModelTrainer:
             ref = spec["data"].get(key)
             if ref:
                 ds = self._datasets.get(ref, field=f"data_config.{key}")
-                parts[part] = {"path": ds.path, "sha256": ds.sha256}
+                parts[part] = {"name": ds.name, "path": ds.path, "sha256": ds.sha256, "version": ds.version,
+                               "lineage": ds.lineage}
         resume = None
         if row.checkpoint and row.checkpoint.get("path"):
             resume = row.checkpoint

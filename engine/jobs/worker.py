@@ -250,7 +250,11 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 "input_kind": data.input_kind,
                 # The data layer's preprocessing, plus what the model itself learned about its input
                 # (e.g. a text vocabulary or id maps), for whoever feeds the exported model.
-                "preprocessing": {**data.preprocessing, **getattr(run, "input_preprocessing", {})},
+                "preprocessing": {**data.preprocessing, **getattr(run, "input_preprocessing", {}),
+                                  **_upstream_processing(datasets["train"])},
+                # Which data (and which processing of it) the model was trained on.
+                "datasets": {part: {k: v for k, v in info.items() if k != "path"}
+                             for part, info in datasets.items() if info},
             },
         },
     )
@@ -268,3 +272,15 @@ def _with_onnx_metadata(blob: bytes, manifest: dict[str, Any]) -> bytes:
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     return model.SerializeToString()
+
+
+def _upstream_processing(train: dict[str, Any]) -> dict[str, Any]:
+    """When the training data came out of a data pipeline or a transform, the processing an
+    inference engine must apply to raw input before the model sees it."""
+    lineage = train.get("lineage") or {}
+    params = lineage.get("parameters") or {}
+    if lineage.get("operation") == "data_pipeline":
+        return {"data_pipeline": params.get("data_pipeline", "")}
+    if lineage.get("operation") == "transform":
+        return {"processing_dataset": train.get("name", ""), "processing": params.get("fitted", {})}
+    return {}

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 
-from forge.training import ForgeTrainingError, data_service_pb2, dataset_pb2
+from forge.training import ForgeTrainingError, common_pb2, data_service_pb2, dataset_pb2
 
 
 def _call(client, method: str, request):
@@ -179,3 +179,19 @@ def test_bad_input_names_the_field(client, shop):
     with pytest.raises(ForgeTrainingError) as e:
         client.upload_dataset(b"a,b\n1,2\n3\n", format="csv")
     assert e.value.code.name == "INVALID_ARGUMENT" and "line 3" in e.value.message
+
+
+def test_a_job_records_the_processing_that_produced_its_inputs(client, shop, tmp_path):
+    scaled = client.data.RunDataPipeline(data_service_pb2.RunDataPipelineRequest(
+        name="spend-scaler", dataset="shop-early", output_dataset_id="shop-early-scaled")).dataset
+    job = client.start_training({
+        "modelType": "classification",
+        "modelConfig": {"framework": "sklearn", "architecture": "random_forest"},
+        "trainingConfig": {"epochs": 2, "seed": 1},
+        "dataConfig": {"trainDataset": scaled.name, "labelColumn": "churned",
+                       "featureColumns": ["spend", "spend_missing", "visits"]},
+    })
+    assert client.wait(job.name, timeout=60).state == common_pb2.JOB_STATE_COMPLETED
+    meta = client.export_model(job.name, "onnx", tmp_path / "m.onnx")
+    processing = json_format.MessageToDict(meta.preprocessing)
+    assert processing["data_pipeline"] == "projects/default/dataPipelines/spend-scaler"
