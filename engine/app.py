@@ -52,6 +52,7 @@ class Engine:
 
     def start(self) -> None:
         self.db.create_schema()
+        self.data.sweep()
         self.trainer.recover()
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:

@@ -121,6 +121,9 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
 
         raise Unimplemented("spec.callbacks are not implemented yet; use training_config.early_stopping and "
                             "training_config.checkpoints")
+    if mc.output_shape:
+        raise InvalidArgument.field("model_config.output_shape", "is derived from the data (classes or targets); "
+                                                                 "leave it unset")
     if mc.pretrained_path or mc.frozen_layers:
         from engine.errors import Unimplemented
 

@@ -51,9 +51,10 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         # derives from it, so the lineage shows both and the fitted steps are recorded.
         dataset_id = names.validate_id(request.dataset_id, "dataset_id") if request.dataset_id \
             else names.new_id("ds")
-        raw = await _run(self.data.create_dataset, project, f"{dataset_id}-raw"[:63], config)
+        raw = await _run(self.data.create_dataset, project, f"{dataset_id[:59]}-raw", config)
         try:
-            row = await _run(self.data.transform, raw.name, convert.message_dict(c.processing), dataset_id)
+            row = await _run(self.data.transform, raw.name, convert.message_dict(c.processing), dataset_id,
+                             "config.processing")
         except BaseException:
             await _run(self.data.delete, raw.name)
             raise

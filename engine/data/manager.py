@@ -70,19 +70,18 @@ class DataManager:
         URI; CSV, Parquet, JSON Lines, a folder of images or of text files."""
         source = self._source_of(project, config)
         self._check_type(config.get("type"), "config.type")
-        if source["type"] == "file" and source["format"] not in ("image_folder", "text"):
-            path = Path(local_path(source["uri"], "config.source_uri")).resolve()
-            if path.is_relative_to(self._data_dir.resolve()):
-                # The data dir holds every project's stored data and the metadata database.
-                raise InvalidArgument.field("config.source_uri", "points inside the server's data directory: "
-                                                                 "give a file outside it, or use SplitDataset")
+        self._guard_data_dir(source, "config.data_source" if source.get("data_source") else "config.source_uri")
         name = self._new_name(project, dataset_id, "dataset_id")
         schema = config.get("schema")
         result, directory = self._staged(lambda dest: load_source(
             source, dest, field_prefix="config", label_column=config.get("label_column", ""),
             schema=DataSchema.from_dict(schema) if schema else None))
         if config.get("validation", {}).get("fail_on_violation"):
-            self._refuse_invalid(result.path, config["validation"], "config.validation")
+            try:
+                self._refuse_invalid(result.path, config["validation"], "config.validation")
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         shown_uri = source.get("data_source") or source["uri"]
         kind = config.get("type") or {"image_folder": "image", "text": "text"}.get(source["format"], "tabular")
         return self._publish(name, directory, project, result, {**config, "type": kind}, source_uri=shown_uri,
@@ -98,7 +97,16 @@ class DataManager:
                 row = s.get(DataSourceRow, ref)
             if row is None:
                 raise NotFound(f"config.data_source: data source {ref} not found")
-            return {"data_source": ref, "type": row.type, "uri": config.get("source_uri") or row.uri,
+            if config.get("source_uri"):
+                # The source's credentials must only ever go to the source's own address.
+                raise InvalidArgument.field("config.source_uri", "leave it empty when config.data_source is set: "
+                                                                 "the registered source says where the data is")
+            if config.get("query") and row.type != "sql":
+                raise InvalidArgument.field("config.query", f"{ref} is a {row.type} source; only SQL sources take "
+                                                            "a query")
+            if config.get("format") and row.type == "sql":
+                raise InvalidArgument.field("config.format", "a SQL source reads a query result; leave it unset")
+            return {"data_source": ref, "type": row.type, "uri": row.uri,
                     "format": config.get("format") or row.format, "query": config.get("query") or row.query,
                     "options": dict(row.options or {}), "credentials": dict(row.credentials or {})}
         uri = config.get("source_uri", "")
@@ -108,6 +116,9 @@ class DataManager:
         if config.get("query"):
             raise InvalidArgument.field("config.query", "needs a SQL data source: register one with "
                                                         "RegisterDataSource and set config.data_source")
+        if "://" in uri and "@" in uri.split("://", 1)[1].split("/", 1)[0]:
+            raise InvalidArgument.field("config.source_uri", "holds credentials: register a data source with "
+                                                             "them in data_source.credentials instead")
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
         kind = "file" if scheme == "file" else "object_store"
         fmt = config.get("format", "")
@@ -118,6 +129,14 @@ class DataManager:
             fmt = detect_format(uri, fmt)
         return {"type": kind, "uri": uri, "format": fmt, "query": "", "options": {}, "credentials": {}}
 
+    def _guard_data_dir(self, source: dict[str, Any], field: str) -> None:
+        """Refuse any source that reads the server's data directory, whatever its kind: it holds
+        every project's stored data, the metadata database and the sources' credentials."""
+        target = _local_target(source)
+        if target is not None and target.is_relative_to(self._data_dir.resolve()):
+            raise InvalidArgument.field(field, "points inside the server's data directory: give data outside it, "
+                                               "or derive datasets with SplitDataset, FilterDataset or TransformDataset")
+
     # ----- registered data sources
 
     def register_source(self, project: str, source_id: str, source: dict[str, Any]) -> DataSourceRow:
@@ -126,6 +145,8 @@ class DataManager:
             raise InvalidArgument.field("data_source.type", "is required: FILE, SQL or OBJECT_STORE", "REQUIRED")
         if not source.get("uri"):
             raise InvalidArgument.field("data_source.uri", "is required: a path, URI or SQLAlchemy URL", "REQUIRED")
+        source = _secrets_out_of_uri(source)
+        self._guard_data_dir(source, "data_source.uri")
         source_id = names.validate_id(source_id, "data_source_id") if source_id else names.new_id("src")
         name = names.make(project, "dataSources", source_id)
         row = DataSourceRow(
@@ -160,7 +181,13 @@ class DataManager:
 
     # ----- derived datasets
 
-    def transform(self, name: str, processing: dict[str, Any], dataset_id: str) -> DatasetRow:
+    def sweep(self) -> None:
+        """Remove what a crash left half-done: staged datasets and partial uploads."""
+        shutil.rmtree(self._root / ".staging", ignore_errors=True)
+        shutil.rmtree(self.uploads_dir, ignore_errors=True)
+
+    def transform(self, name: str, processing: dict[str, Any], dataset_id: str,
+                  field: str = "processing") -> DatasetRow:
         """Fit `processing` on the dataset and apply it: a new dataset recording the fitted steps."""
         parent = self._readable(name)
         project = names.project_of(name)
@@ -169,7 +196,7 @@ class DataManager:
 
         def produce(dest: str) -> IngestResult:
             result, holder["fitted"] = process_table(parent.path, dest, processing,
-                                                     label_column=parent.label_column, field="processing")
+                                                     label_column=parent.label_column, field=field)
             return result
 
         result, directory = self._staged(produce)
@@ -231,8 +258,12 @@ class DataManager:
                 raise AlreadyExists(f"data pipeline {name} already exists: choose another data_pipeline_id")
         if pipeline.get("validation"):
             self._refuse_invalid(fit.path, pipeline["validation"], "data_pipeline.validation")
-        fitted = fit_processing(load_frame(fit.path), pipeline.get("processing") or {},
-                                field="data_pipeline.processing")
+        processing = dict(pipeline.get("processing") or {})
+        if fit.label_column:  # the label is never scaled, encoded or dropped by the steps
+            engineering = dict(processing.get("feature_engineering") or {})
+            engineering.setdefault("label_column", fit.label_column)
+            processing["feature_engineering"] = engineering
+        fitted = fit_processing(load_frame(fit.path), processing, field="data_pipeline.processing")
         row = DataPipelineRow(name=name, project=project, display_name=pipeline.get("display_name", ""),
                               validation=pipeline.get("validation") or {}, processing=pipeline.get("processing") or {},
                               fit_dataset=fit_name, fitted=fitted, create_time=datetime.now(timezone.utc))
@@ -258,8 +289,11 @@ class DataManager:
         if pipeline.validation:
             self._refuse_invalid(parent.path, pipeline.validation, "dataset")
         new_name = self._new_name(project, output_id, "output_dataset_id")
+        # On its own fitting data a pipeline samples and augments, as TransformDataset does.
+        fitting = dataset == pipeline.fit_dataset
         result, directory = self._staged(lambda dest: apply_to_table(parent.path, dest, pipeline.fitted,
-                                                                     label_column=parent.label_column))
+                                                                     label_column=parent.label_column,
+                                                                     fitting=fitting))
         return self._publish(new_name, directory, project, result, self._derived_config(parent),
                              source_uri=parent.source_uri, version=parent.version + 1,
                              lineage={"parents": [dataset], "operation": "data_pipeline",
@@ -453,3 +487,50 @@ class DataManager:
         except IntegrityError:
             raise AlreadyExists(f"dataset {name} already exists: choose another id") from None
         return row
+
+
+def _local_target(source: dict[str, Any]) -> Path | None:
+    """The local file or folder a source reads, if it reads one."""
+    uri = source.get("uri", "")
+    if source.get("type") == "sql":
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(uri)
+        except ValueError:
+            return None  # refused with a clear message when the source is loaded
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database.removeprefix("file:").split("?", 1)[0]).resolve()
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return Path(uri).resolve()
+    if scheme.lower() in ("file", "local"):
+        return Path(rest).resolve()
+    return None
+
+
+def _secrets_out_of_uri(source: dict[str, Any]) -> dict[str, Any]:
+    """Move a password written into a source's URI into its credentials, so the stored and
+    returned URI never holds one."""
+    source = {**source, "credentials": dict(source.get("credentials") or {})}
+    uri = source.get("uri", "")
+    if source.get("type") == "sql":
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(uri)
+        except ValueError:
+            raise InvalidArgument.field("data_source.uri", "is not a SQLAlchemy database URL such as "
+                                                           "postgresql://host:5432/name") from None
+        password = url.password or url.query.get("password")
+        if password:
+            source["credentials"].setdefault("password", str(password))
+            # URL.set treats None as "unchanged"; URL is a named tuple, so replace the field itself.
+            url = url._replace(password=None).difference_update_query(["password"])
+        source["uri"] = url.render_as_string(hide_password=False)
+    elif "://" in uri and "@" in uri.split("://", 1)[1].split("/", 1)[0]:
+        raise InvalidArgument.field("data_source.uri", "holds credentials: put them in data_source.credentials "
+                                                       "(key, secret, token) and leave them out of the URI")
+    return source

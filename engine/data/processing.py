@@ -1674,8 +1674,10 @@ def process_table(
     return _write_frame(out, dest, label_column), fitted
 
 
-def apply_to_table(source_parquet: str, dest: str, fitted: dict[str, Any], *, label_column: str = "") -> IngestResult:
-    """Apply fitted processing (fitting=False: no sampling, no augmentation) to the Parquet
-    dataset at `source_parquet` and write the result atomically to `dest`."""
-    out = apply_processing(_read_frame(source_parquet), fitted, fitting=False)
+def apply_to_table(source_parquet: str, dest: str, fitted: dict[str, Any], *, label_column: str = "",
+                   fitting: bool = False) -> IngestResult:
+    """Apply fitted processing to the Parquet dataset at `source_parquet` and write the result
+    atomically to `dest`. `fitting` only when this is the dataset the processing was fitted on
+    (then sampling, augmentation and out-of-fold target encoding apply)."""
+    out = apply_processing(_read_frame(source_parquet), fitted, fitting=fitting)
     return _write_frame(out, dest, label_column)

@@ -418,7 +418,7 @@ def _database_url(uri: str, credentials: dict[str, str], field: str) -> tuple[An
         )
     try:
         url = make_url(uri)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # make_url raises ValueError for a bad port or address
         # Not echoed: the text may hold a password.
         raise InvalidArgument.field(field, "the URI is not a SQLAlchemy database URL such as "
                                            "postgresql://host:5432/name or sqlite:////absolute/path.db") from None

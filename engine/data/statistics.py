@@ -131,7 +131,7 @@ def _value_counts(values: pa.ChunkedArray, limit: int | None) -> list[ValueCount
 
 def _numeric_summary(stats: ColumnStatistics, values: pa.ChunkedArray) -> None:
     """Fill min/max/mean/std/quantiles/histogram from the non-null values of a numeric column."""
-    array = values.cast(pa.float64()).to_numpy() if len(values) else np.empty(0)
+    array = values.cast(pa.float64(), safe=False).to_numpy() if len(values) else np.empty(0)
     array = array[np.isfinite(array)]
     stats.quantiles = [Quantile(quantile=q, value=None) for q in QUANTILES]
     if array.size == 0:
@@ -142,8 +142,17 @@ def _numeric_summary(stats: ColumnStatistics, values: pa.ChunkedArray) -> None:
     # Sample standard deviation (ddof=1), as pandas' describe() reports; undefined for one value.
     stats.std = _finite(array.std(ddof=1)) if array.size > 1 else None
     stats.quantiles = [Quantile(quantile=q, value=_finite(v)) for q, v in zip(QUANTILES, np.quantile(array, QUANTILES))]
-    counts, edges = np.histogram(array, bins=HISTOGRAM_BINS)
-    stats.histogram = Histogram(bin_edges=[float(e) for e in edges], counts=[int(c) for c in counts])
+    stats.histogram = histogram(array, float(array.min()), float(array.max()))
+
+
+def histogram(array: np.ndarray, low: float, high: float) -> Histogram:
+    """HISTOGRAM_BINS bins over [low, high]; one bin when the values are (numerically) constant,
+    where numpy cannot split a range narrower than the float spacing of large values."""
+    try:
+        counts, edges = np.histogram(array, bins=HISTOGRAM_BINS, range=(low, high))
+    except ValueError:
+        counts, edges = np.array([array.size]), np.array([low, high])
+    return Histogram(bin_edges=[float(e) for e in edges], counts=[int(c) for c in counts])
 
 
 def _cleaned(column: pa.ChunkedArray) -> pa.ChunkedArray:

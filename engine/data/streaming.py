@@ -51,7 +51,7 @@ from engine.data.schema import (
     format_value,
 )
 from engine.data.statistics import (
-    HISTOGRAM_BINS,
+    histogram,
     TOP_VALUES,
     ColumnStatistics,
     DataStatistics,
@@ -190,7 +190,7 @@ class _ColumnTally:
         else:
             self.sketch.add(_hashes(values_or_digests, binary))
         if self.numeric:
-            array = values.cast(pa.float64()).to_numpy()
+            array = values.cast(pa.float64(), safe=False).to_numpy()
             array = array[np.isfinite(array)]
             if array.size:
                 mean = float(array.mean())
@@ -299,10 +299,11 @@ class _StreamSummary:
             return
         stats.min, stats.max, stats.mean = tally.min, tally.max, _finite(tally.mean)
         stats.std = _finite(math.sqrt(tally.m2 / (tally.n - 1))) if tally.n > 1 else None
-        array = sampled.drop_null().cast(pa.float64()).to_numpy()
+        array = sampled.drop_null().cast(pa.float64(), safe=False).to_numpy()
         array = array[np.isfinite(array)]
-        counts, edges = np.histogram(array, bins=HISTOGRAM_BINS, range=(tally.min, tally.max))
-        stats.histogram = Histogram(bin_edges=[float(e) for e in edges], counts=_apportion(counts, tally.n))
+        sampled_histogram = histogram(array, tally.min, tally.max)
+        stats.histogram = Histogram(bin_edges=sampled_histogram.bin_edges,
+                                    counts=_apportion(np.asarray(sampled_histogram.counts), tally.n))
 
 
 _SHIFTED_ROW = re.compile(r"(?<=\bat row )\d+|(?<=\bbut row )\d+")

@@ -157,7 +157,9 @@ def build_training_data(spec: TrainingSpec, train_path: str, validation_path: st
         classes = sorted(pd.unique(seen).tolist())
     prep["feature_names"] = _feature_names(spec, prep)
     if prep["kind"] == "sequence":
-        prep["history"] = _series(spec, frame).iloc[-prep["window_size"]:].tolist()
+        # The latest values before the test period: the validation data's tail when it follows training.
+        latest = pd.read_parquet(validation_path) if validation_path else frame
+        prep["history"] = _series(spec, latest).iloc[-prep["window_size"]:].tolist()
     return TrainingData(
         task=spec.model_type,
         feature_names=prep["feature_names"],

@@ -100,6 +100,10 @@ class FrameworkAdapter(abc.ABC):
 
     #: Registry key, e.g. "sklearn".
     name: ClassVar[str]
+    #: The TrainingData input kinds this framework trains on (see INPUT_KINDS).
+    input_kinds: ClassVar[tuple[str, ...]] = ("tabular",)
+    #: Whether missing feature values are fine (XGBoost learns a direction for them).
+    accepts_missing_values: ClassVar[bool] = False
 
     @abc.abstractmethod
     def validate(self, spec: TrainingSpec) -> None:

@@ -1051,6 +1051,7 @@ class PyTorchRun(TrainingRun):
 
 class PyTorchAdapter(FrameworkAdapter):
     name = "pytorch"
+    input_kinds = ("tabular", "text", "interactions", "sequence")
 
     def validate(self, spec: TrainingSpec) -> None:
         _validate(spec)

@@ -901,6 +901,7 @@ def _tar_directory(root: Path) -> bytes:
 
 class TensorFlowAdapter(FrameworkAdapter):
     name = "tensorflow"
+    input_kinds = ("tabular", "text", "interactions", "sequence")
 
     def validate(self, spec: TrainingSpec) -> None:
         _validate(spec)

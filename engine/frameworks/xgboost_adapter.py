@@ -647,6 +647,7 @@ def _split_state(state: bytes) -> tuple[dict[str, Any], bytes]:
 
 class XGBoostAdapter(FrameworkAdapter):
     name = "xgboost"
+    accepts_missing_values = True
 
     def validate(self, spec: TrainingSpec) -> None:
         _plan(spec)

@@ -69,6 +69,19 @@ def _check_columns(spec: TrainingSpec, columns: dict[str, str], dataset: str) ->
 
     numeric = ("int64", "float64")
     kind = input_kind(spec)
+    # Roles that do nothing for this kind of job are refused rather than silently ignored.
+    unused = {
+        "text_column": data.text_column and kind in ("sequence", "interactions"),
+        "time_column": data.time_column and kind != "sequence",
+        "user_column": data.user_column and kind != "interactions",
+        "item_column": data.item_column and kind != "interactions",
+        "window_size": data.window_size and kind != "sequence",
+        "feature_columns": data.feature_columns and kind != "tabular",
+    }
+    for role, set_in_vain in unused.items():
+        if set_in_vain:
+            raise InvalidArgument.field(f"data_config.{role}", f"does not apply to a {spec.model_type} job reading "
+                                                               f"{kind} data: leave it unset")
     if spec.model_type == "anomaly_detection":
         used = [column("label_column", data.label_column)] if data.label_column else []
     elif kind == "sequence":
@@ -81,6 +94,8 @@ def _check_columns(spec: TrainingSpec, columns: dict[str, str], dataset: str) ->
     elif kind == "interactions":
         return [column("user_column", data.user_column), column("item_column", data.item_column),
                 column("label_column", data.label_column, numeric, "ratings must be numeric")]
+    elif spec.model_type == "regression":
+        used = [column("label_column", data.label_column, numeric + ("bool",), "a regression label must be numeric")]
     else:
         used = [column("label_column", data.label_column)]
     if kind == "text":
@@ -96,6 +111,44 @@ def _check_columns(spec: TrainingSpec, columns: dict[str, str], dataset: str) ->
             raise InvalidArgument.field(field, f"column {col!r} is {columns[col]}; features must be numeric, boolean "
                                                "or categorical text: leave it out of data_config.feature_columns")
     return used + features
+
+
+MAX_CATEGORIES = 1000
+
+
+def _check_values(spec: TrainingSpec, adapter: FrameworkAdapter, train, used: list[str]) -> None:
+    """What the training data's statistics already tell: failures a worker would otherwise hit
+    only after it started."""
+    data = spec.data
+    stats = {c["name"]: c for c in train.statistics.get("columns", [])}
+    label = data.label_column
+    if label and label in stats and stats[label].get("null_count"):
+        raise InvalidArgument.field("data_config.label_column",
+                                    f"{label!r} is missing in {stats[label]['null_count']} rows of {train.name}: "
+                                    f"drop them first, e.g. FilterDataset with \"notnull({label})\"")
+    if spec.model_type == "forecasting":
+        window = data.window_size or 12
+        if train.row_count <= window:
+            raise InvalidArgument.field("data_config.window_size",
+                                        f"{train.name} has {train.row_count} rows; a window of {window} needs more: "
+                                        "lower data_config.window_size or give more rows")
+        return
+    if input_kind(spec) != "tabular":
+        return
+    types = {c["name"]: c["data_type"] for c in train.schema.get("columns", [])}
+    for col in used:
+        if col == label or col not in stats:
+            continue
+        if stats[col].get("null_count") and not adapter.accepts_missing_values:
+            raise InvalidArgument.field("data_config.feature_columns",
+                                        f"feature {col!r} is missing in {stats[col]['null_count']} rows and "
+                                        f"{spec.framework} needs every value: impute them first (TransformDataset "
+                                        "with processing.imputation) or leave the column out")
+        if types.get(col) == "string" and (stats[col].get("distinct_count") or 0) > MAX_CATEGORIES:
+            raise InvalidArgument.field("data_config.feature_columns",
+                                        f"text column {col!r} has {stats[col]['distinct_count']} distinct values, "
+                                        f"too many to one-hot encode (at most {MAX_CATEGORIES}): leave it out, or "
+                                        "use it as data_config.text_column with a text classifier")
 
 
 def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
@@ -277,9 +330,15 @@ class ModelTrainer:
         data.train_dataset = names.resolve(data.train_dataset, "datasets", "data_config.train_dataset", project)
         train = self._datasets.get(data.train_dataset, field="data_config.train_dataset")
         columns = {c["name"]: c["data_type"] for c in train.schema.get("columns", [])}
-        if spec.model_type in SUPERVISED_TASKS + ("recommendation",) and not data.label_column:
+        if not data.label_column:  # anomaly detection too: a labelled dataset's label is never a feature
             data.label_column = train.label_column
+        kind = input_kind(spec)
+        if kind not in adapter.input_kinds:
+            raise InvalidArgument.field("model_config.framework",
+                                        f"{spec.framework} trains on tabular data; this job's data is {kind} "
+                                        "(text, ratings or a time series): use pytorch or tensorflow")
         needed = _check_columns(spec, columns, train.name)
+        _check_values(spec, adapter, train, needed)
         if data.validation:  # the job refuses training data that fails its rules
             self._datasets.refuse_invalid(train.name, data.validation, "data_config.validation")
         for field in ("validation_dataset", "test_dataset"):
@@ -493,7 +552,7 @@ class ModelTrainer:
             if ref:
                 ds = self._datasets.get(ref, field=f"data_config.{key}")
                 parts[part] = {"name": ds.name, "path": ds.path, "sha256": ds.sha256, "version": ds.version,
-                               "lineage": ds.lineage}
+                               "lineage": ds.lineage, "processed_by": self._processed_by(ds)}
         resume = None
         if row.checkpoint and row.checkpoint.get("path"):
             resume = row.checkpoint
@@ -505,6 +564,24 @@ class ModelTrainer:
             "artifact_dir": str(self._artifact_dir(row.name)),
             "resume": resume,
         }
+
+    def _processed_by(self, dataset) -> dict[str, Any]:
+        """The nearest ancestor made by TransformDataset or RunDataPipeline, looking through splits
+        and filters (which do not change columns): the processing raw input needs before the model."""
+        current = dataset
+        for _ in range(50):  # lineage is a DAG of finite depth; the bound only guards bad data
+            operation = current.lineage.get("operation")
+            if operation in ("transform", "data_pipeline"):
+                return {"dataset": current.name, "operation": operation,
+                        "parameters": current.lineage.get("parameters", {})}
+            parents = current.lineage.get("parents") or []
+            if operation not in ("split", "filter") or len(parents) != 1:
+                return {}
+            try:
+                current = self._datasets.get(parents[0])
+            except NotFound:  # deleted since: nothing more to learn
+                return {}
+        return {}
 
     # ----- messages from workers (supervisor threads)
 

@@ -198,6 +198,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         every = max(1, spec.checkpoints.every_n_epochs or 1)
         if spec.checkpoints.enabled and epoch % every == 0:
             save_checkpoint(epoch)
+        elif spec.checkpoints.save_latest:  # the latest epoch, whatever the periodic schedule says
+            save_checkpoint(epoch)
         channel.send("metrics", point)
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         channel.log(f"epoch {epoch}/{total}: {summary} ({seconds:.2f} s)", "info", epoch)
@@ -228,13 +230,18 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         indent=2, sort_keys=True).encode())
     test_metrics: dict[str, float] = {}
     if datasets.get("test"):
-        X_test, y_test = load_arrays(spec, datasets["test"]["path"], data)
-        evaluated = run.evaluate(X_test, y_test)
+        try:
+            X_test, y_test = load_arrays(spec, datasets["test"]["path"], data)
+            evaluated = run.evaluate(X_test, y_test)
+        except Exception as exc:  # the model is trained and exported: a bad test set costs only its metrics
+            channel.log(f"test metrics not computed: {type(exc).__name__}: {exc}", "warning")
+            evaluated = {}
         # On test data the "validation" loss is the test loss.
         if "validation_loss" in evaluated:
             evaluated["loss"] = evaluated.pop("validation_loss")
         test_metrics = {k: float(v) for k, v in evaluated.items() if _finite(v)}
-        channel.log("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(test_metrics.items())))
+        if test_metrics:
+            channel.log("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(test_metrics.items())))
     channel.send(
         "completed",
         {
@@ -275,12 +282,12 @@ def _with_onnx_metadata(blob: bytes, manifest: dict[str, Any]) -> bytes:
 
 
 def _upstream_processing(train: dict[str, Any]) -> dict[str, Any]:
-    """When the training data came out of a data pipeline or a transform, the processing an
-    inference engine must apply to raw input before the model sees it."""
-    lineage = train.get("lineage") or {}
-    params = lineage.get("parameters") or {}
-    if lineage.get("operation") == "data_pipeline":
+    """When the training data came out of a data pipeline or a transform (perhaps split or
+    filtered since), the processing an inference engine must apply to raw input first."""
+    origin = train.get("processed_by") or {}
+    params = origin.get("parameters") or {}
+    if origin.get("operation") == "data_pipeline":
         return {"data_pipeline": params.get("data_pipeline", "")}
-    if lineage.get("operation") == "transform":
-        return {"processing_dataset": train.get("name", ""), "processing": params.get("fitted", {})}
+    if origin.get("operation") == "transform":
+        return {"processing_dataset": origin.get("dataset", ""), "processing": params.get("fitted", {})}
     return {}
