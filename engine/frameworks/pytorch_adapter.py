@@ -88,7 +88,7 @@ from engine.callbacks.lr_schedule import LearningRateSchedule
 from engine.data import text
 from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.formats import parse_format
-from engine.export.parity import check_parity, onnx_predict
+from engine.export.parity import onnx_predict
 from engine.frameworks import neural
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
@@ -427,16 +427,6 @@ def _full_float32(device: Any) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.allow_tf32 = before
-
-
-def _onnx_outputs(onnx_bytes: bytes, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Every output of the model on `inputs`, fed as they are (engine.export.parity's
-    onnx_predict casts to float32, which an int64 input refuses)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, {session.get_inputs()[0].name: inputs})))
 
 
 class PyTorchRun(TrainingRun):
@@ -1033,15 +1023,8 @@ class PyTorchRun(TrainingRun):
         tolerance = ONNX_TOLERANCE
         if not self._classifier and len(reference):
             tolerance *= max(1.0, float(np.max(np.abs(reference))))
-        inputs = self.model_inputs(X)
-        if inputs.dtype == np.float32:
-            try:
-                check_parity(onnx_bytes, reference, inputs, atol=tolerance)
-                return
-            except ValueError:
-                got = onnx_predict(onnx_bytes, inputs)[output]
-        else:  # token ids or id indices: parity's onnx_predict would feed them as float32
-            got = _onnx_outputs(onnx_bytes, inputs)[output]
+        # onnx_predict feeds token ids and id indices as int64, features as float32.
+        got = onnx_predict(onnx_bytes, self.model_inputs(X))[output]
         got = np.asarray(got, dtype=np.float64).reshape(reference.shape)
         difference = np.abs(got - reference)
         worst = float(np.max(difference)) if difference.size else 0.0

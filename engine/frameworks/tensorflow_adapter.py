@@ -849,12 +849,9 @@ class TensorFlowRun(TrainingRun):
     def onnx_outputs(self, onnx_bytes: bytes, X: np.ndarray) -> dict[str, np.ndarray]:
         """Every output of an ONNX export of this run on X (the data layer's layout; texts are
         encoded to the int64 token ids the export takes), by name, from onnxruntime."""
-        import onnxruntime as ort
+        from engine.export.parity import onnx_predict
 
-        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        (feed,) = session.get_inputs()
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, {feed.name: self._inputs(X)})))
+        return onnx_predict(onnx_bytes, self._inputs(X))
 
     def _savedmodel(self) -> bytes:
         keras = self._keras
