@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
 from engine.jobs.trainer import ModelTrainer, TrainerSettings
+from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
 from engine.store.database import Database
@@ -38,6 +39,7 @@ class Engine:
         self.db = Database(settings.resolved_database_url(), on_commit=self.bus.publish)
         self.journal = Journal(self.db, self.bus)
         self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes)
+        self.models = ModelRegistry(self.db)
         self.trainer = ModelTrainer(
             self.db,
             self.journal,
@@ -48,6 +50,7 @@ class Engine:
                 max_concurrent_jobs=settings.max_concurrent_jobs,
                 default_timeout_seconds=settings.default_timeout_seconds,
             ),
+            self.models,
         )
 
     def start(self) -> None:

@@ -18,7 +18,7 @@ from engine.jobs.spec import (
     TrainingSpec,
 )
 from engine.store.models import DatasetRow, TrainingJobRow
-from forge.training.v1 import common_pb2, dataset_pb2, metrics_pb2, training_job_pb2
+from forge.training.v1 import common_pb2, dataset_pb2, metrics_pb2, model_pb2, training_job_pb2
 from server.errors import error_status_proto
 
 # ----- enums <-> engine strings
@@ -166,6 +166,7 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
         resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
                                timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority),
         labels=dict(request.labels),
+        model_id=request.model_id,
     )
 
 
@@ -182,6 +183,7 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
         display_name=spec.display_name,
         model_type=_str_to_enum(common_pb2.ModelType, spec.model_type, "MODEL_TYPE_"),
         labels=spec.labels,
+        model_id=spec.model_id,
     )
     mc = request.model_config
     mc.framework, mc.architecture = spec.framework, spec.architecture
@@ -285,6 +287,7 @@ def job_to_proto(row: TrainingJobRow) -> training_job_pb2.TrainingJob:
         export_formats=[export_format_enum(f) for f in (row.artifacts or {}) if f != "state"],
         framework_versions=row.framework_versions or {},
         attempt_count=row.attempt_count,
+        model_version=(row.model_info or {}).get("model_version", ""),
     )
     for field in ("create_time", "start_time", "end_time", "update_time"):
         value = getattr(row, field)
@@ -470,5 +473,25 @@ def data_pipeline_to_proto(row) -> dataset_pb2.DataPipeline:
     if row.validation:
         out.validation.CopyFrom(rules_to_proto(row.validation))
     out.fitted.CopyFrom(dict_to_struct(row.fitted or {}))
+    out.create_time.CopyFrom(timestamp(row.create_time))
+    return out
+
+
+# ----- the model registry
+
+_STAGE_ENUM = {"": 0, "staging": 1, "production": 2, "archived": 3}
+
+
+def model_to_proto(row) -> model_pb2.Model:
+    out = model_pb2.Model(
+        name=row.name, model_id=row.model_id, version=row.version, framework=row.framework,
+        framework_versions=row.framework_versions or {}, metrics=row.metrics or {}, training_job=row.training_job,
+        datasets=list(row.datasets or []),
+        export_formats=[export_format_enum(f) for f in (row.artifacts or {}) if f != "state"],
+        stage=_STAGE_ENUM.get(row.stage, 0),
+        artifact_uri=(row.artifacts or {}).get("state", {}).get("path", ""),
+        artifact_sha256=(row.artifacts or {}).get("state", {}).get("sha256", ""),
+        model_type=_str_to_enum(common_pb2.ModelType, row.model_type, "MODEL_TYPE_"),
+    )
     out.create_time.CopyFrom(timestamp(row.create_time))
     return out

@@ -139,20 +139,42 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         return pb.SaveModelResponse(path=path, size_bytes=size, sha256=digest)
 
     @rpc
+    async def ListModels(self, request, context) -> pb.ListModelsResponse:
+        project = names.project_of_parent(request.parent)
+        rows, token = await _run(self.engine.models.list, project, request.page_size, request.page_token,
+                                 request.filter)
+        return pb.ListModelsResponse(models=[convert.model_to_proto(r) for r in rows], next_page_token=token)
+
+    @rpc
+    async def GetModel(self, request, context) -> pb.GetModelResponse:
+        return pb.GetModelResponse(model=convert.model_to_proto(await _run(self.engine.models.get, request.name)))
+
+    @rpc
+    async def DeleteModel(self, request, context) -> pb.DeleteModelResponse:
+        await _run(self.engine.models.delete, request.name)
+        return pb.DeleteModelResponse()
+
+    @rpc
     async def ExportModel(self, request, context):
         fmt = parse_format(convert.export_format_str(request.format))
-        row, info = await _run(self.trainer.artifact, self._job(request.name), fmt, False)
+        if "/models/" in request.name:  # a registered model version
+            row, info = await _run(self.engine.models.artifact, request.name, fmt, False)
+            framework, versions, model_info = row.framework, row.framework_versions, row.model_info
+        else:
+            row, info = await _run(self.trainer.artifact, self._job(request.name), fmt, False)
+            framework, versions, model_info = row.spec.get("framework", ""), row.framework_versions, row.model_info
+        model_info = model_info or {}
         metadata = model_pb2.ExportMetadata(
             format=request.format,
             size_bytes=info["size_bytes"],
             sha256=info["sha256"],
             filename=FORMATS[fmt].filename,
             content_type=FORMATS[fmt].content_type,
-            framework=row.spec.get("framework", ""),
-            framework_versions=row.framework_versions or {},
-            input_features=row.model_info.get("features", []),
-            class_labels=row.model_info.get("classes", []),
-            preprocessing=convert.dict_to_struct(row.model_info.get("preprocessing", {})),
+            framework=framework,
+            framework_versions=versions or {},
+            input_features=model_info.get("features", []),
+            class_labels=model_info.get("classes", []),
+            preprocessing=convert.dict_to_struct(model_info.get("preprocessing", {})),
         )
         digest = hashlib.sha256()
         offset = 0

@@ -11,9 +11,6 @@ import grpc
 # "Service.Method" -> what the method will do once implemented.
 UNIMPLEMENTED: dict[str, str] = {
     "TrainerService.LoadModel": "registering model artifacts from storage",
-    "TrainerService.ListModels": "the model registry",
-    "TrainerService.GetModel": "the model registry",
-    "TrainerService.DeleteModel": "the model registry",
     "TrainerService.EvaluateModel": "evaluating models on datasets",
     "TrainerService.StartTuning": "hyperparameter tuning",
     "TrainerService.GetTuningJob": "hyperparameter tuning",

@@ -107,6 +107,7 @@ class TrainingSpec:
     data: DataSpec = field(default_factory=DataSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     labels: dict[str, str] = field(default_factory=dict)
+    model_id: str = ""  # the registered model this job's result becomes a version of; default the job id
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

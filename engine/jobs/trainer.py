@@ -31,6 +31,7 @@ from engine.frameworks.registry import get_adapter
 from engine.jobs import states
 from engine.jobs.spec import MODEL_TYPES, TrainingSpec
 from engine.jobs.supervisor import WorkerHandle, supervise
+from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
 from engine.paging import next_token, page_bounds, parse_filter
@@ -170,8 +171,10 @@ class TrainerSettings:
 
 
 class ModelTrainer:
-    def __init__(self, db: Database, journal: Journal, bus: Bus, datasets: DataManager, settings: TrainerSettings):
+    def __init__(self, db: Database, journal: Journal, bus: Bus, datasets: DataManager, settings: TrainerSettings,
+                 models: ModelRegistry | None = None):
         self._db = db
+        self._models = models
         self._journal = journal
         self._bus = bus
         self._datasets = datasets
@@ -285,6 +288,8 @@ class ModelTrainer:
     def _validate(self, project: str, spec: TrainingSpec) -> FrameworkAdapter:
         if not spec.framework:
             raise InvalidArgument.field("model_config.framework", "is required: e.g. 'sklearn'", "REQUIRED")
+        if spec.model_id:
+            names.validate_id(spec.model_id, "model_id")
         adapter = get_adapter(spec.framework)
         if spec.model_type not in MODEL_TYPES:
             raise InvalidArgument.field(
@@ -398,6 +403,8 @@ class ModelTrainer:
                 raise FailedPrecondition(f"job {name} is {row.state}: cancel it first, then delete it")
             s.delete(row)
         self._journal.delete(name)
+        if self._models is not None:
+            self._models.forget_job(name)
         shutil.rmtree(self._checkpoint_dir(name, row.spec), ignore_errors=True)
         shutil.rmtree(self._artifact_dir(name), ignore_errors=True)
 
@@ -656,6 +663,13 @@ class ModelTrainer:
                                     f"paused after epoch {payload['epoch']}; ResumeTraining continues from there")
         elif kind == "completed":
             reason = payload.get("stop_reason")
+            if self._models is not None:
+                # Registered before the job shows COMPLETED, so a completed job always names its version.
+                version = self._models.register(self.get_job(name))
+                with self._db.session() as s:
+                    row = self._row(s, name)
+                    row.model_info = {**(row.model_info or {}), "model_version": version.name}
+                self._journal.log(name, f"registered as {version.name}")
             self._finish(name, states.COMPLETED,
                          f"completed after epoch {payload['epoch']}" + (f" ({reason})" if reason else ""))
         elif kind == "failed":

@@ -123,3 +123,25 @@ class DataPipelineRow(Base):
     # Every step's learned parameters (engine/data/processing.py), applied unchanged by RunDataPipeline.
     fitted: Mapped[dict] = mapped_column(JSON, default=dict)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    model_id: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    framework: Mapped[str] = mapped_column(String(32))
+    model_type: Mapped[str] = mapped_column(String(32))
+    framework_versions: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    training_job: Mapped[str] = mapped_column(String(255), default="")
+    datasets: Mapped[list] = mapped_column(JSON, default=list)
+    # The job's artifacts ({"onnx": {"path", "sha256", "size_bytes"}, ...}) and model info.
+    artifacts: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_info: Mapped[dict] = mapped_column(JSON, default=dict)
+    stage: Mapped[str] = mapped_column(String(16), default="")
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_model_versions_model", "project", "model_id", "version", unique=True),)

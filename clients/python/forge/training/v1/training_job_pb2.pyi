@@ -15,7 +15,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("name", "spec", "state", "state_message", "error", "create_time", "start_time", "end_time", "update_time", "current_epoch", "total_epochs", "progress", "latest_metrics", "checkpoint_epoch", "test_metrics", "export_formats", "framework_versions", "attempt_count")
+    __slots__ = ("name", "spec", "state", "state_message", "error", "create_time", "start_time", "end_time", "update_time", "current_epoch", "total_epochs", "progress", "latest_metrics", "checkpoint_epoch", "test_metrics", "export_formats", "framework_versions", "attempt_count", "model_version")
     class TestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class TrainingJob(_message.Message):
     EXPORT_FORMATS_FIELD_NUMBER: _ClassVar[int]
     FRAMEWORK_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TrainingRequest
     state: _common_pb2.JobState
@@ -66,10 +67,11 @@ class TrainingJob(_message.Message):
     export_formats: _containers.RepeatedScalarFieldContainer[_common_pb2.ExportFormat]
     framework_versions: _containers.ScalarMap[str, str]
     attempt_count: int
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ...) -> None: ...
+    model_version: str
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class TrainingRequest(_message.Message):
-    __slots__ = ("display_name", "model_type", "model_config", "training_config", "data_config", "resources", "validation", "callbacks", "labels")
+    __slots__ = ("display_name", "model_type", "model_config", "training_config", "data_config", "resources", "validation", "callbacks", "labels", "model_id")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +88,7 @@ class TrainingRequest(_message.Message):
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
     CALLBACKS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     model_type: _common_pb2.ModelType
     model_config: ModelConfig
@@ -95,7 +98,8 @@ class TrainingRequest(_message.Message):
     validation: ValidationConfig
     callbacks: _containers.RepeatedCompositeFieldContainer[CallbackConfig]
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, display_name: _Optional[str] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., training_config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., data_config: _Optional[_Union[TrainingDataConfig, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.ResourceConfig, _Mapping]] = ..., validation: _Optional[_Union[ValidationConfig, _Mapping]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackConfig, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    model_id: str
+    def __init__(self, display_name: _Optional[str] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., training_config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., data_config: _Optional[_Union[TrainingDataConfig, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.ResourceConfig, _Mapping]] = ..., validation: _Optional[_Union[ValidationConfig, _Mapping]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackConfig, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class ModelConfig(_message.Message):
     __slots__ = ("framework", "architecture", "hyperparameters", "input_shape", "output_shape", "pretrained_path", "frozen_layers")
