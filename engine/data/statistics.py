@@ -171,7 +171,9 @@ def _column_statistics(name: str, column: pa.ChunkedArray) -> ColumnStatistics:
         name=name,
         null_count=int(column.null_count),
         distinct_count=int(pc.count_distinct(values).as_py()) if len(values) else 0,
-        top_values=_value_counts(values, TOP_VALUES),
+        # Raw bytes (images) repeated as "top values" say nothing and bloat every GetDataset.
+        top_values=[] if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)
+        else _value_counts(values, TOP_VALUES),
     )
     if _is_numeric(column.type):
         _numeric_summary(stats, values)
