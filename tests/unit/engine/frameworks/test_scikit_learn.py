@@ -14,36 +14,7 @@ from engine.jobs.spec import TrainingSpec
 adapter = SklearnAdapter()
 
 
-def _split(loader, task):
-    from sklearn.model_selection import train_test_split
-
-    X, y = loader(return_X_y=True)
-    stratify = y if task == "classification" else None
-    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=0, stratify=stratify)
-    classes = sorted(set(y.tolist())) if task == "classification" else None
-    names = [f"f{i}" for i in range(X.shape[1])]
-    return TrainingData(task, names, "target", X_train, y_train, X_val, y_val, classes)
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    return _split(load_breast_cancer, "classification")
-
-
-@pytest.fixture(scope="module")
-def iris():
-    from sklearn.datasets import load_iris
-
-    return _split(load_iris, "classification")
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    from sklearn.datasets import load_diabetes
-
-    return _split(load_diabetes, "regression")
+# The cancer, iris and diabetes fixtures come from conftest.py.
 
 
 def make_spec(architecture, model_type="classification", epochs=3, hyperparameters=None, **config):

@@ -25,38 +25,8 @@ CLASSIFICATION_METRICS = {"training_loss", "validation_loss", "accuracy", "preci
 REGRESSION_METRICS = {"training_loss", "validation_loss", "rmse", "mae", "r2", "learning_rate", "gradient_norm"}
 
 
-def _split(loader, task, rows=None):
-    from sklearn.model_selection import train_test_split
-
-    X, y = loader(return_X_y=True)
-    if rows is not None:
-        X, y = X[:rows], y[:rows]
-    stratify = y if task == "classification" else None
-    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=0, stratify=stratify)
-    classes = sorted(set(y.tolist())) if task == "classification" else None
-    names = [f"f{i}" for i in range(X.shape[1])]
-    return TrainingData(task, names, "target", X_train, y_train, X_val, y_val, classes)
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    return _split(load_breast_cancer, "classification")
-
-
-@pytest.fixture(scope="module")
-def iris():
-    from sklearn.datasets import load_iris
-
-    return _split(load_iris, "classification")
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    from sklearn.datasets import load_diabetes
-
-    return _split(load_diabetes, "regression", rows=300)
+# The cancer, iris and diabetes fixtures come from conftest.py.
+DIABETES_ROWS = 300
 
 
 def make_spec(model_type="classification", epochs=3, hyperparameters=None, **config):
