@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, Unimplemented
 from engine.jobs.spec import (
     CheckpointSpec,
     DataSpec,
@@ -24,7 +24,8 @@ from server.errors import error_status_proto
 # ----- enums <-> engine strings
 
 
-def _enum_to_str(enum_type, value: int, prefix: str, field: str = "") -> str:
+def enum_str(enum_type, value: int, prefix: str, field: str = "") -> str:
+    """The engine's lowercase name of an enum value; unknown values are INVALID_ARGUMENT on `field`."""
     if value == 0:
         return ""
     if value not in enum_type.values():  # a newer client, or a typo: a client mistake, not a crash
@@ -40,13 +41,13 @@ def _str_to_enum(enum_type, value: str, prefix: str) -> int:
 
 
 def model_type_str(value: int) -> str:
-    return _enum_to_str(common_pb2.ModelType, value, "MODEL_TYPE_", "model_type")
+    return enum_str(common_pb2.ModelType, value, "MODEL_TYPE_", "model_type")
 
 
 def export_format_str(value: int, field: str = "format") -> str:
     if value == 0:
         raise InvalidArgument.field(field, "is required: ONNX, PICKLE, SAVEDMODEL or TORCH", "REQUIRED")
-    return _enum_to_str(common_pb2.ExportFormat, value, "EXPORT_FORMAT_", field)
+    return enum_str(common_pb2.ExportFormat, value, "EXPORT_FORMAT_", field)
 
 
 def export_format_enum(value: str) -> int:
@@ -54,11 +55,11 @@ def export_format_enum(value: str) -> int:
 
 
 def data_format_str(value: int, field: str = "format") -> str:
-    return _enum_to_str(dataset_pb2.DataFormat, value, "DATA_FORMAT_", field)
+    return enum_str(dataset_pb2.DataFormat, value, "DATA_FORMAT_", field)
 
 
 def dataset_type_str(value: int, field: str = "type") -> str:
-    return _enum_to_str(dataset_pb2.DatasetType, value, "DATASET_TYPE_", field)
+    return enum_str(dataset_pb2.DatasetType, value, "DATASET_TYPE_", field)
 
 
 def job_state_enum(state: str) -> int:
@@ -113,20 +114,14 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
     mc, tc, dc, rc = request.model_config, request.training_config, request.data_config, request.resources
     reg, es, lr, ck = tc.regularization, tc.early_stopping, tc.lr_scheduler, tc.checkpoints
     if request.validation.cross_validation.enabled:
-        from engine.errors import Unimplemented
-
         raise Unimplemented("spec.validation.cross_validation is not implemented yet; leave it unset")
     if request.callbacks:
-        from engine.errors import Unimplemented
-
         raise Unimplemented("spec.callbacks are not implemented yet; use training_config.early_stopping and "
                             "training_config.checkpoints")
     if mc.output_shape:
         raise InvalidArgument.field("model_config.output_shape", "is derived from the data (classes or targets); "
                                                                  "leave it unset")
     if mc.pretrained_path or mc.frozen_layers:
-        from engine.errors import Unimplemented
-
         raise Unimplemented("spec.model_config.pretrained_path (fine-tuning) is not implemented yet")
     return TrainingSpec(
         framework=mc.framework.strip().lower(),
@@ -327,7 +322,7 @@ def schema_from_proto(schema: dataset_pb2.DataSchema, field: str = "config.schem
             raise InvalidArgument.field(type_field, "is required", "REQUIRED")
         columns.append({
             "name": col.name,
-            "data_type": _enum_to_str(dataset_pb2.DataType, col.data_type, "DATA_TYPE_", type_field),
+            "data_type": enum_str(dataset_pb2.DataType, col.data_type, "DATA_TYPE_", type_field),
             "nullable": col.nullable,
             "categorical": col.categorical,
             "categories": list(col.categories),
@@ -419,7 +414,7 @@ def rules_from_proto(rules: dataset_pb2.ValidationRules, field: str) -> dict[str
     out = message_dict(rules)
     for i, constraint in enumerate(rules.constraints):
         if constraint.data_type:
-            out["constraints"][i]["data_type"] = _enum_to_str(dataset_pb2.DataType, constraint.data_type,
+            out["constraints"][i]["data_type"] = enum_str(dataset_pb2.DataType, constraint.data_type,
                                                               "DATA_TYPE_", f"{field}.constraints[{i}].data_type")
     return out
 
@@ -445,7 +440,7 @@ def report_to_proto(report: dict[str, Any]) -> dataset_pb2.ValidationReport:
 def data_source_from_proto(source: dataset_pb2.DataSource) -> dict[str, Any]:
     return {
         "display_name": source.display_name,
-        "type": _enum_to_str(dataset_pb2.DataSourceType, source.type, "DATA_SOURCE_TYPE_", "data_source.type"),
+        "type": enum_str(dataset_pb2.DataSourceType, source.type, "DATA_SOURCE_TYPE_", "data_source.type"),
         "uri": source.uri,
         "format": data_format_str(source.format, "data_source.format"),
         "query": source.query,

@@ -8,6 +8,7 @@ import shutil
 
 from engine import names
 from engine.app import Engine
+from engine.data.records import iter_arrow_batches, iter_record_batches
 from engine.errors import InvalidArgument
 from forge.training.v1 import data_service_pb2 as pb, data_service_pb2_grpc, dataset_pb2
 from server import convert, unimplemented
@@ -138,17 +139,13 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
     @rpc
     async def StreamRecords(self, request, context):
-        from engine.data.records import iter_record_batches
-
         row = await _run(self.data.get, self._dataset(request.name))
         size = request.batch_size or 1000
         if not 0 < size <= 10_000:
             raise InvalidArgument.field("batch_size", f"must be between 1 and 10000, got {size}")
         columns = list(request.columns) or None
-        convert._enum_to_str(dataset_pb2.RecordFormat, request.format, "RECORD_FORMAT_", "format")  # known value?
+        convert.enum_str(dataset_pb2.RecordFormat, request.format, "RECORD_FORMAT_", "format")  # a known value
         if request.format == dataset_pb2.RECORD_FORMAT_ARROW_IPC:
-            from engine.data.records import iter_arrow_batches
-
             chunks = await _run(iter_arrow_batches, row.path, size, request.offset, columns)
             while True:
                 chunk = await _run(next, chunks, None)

@@ -9,7 +9,7 @@ from engine import names
 from engine.app import Engine
 from engine.errors import DataLoss, InvalidArgument
 from engine.export.formats import FORMATS, parse_format
-from engine.paging import page_bounds
+from engine.paging import next_token, page_bounds
 from forge.training.v1 import model_pb2, trainer_service_pb2 as pb, trainer_service_pb2_grpc
 from server import convert, unimplemented
 from server.errors import rpc
@@ -84,8 +84,6 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             points = await _run(self.engine.journal.metrics_after, job, after, limit + 1)
             response.history.extend(convert.metrics_to_proto(p) for p in points[:limit])
             if len(points) > limit:
-                from engine.paging import next_token
-
                 response.next_page_token = next_token(after, limit, limit, True)
         return response
 
@@ -118,8 +116,6 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         entries, scanned = await _run(fetch, after, limit)
         response = pb.GetTrainingLogsResponse(entries=[convert.log_to_proto(e) for e in entries])
         if scanned - after >= limit:
-            from engine.paging import next_token
-
             response.next_page_token = next_token(after, limit, scanned - after, True)
         return response
 

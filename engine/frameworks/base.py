@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.errors import FailedPrecondition, InvalidArgument
+from engine.export.formats import parse_format
 from engine.jobs.spec import TrainingSpec
 
 
@@ -68,6 +70,21 @@ class TrainingRun(abc.ABC):
     #: The number of epochs this run will take; may be less than spec.epochs
     #: for estimators that fit in one pass (then 1).
     total_epochs: int
+    #: The last epoch trained; 0 before the first.
+    _epoch: int = 0
+
+    def _require_trained(self) -> None:
+        if self._epoch == 0:
+            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
+
+    def _export_name(self, fmt: str, framework: str) -> str:
+        """The canonical name of export format `fmt`, refused on field `format` when this run
+        does not offer it."""
+        name = parse_format(fmt)
+        if name not in self.export_formats:
+            raise InvalidArgument.field("format", f"{framework} models export as "
+                                                  f"{' or '.join(self.export_formats)}, not {name}")
+        return name
 
     @abc.abstractmethod
     def train_epoch(self, epoch: int) -> EpochResult:

@@ -87,7 +87,6 @@ import numpy as np
 from engine.callbacks.lr_schedule import LearningRateSchedule
 from engine.data import text
 from engine.errors import FailedPrecondition, InvalidArgument
-from engine.export.formats import parse_format
 from engine.export.parity import onnx_predict
 from engine.frameworks import neural
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
@@ -940,10 +939,6 @@ class PyTorchRun(TrainingRun):
         self._require_trained()
         return list(self._classes) if self._classifier else None
 
-    def _require_trained(self) -> None:
-        if self._epoch == 0:
-            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
-
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         self._require_trained()
         with _threads(self._threads):
@@ -956,10 +951,7 @@ class PyTorchRun(TrainingRun):
         return ["onnx", "torch"]
 
     def export(self, fmt: str) -> bytes:
-        name = parse_format(fmt)
-        if name not in self.export_formats:
-            raise InvalidArgument.field("format", f"pytorch models export as {' or '.join(self.export_formats)}, "
-                                        f"not {name}")
+        name = self._export_name(fmt, "pytorch")
         self._require_trained()
         if name == "torch":
             return self._torch_export()

@@ -46,7 +46,6 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import FailedPrecondition, InvalidArgument
-from engine.export.formats import parse_format
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
@@ -803,10 +802,6 @@ class SklearnRun(TrainingRun):
         self._require_trained()
         return self._estimator.classes_.tolist() if self._classifier else None
 
-    def _require_trained(self) -> None:
-        if self._epoch == 0:
-            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
-
     def evaluate(self, X: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
         """The epoch metrics on (X, y), the loss named validation_loss. Anomaly detection adds its
         extras (anomaly_fraction, roc_auc) and takes y None when there are no labels."""
@@ -841,10 +836,7 @@ class SklearnRun(TrainingRun):
         return ["onnx", "pickle"]
 
     def export(self, fmt: str) -> bytes:
-        name = parse_format(fmt)
-        if name not in self.export_formats:
-            raise InvalidArgument.field("format", f"sklearn models export as {' or '.join(self.export_formats)}, "
-                                        f"not {name}")
+        name = self._export_name(fmt, "sklearn")
         pipeline = self.pipeline()
         if name == "pickle":
             return pickle.dumps(pipeline, protocol=5)

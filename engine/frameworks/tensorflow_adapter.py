@@ -104,7 +104,6 @@ import numpy as np
 from engine.callbacks.lr_schedule import LearningRateSchedule
 from engine.data import text as text_encoding
 from engine.errors import FailedPrecondition, InvalidArgument
-from engine.export.formats import parse_format
 from engine.frameworks import neural
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
@@ -763,10 +762,6 @@ class TensorFlowRun(TrainingRun):
         None for regressors."""
         return list(self._classes) if self._classifier else None
 
-    def _require_trained(self) -> None:
-        if self._epoch == 0:
-            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
-
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         self._require_trained()
         metrics = self._measure(X, y)
@@ -780,10 +775,7 @@ class TensorFlowRun(TrainingRun):
         return ["onnx", "savedmodel"]
 
     def export(self, fmt: str) -> bytes:
-        name = parse_format(fmt)
-        if name not in self.export_formats:
-            raise InvalidArgument.field("format", f"tensorflow models export as {' or '.join(self.export_formats)}, "
-                                        f"not {name}")
+        name = self._export_name(fmt, "tensorflow")
         self._require_trained()
         return self._onnx() if name == "onnx" else self._savedmodel()
 

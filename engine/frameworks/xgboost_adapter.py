@@ -59,7 +59,6 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import FailedPrecondition, InvalidArgument
-from engine.export.formats import parse_format
 from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
@@ -552,10 +551,6 @@ class XGBoostRun(TrainingRun):
         self._require_trained()
         return list(self._classes) if self._classifier else None
 
-    def _require_trained(self) -> None:
-        if self._epoch == 0:
-            raise FailedPrecondition("the model has not been trained yet; train at least one epoch first")
-
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         self._require_trained()
         dmatrix = self._dmatrix(X, y)
@@ -579,10 +574,7 @@ class XGBoostRun(TrainingRun):
     def export(self, fmt: str) -> bytes:
         import pickle
 
-        name = parse_format(fmt)
-        if name not in self.export_formats:
-            raise InvalidArgument.field("format", f"xgboost models export as {', '.join(self.export_formats)}, "
-                                        f"not {name}")
+        name = self._export_name(fmt, "xgboost")
         self._require_trained()
         if name == "xgboost_json":
             return bytes(self._booster.save_raw("json"))

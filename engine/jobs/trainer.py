@@ -35,7 +35,7 @@ from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
 from engine.paging import next_token, page_bounds, parse_filter
-from engine.storage.files import verify
+from engine.storage.files import verify, write_atomic
 from engine.store.database import Database
 from engine.store.models import TrainingJobRow
 
@@ -476,8 +476,6 @@ class ModelTrainer:
 
     def save_model(self, name: str, relative_path: str, fmt: str) -> tuple[str, int, str]:
         """Copy the job's `fmt` artifact to `relative_path` under the model directory."""
-        from engine.storage.files import write_atomic
-
         target = self._safe_model_path(relative_path)
         _, info = self.artifact(name, fmt)
         if target.is_dir():
