@@ -24,7 +24,7 @@ MODEL_STAGE_PRODUCTION: ModelStage
 MODEL_STAGE_ARCHIVED: ModelStage
 
 class Model(_message.Message):
-    __slots__ = ("name", "model_id", "version", "framework", "framework_versions", "metrics", "training_job", "datasets", "export_formats", "stage", "artifact_uri", "artifact_sha256", "create_time", "model_type")
+    __slots__ = ("name", "model_id", "version", "framework", "framework_versions", "metrics", "training_job", "datasets", "export_formats", "stage", "artifact_uri", "artifact_sha256", "create_time", "model_type", "preprocessing", "input_features", "class_labels")
     class FrameworkVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,9 @@ class Model(_message.Message):
     ARTIFACT_SHA256_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     version: int
@@ -67,10 +70,43 @@ class Model(_message.Message):
     artifact_sha256: str
     create_time: _timestamp_pb2.Timestamp
     model_type: _common_pb2.ModelType
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., training_job: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., artifact_uri: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ...) -> None: ...
+    preprocessing: _struct_pb2.Struct
+    input_features: _containers.RepeatedScalarFieldContainer[str]
+    class_labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., training_job: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., artifact_uri: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., preprocessing: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TensorSpec(_message.Message):
+    __slots__ = ("name", "dtype", "shape")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ClassMetrics(_message.Message):
+    __slots__ = ("label", "precision", "recall", "f1_score", "support")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    precision: float
+    recall: float
+    f1_score: float
+    support: int
+    def __init__(self, label: _Optional[str] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1_score: _Optional[float] = ..., support: _Optional[int] = ...) -> None: ...
+
+class ConfusionMatrixRow(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ExportMetadata(_message.Message):
-    __slots__ = ("format", "size_bytes", "sha256", "filename", "content_type", "framework", "framework_versions", "input_features", "class_labels", "preprocessing")
+    __slots__ = ("format", "size_bytes", "sha256", "filename", "content_type", "framework", "framework_versions", "input_features", "class_labels", "preprocessing", "inputs", "outputs", "raw_columns")
     class FrameworkVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +124,9 @@ class ExportMetadata(_message.Message):
     INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
     CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
     PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    RAW_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     format: _common_pb2.ExportFormat
     size_bytes: int
     sha256: str
@@ -98,4 +137,7 @@ class ExportMetadata(_message.Message):
     input_features: _containers.RepeatedScalarFieldContainer[str]
     class_labels: _containers.RepeatedScalarFieldContainer[str]
     preprocessing: _struct_pb2.Struct
-    def __init__(self, format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ..., preprocessing: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    raw_columns: bool
+    def __init__(self, format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ..., preprocessing: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., raw_columns: _Optional[bool] = ...) -> None: ...

@@ -208,14 +208,16 @@ class SaveModelResponse(_message.Message):
     def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
-    __slots__ = ("parent", "path", "model_id")
+    __slots__ = ("parent", "path", "model_id", "format")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     parent: str
     path: str
     model_id: str
-    def __init__(self, parent: _Optional[str] = ..., path: _Optional[str] = ..., model_id: _Optional[str] = ...) -> None: ...
+    format: _common_pb2.ExportFormat
+    def __init__(self, parent: _Optional[str] = ..., path: _Optional[str] = ..., model_id: _Optional[str] = ..., format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ...) -> None: ...
 
 class LoadModelResponse(_message.Message):
     __slots__ = ("model",)
@@ -224,12 +226,14 @@ class LoadModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_model_pb2.Model, _Mapping]] = ...) -> None: ...
 
 class ExportModelRequest(_message.Message):
-    __slots__ = ("name", "format")
+    __slots__ = ("name", "format", "offset")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     name: str
     format: _common_pb2.ExportFormat
-    def __init__(self, name: _Optional[str] = ..., format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ...) -> None: ...
+    offset: int
+    def __init__(self, name: _Optional[str] = ..., format: _Optional[_Union[_common_pb2.ExportFormat, str]] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ExportModelResponse(_message.Message):
     __slots__ = ("metadata", "data", "offset")
@@ -292,7 +296,7 @@ class EvaluateModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dataset: _Optional[str] = ...) -> None: ...
 
 class EvaluateModelResponse(_message.Message):
-    __slots__ = ("metrics", "row_count")
+    __slots__ = ("metrics", "row_count", "class_labels", "confusion_matrix", "per_class")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -302,9 +306,31 @@ class EvaluateModelResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    CONFUSION_MATRIX_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.ScalarMap[str, float]
     row_count: int
-    def __init__(self, metrics: _Optional[_Mapping[str, float]] = ..., row_count: _Optional[int] = ...) -> None: ...
+    class_labels: _containers.RepeatedScalarFieldContainer[str]
+    confusion_matrix: _containers.RepeatedCompositeFieldContainer[_model_pb2.ConfusionMatrixRow]
+    per_class: _containers.RepeatedCompositeFieldContainer[_model_pb2.ClassMetrics]
+    def __init__(self, metrics: _Optional[_Mapping[str, float]] = ..., row_count: _Optional[int] = ..., class_labels: _Optional[_Iterable[str]] = ..., confusion_matrix: _Optional[_Iterable[_Union[_model_pb2.ConfusionMatrixRow, _Mapping]]] = ..., per_class: _Optional[_Iterable[_Union[_model_pb2.ClassMetrics, _Mapping]]] = ...) -> None: ...
+
+class UpdateModelStageRequest(_message.Message):
+    __slots__ = ("name", "stage")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    stage: _model_pb2.ModelStage
+    def __init__(self, name: _Optional[str] = ..., stage: _Optional[_Union[_model_pb2.ModelStage, str]] = ...) -> None: ...
+
+class UpdateModelStageResponse(_message.Message):
+    __slots__ = ("model", "archived")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    model: _model_pb2.Model
+    archived: _containers.RepeatedCompositeFieldContainer[_model_pb2.Model]
+    def __init__(self, model: _Optional[_Union[_model_pb2.Model, _Mapping]] = ..., archived: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ...) -> None: ...
 
 class StartTuningRequest(_message.Message):
     __slots__ = ("parent", "tuning_job_id", "spec")

@@ -123,6 +123,11 @@ class TrainerServiceStub:
                 request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.DeleteModelRequest.SerializeToString,
                 response_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.DeleteModelResponse.FromString,
                 _registered_method=True)
+        self.UpdateModelStage = channel.unary_unary(
+                '/forge.training.v1.TrainerService/UpdateModelStage',
+                request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.UpdateModelStageRequest.SerializeToString,
+                response_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.UpdateModelStageResponse.FromString,
+                _registered_method=True)
         self.EvaluateModel = channel.unary_unary(
                 '/forge.training.v1.TrainerService/EvaluateModel',
                 request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.EvaluateModelRequest.SerializeToString,
@@ -253,15 +258,18 @@ class TrainerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LoadModel(self, request, context):
-        """Registers a model artifact from the server's storage.
+        """Registers a model artifact from the server's storage as a new model
+        version, after checking where it lies and, for pickles, that this service
+        wrote it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportModel(self, request, context):
-        """Streams a completed job's model in an export format, in chunks of at most
-        1 MiB; the first message carries format, size and sha256.
+        """Streams a completed job's or a model version's model in an export format,
+        in chunks of at most 1 MiB; the first message carries format, size,
+        sha256 and the input and output signature.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -283,6 +291,15 @@ class TrainerServiceServicer:
 
     def DeleteModel(self, request, context):
         """Deletes a registered model version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModelStage(self, request, context):
+        """Moves a model version to a stage. Promoting a version to PRODUCTION
+        archives the model's previous production version, so a model name has at
+        most one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -417,6 +434,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.DeleteModel,
                     request_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.DeleteModelRequest.FromString,
                     response_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'UpdateModelStage': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModelStage,
+                    request_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.UpdateModelStageRequest.FromString,
+                    response_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.UpdateModelStageResponse.SerializeToString,
             ),
             'EvaluateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.EvaluateModel,
@@ -912,6 +934,33 @@ class TrainerService:
             '/forge.training.v1.TrainerService/DeleteModel',
             forge_dot_training_dot_v1_dot_trainer__service__pb2.DeleteModelRequest.SerializeToString,
             forge_dot_training_dot_v1_dot_trainer__service__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModelStage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forge.training.v1.TrainerService/UpdateModelStage',
+            forge_dot_training_dot_v1_dot_trainer__service__pb2.UpdateModelStageRequest.SerializeToString,
+            forge_dot_training_dot_v1_dot_trainer__service__pb2.UpdateModelStageResponse.FromString,
             options,
             channel_credentials,
             insecure,
