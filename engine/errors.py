@@ -28,6 +28,14 @@ class ForgeError(Exception):
         self.message = message
         self.violations = tuple(violations)
 
+    def __reduce__(self):
+        # Keeps the violations when an error crosses a process boundary (engine.jobs.isolated).
+        return _rebuild, (type(self), self.message, self.violations)
+
+
+def _rebuild(cls: type, message: str, violations: tuple) -> "ForgeError":
+    return cls(message, violations=violations)
+
 
 class InvalidArgument(ForgeError):
     """The request is wrong; the message and violations say which field and how to fix it."""
@@ -63,6 +71,10 @@ class PermissionDenied(ForgeError):
 
 class Unimplemented(ForgeError):
     code = "UNIMPLEMENTED"
+
+
+class DeadlineExceeded(ForgeError):
+    code = "DEADLINE_EXCEEDED"
 
 
 class DataLoss(ForgeError):

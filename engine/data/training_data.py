@@ -176,9 +176,17 @@ def build_training_data(spec: TrainingSpec, train_path: str, validation_path: st
 
 def load_arrays(spec: TrainingSpec, path: str, data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     """The arrays of another dataset (the test set) through the training data's preprocessing."""
-    prep = data.preprocessing
-    history = pd.Series(prep["history"]) if prep["kind"] == "sequence" else None
-    return _apply(spec, prep, pd.read_parquet(path), history)
+    return arrays_from_prep(spec, data.preprocessing, pd.read_parquet(path))
+
+
+def arrays_from_prep(spec: TrainingSpec, prep: dict[str, Any],
+                     frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X, y) of `frame` through recorded preprocessing `prep`: TrainingData.preprocessing, or
+    the model_info["preprocessing"] a finished job recorded (a superset of it). The same
+    columns, one-hot categories, text column or id columns as training; for sequences, windows
+    that continue the recorded history. y is None when spec.data.label_column is empty."""
+    history = pd.Series(prep["history"], dtype="float64") if prep["kind"] == "sequence" else None
+    return _apply(spec, prep, frame, history)
 
 
 def _stratifiable(y: np.ndarray, fraction: float) -> bool:

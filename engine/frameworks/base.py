@@ -49,6 +49,29 @@ class TrainingData:
     input_kind: str = "tabular"
     # How raw columns became X, for whoever feeds the exported model (recorded in model_info).
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    # No training rows: built from a trained model's recorded preprocessing, only to load that
+    # model with FrameworkAdapter.load_run and predict (engine/jobs/evaluate.py). X_train and
+    # y_train are then empty arrays of the input kind's layout (tabular [0, n_features],
+    # sequence [0, window]), and runs take everything they learned from the training rows
+    # (statistics, vocabularies, id maps, classes, anomaly labels) from the checkpoint.
+    inference_only: bool = False
+
+
+@dataclass
+class Prediction:
+    """What a trained model says about rows X (TrainingRun.predict).
+
+    - values [n]: the predicted class label for classifiers (a value of `class_labels`, in the
+      type of the training labels); the predicted value for regression, forecasting and
+      recommendation; for anomaly detection 1 (anomaly) or 0 (normal).
+    - probabilities [n, n_classes]: class probabilities in `class_labels` order (classifiers only);
+      `values` is the class of the largest probability in each row.
+    - scores [n]: anomaly scores, higher = more anomalous (anomaly detection only).
+    """
+
+    values: np.ndarray
+    probabilities: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 @dataclass
@@ -101,6 +124,11 @@ class TrainingRun(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Metrics of the current model on (X, y), same names as EpochResult.metrics."""
+
+    @abc.abstractmethod
+    def predict(self, X: np.ndarray) -> Prediction:
+        """The current model's predictions on rows X, laid out as TrainingData documents for
+        the run's input kind."""
 
     @abc.abstractmethod
     def export(self, fmt: str) -> bytes:

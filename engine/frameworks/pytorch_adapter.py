@@ -89,7 +89,7 @@ from engine.data import text
 from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.parity import onnx_predict
 from engine.frameworks import neural
-from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
+from engine.frameworks.base import EpochResult, FrameworkAdapter, Prediction, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
 
@@ -429,9 +429,13 @@ def _full_float32(device: Any) -> Iterator[None]:
 
 
 class PyTorchRun(TrainingRun):
-    """One network trained epoch by epoch; see the module docstring."""
+    """One network trained epoch by epoch; see the module docstring.
 
-    def __init__(self, spec: TrainingSpec, data: TrainingData):
+    `config` (a checkpoint's network config) builds the network without training rows, for
+    data.inference_only: the sizes, vocabulary and id maps come from it instead of the data,
+    and the training statistics from the checkpoint restore() then loads."""
+
+    def __init__(self, spec: TrainingSpec, data: TrainingData, *, config: dict[str, Any] | None = None):
         import torch
 
         _validate(spec)
@@ -447,14 +451,21 @@ class PyTorchRun(TrainingRun):
         self._classifier = spec.model_type == "classification"
         self._classes = list(data.classes) if self._classifier else None
         self._loss_name = neural.loss_name(spec)
+        inference = data.inference_only
+        if inference and config is None:
+            raise ValueError("data without training rows needs the network config of a checkpoint "
+                             "(PyTorchAdapter.load_run)")
         if self._classifier:
             self._check_classes()
         self._binary = self._loss_name == "binary_cross_entropy"
-        if len(data.y_train) < 2 and spec.regularization.batch_norm:
+        if len(data.y_train) < 2 and spec.regularization.batch_norm and not inference:
             raise InvalidArgument.field(f"{TC}.regularization.batch_norm",
                                         "batch normalization needs at least 2 training rows")
         self._notes: list[str] = []
-        self._config: dict[str, Any] = self._network_config()
+        self._config: dict[str, Any] = dict(config) if inference else self._network_config()
+        if inference and self._classifier and [str(c) for c in self._classes] != self._config.get("classes"):
+            raise FailedPrecondition(f"the checkpoint's network has classes {self._config.get('classes')}, "
+                                     f"the data {[str(c) for c in self._classes]}")
         self._device = self._pick_device()
         self._amp = bool(spec.mixed_precision) and self._device.type == "cuda"
         if spec.mixed_precision:
@@ -467,7 +478,8 @@ class PyTorchRun(TrainingRun):
             torch.manual_seed(spec.seed)
             module = build_module(self._config)
             self._rng = self._capture_rng()
-        self._target_std = self._fit_statistics(module)
+        # Without training rows the statistics come with the checkpoint's weights (see restore).
+        self._target_std = 1.0 if inference else self._fit_statistics(module)
         self._module = module.to(self._device)
         self._params = list(self._module.parameters())
         # L1 weighs every weight matrix (linear, convolution, embedding, LSTM), not biases or norms.
@@ -478,7 +490,7 @@ class PyTorchRun(TrainingRun):
         self._scaler = torch.amp.GradScaler("cuda") if self._amp else None
 
         self._class_weights = None
-        if self._classifier:
+        if self._classifier and not inference:
             weights = neural.class_weights(spec, np.asarray(data.y_train), self._classes)
             if weights is not None:
                 self._class_weights = torch.as_tensor(weights, dtype=torch.float32, device=self._device)
@@ -494,7 +506,7 @@ class PyTorchRun(TrainingRun):
             self._X_val, self._y_val_t, self._y_val = self._X_train, self._y_train, np.asarray(data.y_train)
         else:
             self._X_val, self._y_val_t, self._y_val = self._tensor(X_val), self._targets(y_val), np.asarray(y_val)
-        work = min(spec.batch_size, len(data.y_train)) * _multiply_adds(self._config)
+        work = (min(spec.batch_size, len(data.y_train)) or spec.batch_size) * _multiply_adds(self._config)
         self._threads = 1 if work < _ONE_THREAD_BELOW else torch.get_num_threads()
         self._epoch = 0
 
@@ -592,7 +604,7 @@ class PyTorchRun(TrainingRun):
         if self._classes is None:
             raise ValueError("classification data must list its classes (TrainingData.classes)")
         present = np.unique(np.asarray(self._data.y_train))
-        if len(present) < 2:
+        if len(present) < 2 and not self._data.inference_only:
             raise InvalidArgument.field(
                 "data_config.label_column",
                 f"label column {self._data.label_name!r} has a single class in the training data "
@@ -758,6 +770,16 @@ class PyTorchRun(TrainingRun):
             return self._probabilities(out)
         return out[:, 0].double().cpu().numpy()
 
+    def predict(self, X: np.ndarray) -> Prediction:
+        """Classifiers: the class of the largest probability, probabilities in class_labels
+        order; everything else: the network's predictions in target units."""
+        self._require_trained()
+        with _threads(self._threads):
+            out = self._predictions(X)
+        if self._classifier:
+            return Prediction(np.asarray(self._classes)[np.argmax(out, axis=1)], out)
+        return Prediction(out)
+
     def _measure(self, X: Any, y_t: Any, y: np.ndarray) -> dict[str, float]:
         import torch
 
@@ -865,6 +887,9 @@ class PyTorchRun(TrainingRun):
             "optimizer": self._optimizer.state_dict(),
             "schedule": self._schedule.state_dict(),
             "rng": self._rng,
+            # The std regression losses are standardized by (1 for classifiers), for runs
+            # loaded without training rows.
+            "target_std": float(self._target_std),
         }
         if self._scaler is not None:
             state["grad_scaler"] = self._scaler.state_dict()
@@ -873,14 +898,7 @@ class PyTorchRun(TrainingRun):
         return buffer.getvalue()
 
     def restore(self, state: bytes) -> None:
-        import torch
-
-        try:
-            saved = torch.load(io.BytesIO(state), map_location=self._device, weights_only=True)
-        except Exception as exc:  # not a torch file, or one holding more than tensors and primitives
-            raise FailedPrecondition(f"the checkpoint is not a pytorch adapter checkpoint: {exc}") from exc
-        if not isinstance(saved, dict) or saved.get("format") != _STATE_FORMAT:
-            raise FailedPrecondition("the checkpoint was not written by this version of the pytorch adapter")
+        saved = _read_state(state, self._device)
         theirs, ours = saved["config"], self._config
         differing = [k for k in _NETWORK_KEYS if theirs.get(k) != ours.get(k)]
         if differing:
@@ -901,6 +919,18 @@ class PyTorchRun(TrainingRun):
             rng["cuda"] = self._rng["cuda"]
         self._rng = rng
         self._epoch = int(saved["epoch"])
+        if self._data.inference_only:
+            self._target_std = float(saved.get("target_std", self._buffered_target_std()))
+            self._loss_unit = {"mse": self._target_std ** 2, "huber": self._target_std ** 2,
+                               "mae": self._target_std}.get(self._loss_name, 1.0)
+
+    def _buffered_target_std(self) -> float:
+        """The target std of a regression network, from the buffers that rescale its output
+        (checkpoints written before "target_std" was saved); 1 where the network has none."""
+        if self._classifier or self._arch == "matrix_factorization":
+            return 1.0
+        scale = self._module.std if self._arch == "lstm" else self._module[-1].std
+        return float(scale.reshape(-1)[0])
 
     @property
     def epoch(self) -> int:
@@ -1024,6 +1054,19 @@ class PyTorchRun(TrainingRun):
             raise RuntimeError(f"ONNX export check failed: max difference {worst:.3g} > tolerance {tolerance:g}")
 
 
+def _read_state(state: bytes, device: Any) -> dict[str, Any]:
+    """A checkpoint of this adapter as written by state_bytes; FailedPrecondition if it is not one."""
+    import torch
+
+    try:
+        saved = torch.load(io.BytesIO(state), map_location=device, weights_only=True)
+    except Exception as exc:  # not a torch file, or one holding more than tensors and primitives
+        raise FailedPrecondition(f"the checkpoint is not a pytorch adapter checkpoint: {exc}") from exc
+    if not isinstance(saved, dict) or saved.get("format") != _STATE_FORMAT:
+        raise FailedPrecondition("the checkpoint was not written by this version of the pytorch adapter")
+    return saved
+
+
 class PyTorchAdapter(FrameworkAdapter):
     name = "pytorch"
     input_kinds = ("tabular", "text", "interactions", "sequence")
@@ -1035,7 +1078,9 @@ class PyTorchAdapter(FrameworkAdapter):
         return PyTorchRun(spec, data)
 
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> PyTorchRun:
-        run = PyTorchRun(spec, data)
+        # Without training rows the network is built from the checkpoint's own config.
+        config = _read_state(state, "cpu")["config"] if data.inference_only else None
+        run = PyTorchRun(spec, data, config=config)
         run.restore(state)
         return run
 

@@ -46,8 +46,8 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import FailedPrecondition, InvalidArgument
-from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
-from engine.frameworks.metrics import classification_metrics, regression_metrics
+from engine.frameworks.base import EpochResult, FrameworkAdapter, Prediction, TrainingData, TrainingRun
+from engine.frameworks.metrics import anomaly_metrics, classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
 
 _ANOMALY_WORDS = {"anomaly", "anomalous", "outlier", "fraud", "fault", "attack", "abnormal"}
@@ -540,14 +540,16 @@ class SklearnRun(TrainingRun):
         self._plan = _plan(spec)
         self.total_epochs = self._plan.total_epochs
         self._classifier = spec.model_type == "classification"
-        self._classes = list(data.classes) if self._classifier else None
-        if self._classifier:
+        self._classes = list(data.classes) if self._classifier and data.classes is not None else None
+        # Without training rows (data.inference_only) the checks of the training labels are
+        # skipped: restore() takes the classes and the anomaly labels from the checkpoint.
+        if self._classifier and not data.inference_only:
             self._check_classes()
         self._anomaly = spec.model_type == "anomaly_detection"
         # The two label values (normal, anomaly) when anomaly labels are given; see _check_anomaly_labels.
         self._normal: Any = None
         self._positive: Any = None
-        if self._anomaly:
+        if self._anomaly and not data.inference_only:
             self._check_anomaly_labels()
         self._epoch = 0
         self._finished = False
@@ -633,10 +635,14 @@ class SklearnRun(TrainingRun):
     def _features(self, X: np.ndarray) -> np.ndarray:
         return self._scaler.transform(X) if self._scaler is not None else X
 
+    def _learned_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities with one column per class_labels entry (the classes seen in training)."""
+        return self._estimator.predict_proba(self._features(X))
+
     def _proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities with one column per data.classes entry. Classes absent from the
         training data (present only in validation or test) get probability 0."""
-        proba = self._estimator.predict_proba(self._features(X))
+        proba = self._learned_proba(X)
         learned = list(self._estimator.classes_)
         if learned == self._classes:
             return proba
@@ -649,21 +655,22 @@ class SklearnRun(TrainingRun):
         """(metrics, extra) of an isolation forest on rows X: "loss" is the mean anomaly score
         (score_samples negated: higher = more anomalous); with labels y, precision, recall and
         f1_score of the predicted anomalies, and extra roc_auc of the anomaly score."""
-        from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
-
-        est = self._estimator
-        normality = est.score_samples(X)
-        predicted = (normality - est.offset_) < 0  # what predict() marks -1
+        normality, predicted = self._normality(X)
         metrics = {"loss": float(-np.mean(normality))}
         extra = {"anomaly_fraction": float(np.mean(predicted))}
         if self._positive is not None and y is not None:
-            truth = self._is_anomaly(y)
-            precision, recall, f1, _ = precision_recall_fscore_support(
-                truth, predicted, average="binary", pos_label=True, zero_division=0)
-            metrics.update(precision=float(precision), recall=float(recall), f1_score=float(f1))
-            if 0 < truth.sum() < len(truth):  # undefined with a single class among the rows
-                extra["roc_auc"] = float(roc_auc_score(truth, -normality))
+            measured = anomaly_metrics(self._is_anomaly(y), predicted, -normality)
+            if "roc_auc" in measured:  # undefined with a single class among the rows
+                extra["roc_auc"] = measured.pop("roc_auc")
+            metrics.update(measured)
         return metrics, extra
+
+    def _normality(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score_samples, lower = more anomalous; whether predict() marks the row -1) of an
+        isolation forest on rows X."""
+        est = self._estimator
+        normality = est.score_samples(X)
+        return normality, (normality - est.offset_) < 0
 
     def _measure(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if self._classifier:
@@ -775,6 +782,9 @@ class SklearnRun(TrainingRun):
             "estimator": self._estimator,
             "epoch": self._epoch,
             "finished": self._finished,
+            # (normal, anomaly) label values of a labelled anomaly detector, for runs loaded
+            # without the training rows that define them.
+            "anomaly_labels": (self._normal, self._positive) if self._positive is not None else None,
         }, protocol=5)
 
     def restore(self, state: bytes) -> None:
@@ -789,6 +799,12 @@ class SklearnRun(TrainingRun):
         self._estimator = saved["estimator"]
         self._epoch = saved["epoch"]
         self._finished = saved["finished"]
+        if self._data.inference_only:
+            # Nothing to check the checkpoint against: its classes and anomaly labels hold.
+            if self._classifier:
+                self._classes = self._estimator.classes_.tolist()
+            if self._anomaly and saved.get("anomaly_labels") is not None:
+                self._normal, self._positive = saved["anomaly_labels"]
 
     @property
     def epoch(self) -> int:
@@ -801,6 +817,28 @@ class SklearnRun(TrainingRun):
         seen in training); None for regressors."""
         self._require_trained()
         return self._estimator.classes_.tolist() if self._classifier else None
+
+    @property
+    def anomaly_labels(self) -> tuple[Any, Any] | None:
+        """(normal, anomaly) label values of an isolation forest trained with anomaly labels;
+        None otherwise (and for a checkpoint written before they were saved, loaded without
+        its training rows)."""
+        return (self._normal, self._positive) if self._positive is not None else None
+
+    def predict(self, X: np.ndarray) -> Prediction:
+        """Classifiers: the class of the largest probability of predict_proba (the exported
+        pipeline's), probabilities with one column per class_labels entry (the classes seen in
+        training; the model cannot predict others). Regressors:
+        estimator.predict. isolation_forest: 1 where predict() gives -1 (anomaly), else 0, and
+        the anomaly score (score_samples negated, higher = more anomalous)."""
+        self._require_trained()
+        if self._anomaly:
+            normality, predicted = self._normality(X)
+            return Prediction(predicted.astype(np.int64), scores=-normality)
+        if self._classifier:
+            proba = self._learned_proba(X)
+            return Prediction(self._estimator.classes_[np.argmax(proba, axis=1)], proba)
+        return Prediction(np.asarray(self._estimator.predict(self._features(X)), dtype=np.float64))
 
     def evaluate(self, X: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
         """The epoch metrics on (X, y), the loss named validation_loss. Anomaly detection adds its

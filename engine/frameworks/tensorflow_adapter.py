@@ -105,7 +105,7 @@ from engine.callbacks.lr_schedule import LearningRateSchedule
 from engine.data import text as text_encoding
 from engine.errors import FailedPrecondition, InvalidArgument
 from engine.frameworks import neural
-from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
+from engine.frameworks.base import EpochResult, FrameworkAdapter, Prediction, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
 
@@ -368,6 +368,8 @@ class TensorFlowRun(TrainingRun):
     def _check_classes(self) -> None:
         if self._classes is None:
             raise ValueError("classification data must list its classes (TrainingData.classes)")
+        if self._data.inference_only:  # loading a model to predict: no training labels to check
+            return
         present = np.unique(self._data.y_train)
         if len(present) < 2:
             raise InvalidArgument.field(
@@ -421,7 +423,7 @@ class TensorFlowRun(TrainingRun):
 
     def _class_weights(self) -> dict[int, float] | None:
         setting = self._spec.hyperparameters.get("class_weight")
-        if setting is None or not self._classifier:
+        if setting is None or not self._classifier or self._data.inference_only:
             return None
         if isinstance(setting, dict):
             # Struct keys are strings; match them against the labels' text.
@@ -597,16 +599,23 @@ class TensorFlowRun(TrainingRun):
         # float32 softmax rows sum to 1 within ~1e-7, outside log_loss's float64 check.
         return out / out.sum(axis=1, keepdims=True)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted labels (classifiers) or target values (regressors), shape [n]."""
-        if self._classifier:
-            return np.asarray(self._classes)[np.argmax(self.predict_proba(X), axis=1)]
+    def _values(self, X: np.ndarray) -> np.ndarray:
+        """Regression and forecast values [n], in target units."""
         return self._raw(X)[:, 0] * self._y_std + self._y_mean
+
+    def predict(self, X: np.ndarray) -> Prediction:
+        """Classifiers: the class of the largest probability, probabilities in class_labels
+        order (predict_proba); regressors and forecasters: values in target units."""
+        self._require_trained()
+        if self._classifier:
+            proba = self.predict_proba(X)
+            return Prediction(np.asarray(self._classes)[np.argmax(proba, axis=1)], proba)
+        return Prediction(self._values(X))
 
     def _measure(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if self._classifier:
             return classification_metrics(y, self.predict_proba(X), self._classes)
-        return regression_metrics(y, self.predict(X))
+        return regression_metrics(y, self._values(X))
 
     # -- TrainingRun --
 
@@ -810,7 +819,7 @@ class TensorFlowRun(TrainingRun):
         return serve
 
     def _reference(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X) if self._classifier else self.predict(X)
+        return self.predict_proba(X) if self._classifier else self._values(X)
 
     def _onnx(self) -> bytes:
         import tf2onnx

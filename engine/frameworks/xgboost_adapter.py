@@ -59,7 +59,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import FailedPrecondition, InvalidArgument
-from engine.frameworks.base import EpochResult, FrameworkAdapter, TrainingData, TrainingRun
+from engine.frameworks.base import EpochResult, FrameworkAdapter, Prediction, TrainingData, TrainingRun
 from engine.frameworks.metrics import classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
 
@@ -349,7 +349,7 @@ class XGBoostRun(TrainingRun):
         self._logs: list[str] = list(self._plan.notes)
         if self._params.get("device") == "cuda" and not xgb.build_info().get("USE_CUDA"):
             self._logs.append("this xgboost build has no CUDA support: training runs on the CPU")
-        if self._classifier:
+        if self._classifier and not data.inference_only:
             seen = set(np.asarray(data.y_train).tolist())
             missing = [c for c in self._classes if c not in seen]
             if missing:
@@ -382,7 +382,8 @@ class XGBoostRun(TrainingRun):
         if self._classes is None:
             raise ValueError("classification data must list its classes (TrainingData.classes)")
         present = np.unique(np.asarray(self._data.y_train))
-        if len(present) < 2:
+        # Without training rows (data.inference_only: loading a model to predict) there are none to check.
+        if len(present) < 2 and not self._data.inference_only:
             raise InvalidArgument.field(
                 "data_config.label_column",
                 f"label column {self._data.label_name!r} has a single class in the training data "
@@ -418,10 +419,11 @@ class XGBoostRun(TrainingRun):
                 f"on; it knows {self._classes}")
         return np.fromiter((self._index[v] for v in values), dtype=np.float64, count=len(values))
 
-    def _dmatrix(self, X: np.ndarray, y: np.ndarray) -> Any:
+    def _dmatrix(self, X: np.ndarray, y: np.ndarray | None) -> Any:
         import xgboost as xgb
 
-        return xgb.DMatrix(np.asarray(X, dtype=np.float64), label=self._encode(y), nthread=self._nthread)
+        label = None if y is None else self._encode(y)
+        return xgb.DMatrix(np.asarray(X, dtype=np.float64), label=label, nthread=self._nthread)
 
     # -- predictions --
 
@@ -432,6 +434,12 @@ class XGBoostRun(TrainingRun):
             return np.column_stack([1.0 - p, p])
         return p
 
+    def _normalized_proba(self, dmatrix: Any) -> np.ndarray:
+        # softprob rows are float32 and may sum to 1 +- 1e-7, which sklearn's log loss
+        # warns about; metrics and predictions see them rescaled in float64.
+        proba = self._proba(dmatrix)
+        return proba / proba.sum(axis=1, keepdims=True)
+
     def _predictions(self, dmatrix: Any) -> np.ndarray:
         """What the ONNX export is checked against: probabilities, or regression predictions."""
         if self._classifier:
@@ -440,11 +448,7 @@ class XGBoostRun(TrainingRun):
 
     def _measure(self, dmatrix: Any, y: np.ndarray, loss: float) -> dict[str, float]:
         if self._classifier:
-            proba = self._proba(dmatrix)
-            # softprob rows are float32 and may sum to 1 +- 1e-7, which sklearn's log loss
-            # warns about; the metrics see them rescaled in float64.
-            proba /= proba.sum(axis=1, keepdims=True)
-            metrics = classification_metrics(y, proba, self._classes)
+            metrics = classification_metrics(y, self._normalized_proba(dmatrix), self._classes)
         else:
             metrics = regression_metrics(y, self._booster.predict(dmatrix))
         # XGBoost's own eval metric (logloss, mlogloss, rmse) is the loss it reports.
@@ -556,6 +560,16 @@ class XGBoostRun(TrainingRun):
         dmatrix = self._dmatrix(X, y)
         (loss,) = _parse_eval(self._booster.eval(dmatrix, "data", self._epoch))
         return self._measure(dmatrix, y, loss)
+
+    def predict(self, X: np.ndarray) -> Prediction:
+        """Classifiers: the class of the largest probability, probabilities in class_labels
+        order; regressors: the booster's predictions."""
+        self._require_trained()
+        dmatrix = self._dmatrix(X, None)
+        if self._classifier:
+            proba = self._normalized_proba(dmatrix)
+            return Prediction(np.asarray(self._classes)[np.argmax(proba, axis=1)], proba)
+        return Prediction(self._predictions(dmatrix))
 
     def estimator(self) -> Any:
         """The trained model as an xgboost.XGBClassifier / XGBRegressor (sklearn API)."""

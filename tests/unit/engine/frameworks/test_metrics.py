@@ -4,7 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.frameworks.metrics import classification_metrics, regression_metrics
+from engine.frameworks.base import Prediction
+from engine.frameworks.metrics import classification_metrics, evaluation_report, regression_metrics
 
 
 def test_binary_metrics_match_hand_computed_values():
@@ -82,3 +83,62 @@ def test_r2_of_a_single_sample_is_nan():
     m = regression_metrics(np.array([1.0]), np.array([2.0]))
     assert m["loss"] == pytest.approx(1.0)
     assert math.isnan(m["r2"])
+
+
+# --- evaluation_report
+
+
+def _classified(proba, classes):
+    proba = np.asarray(proba, dtype=float)
+    return Prediction(np.asarray(classes)[np.argmax(proba, axis=1)], proba)
+
+
+def test_binary_report_matches_the_epoch_metrics_and_counts_every_row():
+    y = np.array(["no", "no", "yes", "yes", "no"])
+    proba = [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2], [0.7, 0.3]]
+    report = evaluation_report("classification", y, _classified(proba, ["no", "yes"]), ["no", "yes"])
+    epoch = classification_metrics(y, np.array(proba), ["no", "yes"])
+    assert {k: report[k] for k in ("accuracy", "precision", "recall", "f1_score")} == pytest.approx(
+        {k: epoch[k] for k in ("accuracy", "precision", "recall", "f1_score")})
+    assert report["log_loss"] == pytest.approx(epoch["loss"])
+    assert report["roc_auc"] == pytest.approx(4 / 6)  # P(yes) ranks 4 of the 6 (yes, no) pairs right
+    assert report["class_labels"] == ["no", "yes"]
+    assert report["confusion_matrix"] == [[2, 1], [1, 1]]
+    assert report["per_class"][1] == {"label": "yes", "precision": 0.5, "recall": 0.5, "f1_score": 0.5, "support": 2}
+
+
+def test_multiclass_report_with_a_label_the_model_never_saw():
+    y = np.array([0, 1, 2, 2, 7])
+    proba = np.eye(3)[[0, 1, 2, 0, 1]] * 0.7 + 0.1
+    report = evaluation_report("classification", y, _classified(proba, [0, 1, 2]), [0, 1, 2])
+    assert report["class_labels"] == ["0", "1", "2", "7"]
+    assert report["confusion_matrix"] == [[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0]]
+    assert report["accuracy"] == pytest.approx(3 / 5)
+    # Macro averages over the model's three classes; the unseen row is a false positive of class 1.
+    assert report["precision"] == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    assert report["recall"] == pytest.approx((1 + 1 + 1 / 2) / 3)
+    assert [c["support"] for c in report["per_class"]] == [1, 1, 2, 1]
+    assert report["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.8, 0.8, 0.1])))  # known rows only
+
+
+def test_roc_auc_is_omitted_with_a_single_class_among_the_labels():
+    y = np.array([1, 1, 1])
+    report = evaluation_report("classification", y, _classified([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]], [0, 1]),
+                               [0, 1])
+    assert "roc_auc" not in report and report["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_regression_report_skips_zero_targets_for_mape():
+    report = evaluation_report("forecasting", np.array([0.0, 2.0, 4.0]), Prediction(np.array([1.0, 3.0, 2.0])), None)
+    assert report == pytest.approx({"rmse": math.sqrt(2), "mae": 4 / 3, "r2": 1 - 6 / 8, "mape": (1 / 2 + 2 / 4) / 2})
+    assert "mape" not in evaluation_report("regression", np.zeros(2), Prediction(np.ones(2)), None)
+    assert "r2" not in evaluation_report("regression", np.ones(1), Prediction(np.ones(1)), None)
+
+
+def test_anomaly_report_measures_the_anomaly_label_when_known():
+    prediction = Prediction(np.array([1, 0, 0, 1]), scores=np.array([0.9, 0.2, 0.6, 0.7]))
+    assert evaluation_report("anomaly_detection", None, prediction, None) == {"anomaly_rate": 0.5}
+    y = np.array(["fraud", "ok", "fraud", "ok"])
+    report = evaluation_report("anomaly_detection", y, prediction, ["ok", "fraud"])
+    assert report == pytest.approx({"anomaly_rate": 0.5, "precision": 0.5, "recall": 0.5, "f1_score": 0.5,
+                                    "roc_auc": 0.75})

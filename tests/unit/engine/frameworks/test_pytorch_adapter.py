@@ -266,7 +266,7 @@ def test_evaluate_matches_the_epoch_metrics(cancer, diabetes):
 def test_untrained_runs_cannot_export_or_evaluate(cancer):
     run = adapter.create_run(make_spec(), cancer)
     for call in (lambda: run.export("onnx"), lambda: run.evaluate(cancer.X_val, cancer.y_val),
-                 lambda: run.class_labels):
+                 lambda: run.class_labels, lambda: run.predict(cancer.X_val)):
         with pytest.raises(FailedPrecondition):
             call()
 
@@ -620,6 +620,34 @@ def test_matrix_factorization_predicts_unknown_ids(ratings, request):
     np.testing.assert_allclose(prediction, [mean + item_bias, mean + user_bias, mean], rtol=1e-6)
     assert mean == pytest.approx(ratings.y_train.mean())
     assert set(run.evaluate(X, np.array([3.0, 3.0, 3.0]))) == {"validation_loss", "rmse", "mae", "r2"}
+
+
+def _without_training_rows(data):
+    """The data as engine/jobs/evaluate.py builds it to load a model: no rows, the same layout."""
+    empty = copy.copy(data)
+    empty.X_train, empty.y_train = data.X_train[:0], data.y_train[:0]
+    empty.X_val = empty.y_val = None
+    empty.inference_only = True
+    return empty
+
+
+@pytest.mark.parametrize("architecture", ["mlp", *ARCH_CASES])
+def test_a_run_loaded_without_training_rows_predicts_as_the_trained_one(architecture, request, cancer):
+    if architecture == "mlp":
+        spec, data = make_spec(epochs=1), cancer
+    else:
+        spec, data = case(architecture, request, epochs=1)
+    run, _ = train(spec, data)
+    loaded = adapter.load_run(spec, _without_training_rows(data), run.state_bytes())
+    predicted = loaded.predict(data.X_val)
+    np.testing.assert_array_equal(predicted.values, run.predict(data.X_val).values)
+    if run.class_labels is not None:
+        np.testing.assert_array_equal(predicted.probabilities, run._predictions(data.X_val))
+        assert predicted.values.tolist() == [run.class_labels[k] for k in np.argmax(predicted.probabilities, 1)]
+    else:
+        assert predicted.probabilities is None
+        np.testing.assert_array_equal(predicted.values, run._predictions(data.X_val))
+    assert loaded.evaluate(data.X_val, data.y_val) == pytest.approx(run.evaluate(data.X_val, data.y_val))
 
 
 RESUME_CHANGES = {

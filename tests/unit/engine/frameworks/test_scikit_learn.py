@@ -207,12 +207,29 @@ def test_evaluate_matches_the_epoch_metrics(cancer, diabetes):
     assert set(run.evaluate(diabetes.X_val, diabetes.y_val)) == {"validation_loss", "rmse", "mae", "r2"}
 
 
+def test_predict_gives_the_pipelines_labels_and_probabilities(iris, diabetes):
+    data = copy.copy(iris)
+    keep = data.y_train != 2  # class 2 only in validation: the model cannot predict it
+    data.X_train, data.y_train = data.X_train[keep], data.y_train[keep]
+    run, _ = train(make_spec("logistic_regression", epochs=1), data)
+    predicted = run.predict(data.X_val)
+    np.testing.assert_array_equal(predicted.probabilities, run.pipeline().predict_proba(data.X_val))
+    np.testing.assert_array_equal(predicted.values, run.pipeline().predict(data.X_val))
+    assert predicted.probabilities.shape == (len(data.X_val), len(run.class_labels)) and predicted.scores is None
+    run, _ = train(make_spec("ridge", "regression"), diabetes)
+    predicted = run.predict(diabetes.X_val)
+    np.testing.assert_array_equal(predicted.values, run.pipeline().predict(diabetes.X_val))
+    assert predicted.probabilities is None
+
+
 def test_untrained_runs_cannot_export_or_evaluate(cancer):
     run = adapter.create_run(make_spec("sgd"), cancer)
     with pytest.raises(FailedPrecondition):
         run.export("onnx")
     with pytest.raises(FailedPrecondition):
         run.evaluate(cancer.X_val, cancer.y_val)
+    with pytest.raises(FailedPrecondition):
+        run.predict(cancer.X_val)
 
 
 def test_epochs_must_come_in_order(cancer):
@@ -596,6 +613,22 @@ def test_isolation_forest_pickle_round_trip(outliers):
     assert isinstance(loaded, Pipeline) and [name for name, _ in loaded.steps] == ["model"]
     np.testing.assert_array_equal(loaded.score_samples(outliers.X_val), run.pipeline().score_samples(outliers.X_val))
     np.testing.assert_array_equal(loaded.predict(outliers.X_val), run.pipeline().predict(outliers.X_val))
+
+
+def test_isolation_forest_predicts_flags_and_scores_and_keeps_its_labels_in_the_state(outliers):
+    spec = anomaly_spec(epochs=2)
+    run, _ = train(spec, outliers)
+    predicted = run.predict(outliers.X_val)
+    model = run.pipeline()
+    np.testing.assert_array_equal(predicted.values, (model.predict(outliers.X_val) == -1).astype(int))
+    np.testing.assert_array_equal(predicted.scores, -model.score_samples(outliers.X_val))
+    assert predicted.probabilities is None and run.anomaly_labels == (0, 1)
+    empty = TrainingData("anomaly_detection", outliers.feature_names, "is_anomaly", np.empty((0, 2)), np.empty(0),
+                         inference_only=True)
+    loaded = adapter.load_run(spec, empty, run.state_bytes())
+    assert loaded.anomaly_labels == (0, 1)
+    np.testing.assert_array_equal(loaded.predict(outliers.X_val).scores, predicted.scores)
+    assert loaded.evaluate(outliers.X_val, outliers.y_val) == run.evaluate(outliers.X_val, outliers.y_val)
 
 
 @pytest.mark.parametrize("hyperparameters", [

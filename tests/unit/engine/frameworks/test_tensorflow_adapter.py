@@ -104,7 +104,7 @@ def test_regression_metrics_and_target_units(diabetes_run, diabetes):
     assert m["rmse"] == pytest.approx(m["validation_loss"] ** 0.5)
     assert m["r2"] > 0.2 and results[-1].metrics["validation_loss"] < results[0].metrics["validation_loss"]
     # Predictions are in target units although the network learns standardized targets.
-    assert abs(run.predict(diabetes.X_val).mean() - diabetes.y_train.mean()) < 0.3 * diabetes.y_train.std()
+    assert abs(run.predict(diabetes.X_val).values.mean() - diabetes.y_train.mean()) < 0.3 * diabetes.y_train.std()
     assert run.class_labels is None
     assert set(run.evaluate(diabetes.X_val, diabetes.y_val)) == {"validation_loss", "rmse", "mae", "r2"}
 
@@ -274,21 +274,21 @@ def test_onnx_matches_the_model(cancer_run, cancer):
     out = onnx_predict(onnx_bytes, cancer.X_val)
     assert set(out) == {"label", "probabilities"}
     assert check_parity(onnx_bytes, run.predict_proba(cancer.X_val), cancer.X_val, atol=tfa.ONNX_TOLERANCE) < 1e-4
-    np.testing.assert_array_equal(out["label"], run.predict(cancer.X_val))
+    np.testing.assert_array_equal(out["label"], run.predict(cancer.X_val).values)
 
 
 def test_onnx_regression_and_string_labels(diabetes_run, diabetes, iris):
     run, _ = diabetes_run
     onnx_bytes = run.export("onnx")
     assert set(onnx_predict(onnx_bytes, diabetes.X_val)) == {"variable"}
-    check_parity(onnx_bytes, run.predict(diabetes.X_val), diabetes.X_val, atol=0.0, rtol=1e-5)
+    check_parity(onnx_bytes, run.predict(diabetes.X_val).values, diabetes.X_val, atol=0.0, rtol=1e-5)
 
     names = np.array(["setosa", "versicolor", "virginica"])
     data = copy.copy(iris)
     data.y_train, data.y_val, data.classes = names[iris.y_train], names[iris.y_val], list(names)
     run, _ = train(make_spec(epochs=2, learning_rate=0.01), data)
     out = onnx_predict(run.export("onnx"), data.X_val)
-    np.testing.assert_array_equal(out["label"], run.predict(data.X_val))
+    np.testing.assert_array_equal(out["label"], run.predict(data.X_val).values)
     assert out["probabilities"].shape == (len(data.X_val), 3)
 
 
@@ -313,14 +313,14 @@ def test_savedmodel_round_trip(cancer_run, cancer, tmp_path):
     loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
     out = loaded.serve(cancer.X_val.astype(np.float32))
     np.testing.assert_allclose(out["probabilities"].numpy(), run.predict_proba(cancer.X_val), rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(out["label"].numpy(), run.predict(cancer.X_val))
+    np.testing.assert_array_equal(out["label"].numpy(), run.predict(cancer.X_val).values)
 
 
 def test_savedmodel_regression(diabetes_run, diabetes, tmp_path):
     run, _ = diabetes_run
     loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
     out = loaded.serve(diabetes.X_val.astype(np.float32))["variable"].numpy()
-    np.testing.assert_allclose(out[:, 0], run.predict(diabetes.X_val), rtol=1e-6)
+    np.testing.assert_allclose(out[:, 0], run.predict(diabetes.X_val).values, rtol=1e-6)
 
 
 def test_export_rejects_other_formats(cancer_run):
@@ -625,7 +625,7 @@ def test_cnn_onnx_and_savedmodel(cnn_run, digits, tmp_path):
     (feed,) = _onnx_inputs(onnx_bytes)
     assert feed == ("input", "tensor(float)", 64)
     assert check_parity(onnx_bytes, run.predict_proba(digits.X_val), digits.X_val, atol=tfa.ONNX_TOLERANCE) < 1e-4
-    np.testing.assert_array_equal(onnx_predict(onnx_bytes, digits.X_val)["label"], run.predict(digits.X_val))
+    np.testing.assert_array_equal(onnx_predict(onnx_bytes, digits.X_val)["label"], run.predict(digits.X_val).values)
     loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
     out = loaded.serve(digits.X_val.astype(np.float32))
     np.testing.assert_allclose(out["probabilities"].numpy(), run.predict_proba(digits.X_val), rtol=0, atol=1e-6)
@@ -654,7 +654,7 @@ def test_text_classifier_learns_two_word_lists(text_run, reviews):
     assert run.input_preprocessing == {"vocabulary": vocabulary, "max_length": 16, "tokenizer": "engine.data.text"}
     assert embedding.input_dim == len(vocabulary) + 2
     assert run.evaluate(reviews.X_val, reviews.y_val)["accuracy"] == final["accuracy"]
-    assert list(run.predict(np.array(["a great and wonderful film", "awful, sad, terrible"], dtype=object))) == \
+    assert list(run.predict(np.array(["a great and wonderful film", "awful, sad, terrible"], dtype=object)).values) == \
         ["pos", "neg"]
 
 
@@ -682,7 +682,7 @@ def test_text_classifier_exports_take_token_ids(text_run, reviews, tmp_path):
     assert set(out) == {"label", "probabilities"}
     np.testing.assert_allclose(out["probabilities"], run.predict_proba(reviews.X_val), rtol=0,
                                atol=tfa.ONNX_TOLERANCE)
-    np.testing.assert_array_equal(out["label"], run.predict(reviews.X_val))
+    np.testing.assert_array_equal(out["label"], run.predict(reviews.X_val).values)
     # What an inference engine does with input_preprocessing: encode, then feed int64 ids.
     import onnxruntime as ort
 
@@ -700,7 +700,7 @@ def test_text_classifier_exports_take_token_ids(text_run, reviews, tmp_path):
     loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
     served = loaded.serve(ids)
     np.testing.assert_allclose(served["probabilities"].numpy(), run.predict_proba(reviews.X_val), rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(served["label"].numpy().astype(str), run.predict(reviews.X_val))
+    np.testing.assert_array_equal(served["label"].numpy().astype(str), run.predict(reviews.X_val).values)
 
 
 def test_text_classifier_keeps_its_checkpoints_vocabulary(text_run, reviews):
@@ -715,6 +715,18 @@ def test_text_classifier_keeps_its_checkpoints_vocabulary(text_run, reviews):
     fresh = adapter.create_run(text_spec(), other)
     with pytest.raises(FailedPrecondition, match="vocabulary"):
         fresh.restore(state)
+
+
+def test_a_text_classifier_loads_and_predicts_without_training_rows(text_run, reviews):
+    run, _ = text_run
+    empty = copy.copy(reviews)
+    empty.X_train, empty.y_train, empty.X_val, empty.y_val = reviews.X_train[:0], reviews.y_train[:0], None, None
+    empty.inference_only = True
+    loaded = adapter.load_run(text_spec(), empty, run.state_bytes())
+    predicted = loaded.predict(reviews.X_val)
+    np.testing.assert_array_equal(predicted.probabilities, run.predict_proba(reviews.X_val))
+    np.testing.assert_array_equal(predicted.values, run.predict(reviews.X_val).values)
+    assert predicted.scores is None and set(predicted.values) <= {"neg", "pos"}
 
 
 def test_text_without_words_is_named(reviews):
@@ -735,7 +747,7 @@ def test_lstm_forecasts_a_noisy_sine(lstm_run, sine):
     assert final["rmse"] < 0.5 * std
     # One mean and variance over all window values; predictions are in series units.
     assert float(run._norm.adapt_mean.numpy()) == pytest.approx(data.X_train.mean(), rel=1e-5)
-    assert abs(run.predict(data.X_val).mean() - 10) < 1
+    assert abs(run.predict(data.X_val).values.mean() - 10) < 1
     assert run.evaluate(data.X_val, data.y_val) == pytest.approx(
         {k: final[k] for k in ("validation_loss", "rmse", "mae", "r2")}, rel=1e-12)
     assert run.class_labels is None and run.input_preprocessing == {}
@@ -762,7 +774,7 @@ def test_lstm_onnx_and_savedmodel(lstm_run, sine, tmp_path):
     assert _onnx_inputs(onnx_bytes) == [("input", "tensor(float)", 12)]
     out = onnx_predict(onnx_bytes, data.X_val)
     assert set(out) == {"variable"} and out["variable"].shape == (len(data.X_val), 1)
-    check_parity(onnx_bytes, run.predict(data.X_val), data.X_val, atol=0.0, rtol=1e-4)
+    check_parity(onnx_bytes, run.predict(data.X_val).values, data.X_val, atol=0.0, rtol=1e-4)
     # Exports trace the LSTM with Keras's generic implementation (on a GPU it would be cuDNN's).
     lstm = run._model.layers[2]
     with tfa._exporting(run._model, run._norm):
@@ -770,7 +782,7 @@ def test_lstm_onnx_and_savedmodel(lstm_run, sine, tmp_path):
     assert lstm.use_cudnn == "auto"
     loaded = _load_savedmodel(run.export("savedmodel"), tmp_path)
     served = loaded.serve(data.X_val.astype(np.float32))["variable"].numpy()
-    np.testing.assert_allclose(served[:, 0], run.predict(data.X_val), rtol=1e-6)
+    np.testing.assert_allclose(served[:, 0], run.predict(data.X_val).values, rtol=1e-6)
 
 
 @pytest.mark.parametrize("architecture", ["cnn", "text_classifier", "lstm"])

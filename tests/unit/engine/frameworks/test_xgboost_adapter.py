@@ -38,6 +38,12 @@ def train(spec, data, until=None):
     return run, results
 
 
+def xgb_matrix(X):
+    import xgboost as xgb
+
+    return xgb.DMatrix(X)
+
+
 def booster_proba(run, X):
     import xgboost as xgb
 
@@ -171,6 +177,10 @@ def test_labels_of_any_type_are_encoded_and_decoded(iris):
     with pytest.raises(InvalidArgument) as err:
         run.evaluate(data.X_val[:2], np.array(["setosa", "daisy"], dtype=object))
     assert err.value.violations[0].field == "data_config.label_column" and "daisy" in err.value.message
+    predicted = run.predict(data.X_val)
+    np.testing.assert_allclose(predicted.probabilities, booster_proba(run, data.X_val), rtol=1e-6)
+    np.testing.assert_array_equal(predicted.values, names[np.argmax(predicted.probabilities, axis=1)])
+    assert predicted.scores is None and np.mean(predicted.values == data.y_val) == results[-1].metrics["accuracy"]
 
 
 def test_a_class_seen_only_in_validation_gets_a_column(iris):
@@ -196,12 +206,13 @@ def test_evaluate_matches_the_epoch_metrics(cancer, diabetes):
         run, results = train(spec, data)
         expected = {k: v for k, v in results[-1].metrics.items() if k not in ("training_loss", "learning_rate")}
         assert run.evaluate(data.X_val, data.y_val) == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_array_equal(run.predict(diabetes.X_val).values, run.booster.predict(xgb_matrix(diabetes.X_val)))
 
 
 def test_untrained_runs_cannot_export_or_evaluate(cancer):
     run = adapter.create_run(make_spec(), cancer)
     for call in (lambda: run.export("onnx"), lambda: run.evaluate(cancer.X_val, cancer.y_val),
-                 lambda: run.class_labels):
+                 lambda: run.class_labels, lambda: run.predict(cancer.X_val)):
         with pytest.raises(FailedPrecondition):
             call()
 
