@@ -1,0 +1,712 @@
+"""An ONNX front graph that turns RAW feature columns into a model's feature matrix.
+
+A trained model's ONNX export takes one float tensor [N, F] of *processed* features
+(TrainingData.preprocessing["feature_names"]). `raw_input_graph` builds the graph that
+computes that matrix from the raw columns the user trained on, replaying the fitted
+parameters (never refitting), and `with_raw_inputs` puts it in front of an exported model
+so an inference engine can feed raw rows.
+
+Two layers are replayed, in the order training applied them to the raw frame:
+  1. the fitted ProcessingConfig (engine.data.processing.apply_processing, fitting=False),
+     when there is one;
+  2. the tabular preprocessing of engine.data.training_data (`prep`): numeric and bool
+     columns as float64, the other columns one-hot encoded with prep["onehot"][col].
+
+Inputs: one per raw column the output actually depends on, named by the column, shape
+[N, 1], in the order the processing first reads them:
+  raw type float64 | int64 | bool -> tensor(double): the value (bools 0/1), NaN = missing;
+  raw type string                 -> tensor(string): the text, "" = missing.
+Columns dropped by processing, or never used by a kept feature, get no input.
+Timestamp columns have no input type: anything that needs one is Unsupported.
+The one output [N, F] has the features in prep["feature_names"] order, as double, float
+or int64 (the cast of the double values; int64 only suits whole, non-null features).
+
+Covered steps (exact, up to floating-point rounding of the same arithmetic):
+  transformations  drop_columns, rename, log (log1p), clip, fill_null, bucketize,
+                   cast between float64 / int64 / bool of numeric and bool columns
+  imputation       mean, median, most_frequent, constant (numbers, bools and text),
+                   with add_indicator (<col>_missing)
+  feature eng.     ratios (division by zero -> NaN), polynomial / interactions
+  encoding         onehot, ordinal, label, target (the full-data smoothed means)
+  normalization    standard, minmax, robust, quantile
+  selection        variance_threshold, correlation_threshold, select_k_best (drops)
+  PCA
+  sampling and augmentation run only on the fitting data, so they have no part here.
+Unsupported (the exception says which step and why): TF-IDF text features, date parts and
+any other use of a timestamp column, drop_rows imputation (it removes rows), casts from
+text and casts to string or timestamp (the graph cannot reproduce pandas' parsing and
+formatting), text categories that are "" (indistinguishable from a missing value), the
+one-hot encoding of numeric columns by training_data (it formats numbers as text), and
+the non-tabular input kinds. A step that feeds only features the output never uses is no
+obstacle: the graph is pruned to what the output needs before anything is refused.
+
+Where apply_processing would REFUSE a row, the graph cannot raise, so it gives NaN in the
+features that row's value affects: an unseen category with handle_unknown "error"
+(ordinal/label/target -> NaN, every one-hot column of it -> NaN), a negative value under
+log, a non-whole number cast to int64, a value other than 0/1 cast to bool. Unseen
+categories with handle_unknown "ignore" behave as processing does (one-hot all 0,
+ordinal null, target the global mean), and so do training_data's unseen categories (all 0).
+
+Only standard ops are used (default domain, valid unchanged from opset 11 on, plus
+ai.onnx.ml LabelEncoder for text), so `with_raw_inputs` can build the front graph at the
+model's own opsets and IR version, which onnx.compose.merge_models requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from engine.data.processing import FORMAT
+
+# Opsets of a stand-alone front graph; with_raw_inputs uses the model's instead.
+FRONT_OPSET = 17
+FRONT_ML_OPSET = 2
+# Double Equal (opset 11) is the newest op version the front graph needs.
+MIN_OPSET = 11
+ML_DOMAIN = "ai.onnx.ml"
+OUTPUT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64)
+# Input types by raw type; timestamps have none.
+INPUT_KINDS = {"float64": "numeric", "int64": "numeric", "bool": "bool", "string": "string"}
+RAW_TYPES = (*INPUT_KINDS, "timestamp")
+QUANTILE_BOUND = 1e-7  # processing._quantile_transform's (scikit-learn's BOUNDS_THRESHOLD)
+
+
+class Unsupported(Exception):
+    """A step the graph cannot express; str() says which step and why."""
+
+
+# ----- the graph being built
+
+
+class _Graph:
+    """Nodes, constants and inputs of the front graph. Every name it makes starts with
+    `prefix`, chosen so that no raw column (input) name and no name of the model the graph
+    is merged with can clash."""
+
+    def __init__(self, prefix: str, ml_opset: int) -> None:
+        self.prefix, self.ml_opset = prefix, ml_opset  # LabelEncoder's attributes depend on the ml opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self._constants: dict[tuple, str] = {}
+        self._count = 0
+
+    def fresh(self) -> str:
+        self._count += 1
+        return f"{self.prefix}{self._count}"
+
+    def const(self, value: Any, dtype: Any = np.float64) -> str:
+        """An initializer holding `value` (reused when the same constant is asked for again)."""
+        array = np.asarray(value, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes() if array.dtype != object else tuple(array.flat))
+        if key not in self._constants:
+            name = self.fresh()
+            self.initializers.append(numpy_helper.from_array(array, name))
+            self._constants[key] = name
+        return self._constants[key]
+
+    def op(self, op_type: str, *inputs: str, domain: str = "", out: str = "", **attrs: Any) -> str:
+        output = out or self.fresh()
+        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=self.fresh(), domain=domain, **attrs))
+        return output
+
+    def add_input(self, name: str, elem_type: int) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem_type, [None, 1]))
+        return name
+
+    # small building blocks on [N, 1] tensors
+
+    def where(self, condition: str, then: str, otherwise: str) -> str:
+        return self.op("Where", condition, then, otherwise)
+
+    def is_nan(self, x: str) -> str:
+        return self.op("IsNaN", x)
+
+    def to(self, x: str, elem_type: int) -> str:
+        return self.op("Cast", x, to=elem_type)
+
+    def nan_where(self, condition: str, x: str) -> str:
+        """x, with NaN where `condition` holds (a row processing would refuse)."""
+        return self.where(condition, self.const(np.nan), x)
+
+    def keep_nan(self, x: str, value: str) -> str:
+        """`value` where x is a number, NaN where x is NaN (a computed value must not hide a null)."""
+        return self.where(self.is_nan(x), self.const(np.nan), value)
+
+    def text_codes(self, x: str, categories: list[str]) -> str:
+        """int64 codes of a text tensor: i for categories[i], len(categories) for "" (null),
+        -1 for any other text. Callers make sure "" is not a category."""
+        keys = [*categories, ""]
+        if self.ml_opset == 1:
+            attrs: dict[str, Any] = {"classes_strings": keys}
+        else:
+            attrs = {"keys_strings": keys, "values_int64s": list(range(len(keys)))}
+        return self.op("LabelEncoder", x, domain=ML_DOMAIN, default_int64=-1, **attrs)
+
+    def number_codes(self, x: str, values: list[float]) -> str:
+        """int64 codes of a double tensor: i where x == values[i], len(values) for NaN, -1
+        otherwise. One Equal against all values at once, turned into the index by MatMul."""
+        k = len(values)
+        codes = self.where(self.is_nan(x), self.const(float(k)), self.const(-1.0))
+        if k:
+            hits = self.to(self.op("Equal", x, self.const([values])), TensorProto.DOUBLE)  # [N, k] 0/1
+            index = self.op("MatMul", hits, self.const(np.arange(k, dtype=np.float64).reshape(k, 1)))
+            found = self.op("MatMul", hits, self.const(np.ones((k, 1))))
+            codes = self.where(self.to(found, TensorProto.BOOL), index, codes)
+        return self.to(codes, TensorProto.INT64)
+
+    def lookup(self, codes: str, known: list[float], null: float, unknown: float) -> str:
+        """A double per code: known[i] for code i, `null` for code len(known), `unknown` for -1
+        (Gather counts a negative index from the end, so -1 picks the last entry)."""
+        return self.op("Gather", self.const([*known, null, unknown]), codes)
+
+    def is_null(self, column: "_Column") -> str:
+        if column.kind == "string":
+            return self.op("Equal", self.text_codes(column.tensor, []), self.const(0, np.int64))
+        return self.is_nan(column.tensor)
+
+
+@dataclass
+class _Column:
+    """One column of the frame at the current step."""
+
+    kind: str  # "numeric" | "bool" | "string" (processing._kind's names), or "blocked"
+    tensor: str = ""  # [N, 1]: double for numeric/bool (NaN = null), string for text ("" = null)
+    raw: str = ""  # the raw column it still is: its graph input is made on first read
+    blocked: str = ""  # why the graph cannot compute it; raised only if the output needs it
+
+
+def _blocked(why: str) -> _Column:
+    return _Column(kind="blocked", blocked=why)
+
+
+class _Frame:
+    """The frame's columns by name, as apply_processing would hold them at each step."""
+
+    def __init__(self, g: _Graph, raw_types: dict[str, str]) -> None:
+        self.g = g
+        self.columns: dict[str, _Column] = {}
+        for name, raw_type in raw_types.items():
+            if raw_type not in RAW_TYPES:
+                raise ValueError(f"raw column {name!r} has type {raw_type!r}; use one of: {', '.join(RAW_TYPES)}")
+            if raw_type == "timestamp":
+                self.columns[name] = _blocked(f"column {name!r} is a timestamp, which the graph takes no input for")
+            else:
+                self.columns[name] = _Column(kind=INPUT_KINDS[raw_type], raw=name)
+
+    def get(self, name: str) -> _Column:
+        if name not in self.columns:
+            raise ValueError(
+                f"column {name!r} is not in the data at this step (raw columns: {sorted(self.columns)}); "
+                "raw_types must list the columns the processing was fitted on"
+            )
+        return self.columns[name]
+
+    def why(self, names: list[str]) -> str:
+        """Why one of `names` cannot be computed, or "" when all can."""
+        return next((self.get(n).blocked for n in names if self.get(n).blocked), "")
+
+    def read(self, name: str) -> _Column:
+        """The column with its tensor, making the raw input on first use."""
+        column = self.get(name)
+        if column.blocked:
+            raise Unsupported(column.blocked)
+        if not column.tensor:
+            elem_type = TensorProto.STRING if column.kind == "string" else TensorProto.DOUBLE
+            column.tensor = self.g.add_input(column.raw, elem_type)
+        return column
+
+    def number(self, name: str) -> str:
+        """The double tensor of a numeric or bool column."""
+        column = self.read(name)
+        if column.kind == "string":
+            raise ValueError(f"column {name!r} is text where processing needs numbers; the fitted dict does not fit "
+                             "these raw types")
+        return column.tensor
+
+    def set_numbers(self, name: str, sources: list[str], build: Callable[..., str], kind: str = "numeric") -> None:
+        """Column `name` := build(*double tensors of sources), or blocked when a source is."""
+        why = self.why(sources)
+        self.columns[name] = _blocked(why) if why else _Column(kind=kind, tensor=build(*map(self.number, sources)))
+
+
+# ----- processing steps (processing.py's _apply_* with the fitted parameters)
+
+
+def _fill(f: _Frame, name: str, value: Any, step: str) -> None:
+    """fillna(value) as processing._fill_value allows it: a value of the column's own type."""
+    column = f.get(name)
+    if column.blocked:
+        return
+    column = f.read(name)
+    if column.kind == "string" and isinstance(value, str):
+        filled = f.g.where(f.g.is_null(column), f.g.const(np.array(value, dtype=object), object), column.tensor)
+    elif (column.kind == "bool" and isinstance(value, bool)) or (
+            column.kind == "numeric" and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        filled = f.g.where(f.g.is_nan(column.tensor), f.g.const(float(value)), column.tensor)
+    else:
+        raise Unsupported(f"{step}: the fill value {value!r} does not fit {column.kind} column {name!r}")
+    f.columns[name] = _Column(kind=column.kind, tensor=filled)
+
+
+def _log1p(g: _Graph, x: str) -> str:
+    """np.log1p without a Log1p op: log(u) * (x / (u - 1)) with u = 1 + x is exact to rounding
+    even for tiny x (Goldberg's trick; x / (u - 1) ~ 1 also keeps huge x from overflowing),
+    x itself where u == 1 or x is infinite. Negative x, which processing refuses, gives NaN."""
+    u = g.op("Add", x, g.const(1.0))
+    d = g.op("Sub", u, g.const(1.0))
+    scaled = g.op("Mul", g.op("Log", u), g.op("Div", x, d))
+    plain = g.op("Or", g.op("Equal", d, g.const(0.0)), g.op("IsInf", x))
+    return g.nan_where(g.op("Less", x, g.const(0.0)), g.where(plain, x, scaled))
+
+
+def _bucketize(g: _Graph, x: str, boundaries: list[float]) -> str:
+    # searchsorted(side="right"): the number of boundaries <= x.
+    below = g.op("Not", g.op("Greater", g.const([boundaries]), x))  # [N, B]
+    count = g.op("MatMul", g.to(below, TensorProto.DOUBLE), g.const(np.ones((len(boundaries), 1))))
+    return g.keep_nan(x, count)
+
+
+def _clip(g: _Graph, x: str, params: dict[str, Any]) -> str:
+    # Where keeps NaN as pandas' clip does (Clip/Min/Max have no rule for NaN).
+    if params.get("min") is not None:
+        low = g.const(float(params["min"]))
+        x = g.where(g.op("Less", x, low), low, x)
+    if params.get("max") is not None:
+        high = g.const(float(params["max"]))
+        x = g.where(g.op("Greater", x, high), high, x)
+    return x
+
+
+def _cast(f: _Frame, name: str, to: str, step: str) -> None:
+    column = f.get(name)
+    if column.blocked:
+        return
+    if column.kind not in ("numeric", "bool") or to not in ("float64", "int64", "bool"):
+        f.columns[name] = _blocked(
+            f"{step}: casting {column.kind} column {name!r} to {to} parses or formats text, which the graph cannot "
+            "reproduce exactly")
+        return
+    g, x = f.g, f.number(name)
+    # Numbers and bools are doubles already; a cast only refuses values (NaN here).
+    if to == "int64" and column.kind == "numeric":
+        x = g.nan_where(g.op("Not", g.op("Equal", x, g.op("Floor", x))), x)  # NaN == NaN is false: NaN stays
+    elif to == "bool" and column.kind == "numeric":
+        zero_or_one = g.op("Or", g.op("Equal", x, g.const(0.0)), g.op("Equal", x, g.const(1.0)))
+        x = g.nan_where(g.op("Not", zero_or_one), x)  # NaN is neither: it stays NaN
+    f.columns[name] = _Column(kind="bool" if to == "bool" else "numeric", tensor=x)
+
+
+def _transformation(f: _Frame, step: dict[str, Any]) -> None:
+    kind, columns, params = step["type"], list(step["columns"]), step["parameters"]
+    where = f"transformation {int(step['index'])} ({kind})"
+    if kind == "drop_columns":
+        for name in columns:
+            f.columns.pop(name, None)  # like processing: later data may lack them
+    elif kind == "rename":
+        mapping = dict(params["mapping"])
+        for old in mapping:
+            f.get(old)
+        f.columns = {mapping.get(n, n): c for n, c in f.columns.items()}
+    elif kind == "cast":
+        for name in columns:
+            _cast(f, name, params["to"], where)
+    elif kind == "fill_null":
+        for name in columns:
+            _fill(f, name, params["value"], where)
+    else:
+        build = {
+            "log": lambda x: _log1p(f.g, x),
+            "clip": lambda x: _clip(f.g, x, params),
+            "bucketize": lambda x: _bucketize(f.g, x, [float(b) for b in params["boundaries"]]),
+        }[kind]
+        for name in columns:
+            f.set_numbers(name, [name], build)
+
+
+def _imputation(f: _Frame, step: dict[str, Any]) -> None:
+    if step["strategy"] == "drop_rows":
+        raise Unsupported("imputation drop_rows removes rows, which a graph mapping each row to features cannot do")
+    # Indicators see the nulls before filling; they are 0/1 int64 columns in processing.
+    indicators = {}
+    for name in step["indicators"]:
+        why = f.why([name])
+        indicators[f"{name}_missing"] = _blocked(why) if why else _Column(
+            kind="numeric", tensor=f.g.to(f.g.is_null(f.read(name)), TensorProto.DOUBLE))
+    for name, value in zip(step["columns"], step["values"]):
+        _fill(f, name, value, f"imputation {step['strategy']}")
+    f.columns.update(indicators)
+
+
+def _unsupported_step(why: Callable[[dict[str, Any]], str]) -> Callable[[_Frame, dict[str, Any]], None]:
+    """A step whose output columns are blocked (refused only if the output needs them)."""
+
+    def apply(f: _Frame, step: dict[str, Any]) -> None:
+        removed, added = _step_columns(step)
+        for name in removed:
+            f.get(name)
+            f.columns.pop(name)
+        for name in added:
+            f.columns[name] = _blocked(why(step))
+
+    return apply
+
+
+def _step_columns(step: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(replaced, created) columns of a date_parts or tfidf step, named as processing names them."""
+    if step["step"] == "tfidf":
+        return [step["column"]], [f"{step['column']}_tfidf_{term}" for term in step["terms"]]
+    parts = []
+    for column in step["columns"]:
+        for part in ("year", "month", "day", "weekday", "hour"):
+            if step["cyclical"] and part != "year" and part != "day":
+                parts += [f"{column}_{part}_sin", f"{column}_{part}_cos"]
+            else:
+                parts.append(f"{column}_{part}")
+    return list(step["columns"]), parts
+
+
+def _ratios(f: _Frame, step: dict[str, Any]) -> None:
+    g = f.g
+
+    def ratio(top: str, bottom: str) -> str:
+        # processing: np.where(bottom == 0, nan, top / bottom)
+        return g.nan_where(g.op("Equal", bottom, g.const(0.0)), g.op("Div", top, bottom))
+
+    for numerator, denominator, name in step["pairs"]:
+        f.set_numbers(name, [numerator, denominator], ratio)
+
+
+def _polynomial(f: _Frame, step: dict[str, Any]) -> None:
+    def product(*factors: str) -> str:
+        result = factors[0]
+        for factor in factors[1:]:  # left to right, as np.prod over the factor axis
+            result = f.g.op("Mul", result, factor)
+        return result
+
+    for term, name in zip(step["terms"], step["outputs"]):
+        f.set_numbers(name, list(term), product)
+
+
+def _encoding_codes(f: _Frame, name: str, categories: list[Any]) -> str:
+    """The int64 codes (see _Graph.text_codes / number_codes) of column `name` against the
+    fitted categories, matched by value as processing's dict lookup does."""
+    column = f.read(name)
+    if column.kind == "string":
+        return f.g.text_codes(column.tensor, categories)
+    return f.g.number_codes(column.tensor, [float(c) for c in categories])
+
+
+def _category_problem(f: _Frame, name: str, categories: list[Any], where: str) -> str:
+    """Why the graph cannot tell text column `name`'s categories apart from nulls, or ""."""
+    if f.get(name).kind == "string" and not all(isinstance(c, str) and c for c in categories):
+        return (f"{where}: column {name!r} has categories that are not non-empty text; the graph takes \"\" as a "
+                "missing value")
+    return ""
+
+
+def _encoding(f: _Frame, step: dict[str, Any]) -> None:
+    method = step["method"]
+    refuse_unknown = step["handle_unknown"] == "error"  # processing raises: the graph gives NaN
+    where = f"encoding {method}"
+    for entry in step["columns"]:
+        name, categories = entry["column"], list(entry["categories"])
+        why = f.why([name]) or _category_problem(f, name, categories, where)
+        outputs = entry.get("outputs") or [name]
+        if why:
+            for output in outputs:
+                f.columns[output] = _blocked(why)
+            if method == "onehot":
+                f.columns.pop(name, None)
+            continue
+        codes = _encoding_codes(f, name, categories)
+        if method == "onehot":
+            f.columns.pop(name)
+            unknown = np.nan if refuse_unknown else 0.0
+            for index, output in enumerate(entry["outputs"]):
+                known = [1.0 if i == index else 0.0 for i in range(len(categories))]
+                f.columns[output] = _Column(kind="numeric", tensor=f.g.lookup(codes, known, 0.0, unknown))
+        elif method in ("ordinal", "label"):
+            indexes = [float(i) for i in range(len(categories))]
+            f.columns[name] = _Column(kind="numeric", tensor=f.g.lookup(codes, indexes, np.nan, np.nan))
+        else:  # target: the smoothed category means learned at fit time, nulls the global mean
+            prior = float(step["global_mean"])
+            encodings = [float(v) for v in entry["encodings"]]
+            tensor = f.g.lookup(codes, encodings, prior, np.nan if refuse_unknown else prior)
+            f.columns[name] = _Column(kind="numeric", tensor=tensor)
+
+
+def _interp(g: _Graph, x: str, xp: np.ndarray, fp: np.ndarray) -> str:
+    """np.interp(x, xp, fp) for non-decreasing xp, as numpy computes it: on the segment j with
+    xp[j] <= x < xp[j + 1] (the LAST such j when xp repeats), slope[j] * (x - xp[j]) + fp[j];
+    fp[0] below xp[0], fp[-1] from xp[-1] on. NaN x gives garbage: callers mask it."""
+    n = len(xp)
+    if n == 1:
+        return g.where(g.is_nan(x), g.const(fp[0]), g.const(fp[0]))  # fp[0] in x's shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.diff(fp) / np.diff(xp)
+    slopes[~np.isfinite(slopes)] = 0.0  # zero-width segments are never the chosen j
+    at_or_below = g.to(g.op("Not", g.op("Greater", g.const([xp]), x)), TensorProto.DOUBLE)  # [N, n]
+    count = g.op("MatMul", at_or_below, g.const(np.ones((n, 1))))  # how many xp <= x
+    segment = g.op("Min", g.op("Max", g.op("Sub", count, g.const(1.0)), g.const(0.0)), g.const(float(n - 2)))
+    j = g.to(segment, TensorProto.INT64)
+    inner = g.op("Add", g.op("Mul", g.op("Gather", g.const(slopes), j),
+                             g.op("Sub", x, g.op("Gather", g.const(xp), j))), g.op("Gather", g.const(fp), j))
+    below = g.op("Equal", count, g.const(0.0))
+    beyond = g.op("Equal", count, g.const(float(n)))
+    return g.where(below, g.const(fp[0]), g.where(beyond, g.const(fp[-1]), inner))
+
+
+def _quantile(g: _Graph, x: str, quantiles: list[float]) -> str:
+    """processing._quantile_transform: the average of interpolating forwards and backwards,
+    then the bounds, then NaN kept."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    references = np.linspace(0, 1, len(q))
+    forward = _interp(g, x, q, references)
+    backward = _interp(g, g.op("Neg", x), -q[::-1], -references[::-1])
+    out = g.op("Mul", g.const(0.5), g.op("Sub", forward, backward))
+    out = g.where(g.op("Greater", g.op("Add", x, g.const(QUANTILE_BOUND)), g.const(q[-1])), g.const(1.0), out)
+    out = g.where(g.op("Less", g.op("Sub", x, g.const(QUANTILE_BOUND)), g.const(q[0])), g.const(0.0), out)
+    return g.keep_nan(x, out)
+
+
+def _normalization(f: _Frame, step: dict[str, Any]) -> None:
+    g = f.g
+    for index, name in enumerate(step["columns"]):
+        if step["method"] == "quantile":
+            def build(x: str, quantiles: list[float] = step["quantiles"][index]) -> str:
+                return _quantile(g, x, quantiles)
+        else:
+            def build(x: str, center: float = float(step["center"][index]),
+                      scale: float = float(step["scale"][index])) -> str:
+                return g.op("Div", g.op("Sub", x, g.const(center)), g.const(scale))
+        f.set_numbers(name, [name], build)
+
+
+def _select(f: _Frame, step: dict[str, Any]) -> None:
+    for name in step["dropped"]:
+        f.get(name)
+        f.columns.pop(name)
+
+
+def _pca(f: _Frame, step: dict[str, Any]) -> None:
+    columns, outputs = list(step["columns"]), list(step["outputs"])
+    why = f.why(columns)
+    if why:
+        scores = [_blocked(why)] * len(outputs)
+    else:
+        g = f.g
+        X = g.op("Concat", *map(f.number, columns), axis=1)
+        components = np.asarray(step["components"], dtype=np.float64)
+        projected = g.op("MatMul", g.op("Sub", X, g.const([step["mean"]])), g.const(components.T))  # [N, k]
+        scores = [_Column(kind="numeric", tensor=g.op("Gather", projected, g.const([i], np.int64), axis=1))
+                  for i in range(len(outputs))]
+    for name in columns:
+        f.columns.pop(name)
+    f.columns.update(zip(outputs, scores))
+
+
+_STEPS: dict[str, Callable[[_Frame, dict[str, Any]], None]] = {
+    "transformation": _transformation,
+    "imputation": _imputation,
+    "date_parts": _unsupported_step(
+        lambda s: f"date parts of {', '.join(map(repr, s['columns']))}: the graph takes no timestamp input"),
+    "tfidf": _unsupported_step(
+        lambda s: f"TF-IDF of column {s['column']!r}: tokenizing text is not expressible with standard ONNX ops"),
+    "ratios": _ratios,
+    "polynomial": _polynomial,
+    "encoding": _encoding,
+    "normalization": _normalization,
+    "select": _select,
+    "pca": _pca,
+}
+# Fitting-only steps: apply_processing(fitting=False) skips them, so does the graph.
+_SKIPPED = ("sampling", "augmentation")
+
+
+def _apply_processing(f: _Frame, fitted: dict[str, Any]) -> None:
+    if not isinstance(fitted, dict) or fitted.get("format") != FORMAT or not isinstance(fitted.get("steps"), list):
+        raise ValueError(f"fitted is not a fitted processing (format {FORMAT})")
+    for step in fitted["steps"]:
+        if step["step"] in _SKIPPED:
+            continue
+        if step["step"] not in _STEPS:
+            raise Unsupported(f"processing step {step['step']!r} is not known to the raw-input graph")
+        _STEPS[step["step"]](f, step)
+
+
+# ----- training_data's tabular preprocessing
+
+
+def _onehot(f: _Frame, name: str, categories: list[str]) -> list[str]:
+    """training_data: str(value) == category as 0/1, a null all 0 (unseen values too)."""
+    column = f.read(name)
+    g = f.g
+    if column.kind == "string":
+        if "" in categories:
+            raise Unsupported(f"column {name!r} has the category \"\", which the graph takes as a missing value")
+        codes = g.text_codes(column.tensor, list(categories))
+    elif column.kind == "bool":
+        # str(True) == "True": only those two categories can match a bool.
+        words = {"True": 1.0, "False": 0.0}
+        codes = g.number_codes(column.tensor, [words.get(c, np.nan) for c in categories])
+    else:
+        raise Unsupported(f"column {name!r} is numeric but one-hot encoded as text by the training data; the graph "
+                          "cannot format numbers as pandas does")
+    width = len(categories)
+    return [g.lookup(codes, [1.0 if i == index else 0.0 for i in range(width)], 0.0, 0.0) for index in range(width)]
+
+
+def _features(f: _Frame, prep: dict[str, Any]) -> list[str]:
+    """training_data._apply for the tabular kind: [N, 1] doubles in feature_names order."""
+    tensors: list[str] = []
+    for name in prep["columns"]:
+        if name in prep["onehot"]:
+            tensors.extend(_onehot(f, name, prep["onehot"][name]))
+        elif f.read(name).kind == "string":
+            raise Unsupported(f"column {name!r} is text but the training data reads it as numbers; the graph cannot "
+                              "parse text as pandas does")
+        else:
+            tensors.append(f.number(name))
+    if len(tensors) != len(prep["feature_names"]):
+        raise ValueError(f"prep gives {len(tensors)} features but lists {len(prep['feature_names'])} feature_names")
+    return tensors
+
+
+# ----- assembling the model
+
+
+def _prune(g: _Graph, output: str) -> None:
+    """Keep only the nodes, constants and inputs the output depends on (reads of columns that
+    were later dropped made inputs and nodes that nothing uses)."""
+    needed, kept = {output}, []
+    for node in reversed(g.nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    g.nodes = kept[::-1]
+    g.initializers = [t for t in g.initializers if t.name in needed]
+    g.inputs = [i for i in g.inputs if i.name in needed]
+
+
+def _prefix(taken: set[str]) -> str:
+    """A name prefix no name in `taken` starts with."""
+    prefix = "raw_input/"
+    while any(name.startswith(prefix) for name in taken):
+        prefix = "_" + prefix
+    return prefix
+
+
+def _build(prep: dict[str, Any], fitted: dict[str, Any] | None, raw_types: dict[str, str], output_name: str,
+           output_type: int, *, opset: int, ml_opset: int, ir_version: int, taken: set[str]) -> onnx.ModelProto:
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be TensorProto.FLOAT, DOUBLE or INT64, not {output_type}")
+    if not isinstance(prep, dict) or prep.get("kind") != "tabular":
+        kind = prep.get("kind") if isinstance(prep, dict) else None
+        raise Unsupported(f"input kind {kind!r}: only tabular training data has raw feature columns")
+    if output_name in raw_types:
+        raise ValueError(f"output name {output_name!r} is also a raw column name")
+    g = _Graph(_prefix(taken | set(raw_types) | {output_name}), ml_opset)
+    f = _Frame(g, raw_types)
+    if fitted is not None:
+        _apply_processing(f, fitted)
+    tensors = _features(f, prep)
+    if not tensors:
+        raise Unsupported("the training data has no features, so the graph would have no rows to output")
+    matrix = g.op("Concat", *tensors, axis=1)
+    if output_type == TensorProto.DOUBLE:
+        g.op("Identity", matrix, out=output_name)
+    else:
+        g.op("Cast", matrix, out=output_name, to=output_type)
+    _prune(g, output_name)
+    uses_ml = any(n.domain == ML_DOMAIN for n in g.nodes)
+    graph = helper.make_graph(
+        g.nodes, "raw_input", g.inputs,
+        [helper.make_tensor_value_info(output_name, output_type, [None, len(tensors)])],
+        initializer=g.initializers,
+    )
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(ML_DOMAIN, ml_opset)] if uses_ml else [])
+    return helper.make_model(graph, opset_imports=opsets, ir_version=ir_version, producer_name="forge-training")
+
+
+def raw_input_graph(prep: dict[str, Any], fitted: dict[str, Any] | None, raw_types: dict[str, str],
+                    output_name: str, output_type: int) -> onnx.ModelProto:
+    """The graph from raw columns (inputs named by column, [N, 1], double or string) to the
+    processed feature matrix `output_name` [N, F] of `output_type` (see the module docstring).
+    Raises Unsupported for a step the graph cannot reproduce exactly."""
+    opsets = [helper.make_opsetid("", FRONT_OPSET), helper.make_opsetid(ML_DOMAIN, FRONT_ML_OPSET)]
+    return _build(prep, fitted, raw_types, output_name, output_type, opset=FRONT_OPSET, ml_opset=FRONT_ML_OPSET,
+                  ir_version=helper.find_min_ir_version_for(opsets), taken=set())
+
+
+def _graph_names(graph: onnx.GraphProto) -> set[str]:
+    names = {n.name for n in graph.node} | {o for n in graph.node for o in n.output}
+    names |= {v.name for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer)}
+    return names
+
+
+def _only_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    initializers = {t.name for t in model.graph.initializer}  # old IRs list initializers as inputs too
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ValueError(f"expected a model with exactly one input, got {[i.name for i in inputs]}")
+    tensor = inputs[0].type.tensor_type
+    if tensor.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE):
+        raise ValueError(f"the model's input {inputs[0].name!r} must be float or double, not "
+                         f"{TensorProto.DataType.Name(tensor.elem_type)}")
+    return inputs[0]
+
+
+def _check_width(model_input: onnx.ValueInfoProto, width: int) -> None:
+    dims = model_input.type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value != width:
+        raise ValueError(f"the model's input {model_input.name!r} has {dims[1].dim_value} columns but the "
+                         f"preprocessing gives {width} features")
+
+
+def with_raw_inputs(model_bytes: bytes, prep: dict[str, Any], fitted: dict[str, Any] | None,
+                    raw_types: dict[str, str]) -> bytes:
+    """The model (one float/double input [N, F]) behind raw_input_graph: its inputs are the raw
+    columns, its outputs and metadata_props the model's own. Raises Unsupported as
+    raw_input_graph does, ValueError when the model has not exactly one float/double input."""
+    model = onnx.load_from_string(model_bytes)
+    model_input = _only_input(model)
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    if "" not in opsets and "ai.onnx" not in opsets:
+        # Only ai.onnx.ml nodes (e.g. onnxmltools' XGBoost trees): the model uses no default-domain
+        # op, so it can import the front graph's opset without changing what its nodes mean.
+        model.opset_import.append(helper.make_opsetid("", FRONT_OPSET))
+        model.ir_version = max(model.ir_version, helper.find_min_ir_version_for(list(model.opset_import)))
+        opsets[""] = FRONT_OPSET
+    opset = opsets.get("", opsets.get("ai.onnx", 0))
+    if opset < MIN_OPSET:
+        raise Unsupported(f"the model uses opset {opset}; the raw-input graph needs opset {MIN_OPSET} or later")
+    model_outputs = {o.name for o in model.graph.output}
+    clash = sorted(model_outputs & set(raw_types))
+    if clash:
+        raise Unsupported(f"raw column {clash[0]!r} has the name of a model output; rename the column")
+    model_names = _graph_names(model.graph)
+    # The front graph is built at the model's opsets and IR version (merge_models needs them
+    # equal) and names its own nodes and constants with a prefix no model name starts with.
+    front = _build(prep, fitted, raw_types, _prefix(model_names | set(raw_types)) + "features",
+                   model_input.type.tensor_type.elem_type, opset=opset, ml_opset=opsets.get(ML_DOMAIN, FRONT_ML_OPSET),
+                   ir_version=model.ir_version, taken=model_names)
+    features = front.graph.output[0]
+    _check_width(model_input, features.type.tensor_type.shape.dim[1].dim_value)
+    # A raw column may share its name with one of the model's inner tensors: prefix those.
+    inner = model_names - model_outputs - {model_input.name}
+    if inner & {i.name for i in front.graph.input}:
+        model = onnx.compose.add_prefix(model, _prefix(model_names | _graph_names(front.graph)),
+                                        rename_inputs=False, rename_outputs=False)
+    merged = onnx.compose.merge_models(
+        front, model, io_map=[(features.name, model_input.name)],
+        name=model.graph.name, doc_string=model.graph.doc_string, producer_name=model.producer_name,
+        producer_version=model.producer_version, domain=model.domain, model_version=model.model_version,
+    )
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
