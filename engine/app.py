@@ -5,14 +5,17 @@ This is the one object the server holds. Nothing here knows about gRPC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
 from engine.jobs.trainer import ModelTrainer, TrainerSettings
-from engine.models.registry import ModelRegistry
+from engine.models.evaluation import ModelEvaluator
+from engine.models.inspect import inspect_isolated
+from engine.models.registry import LoadPolicy, ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
+from engine.storage.artifacts import ArtifactStore, StorageConfig
 from engine.store.database import Database
 
 
@@ -23,6 +26,8 @@ class EngineSettings:
     max_concurrent_jobs: int = 2
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     default_timeout_seconds: float = 0.0
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    load_policy: LoadPolicy = field(default_factory=LoadPolicy)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'forge.db').resolve()}"
@@ -39,7 +44,9 @@ class Engine:
         self.db = Database(settings.resolved_database_url(), on_commit=self.bus.publish)
         self.journal = Journal(self.db, self.bus)
         self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes)
-        self.models = ModelRegistry(self.db)
+        self.storage = ArtifactStore(settings.storage, settings.data_dir)
+        self.models = ModelRegistry(self.db, self.storage, settings.load_policy, inspect_isolated,
+                                    settings.data_dir / "tmp")
         self.trainer = ModelTrainer(
             self.db,
             self.journal,
@@ -51,7 +58,10 @@ class Engine:
                 default_timeout_seconds=settings.default_timeout_seconds,
             ),
             self.models,
+            self.storage,
         )
+
+        self.evaluator = ModelEvaluator(self.trainer, self.models, self.data, self.storage, settings.data_dir / "tmp")
 
     def start(self) -> None:
         self.db.create_schema()

@@ -60,6 +60,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         database_url=config.database_url,
         max_concurrent_jobs=config.max_concurrent_jobs,
         max_upload_bytes=config.max_upload_bytes,
+        storage=config.storage,
+        load_policy=config.load_policy,
     ))
     await asyncio.to_thread(engine.start)
     server = grpc.aio.server(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from engine.models.registry import LoadPolicy
+from engine.storage.artifacts import STORAGE_TYPES, StorageConfig
 
 ENV_PREFIX = "FORGE_TRAINING_"
 
@@ -19,6 +22,8 @@ class ServerConfig:
     max_upload_bytes: int = 1 << 30
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    load_policy: LoadPolicy = field(default_factory=LoadPolicy)
 
 
 def _env(name: str, default):
@@ -45,11 +50,39 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-grace", type=float, default=float(_env("SHUTDOWN_GRACE", d.shutdown_grace_seconds)),
                         help="seconds running jobs get to checkpoint on SIGTERM (default %(default)s)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), help="default %(default)s")
+    storage = parser.add_argument_group(
+        "artifact storage", "where exported and saved models live; credentials come from the environment "
+        "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3, GOOGLE_APPLICATION_CREDENTIALS for gcs), never flags")
+    storage.add_argument("--storage-type", choices=STORAGE_TYPES, default=_env("STORAGE_TYPE", "local"),
+                         help="local, s3 or gcs (env FORGE_TRAINING_STORAGE_TYPE; default %(default)s)")
+    storage.add_argument("--storage-path", default=_env("STORAGE_PATH", ""),
+                         help="local: base directory (default: the data dir)")
+    storage.add_argument("--storage-bucket", default=_env("STORAGE_BUCKET", ""), help="s3/gcs: the bucket")
+    storage.add_argument("--storage-prefix", default=_env("STORAGE_PREFIX", ""), help="s3/gcs: a key prefix")
+    storage.add_argument("--storage-region", default=_env("STORAGE_REGION", ""), help="s3: the region")
+    storage.add_argument("--storage-endpoint-url", default=_env("STORAGE_ENDPOINT_URL", ""),
+                         help="s3: an S3-compatible endpoint, e.g. MinIO")
+    storage.add_argument("--storage-project", default=_env("STORAGE_PROJECT", ""), help="gcs: the project")
+    parser.add_argument("--model-root", action="append",
+                        default=[r for r in _env("MODEL_ROOTS", "").split(",") if r],
+                        help="a directory or URI LoadModel may read besides the storage's models/ directory; "
+                             "repeatable (env FORGE_TRAINING_MODEL_ROOTS, comma-separated)")
+    parser.add_argument("--allow-untrusted-pickles", action="store_true",
+                        default=_env("ALLOW_UNTRUSTED_PICKLES", "") in ("1", "true"),
+                        help="let LoadModel accept pickles this service did not write; a pickle runs its "
+                             "author's code when loaded (env FORGE_TRAINING_ALLOW_UNTRUSTED_PICKLES)")
 
 
 def from_args(args: argparse.Namespace) -> ServerConfig:
     if args.max_concurrent_jobs < 1:
         raise SystemExit("--max-concurrent-jobs must be at least 1")
+    storage = StorageConfig(type=args.storage_type, base_path=args.storage_path, bucket=args.storage_bucket,
+                            prefix=args.storage_prefix, region=args.storage_region,
+                            endpoint_url=args.storage_endpoint_url, project=args.storage_project)
+    try:
+        storage.validate()
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     return ServerConfig(
         address=args.address,
         data_dir=args.data_dir,
@@ -58,4 +91,6 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         max_upload_bytes=args.max_upload_bytes,
         shutdown_grace_seconds=args.shutdown_grace,
         log_level=args.log_level.upper(),
+        storage=storage,
+        load_policy=LoadPolicy(tuple(args.model_root), args.allow_untrusted_pickles),
     )

@@ -17,8 +17,9 @@ from engine.jobs.spec import (
     ResourceSpec,
     TrainingSpec,
 )
+from engine.storage.artifacts import location
 from engine.store.models import DatasetRow, TrainingJobRow
-from forge.training.v1 import common_pb2, dataset_pb2, metrics_pb2, model_pb2, training_job_pb2
+from forge.training.v1 import common_pb2, dataset_pb2, metrics_pb2, model_pb2, trainer_service_pb2, training_job_pb2
 from server.errors import error_status_proto
 
 # ----- enums <-> engine strings
@@ -477,16 +478,57 @@ def data_pipeline_to_proto(row) -> dataset_pb2.DataPipeline:
 _STAGE_ENUM = {"": 0, "staging": 1, "production": 2, "archived": 3}
 
 
+def model_stage_str(value: int) -> str:
+    """The registry's stage name of a ModelStage value ("" for unstaged)."""
+    for name, number in _STAGE_ENUM.items():
+        if number == value:
+            return name
+    raise InvalidArgument.field("stage", f"unknown stage {value}: use STAGING, PRODUCTION or ARCHIVED")
+
+
+def _artifact_sha256(row) -> str:
+    artifacts = row.artifacts or {}
+    loaded = (row.model_info or {}).get("loaded_from")
+    for info in artifacts.values():
+        if loaded and location(info) == loaded:
+            return info["sha256"]
+    return artifacts.get("state", {}).get("sha256", "")
+
+
+def tensor_spec_to_proto(spec: dict[str, Any]) -> model_pb2.TensorSpec:
+    return model_pb2.TensorSpec(name=spec["name"], dtype=spec["dtype"], shape=spec["shape"])
+
+
 def model_to_proto(row) -> model_pb2.Model:
+    info = row.model_info or {}
+    state = (row.artifacts or {}).get("state")
     out = model_pb2.Model(
         name=row.name, model_id=row.model_id, version=row.version, framework=row.framework,
         framework_versions=row.framework_versions or {}, metrics=row.metrics or {}, training_job=row.training_job,
         datasets=list(row.datasets or []),
         export_formats=[export_format_enum(f) for f in (row.artifacts or {}) if f != "state"],
         stage=_STAGE_ENUM.get(row.stage, 0),
-        artifact_uri=(row.artifacts or {}).get("state", {}).get("path", ""),
-        artifact_sha256=(row.artifacts or {}).get("state", {}).get("sha256", ""),
+        artifact_uri=info.get("loaded_from") or (location(state) if state else ""),
+        artifact_sha256=_artifact_sha256(row),
         model_type=_str_to_enum(common_pb2.ModelType, row.model_type, "MODEL_TYPE_"),
+        preprocessing=dict_to_struct(info.get("preprocessing") or {}),
+        input_features=info.get("features") or [],
+        class_labels=info.get("classes") or [],
     )
     out.create_time.CopyFrom(timestamp(row.create_time))
     return out
+
+
+def evaluation_to_proto(report: dict[str, Any]) -> trainer_service_pb2.EvaluateModelResponse:
+    """EvaluateModelResponse of engine.frameworks.metrics.evaluation_report (plus row_count)."""
+    return trainer_service_pb2.EvaluateModelResponse(
+        metrics={k: float(v) for k, v in report.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "row_count"},
+        row_count=int(report.get("row_count", 0)),
+        class_labels=[str(c) for c in report.get("class_labels", [])],
+        confusion_matrix=[model_pb2.ConfusionMatrixRow(counts=[int(n) for n in row])
+                          for row in report.get("confusion_matrix", [])],
+        per_class=[model_pb2.ClassMetrics(label=str(c["label"]), precision=c["precision"], recall=c["recall"],
+                                          f1_score=c["f1_score"], support=int(c["support"]))
+                   for c in report.get("per_class", [])],
+    )

@@ -17,8 +17,9 @@ log = logging.getLogger("forge.server")
 async def serve(config: server_config.ServerConfig) -> None:
     running = await create_server(config)
     host = config.address.rsplit(":", 1)[0]
-    log.info("forge-training serving on %s:%d (data dir %s, %d concurrent jobs)", host, running.port,
-             config.data_dir.resolve(), config.max_concurrent_jobs)
+    log.info("forge-training serving on %s:%d (data dir %s, %d concurrent jobs, artifacts in %s)", host,
+             running.port, config.data_dir.resolve(), config.max_concurrent_jobs,
+             running.engine.storage.config.describe())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,7 @@ from engine.app import Engine
 from engine.errors import DataLoss, InvalidArgument
 from engine.export.formats import FORMATS, parse_format
 from engine.paging import next_token, page_bounds
+from engine.storage.artifacts import location
 from forge.training.v1 import model_pb2, trainer_service_pb2 as pb, trainer_service_pb2_grpc
 from server import convert, unimplemented
 from server.errors import rpc
@@ -151,6 +152,25 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         return pb.DeleteModelResponse()
 
     @rpc
+    async def EvaluateModel(self, request, context) -> pb.EvaluateModelResponse:
+        report = await _run(self.engine.evaluator.evaluate, request.name, request.dataset)
+        return convert.evaluation_to_proto(report)
+
+    @rpc
+    async def UpdateModelStage(self, request, context) -> pb.UpdateModelStageResponse:
+        stage = convert.model_stage_str(request.stage)
+        row, archived = await _run(self.engine.models.set_stage, request.name, stage)
+        return pb.UpdateModelStageResponse(model=convert.model_to_proto(row),
+                                           archived=[convert.model_to_proto(r) for r in archived])
+
+    @rpc
+    async def LoadModel(self, request, context) -> pb.LoadModelResponse:
+        project = names.project_of_parent(request.parent)
+        fmt = convert.export_format_str(request.format) if request.format else ""
+        row = await _run(self.engine.models.load, project, request.path, request.model_id, fmt)
+        return pb.LoadModelResponse(model=convert.model_to_proto(row))
+
+    @rpc
     async def ExportModel(self, request, context):
         fmt = parse_format(convert.export_format_str(request.format))
         if "/models/" in request.name:  # a registered model version
@@ -159,10 +179,13 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         else:
             row, info = await _run(self.trainer.artifact, self._job(request.name), fmt, False)
             framework, versions, model_info = row.spec.get("framework", ""), row.framework_versions, row.model_info
+        size = info["size_bytes"]
+        if request.offset < 0 or request.offset > size:
+            raise InvalidArgument.field("offset", f"must be between 0 and the artifact's size {size}")
         model_info = model_info or {}
         metadata = model_pb2.ExportMetadata(
             format=request.format,
-            size_bytes=info["size_bytes"],
+            size_bytes=size,
             sha256=info["sha256"],
             filename=FORMATS[fmt].filename,
             content_type=FORMATS[fmt].content_type,
@@ -171,27 +194,43 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             input_features=model_info.get("features", []),
             class_labels=model_info.get("classes", []),
             preprocessing=convert.dict_to_struct(model_info.get("preprocessing", {})),
+            inputs=[convert.tensor_spec_to_proto(t) for t in info.get("inputs", [])],
+            outputs=[convert.tensor_spec_to_proto(t) for t in info.get("outputs", [])],
+            raw_columns=bool(info.get("raw_columns")),
         )
+        async for message in self._stream_artifact(row.name, fmt, info, request.offset):
+            if message.offset == request.offset:
+                message.metadata.CopyFrom(metadata)
+            yield message
+
+    async def _stream_artifact(self, owner: str, fmt: str, info: dict, start: int):
+        """The artifact's bytes from `start` in chunks of at most 1 MiB, one chunk in memory at a time.
+        The whole file is hashed (the bytes before `start` too), and the check happens before the last
+        chunk leaves, so a client never receives a corrupt artifact whole."""
+        store = self.engine.storage
+        uri, size = location(info), info["size_bytes"]
         digest = hashlib.sha256()
+        chunks = store.iter_chunks(uri, 0, CHUNK)  # opens the file lazily, on the first next()
         offset = 0
-        with open(info["path"], "rb") as f:
+        sent = False
+        try:
             while True:
-                chunk = await _run(f.read, CHUNK)
-                if not chunk and offset:
-                    break
+                chunk = await _run(next, chunks, b"")
+                end = offset + len(chunk)
                 digest.update(chunk)
-                if offset + len(chunk) >= info["size_bytes"] and digest.hexdigest() != info["sha256"]:
-                    # Checked before the last bytes leave, so a client never gets a corrupt artifact whole.
-                    raise DataLoss(f"the stored {fmt} artifact of {row.name} no longer matches its recorded sha256")
-                message = pb.ExportModelResponse(data=chunk, offset=offset)
-                if offset == 0:
-                    message.metadata.CopyFrom(metadata)
-                yield message
-                offset += len(chunk)
+                if end >= size and digest.hexdigest() != info["sha256"]:
+                    raise DataLoss(f"the stored {fmt} artifact of {owner} no longer matches its recorded sha256")
+                # Chunks wholly before `start` are only hashed; the first one sent starts at `start`.
+                if end > start or (not sent and end >= size):
+                    yield pb.ExportModelResponse(data=chunk[max(0, start - offset):], offset=max(start, offset))
+                    sent = True
+                offset = end
                 if not chunk:
                     break
-        if offset != info["size_bytes"]:
-            raise DataLoss(f"the stored {fmt} artifact of {row.name} has {offset} bytes, {info['size_bytes']} recorded")
+        finally:
+            await _run(chunks.close)  # closes the file even when the client goes away mid-stream
+        if offset != size:
+            raise DataLoss(f"the stored {fmt} artifact of {owner} has {offset} bytes, {size} recorded")
 
 
 unimplemented.install(TrainerServicer, SERVICE)

@@ -10,8 +10,6 @@ import grpc
 
 # "Service.Method" -> what the method will do once implemented.
 UNIMPLEMENTED: dict[str, str] = {
-    "TrainerService.LoadModel": "registering model artifacts from storage",
-    "TrainerService.EvaluateModel": "evaluating models on datasets",
     "TrainerService.StartTuning": "hyperparameter tuning",
     "TrainerService.GetTuningJob": "hyperparameter tuning",
     "TrainerService.ListTuningJobs": "hyperparameter tuning",

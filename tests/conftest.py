@@ -28,11 +28,12 @@ def breast_cancer_csv(tmp_path_factory, breast_cancer_frame) -> Path:
 class ServerThread:
     """A real forge-training server on its own event loop in a background thread."""
 
-    def __init__(self, data_dir: Path, max_concurrent_jobs: int = 2, database_url: str = ""):
+    def __init__(self, data_dir: Path, max_concurrent_jobs: int = 2, database_url: str = "", **settings):
         from server.config import ServerConfig
 
+        # settings: any other ServerConfig field, e.g. storage or load_policy.
         self.config = ServerConfig(address="127.0.0.1:0", data_dir=data_dir, max_concurrent_jobs=max_concurrent_jobs,
-                                   shutdown_grace_seconds=15.0, database_url=database_url)
+                                   shutdown_grace_seconds=15.0, database_url=database_url, **settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -131,3 +132,34 @@ def s3_endpoint():
     yield url
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def write_matmul_onnx():
+    """write(path, width) -> sha256: an ONNX model nobody trained here, x [n, 4] @ W [4, width]
+    with random (incompressible) W, about 16 * width bytes; written once, never held twice."""
+    import hashlib
+
+    def write(path: Path, width: int) -> str:
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        weights = np.random.default_rng(0).standard_normal((4, width), dtype=np.float32)
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "W"], ["variable"])], "matmul",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+            [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, width])],
+            [numpy_helper.from_array(weights, "W")])
+        del weights
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    return write

@@ -35,7 +35,7 @@ from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
 from engine.paging import next_token, page_bounds, parse_filter
-from engine.storage.files import verify, write_atomic
+from engine.storage.artifacts import ArtifactStore, StorageConfig, resolve_model_path
 from engine.store.database import Database
 from engine.store.models import TrainingJobRow
 
@@ -159,6 +159,10 @@ def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
         raise InvalidArgument.field(field, f"{metric!r} is not reported for {spec.model_type}: use one of {names}")
 
 
+def _column_types(dataset) -> dict[str, str]:
+    return {c["name"]: c["data_type"] for c in (dataset.schema or {}).get("columns", [])}
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -172,8 +176,9 @@ class TrainerSettings:
 
 class ModelTrainer:
     def __init__(self, db: Database, journal: Journal, bus: Bus, datasets: DataManager, settings: TrainerSettings,
-                 models: ModelRegistry | None = None):
+                 models: ModelRegistry | None = None, store: ArtifactStore | None = None):
         self._db = db
+        self.store = store or ArtifactStore(StorageConfig(), settings.data_dir)
         self._models = models
         self._journal = journal
         self._bus = bus
@@ -194,12 +199,14 @@ class ModelTrainer:
         sub = (spec or {}).get("checkpoints", {}).get("path") or ""
         return root / sub / names.short_id(name)
 
-    def _artifact_dir(self, name: str) -> Path:
-        return self.settings.data_dir / "artifacts" / names.project_of(name) / names.short_id(name)
+    @staticmethod
+    def _artifact_key(name: str) -> str:
+        """Where the job's artifacts live in the artifact store."""
+        return f"artifacts/{names.project_of(name)}/{names.short_id(name)}"
 
-    @property
-    def model_dir(self) -> Path:
-        return self.settings.data_dir / "models"
+    def _artifact_dir(self, name: str) -> Path:
+        """Where the worker writes them first: the store itself when it is local."""
+        return self.settings.data_dir / self._artifact_key(name)
 
     # ----- lifecycle of the trainer itself
 
@@ -407,6 +414,7 @@ class ModelTrainer:
             self._models.forget_job(name)
         shutil.rmtree(self._checkpoint_dir(name, row.spec), ignore_errors=True)
         shutil.rmtree(self._artifact_dir(name), ignore_errors=True)
+        self.store.delete(self.store.uri(self._artifact_key(name)))
 
     def pause(self, name: str) -> TrainingJobRow:
         with self._lock:
@@ -471,34 +479,27 @@ class ModelTrainer:
             offered = ", ".join(k for k in row.artifacts if k != "state")
             raise FailedPrecondition(f"job {name} has no {fmt} export: its framework offers {offered}")
         if check:
-            verify(info["path"], info["sha256"])
+            self.store.verify(info)
         return row, info
 
     def save_model(self, name: str, relative_path: str, fmt: str) -> tuple[str, int, str]:
-        """Copy the job's `fmt` artifact to `relative_path` under the model directory."""
-        target = self._safe_model_path(relative_path)
-        _, info = self.artifact(name, fmt)
-        if target.is_dir():
+        """Copy the job's `fmt` artifact to `relative_path` under the store's models/ directory,
+        and remember its sha256 as one this service wrote (LoadModel trusts those)."""
+        if "://" in relative_path or Path(relative_path).is_absolute():
+            raise InvalidArgument.field("path", f"{relative_path!r} is not relative: give a path under the model "
+                                                "directory such as 'churn/model.pkl'")
+        target = resolve_model_path(self.store, relative_path, "path")
+        row, info = self.artifact(name, fmt)
+        if self.store.is_dir(target):
             raise InvalidArgument.field("path", f"{relative_path!r} is a directory: name a file, e.g. "
                                                 f"'{relative_path.rstrip('/')}/model.pkl'")
         try:
-            size, digest = write_atomic(target, lambda tmp: shutil.copyfile(info["path"], tmp))
+            saved = self.store.copy(info, self.store.key_of(target))
         except (NotADirectoryError, FileExistsError) as exc:
             raise InvalidArgument.field("path", f"cannot write {relative_path!r}: a part of it is a file") from exc
-        return str(target.relative_to(self.model_dir.resolve())), size, digest
-
-    def _safe_model_path(self, relative_path: str) -> Path:
-        if not relative_path:
-            raise InvalidArgument.field("path", "is required: a relative path such as 'churn/model.pkl'", "REQUIRED")
-        if "\x00" in relative_path:
-            raise InvalidArgument.field("path", "contains a NUL character")
-        root = self.model_dir.resolve()
-        candidate = (root / relative_path).resolve()
-        if Path(relative_path).is_absolute() or not candidate.is_relative_to(root) or candidate == root:
-            raise InvalidArgument.field(
-                "path", f"{relative_path!r} leaves the model directory: give a relative path without '..'"
-            )
-        return candidate
+        if self._models is not None:
+            self._models.record_written(saved["sha256"], fmt, row.name, saved["uri"])
+        return self.store.key_of(target).removeprefix("models/"), saved["size_bytes"], saved["sha256"]
 
     # ----- the queue
 
@@ -556,8 +557,11 @@ class ModelTrainer:
             ref = spec["data"].get(key)
             if ref:
                 ds = self._datasets.get(ref, field=f"data_config.{key}")
+                processed_by = self.processed_by(ds)
                 parts[part] = {"name": ds.name, "path": ds.path, "sha256": ds.sha256, "version": ds.version,
-                               "lineage": ds.lineage, "processed_by": self._processed_by(ds)}
+                               "lineage": ds.lineage, "processed_by": processed_by,
+                               # The raw columns an exported model takes: before any processing.
+                               "raw_types": processed_by.pop("raw_types", None) or _column_types(ds)}
         resume = None
         if row.checkpoint and row.checkpoint.get("path"):
             resume = row.checkpoint
@@ -567,18 +571,22 @@ class ModelTrainer:
             "datasets": parts,
             "checkpoint_dir": str(self._checkpoint_dir(row.name, row.spec)),
             "artifact_dir": str(self._artifact_dir(row.name)),
+            "artifact_key": self._artifact_key(row.name),
+            "data_dir": str(self.settings.data_dir),
+            "storage": self.store.config.to_dict(),
             "resume": resume,
         }
 
-    def _processed_by(self, dataset) -> dict[str, Any]:
+    def processed_by(self, dataset) -> dict[str, Any]:
         """The nearest ancestor made by TransformDataset or RunDataPipeline, looking through splits
         and filters (which do not change columns): the processing raw input needs before the model."""
         current = dataset
         for _ in range(50):  # lineage is a DAG of finite depth; the bound only guards bad data
             operation = current.lineage.get("operation")
             if operation in ("transform", "data_pipeline"):
-                return {"dataset": current.name, "operation": operation,
-                        "parameters": current.lineage.get("parameters", {})}
+                parameters = current.lineage.get("parameters", {})
+                return {"dataset": current.name, "operation": operation, "parameters": parameters,
+                        **self._fitted_processing(current, operation, parameters)}
             parents = current.lineage.get("parents") or []
             if operation not in ("split", "filter") or len(parents) != 1:
                 return {}
@@ -587,6 +595,24 @@ class ModelTrainer:
             except NotFound:  # deleted since: nothing more to learn
                 return {}
         return {}
+
+    def _fitted_processing(self, dataset, operation: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The fitted processing that made `dataset`, and the column types of the data it was
+        applied to, so the worker can put that processing in front of an exported model."""
+        try:
+            fitted = self.fitted_processing_of({"operation": operation, "parameters": parameters})
+            parents = dataset.lineage.get("parents") or []
+            raw_types = _column_types(self._datasets.get(parents[0])) if len(parents) == 1 else {}
+        except (NotFound, InvalidArgument):  # deleted since: the export keeps its processed input
+            return {}
+        return {"fitted": fitted, "raw_types": raw_types}
+
+    def fitted_processing_of(self, processed_by: dict[str, Any]) -> dict[str, Any]:
+        """The fitted processing a processed_by record names (a transform's own, or a pipeline's)."""
+        parameters = processed_by.get("parameters") or {}
+        if processed_by.get("operation") == "transform":
+            return parameters.get("fitted") or {}
+        return self._datasets.get_pipeline(parameters.get("data_pipeline", "")).fitted
 
     # ----- messages from workers (supervisor threads)
 

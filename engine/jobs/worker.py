@@ -74,7 +74,6 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     # Imported here, after spawn, so the parent never pays for them on the event loop.
     from engine.callbacks.early_stopping import EarlyStopping, default_mode, metric_key
     from engine.data.training_data import build_training_data, load_arrays
-    from engine.export.formats import FORMATS
     from engine.frameworks.registry import get_adapter
     from engine.jobs.spec import TrainingSpec
     from engine.monitor.resources import ResourceSampler
@@ -84,7 +83,6 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     spec = TrainingSpec.from_dict(payload["spec"])
     datasets = payload["datasets"]
     checkpoint_dir = Path(payload["checkpoint_dir"])
-    artifact_dir = Path(payload["artifact_dir"])
     resume = payload.get("resume")
     sampler = ResourceSampler()
 
@@ -213,21 +211,22 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     if best_state is not None and best_state[0] != epoch:
         run.restore(best_state[1])
         channel.log(f"restored the weights of epoch {best_state[0]}, the best by {stopper.metric}")
+    model_info = {
+        "features": list(data.feature_names),
+        # The classes the model outputs, in order: those seen in training.
+        "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
+        "input_kind": data.input_kind,
+        "task": spec.model_type,
+        # The data layer's preprocessing, plus what the model itself learned about its input
+        # (e.g. a text vocabulary or id maps), for whoever feeds the exported model.
+        "preprocessing": {**data.preprocessing, **getattr(run, "input_preprocessing", {}),
+                          **_upstream_processing(datasets["train"])},
+        # Which data (and which processing of it) the model was trained on.
+        "datasets": {part: {k: v for k, v in info.items() if k != "path"}
+                     for part, info in datasets.items() if info},
+    }
     final_state = checkpoint.pack(run.state_bytes(), {**manifest, "epoch": epoch})
-    size, digest = write_bytes_atomic(artifact_dir / "model.state", final_state)
-    artifacts: dict[str, Any] = {"state": {"path": str(artifact_dir / "model.state"), "sha256": digest, "size_bytes": size}}
-    for fmt in run.export_formats:
-        path = artifact_dir / FORMATS[fmt].filename
-        blob = run.export(fmt)
-        if fmt == "onnx":
-            blob = _with_onnx_metadata(blob, manifest)
-        size, digest = write_bytes_atomic(path, blob)
-        artifacts[fmt] = {"path": str(path), "sha256": digest, "size_bytes": size}
-        channel.log(f"exported {fmt}: {size} bytes, sha256 {digest}")
-    # Beside the artifacts: what made them, for anyone who finds the files without the database.
-    write_bytes_atomic(artifact_dir / "manifest.json", json.dumps(
-        {**manifest, "epoch": epoch, "artifacts": {k: v["sha256"] for k, v in artifacts.items()}},
-        indent=2, sort_keys=True).encode())
+    artifacts = _store_artifacts(payload, run, final_state, {**manifest, "epoch": epoch}, model_info, channel)
     test_metrics: dict[str, float] = {}
     if datasets.get("test"):
         try:
@@ -250,35 +249,49 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             "stop_reason": stop_reason,
             "artifacts": artifacts,
             "test_metrics": test_metrics,
-            "model_info": {
-                "features": list(data.feature_names),
-                # The classes the model outputs, in order: those seen in training.
-                "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
-                "input_kind": data.input_kind,
-                # The data layer's preprocessing, plus what the model itself learned about its input
-                # (e.g. a text vocabulary or id maps), for whoever feeds the exported model.
-                "preprocessing": {**data.preprocessing, **getattr(run, "input_preprocessing", {}),
-                                  **_upstream_processing(datasets["train"])},
-                # Which data (and which processing of it) the model was trained on.
-                "datasets": {part: {k: v for k, v in info.items() if k != "path"}
-                             for part, info in datasets.items() if info},
-            },
+            "model_info": model_info,
         },
     )
 
 
-def _with_onnx_metadata(blob: bytes, manifest: dict[str, Any]) -> bytes:
-    """The ONNX model with the framework, architecture and library versions in its
-    metadata_props, so the file itself says what made it (the graph is untouched)."""
-    import onnx
+def _store_artifacts(payload: dict[str, Any], run, final_state: bytes, manifest: dict[str, Any],
+                     model_info: dict[str, Any], channel: _Channel) -> dict[str, Any]:
+    """Write the final state and every export format to the artifact store, each recorded with
+    its uri, sha256 and size (and, for exports, the signature an inference engine needs)."""
+    from engine.export.formats import FORMATS
+    from engine.export.package import array_signature, package_onnx
+    from engine.storage.artifacts import ArtifactStore, StorageConfig
+    from engine.storage.files import write_bytes_atomic
 
-    model = onnx.load_from_string(blob)
-    entries = {"forge.framework": manifest["framework"], "forge.architecture": manifest["architecture"],
-               "forge.versions": json.dumps(manifest["versions"], sort_keys=True)}
-    for key, value in entries.items():
-        prop = model.metadata_props.add()
-        prop.key, prop.value = key, value
-    return model.SerializeToString()
+    store = ArtifactStore(StorageConfig.from_dict(payload["storage"]), payload.get("data_dir"))
+    staging = Path(payload["artifact_dir"])  # the store itself, for local storage
+    key = payload["artifact_key"]
+    train = payload["datasets"]["train"]
+
+    def put(filename: str, blob: bytes) -> dict[str, Any]:
+        size, digest = write_bytes_atomic(staging / filename, blob)
+        info = store.put_file(staging / filename, f"{key}/{filename}", size, digest)
+        if not store.local:  # uploaded: the staging copy has done its job
+            (staging / filename).unlink(missing_ok=True)
+        return info
+
+    artifacts: dict[str, Any] = {"state": put("model.state", final_state)}
+    features, classes = model_info["features"], model_info["classes"]
+    for fmt in run.export_formats:
+        blob = run.export(fmt)
+        if fmt == "onnx":
+            fitted = (train.get("processed_by") or {}).get("fitted")
+            blob, extra, note = package_onnx(blob, manifest, model_info, fitted, train.get("raw_types") or {})
+            if note:
+                channel.log(note)
+        else:
+            extra = array_signature(model_info["task"], model_info["input_kind"], len(features), len(classes))
+        artifacts[fmt] = {**put(FORMATS[fmt].filename, blob), **extra}
+        channel.log(f"exported {fmt}: {artifacts[fmt]['size_bytes']} bytes, sha256 {artifacts[fmt]['sha256']}")
+    # Beside the artifacts: what made them, for anyone who finds the files without the database.
+    put("manifest.json", json.dumps({**manifest, "artifacts": {k: v["sha256"] for k, v in artifacts.items()}},
+                                    indent=2, sort_keys=True).encode())
+    return artifacts
 
 
 def _upstream_processing(train: dict[str, Any]) -> dict[str, Any]:

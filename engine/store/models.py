@@ -145,3 +145,20 @@ class ModelVersionRow(Base):
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_model_versions_model", "project", "model_id", "version", unique=True),)
+
+
+class WrittenArtifactRow(Base):
+    """The sha256 of every artifact this service wrote (job exports, SaveModel copies).
+
+    LoadModel trusts a pickle only when its bytes are among these: a pickle runs code when
+    it is loaded, so a file from anywhere else needs the server's explicit permission.
+    """
+
+    __tablename__ = "written_artifacts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    format: Mapped[str] = mapped_column(String(32))
+    # The job whose model the bytes are; its model info describes a loaded copy.
+    training_job: Mapped[str] = mapped_column(String(255), default="")
+    uri: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,6 +5,7 @@ pause / resume / cancel it, and export it as ONNX and pickle."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -113,10 +114,13 @@ def test_train_watch_and_export(client, splits, tmp_path):
     X = pd.DataFrame(rows)[list(onnx_meta.input_features)].to_numpy(dtype=np.float64)
     model = pickle.loads((tmp_path / "model.pkl").read_bytes())
     expected = model.predict_proba(X)
+    # The ONNX graph takes the raw columns, one input each, as the export's signature says.
+    assert onnx_meta.raw_columns and [i.name for i in onnx_meta.inputs] == list(onnx_meta.input_features)
+    assert {i.dtype for i in onnx_meta.inputs} == {"float64"} and list(onnx_meta.inputs[0].shape) == [-1, 1]
+    assert [o.name for o in onnx_meta.outputs] == ["label", "probabilities"]
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})
-    probabilities = next(o for o in outputs if getattr(o, "ndim", 0) == 2)
-    assert np.max(np.abs(probabilities - expected)) < 1e-5
+    outputs = session.run(["probabilities"], {name: X[:, [i]] for i, name in enumerate(onnx_meta.input_features)})
+    assert np.max(np.abs(outputs[0] - expected)) < 1e-5
     assert (model.predict(X) == pd.DataFrame(rows)["target"].to_numpy()).mean() > 0.9
 
 
@@ -198,7 +202,7 @@ def test_completed_job_cannot_resume_and_save_model_stays_in_model_dir(client, s
         client.save_model(job.name, "../../outside.pkl")
     assert err.value.field_violations[0].field == "path"
     saved = client.save_model(job.name, "flow/model.pkl")
-    stored = server.engine.trainer.model_dir / "flow" / "model.pkl"
+    stored = Path(server.engine.storage.uri("models/flow/model.pkl"))
     assert saved.path == "flow/model.pkl" and stored.stat().st_size == saved.size_bytes
 
 

@@ -115,6 +115,13 @@ def export_format(value: str | int) -> int:
     return _enum_value(common_pb2.ExportFormat, "EXPORT_FORMAT_", value, "export format")
 
 
+def model_stage(value: str | int) -> int:
+    """ModelStage from "staging", "production", "archived", "none" (any case) or the enum."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "unspecified", ""):
+        return model_pb2.ModelStage.MODEL_STAGE_UNSPECIFIED
+    return _enum_value(model_pb2.ModelStage, "MODEL_STAGE_", value, "model stage")
+
+
 def data_format(value: str | int) -> int:
     """DataFormat from "csv", "parquet", "jsonl", "image_folder", "text" (any case) or the enum."""
     return _enum_value(dataset_pb2.DataFormat, "DATA_FORMAT_", value, "data format")
@@ -255,6 +262,19 @@ def training_request(spec: training_job_pb2.TrainingRequest | Mapping[str, Any])
     except json_format.ParseError as exc:
         raise ValueError(f"invalid training spec: {exc}") from exc
     return request
+
+
+def _merge(target: Any, value: Any) -> None:
+    """Fills message ``target`` from a message of its type or a dict in its JSON form."""
+    if isinstance(value, type(target)):
+        target.CopyFrom(value)
+        return
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a {type(target).__name__} or a dict, not {type(value).__name__}")
+    try:
+        json_format.ParseDict(_normalize(value, target.DESCRIPTOR), target)
+    except json_format.ParseError as exc:
+        raise ValueError(f"invalid {type(target).__name__}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------
@@ -574,6 +594,34 @@ class Client:
         )
         return list(self._call(self.data.SplitDataset, request).datasets)
 
+    def create_data_pipeline(
+        self,
+        fit_dataset: Resource,
+        processing: Mapping[str, Any] | dataset_pb2.ProcessingConfig,
+        *,
+        data_pipeline_id: str = "",
+        validation: Mapping[str, Any] | dataset_pb2.ValidationConfig | None = None,
+    ) -> dataset_pb2.DataPipeline:
+        """Fits ``processing`` (a ProcessingConfig or its JSON form) on ``fit_dataset`` and keeps
+        what it learned, to apply unchanged to other datasets with run_data_pipeline."""
+        pipeline = dataset_pb2.DataPipeline(fit_dataset=_name(fit_dataset))
+        _merge(pipeline.processing, processing)
+        if validation is not None:
+            _merge(pipeline.validation, validation)
+        request = data_service_pb2.CreateDataPipelineRequest(
+            data_pipeline_id=data_pipeline_id, data_pipeline=pipeline
+        )
+        return self._call(self.data.CreateDataPipeline, request).data_pipeline
+
+    def run_data_pipeline(
+        self, name: Resource, dataset: Resource, *, output_dataset_id: str = ""
+    ) -> dataset_pb2.Dataset:
+        """Applies a data pipeline's fitted processing to ``dataset``; returns the new dataset."""
+        request = data_service_pb2.RunDataPipelineRequest(
+            name=_name(name), dataset=_name(dataset), output_dataset_id=output_dataset_id
+        )
+        return self._call(self.data.RunDataPipeline, request).dataset
+
     def get_records(
         self,
         name: Resource,
@@ -773,55 +821,52 @@ class Client:
         name: Resource,
         format: str | int,
         path: str | os.PathLike[str],
+        *,
+        retries: int = 3,
     ) -> model_pb2.ExportMetadata:
         """Downloads a completed job's (or model version's) model into ``path``.
 
         The bytes go to a temporary file beside ``path`` that is renamed at
         the end, once the size, the sha256 and every chunk's offset match the
         stream's metadata; on a mismatch the temporary file is removed and
-        ForgeTrainingError(DATA_LOSS) is raised. When ``path`` is an existing
-        directory the file is named after the server's suggested file name.
+        ForgeTrainingError(DATA_LOSS) is raised. When the connection drops
+        mid-stream (UNAVAILABLE), the download continues from the last byte
+        received, up to ``retries`` times, as long as the artifact's sha256 is
+        unchanged. When ``path`` is an existing directory the file is named
+        after the server's suggested file name.
         """
         resource = _name(name)
-        request = trainer_service_pb2.ExportModelRequest(name=resource, format=export_format(format))
         target = Path(path)
         into_dir = target.is_dir()
         fd, tmp_name = tempfile.mkstemp(
             prefix=".export-", suffix=".part", dir=target if into_dir else target.parent
         )
         tmp = Path(tmp_name)
-        call = None
+        hasher = hashlib.sha256()
+        metadata: model_pb2.ExportMetadata | None = None
+        written = 0
+
+        def remember(received: model_pb2.ExportMetadata) -> None:
+            nonlocal metadata  # kept when the stream breaks: a resumed one must match it
+            metadata = received
+
         try:
             with os.fdopen(fd, "wb") as out:
-                call = self.trainer.ExportModel(request, metadata=self._metadata)
-                metadata: model_pb2.ExportMetadata | None = None
-                hasher = hashlib.sha256()
-                written = 0
-                for response in call:
-                    if response.HasField("metadata"):
-                        if metadata is not None:
-                            raise _data_loss(resource, "metadata sent twice")
-                        metadata = model_pb2.ExportMetadata()
-                        metadata.CopyFrom(response.metadata)
-                    elif metadata is None:
-                        raise _data_loss(resource, "the first message carries no metadata")
-                    if response.data:
-                        if response.offset != written:
-                            raise _data_loss(
-                                resource, f"chunk at offset {response.offset}, expected {written}"
-                            )
-                        out.write(response.data)
-                        hasher.update(response.data)
-                        written += len(response.data)
+                for attempt in range(retries + 1):
+                    request = trainer_service_pb2.ExportModelRequest(
+                        name=resource, format=export_format(format), offset=written
+                    )
+                    try:
+                        metadata, written = self._receive_export(resource, request, metadata, out, hasher, remember)
+                        break
+                    except grpc.RpcError as exc:
+                        if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == retries or metadata is None:
+                            raise
+                        time.sleep(min(2.0, 0.2 * 2**attempt))
+                        written = out.tell()
                 out.flush()
                 os.fsync(out.fileno())
-            if metadata is None:
-                raise _data_loss(resource, "the stream was empty")
-            if written != metadata.size_bytes:
-                raise _data_loss(resource, f"received {written} bytes, expected {metadata.size_bytes}")
-            digest = hasher.hexdigest()
-            if digest != metadata.sha256.strip().lower():
-                raise _data_loss(resource, f"sha256 {digest} does not match {metadata.sha256}")
+            check_export(resource, metadata, written, hasher)
             if into_dir:
                 filename = Path(metadata.filename).name or "model" + _EXPORT_SUFFIX.get(metadata.format, "")
                 target = target / filename
@@ -830,12 +875,19 @@ class Client:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
         finally:
-            if call is not None:
-                call.cancel()
             try:
                 tmp.unlink()
             except FileNotFoundError:
                 pass
+
+    def _receive_export(self, resource: str, request, known, out, hasher, on_metadata):
+        """One ExportModel call from request.offset on, appended to ``out``."""
+        call = self.trainer.ExportModel(request, metadata=self._metadata)
+        try:
+            return copy_export(resource, call, out, hasher, known=known, start=request.offset,
+                               on_metadata=on_metadata)
+        finally:
+            call.cancel()
 
     def save_model(
         self, name: Resource, path: str, format: str | int = "pickle"
@@ -846,10 +898,25 @@ class Client:
         )
         return self._call(self.trainer.SaveModel, request)
 
-    def load_model(self, path: str, model_id: str) -> model_pb2.Model:
-        """Registers a model artifact from the server's storage under ``model_id``."""
-        request = trainer_service_pb2.LoadModelRequest(path=str(path), model_id=model_id)
+    def load_model(self, path: str, model_id: str, format: str | int = 0) -> model_pb2.Model:
+        """Registers a model artifact from the server's storage as the next version of
+        ``model_id``. ``path`` is relative to the server's model directory (where
+        save_model writes) or a path/URI under a root the server allows; the format
+        defaults to the one the file name says."""
+        request = trainer_service_pb2.LoadModelRequest(
+            path=str(path), model_id=model_id, format=export_format(format) if format else 0
+        )
         return self._call(self.trainer.LoadModel, request).model
+
+    def update_model_stage(
+        self, name: Resource, stage: str | int
+    ) -> tuple[model_pb2.Model, list[model_pb2.Model]]:
+        """Moves a model version to a stage ("staging", "production", "archived" or
+        "none"); promoting to production archives the previous production version.
+        Returns (the version, the versions archived by this call)."""
+        request = trainer_service_pb2.UpdateModelStageRequest(name=_name(name), stage=model_stage(stage))
+        response = self._call(self.trainer.UpdateModelStage, request)
+        return response.model, list(response.archived)
 
     def get_model(self, name: Resource) -> model_pb2.Model:
         """Gets a registered model version."""
@@ -864,11 +931,66 @@ class Client:
         """Deletes a registered model version."""
         self._call(self.trainer.DeleteModel, trainer_service_pb2.DeleteModelRequest(name=_name(name)))
 
-    def evaluate_model(self, name: Resource, dataset: Resource) -> tuple[dict[str, float], int]:
-        """Evaluates a completed job's or model version's model; returns (metrics, rows)."""
+    def evaluate_model(
+        self, name: Resource, dataset: Resource, *, timeout: float | None = 600
+    ) -> trainer_service_pb2.EvaluateModelResponse:
+        """A completed job's or model version's metrics on any dataset: ``metrics``
+        (accuracy, precision, recall, f1_score, roc_auc, log_loss for classifiers;
+        rmse, mae, r2, mape for regressors), ``row_count``, and for classifiers
+        ``class_labels``, ``confusion_matrix`` and ``per_class``. Raw rows are fine:
+        the processing the model's training data went through is applied first."""
         request = trainer_service_pb2.EvaluateModelRequest(name=_name(name), dataset=_name(dataset))
-        response = self._call(self.trainer.EvaluateModel, request)
-        return dict(response.metrics), response.row_count
+        return self._call(self.trainer.EvaluateModel, request, timeout=timeout)
+
+
+def copy_export(
+    resource: str,
+    messages: Iterable[trainer_service_pb2.ExportModelResponse],
+    out: BinaryIO,
+    hasher: Any,
+    *,
+    known: model_pb2.ExportMetadata | None = None,
+    start: int = 0,
+    on_metadata: Callable[[model_pb2.ExportMetadata], None] | None = None,
+) -> tuple[model_pb2.ExportMetadata | None, int]:
+    """Appends an ExportModel stream's bytes (from offset ``start``) to ``out`` and
+    ``hasher``, checking that the metadata comes first and once, that chunks are
+    contiguous and, for a resumed stream, that it describes the ``known`` artifact.
+    Returns (metadata, bytes written in all); check_export checks the whole."""
+    written = start
+    metadata = known
+    first = True
+    for response in messages:
+        if response.HasField("metadata"):
+            if not first:
+                raise _data_loss(resource, "metadata sent twice")
+            if known is not None and response.metadata.sha256 != known.sha256:
+                raise _data_loss(resource, "the artifact changed while the download was resumed")
+            metadata = model_pb2.ExportMetadata()
+            metadata.CopyFrom(response.metadata)
+            if on_metadata is not None:
+                on_metadata(metadata)
+        elif first:
+            raise _data_loss(resource, "the first message carries no metadata")
+        first = False
+        if response.data:
+            if response.offset != written:
+                raise _data_loss(resource, f"chunk at offset {response.offset}, expected {written}")
+            out.write(response.data)
+            hasher.update(response.data)
+            written += len(response.data)
+    return metadata, written
+
+
+def check_export(resource: str, metadata: model_pb2.ExportMetadata | None, written: int, hasher: Any) -> None:
+    """DATA_LOSS unless the bytes received are the whole artifact the metadata describes."""
+    if metadata is None:
+        raise _data_loss(resource, "the stream was empty")
+    if written != metadata.size_bytes:
+        raise _data_loss(resource, f"received {written} bytes, expected {metadata.size_bytes}")
+    digest = hasher.hexdigest()
+    if digest != metadata.sha256.strip().lower():
+        raise _data_loss(resource, f"sha256 {digest} does not match {metadata.sha256}")
 
 
 _EXPORT_SUFFIX = {

@@ -1,0 +1,76 @@
+"""EvaluateModel: a trained model's metrics on any dataset, computed in a process of its own.
+
+The dataset is fed to the model the way its training data was: when the training data came
+out of a data pipeline or a transform, that fitted processing is applied first, unless the
+dataset came out of the very same processing (then it is applied already).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine import names
+from engine.data.manager import DataManager
+from engine.errors import FailedPrecondition
+from engine.jobs import states
+from engine.jobs.evaluate import evaluate_in_process
+from engine.jobs.trainer import ModelTrainer
+from engine.models.registry import ModelRegistry
+from engine.storage.artifacts import ArtifactStore
+
+DEFAULT_TIMEOUT_SECONDS = 600.0
+
+
+class ModelEvaluator:
+    def __init__(self, trainer: ModelTrainer, models: ModelRegistry, data: DataManager, store: ArtifactStore,
+                 scratch_dir: Path, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS):
+        self._trainer, self._models, self._data, self._store = trainer, models, data, store
+        self._scratch_dir = Path(scratch_dir)
+        self.timeout_seconds = timeout_seconds
+
+    def evaluate(self, name: str, dataset: str) -> dict[str, Any]:
+        """The evaluation report (engine.frameworks.metrics.evaluation_report, plus row_count) of a
+        completed job's or a model version's model on `dataset`."""
+        job, state, model_info = self._model(name)
+        ds = self._data.get(names.resolve(dataset, "datasets", "dataset", job.project), field="dataset")
+        local = self._store.fetch(state, self._scratch_dir / f".evaluate-{state['sha256']}.state")
+        try:
+            return evaluate_in_process({
+                "spec": job.spec,
+                "state": {"path": str(local), "sha256": state["sha256"]},
+                "preprocessing": model_info.get("preprocessing") or {},
+                "classes": model_info.get("classes") or [],
+                "dataset": {"path": ds.path, "sha256": ds.sha256},
+                "fitted_processing": self._processing_to_apply(model_info, ds),
+            }, self.timeout_seconds)
+        finally:
+            if not self._store.local:
+                local.unlink(missing_ok=True)
+
+    def _model(self, name: str):
+        """(the job that trained it, its state artifact, its model info)."""
+        if "/models/" in name:
+            version = self._models.get(name)
+            state = (version.artifacts or {}).get("state")
+            if state is None or not version.training_job:
+                raise FailedPrecondition(f"{name} was loaded from a file without the state of the job that trained "
+                                         "it, so the service cannot run it; evaluate it where it is served")
+            return self._trainer.get_job(version.training_job), state, version.model_info or {}
+        job = self._trainer.get_job(names.resolve(name, "trainingJobs", "name"))
+        if job.state != states.COMPLETED:
+            raise FailedPrecondition(f"job {job.name} is {job.state}: only COMPLETED jobs have a model to evaluate")
+        return job, job.artifacts["state"], job.model_info or {}
+
+    def _processing_to_apply(self, model_info: dict[str, Any], dataset) -> dict[str, Any] | None:
+        trained_on = ((model_info.get("datasets") or {}).get("train") or {}).get("processed_by") or {}
+        if not trained_on:
+            return None
+        made_by = self._trainer.processed_by(dataset)
+        if (made_by.get("operation"), made_by.get("parameters")) == \
+                (trained_on.get("operation"), trained_on.get("parameters")):
+            return None  # the dataset came out of the same fitted processing
+        if "fitted" in trained_on:
+            return trained_on["fitted"]
+        # Jobs recorded before the fitted processing was kept with them: look it up.
+        return self._trainer.fitted_processing_of(trained_on)

@@ -1,0 +1,277 @@
+"""Artifact storage: where exported models and saved models live, behind one interface.
+
+Three backends, chosen by StorageConfig.type as the seed's StorageConfig describes:
+  local  a directory (default: the server's data dir); writes are atomic renames with fsync.
+  s3     a bucket and prefix through s3fs; any S3-compatible endpoint (endpoint_url). An
+         object appears whole or not at all (a PUT is atomic), so no rename is needed.
+  gcs    a bucket and prefix through gcsfs (`pip install 'forge-training[gcs]'`).
+Credentials never pass through the configuration, so they are never logged or stored:
+s3fs/botocore read AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (or a
+profile) from the environment, gcsfs reads GOOGLE_APPLICATION_CREDENTIALS.
+
+An artifact is recorded as {"uri", "sha256", "size_bytes"}; every read verifies them.
+Records written before storage backends existed carry "path" instead of "uri": `location`
+reads both. Local URIs are plain absolute paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from engine.errors import DataLoss, InvalidArgument, PermissionDenied
+from engine.storage.files import CHUNK, write_atomic
+
+STORAGE_TYPES = ("local", "s3", "gcs")
+_SCHEMES = {"s3": "s3", "gcs": "gs"}
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    type: str = "local"
+    #: local: the base directory (default: the data dir).
+    base_path: str = ""
+    #: s3 / gcs: the bucket, and a key prefix inside it.
+    bucket: str = ""
+    prefix: str = ""
+    #: s3: the region, and an endpoint for S3-compatible stores (MinIO, a local moto server).
+    region: str = ""
+    endpoint_url: str = ""
+    #: gcs: the project that owns the bucket.
+    project: str = ""
+
+    def validate(self) -> None:
+        if self.type not in STORAGE_TYPES:
+            raise ValueError(f"storage type {self.type!r} is not one of {', '.join(STORAGE_TYPES)}")
+        if self.type != "local" and not self.bucket:
+            raise ValueError(f"{self.type} storage needs a bucket (--storage-bucket)")
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> "StorageConfig":
+        return cls(**data)
+
+    def describe(self) -> str:
+        """For the startup log: where artifacts go (nothing here is a secret)."""
+        if self.type == "local":
+            return f"local directory {self.base_path}"
+        extra = f" via {self.endpoint_url}" if self.endpoint_url else ""
+        return f"{self.type} {_SCHEMES[self.type]}://{self.bucket}/{self.prefix.strip('/')}{extra}"
+
+
+def location(info: dict[str, Any]) -> str:
+    """Where a recorded artifact lives: its URI, or the local path of an older record."""
+    return info.get("uri") or info["path"]
+
+
+class ArtifactStore:
+    def __init__(self, config: StorageConfig, data_dir: Path | str | None = None):
+        config.validate()
+        if config.type == "local" and not config.base_path:
+            if data_dir is None:
+                raise ValueError("local storage needs a base path or a data dir")
+            config = StorageConfig(**{**config.to_dict(), "base_path": str(Path(data_dir).resolve())})
+        self.config = config
+        self._fs = None
+
+    # ----- naming
+
+    @property
+    def local(self) -> bool:
+        return self.config.type == "local"
+
+    @property
+    def root(self) -> str:
+        """The URI every key is relative to."""
+        if self.local:
+            return str(Path(self.config.base_path).resolve())
+        prefix = self.config.prefix.strip("/")
+        return f"{_SCHEMES[self.config.type]}://{self.config.bucket}" + (f"/{prefix}" if prefix else "")
+
+    def uri(self, key: str) -> str:
+        return f"{self.root}/{key.lstrip('/')}"
+
+    def contains(self, uri: str, under: str = "") -> bool:
+        """Whether `uri` lies inside the store (inside key prefix `under`, when given)."""
+        base = self.uri(under).rstrip("/") if under else self.root
+        if self.local:
+            try:
+                return Path(uri).resolve().is_relative_to(Path(base).resolve())
+            except (OSError, ValueError):
+                return False
+        parts = uri.split("/")
+        return ".." not in parts and "." not in parts[3:] and uri.startswith(base.rstrip("/") + "/")
+
+    def key_of(self, uri: str) -> str:
+        return uri[len(self.root):].lstrip("/") if not self.local else \
+            str(Path(uri).resolve().relative_to(Path(self.root)))
+
+    # ----- the filesystem behind a remote store
+
+    def _filesystem(self):
+        if self._fs is None:
+            import fsspec
+
+            options: dict[str, Any] = {"skip_instance_cache": True}
+            if self.config.type == "s3":
+                client = {k: v for k, v in (("endpoint_url", self.config.endpoint_url),
+                                            ("region_name", self.config.region)) if v}
+                if client:
+                    options["client_kwargs"] = client
+            elif self.config.type == "gcs" and self.config.project:
+                options["project"] = self.config.project
+            try:
+                self._fs = fsspec.filesystem(_SCHEMES[self.config.type], **options)
+            except ImportError as exc:
+                extra = "gcs" if self.config.type == "gcs" else "s3"
+                raise RuntimeError(f"{self.config.type} storage needs a package this server lacks ({exc}); "
+                                   f"install forge-training[{extra}]") from None
+        return self._fs
+
+    # ----- writing
+
+    def put_file(self, local_path: str | os.PathLike, key: str, size: int, sha256: str) -> dict[str, Any]:
+        """Store a file already written (and hashed) locally under `key`. A local store whose
+        target is the file itself records it in place; a remote one uploads and checks the size."""
+        target = self.uri(key)
+        if self.local:
+            if Path(local_path).resolve() != Path(target):
+                write_atomic(target, lambda tmp: shutil.copyfile(local_path, tmp))
+        else:
+            fs = self._filesystem()
+            fs.put_file(str(local_path), target)
+            stored = fs.size(target)
+            if stored != size:
+                raise DataLoss(f"uploaded {key} has {stored} bytes, {size} written")
+        return {"uri": target, "sha256": sha256, "size_bytes": size}
+
+    def copy(self, info: dict[str, Any], key: str) -> dict[str, Any]:
+        """A verified copy of a stored artifact under `key` (SaveModel)."""
+        target = self.uri(key)
+        if self.local:
+            size, digest = write_atomic(target, lambda tmp: shutil.copyfile(location(info), tmp))
+        else:
+            fs = self._filesystem()
+            fs.copy(location(info), target)
+            size, digest = self.hash(target)
+        if digest != info["sha256"]:
+            self.delete(target)
+            raise DataLoss(f"the copy at {key} does not match the recorded sha256 {info['sha256']}")
+        return {"uri": target, "sha256": digest, "size_bytes": size}
+
+    def delete(self, uri: str) -> None:
+        """Remove a file or a whole directory / prefix; missing is fine."""
+        if self.local:
+            path = Path(uri)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            return
+        fs = self._filesystem()
+        try:
+            fs.rm(uri, recursive=True)
+        except FileNotFoundError:
+            pass
+
+    # ----- reading
+
+    def open(self, uri: str) -> IO[bytes]:
+        if self.local:
+            return open(uri, "rb")
+        return self._filesystem().open(uri, "rb")
+
+    def exists(self, uri: str) -> bool:
+        if self.local:
+            return Path(uri).is_file()
+        return self._filesystem().isfile(uri)
+
+    def is_dir(self, uri: str) -> bool:
+        if self.local:
+            return Path(uri).is_dir()
+        return self._filesystem().isdir(uri)
+
+    def hash(self, uri: str) -> tuple[int, str]:
+        """(size, sha256) of the stored bytes, streamed."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.open(uri) as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+                size += len(block)
+        return size, digest.hexdigest()
+
+    def verify(self, info: dict[str, Any]) -> None:
+        """DataLoss unless the stored bytes still match the record."""
+        uri = location(info)
+        if not self.exists(uri):
+            raise DataLoss(f"stored artifact {uri.rsplit('/', 1)[-1]} is missing")
+        size, digest = self.hash(uri)
+        if digest != info["sha256"]:
+            raise DataLoss(f"stored artifact {uri.rsplit('/', 1)[-1]} is corrupted: sha256 {digest} != "
+                           f"recorded {info['sha256']}")
+        if "size_bytes" in info and size != info["size_bytes"]:
+            raise DataLoss(f"stored artifact {uri.rsplit('/', 1)[-1]} has {size} bytes, {info['size_bytes']} recorded")
+
+    def fetch(self, info: dict[str, Any], dest: str | os.PathLike) -> Path:
+        """A verified local copy of a stored artifact (for worker processes that need a file);
+        a local artifact is verified and used where it is."""
+        if self.local:
+            self.verify(info)
+            return Path(location(info))
+
+        def download(tmp: str) -> None:
+            with self.open(location(info)) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+
+        _, digest = write_atomic(dest, download)
+        if digest != info["sha256"]:
+            Path(dest).unlink(missing_ok=True)
+            raise DataLoss(f"stored artifact {location(info).rsplit('/', 1)[-1]} is corrupted: sha256 {digest} != "
+                           f"recorded {info['sha256']}")
+        return Path(dest)
+
+    def iter_chunks(self, uri: str, offset: int = 0, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        with self.open(uri) as f:
+            if offset:
+                f.seek(offset)
+            for block in iter(lambda: f.read(chunk_size), b""):
+                yield block
+
+
+def resolve_model_path(store: ArtifactStore, path: str, field: str, extra_roots: tuple[str, ...] = ()) -> str:
+    """The URI of a user-given model path: a relative path lands under the store's models/
+    directory; a full path or URI must lie under models/ or one of `extra_roots`."""
+    if not path:
+        raise InvalidArgument.field(field, "is required: a relative path such as 'churn/model.pkl'", "REQUIRED")
+    if "\x00" in path:
+        raise InvalidArgument.field(field, "contains a NUL character")
+    is_uri = "://" in path or path.startswith("/")
+    candidate = path if is_uri else store.uri(f"models/{path}")
+    if not is_uri and ".." in Path(path).parts:
+        raise InvalidArgument.field(field, f"{path!r} leaves the model directory: give a relative path without '..'")
+    if store.contains(candidate, "models") and candidate.rstrip("/") != store.uri("models"):
+        return str(Path(candidate).resolve()) if store.local else candidate
+    for root in extra_roots:
+        if _under(candidate, root):
+            return str(Path(candidate).resolve()) if "://" not in candidate else candidate
+    allowed = ", ".join([store.uri("models"), *extra_roots])
+    raise PermissionDenied(f"{field} {path!r} is outside the allowed model roots ({allowed}); "
+                           "give a path relative to the model directory or start the server with --model-root")
+
+
+def _under(uri: str, root: str) -> bool:
+    if "://" in root or "://" in uri:
+        parts = uri.split("/")
+        return ".." not in parts and uri.startswith(root.rstrip("/") + "/")
+    try:
+        return Path(uri).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, ValueError):
+        return False
