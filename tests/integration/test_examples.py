@@ -56,4 +56,5 @@ def test_time_series_forecasting(client, examples):
 
 def test_train_to_inference(client, examples):
     results = examples("train_to_inference").run(client, small=True)
-    assert results["onnx_accuracy"] > 0.9 and results["onnx_bytes"] > 0
+    assert results["onnx_accuracy"] > 0.9 and results["raw_columns"]
+    assert results["batches"] < results["requests"]  # concurrent requests shared onnxruntime runs
