@@ -97,12 +97,10 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
 
     adapter = get_adapter(spec.framework)
     _check_values(X, prep, adapter.accepts_missing_values, label)
-    classes = _typed_classes(payload.get("classes") or [], y) if task == "classification" else None
-    if task == "classification" and not classes:
-        raise FailedPrecondition("the model records no classes; it cannot be evaluated as a classifier")
-    run = adapter.load_run(spec, _inference_data(spec, prep, classes, y), state)
+    run = load_stored_run(spec, prep, payload.get("classes") or [], state, y)
     prediction = run.predict(X)
 
+    classes = None  # regression-like tasks report no classes
     if task == "classification":
         classes = list(run.class_labels)
         y = _align_labels(y, classes)
@@ -120,6 +118,18 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
             y = None  # no labels, or a model that does not know which label marks anomalies
     report = evaluation_report(task, y, prediction, classes)
     return {**report, "row_count": int(len(prediction.values))}
+
+
+def load_stored_run(spec: Any, prep: dict[str, Any], stored_classes: list[Any], state: bytes, y: Any = None) -> Any:
+    """A trained model, ready to predict, from its job's spec, recorded preprocessing, classes
+    (as model_info keeps them: text) and model.state payload (checkpoint.unpack's state).
+    `y`, the labels of the rows to predict if known, gives the classes back their type."""
+    from engine.frameworks.registry import get_adapter
+
+    classes = _typed_classes(stored_classes, y) if spec.model_type == "classification" else None
+    if spec.model_type == "classification" and not classes:
+        raise FailedPrecondition("the model records no classes; it cannot be run as a classifier")
+    return get_adapter(spec.framework).load_run(spec, _inference_data(spec, prep, classes, y), state)
 
 
 def _check_columns(spec: Any, prep: dict[str, Any], columns: list[str], labelled: bool) -> None:
