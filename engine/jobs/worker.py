@@ -271,8 +271,8 @@ def _store_artifacts(payload: dict[str, Any], run, final_state: bytes, manifest:
     def put(filename: str, blob: bytes) -> dict[str, Any]:
         size, digest = write_bytes_atomic(staging / filename, blob)
         info = store.put_file(staging / filename, f"{key}/{filename}", size, digest)
-        if not store.local:  # uploaded: the staging copy has done its job
-            (staging / filename).unlink(missing_ok=True)
+        if not store.local or Path(info["uri"]).resolve() != (staging / filename).resolve():
+            (staging / filename).unlink(missing_ok=True)  # stored elsewhere: the staging copy has done its job
         return info
 
     artifacts: dict[str, Any] = {"state": put("model.state", final_state)}

@@ -228,3 +228,18 @@ def test_artifacts_live_in_s3_when_configured(start_server, s3_endpoint, breast_
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="forge-artifacts").get("Contents", [])}
         assert not any(k.startswith(f"team-a/artifacts/default/{job_id}/") for k in keys)
         assert "team-a/models/prod/cancer.pkl" in keys  # a saved copy outlives its job
+
+
+def test_local_storage_can_live_outside_the_data_dir(start_server, breast_cancer_csv, tmp_path):
+    from engine.storage.artifacts import StorageConfig
+
+    running = start_server(storage=StorageConfig(type="local", base_path=str(tmp_path / "artifact-store")))
+    with Client(running.target) as client:
+        ds = client.upload_dataset(breast_cancer_csv, dataset_id="bc-local-store", label_column="target")
+        job = _train(client, ds.name, "local-store")
+        job_id = job.name.rsplit("/", 1)[-1]
+        stored = tmp_path / "artifact-store" / "artifacts" / "default" / job_id
+        assert (stored / "model.onnx").is_file() and (stored / "model.state").is_file()
+        assert not (tmp_path / "forge-data" / "artifacts" / "default" / job_id / "model.onnx").exists()
+        meta = client.export_model(job.name, "onnx", tmp_path / "out.onnx")
+        assert meta.size_bytes == (stored / "model.onnx").stat().st_size
