@@ -28,6 +28,7 @@ model trained on the integer 1. Rows with a label the model does not know count 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from engine.errors import FailedPrecondition, InvalidArgument
@@ -243,6 +244,111 @@ def _inference_data(spec: Any, prep: dict[str, Any], classes: list[Any] | None, 
                         classes=classes, input_kind=kind, preprocessing=prep, inference_only=True)
 
 
+def run_artifact_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation report of a model known only by its artifact (LoadModel from a file this
+    service did not write: no job, no state), run with its own library (child side).
+
+    payload: artifact {"path", "sha256", "format"} (onnx, pickle or xgboost_json), task,
+    features (raw feature names, in the model's order), classes (text), raw_columns (an ONNX
+    graph with one input per column), label_column, dataset {"path", "sha256"}."""
+    import numpy as np
+    import pandas as pd
+
+    from engine.frameworks.base import Prediction
+    from engine.frameworks.metrics import evaluation_report
+    from engine.storage.files import verify
+
+    artifact, dataset = payload["artifact"], payload["dataset"]
+    verify(artifact["path"], artifact["sha256"])
+    verify(dataset["path"], dataset["sha256"])
+    frame = pd.read_parquet(dataset["path"])
+    task, label, features = payload["task"], payload["label_column"], list(payload["features"])
+    if task not in ("classification", "regression"):
+        raise FailedPrecondition(f"a loaded {task or 'unknown-task'} model cannot be evaluated: only classifiers "
+                                 "and regressors loaded from files are")
+    if not features:
+        raise FailedPrecondition("the model's file does not name its input features (ONNX metadata_props "
+                                 "forge.features), so the dataset's columns cannot be matched to its inputs")
+    missing = [c for c in [*features, label] if c not in frame.columns]
+    if missing:
+        raise InvalidArgument.field(FIELD, f"the dataset lacks the column(s) {', '.join(map(repr, missing[:10]))} "
+                                           "the model reads or its label")
+    if len(frame) == 0 or frame[label].isna().any():
+        raise InvalidArgument.field(FIELD, f"every row needs a label in {label!r}, and there must be rows")
+    y = frame[label].to_numpy()
+    values, probabilities = _ARTIFACT_PREDICTORS[artifact["format"]](artifact["path"], frame, features,
+                                                                     payload.get("raw_columns", False))
+    classes = None
+    if task == "classification":
+        classes = _typed_classes(payload.get("classes") or [], y)
+        if probabilities is None or len(classes) != probabilities.shape[1]:
+            raise FailedPrecondition("the model's class labels do not match its probability outputs")
+        values = np.asarray(classes, dtype=object)[np.argmax(probabilities, axis=1)]
+        y = _align_labels(y, classes)
+    report = evaluation_report(task, y, Prediction(values=np.asarray(values), probabilities=probabilities), classes)
+    return {**report, "row_count": int(len(frame))}
+
+
+def _onnx_predict(path: str, frame: Any, features: list[str], raw_columns: bool):
+    """(values, probabilities) of an ONNX graph: raw columns fed one input each, else the feature
+    matrix as its single input's type."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {}
+    if raw_columns:
+        for item in session.get_inputs():
+            column = frame[item.name]
+            if item.type == "tensor(string)":
+                feeds[item.name] = column.astype(object).where(column.notna(), "").astype(str).to_numpy()[:, None]
+            else:
+                feeds[item.name] = column.astype("float64").to_numpy()[:, None]
+    else:
+        (item,) = session.get_inputs()
+        dtype = {"tensor(double)": np.float64, "tensor(int64)": np.int64}.get(item.type, np.float32)
+        feeds[item.name] = frame[features].to_numpy(dtype=dtype)
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, feeds)))
+    if "probabilities" in outputs:
+        return None, np.asarray(outputs["probabilities"], dtype=np.float64)
+    value = outputs.get("variable", outputs[names[0]])
+    return np.asarray(value, dtype=np.float64).reshape(len(frame), -1)[:, 0], None
+
+
+def _pickle_predict(path: str, frame: Any, features: list[str], raw_columns: bool):
+    import pickle
+
+    import numpy as np
+
+    with open(path, "rb") as f:
+        model = pickle.load(f)  # noqa: S301 - LoadModel admitted it (written here, or explicitly allowed)
+    X = frame[features].to_numpy(dtype=np.float64)
+    if hasattr(model, "predict_proba"):
+        return None, np.asarray(model.predict_proba(X), dtype=np.float64)
+    return np.asarray(model.predict(X), dtype=np.float64), None
+
+
+def _xgboost_predict(path: str, frame: Any, features: list[str], raw_columns: bool):
+    import numpy as np
+    import xgboost
+
+    booster = xgboost.Booster()
+    booster.load_model(path)
+    out = np.asarray(booster.predict(xgboost.DMatrix(frame[features].to_numpy(dtype=np.float32))), dtype=np.float64)
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    if objective.startswith("binary:"):
+        return None, np.column_stack([1.0 - out, out])
+    if objective == "multi:softprob":
+        return None, out
+    if objective.startswith("multi:"):
+        raise FailedPrecondition("a multi:softmax booster gives no probabilities; save it with multi:softprob")
+    return out, None
+
+
+_ARTIFACT_PREDICTORS = {"onnx": _onnx_predict, "pickle": _pickle_predict, "xgboost_json": _xgboost_predict}
+
+
 # --- server side -------------------------------------------------------------------------
 
 
@@ -254,4 +360,5 @@ def evaluate_in_process(payload: dict[str, Any], timeout: float) -> dict[str, An
     process is killed and engine.errors.DeadlineExceeded raised. Engine errors raised in the
     child (InvalidArgument on "dataset", DataLoss, FailedPrecondition, ...) are raised here with
     their type, message and field violations; any other failure becomes a RuntimeError."""
-    return run_isolated(run_evaluation, (payload,), timeout, what="the evaluation")
+    child = run_artifact_evaluation if "artifact" in payload else run_evaluation
+    return run_isolated(child, (payload,), timeout, what="the evaluation")

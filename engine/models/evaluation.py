@@ -12,7 +12,7 @@ from typing import Any
 
 from engine import names
 from engine.data.manager import DataManager
-from engine.errors import FailedPrecondition
+from engine.errors import FailedPrecondition, InvalidArgument
 from engine.jobs import states
 from engine.jobs.evaluate import evaluate_in_process
 from engine.jobs.trainer import ModelTrainer
@@ -32,6 +32,10 @@ class ModelEvaluator:
     def evaluate(self, name: str, dataset: str) -> dict[str, Any]:
         """The evaluation report (engine.frameworks.metrics.evaluation_report, plus row_count) of a
         completed job's or a model version's model on `dataset`."""
+        if "/models/" in name:
+            version = self._models.get(name)
+            if "state" not in (version.artifacts or {}) or not version.training_job:
+                return self._evaluate_artifact(version, dataset)
         job, state, model_info = self._model(name)
         ds = self._data.get(names.resolve(dataset, "datasets", "dataset", job.project), field="dataset")
         local = self._store.fetch(state, self._scratch_dir / f".evaluate-{state['sha256']}.state")
@@ -48,15 +52,37 @@ class ModelEvaluator:
             if not self._store.local:
                 local.unlink(missing_ok=True)
 
+    def _evaluate_artifact(self, version, dataset: str) -> dict[str, Any]:
+        """A version LoadModel registered from a file without a job behind it: run the file itself
+        with its own library (ONNX in onnxruntime, a pickle or XGBoost JSON), labels from the
+        dataset's label column."""
+        ds = self._data.get(names.resolve(dataset, "datasets", "dataset", version.project), field="dataset")
+        if not ds.label_column:
+            raise InvalidArgument.field("dataset", f"{ds.name} has no label column, and {version.name} came from a "
+                                                   "file that does not say its label: give the dataset a label column")
+        fmt = next((f for f in ("onnx", "pickle", "xgboost_json") if f in (version.artifacts or {})), None)
+        if fmt is None:
+            raise FailedPrecondition(f"{version.name} offers no format the service can run for an evaluation")
+        info = version.artifacts[fmt]
+        local = self._store.fetch(info, self._scratch_dir / f".evaluate-{info['sha256']}.{fmt}")
+        model_info = version.model_info or {}
+        try:
+            return evaluate_in_process({
+                "artifact": {"path": str(local), "sha256": info["sha256"], "format": fmt},
+                "task": version.model_type or model_info.get("task", ""),
+                "features": model_info.get("features") or [], "classes": model_info.get("classes") or [],
+                "raw_columns": bool(info.get("raw_columns")), "label_column": ds.label_column,
+                "dataset": {"path": ds.path, "sha256": ds.sha256},
+            }, self.timeout_seconds)
+        finally:
+            if not self._store.local:
+                local.unlink(missing_ok=True)
+
     def _model(self, name: str):
         """(the job that trained it, its state artifact, its model info)."""
         if "/models/" in name:
             version = self._models.get(name)
-            state = (version.artifacts or {}).get("state")
-            if state is None or not version.training_job:
-                raise FailedPrecondition(f"{name} was loaded from a file without the state of the job that trained "
-                                         "it, so the service cannot run it; evaluate it where it is served")
-            return self._trainer.get_job(version.training_job), state, version.model_info or {}
+            return self._trainer.get_job(version.training_job), version.artifacts["state"], version.model_info or {}
         job = self._trainer.get_job(names.resolve(name, "trainingJobs", "name"))
         if job.state != states.COMPLETED:
             raise FailedPrecondition(f"job {job.name} is {job.state}: only COMPLETED jobs have a model to evaluate")

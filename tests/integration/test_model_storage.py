@@ -116,6 +116,14 @@ def test_untrusted_pickles_load_only_when_the_server_allows_them(start_server, t
         version = client.load_model(str(outside / "lr.pkl"), "outside-lr")
         assert version.framework == "sklearn" and list(version.class_labels) == ["a", "b"]
         assert list(version.input_features) == ["x0", "x1"]
+        # A model from a file, with no job behind it, evaluates with its own library.
+        rows = tmp_path / "rows.csv"
+        rows.write_text("x0,x1,label\n0.1,0.8,a\n0.95,0.05,b\n0.3,0.7,a\n0.6,0.2,b\n")
+        labelled = client.upload_dataset(rows, dataset_id="outside-rows", label_column="label")
+        report = client.evaluate_model(version.name, labelled.name)
+        expected = model.predict([[0.1, 0.8], [0.95, 0.05], [0.3, 0.7], [0.6, 0.2]])
+        assert report.row_count == 4 and list(report.class_labels) == ["a", "b"]
+        assert report.metrics["accuracy"] == pytest.approx((expected == ["a", "b", "a", "b"]).mean())
         (outside / "junk.pkl").write_bytes(pickle.dumps([1, 2, 3]))
         with pytest.raises(ForgeTrainingError) as err:
             client.load_model(str(outside / "junk.pkl"), "junk")
@@ -243,3 +251,25 @@ def test_local_storage_can_live_outside_the_data_dir(start_server, breast_cancer
         assert not (tmp_path / "forge-data" / "artifacts" / "default" / job_id / "model.onnx").exists()
         meta = client.export_model(job.name, "onnx", tmp_path / "out.onnx")
         assert meta.size_bytes == (stored / "model.onnx").stat().st_size
+
+
+def test_a_foreign_onnx_with_forge_metadata_evaluates_like_its_job(client, server, cancer, tmp_path):
+    import onnx
+
+    job = _train(client, cancer.name, "onnx-origin", seed=4)
+    client.export_model(job.name, "onnx", tmp_path / "model.onnx")
+    model = onnx.load(tmp_path / "model.onnx")
+    model.doc_string = "copied into another registry"  # other bytes: LoadModel cannot vouch for them
+    target = Path(server.engine.storage.uri("models")) / "copied.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, target)
+    foreign = client.load_model("copied.onnx", "copied-onnx")
+    assert foreign.training_job == "" and foreign.framework == "sklearn" and list(foreign.class_labels) == ["0", "1"]
+    by_file = client.evaluate_model(foreign.name, cancer.name)
+    by_job = client.evaluate_model(job.name, cancer.name)
+    assert by_file.row_count == by_job.row_count
+    assert by_file.metrics["accuracy"] == pytest.approx(by_job.metrics["accuracy"], abs=1 / by_job.row_count)
+    # onnxruntime computes in float32, where this SGD model's confident probabilities round to
+    # exactly 0 or 1: the ties move ROC AUC a little, nothing else.
+    assert by_file.metrics["roc_auc"] == pytest.approx(by_job.metrics["roc_auc"], abs=0.02)
+    assert [c.support for c in by_file.per_class] == [c.support for c in by_job.per_class]
