@@ -159,6 +159,7 @@ class ModelRegistry:
                             ModelVersionRow.stage == "production", ModelVersionRow.name != row.name)):
                         other.stage = "archived"
                         archived.append(other)
+                    s.flush()  # the archiving first: the partial unique index allows one production row
                 row.stage = stage
         return row, archived
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -144,7 +144,13 @@ class ModelVersionRow(Base):
     stage: Mapped[str] = mapped_column(String(16), default="")
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_model_versions_model", "project", "model_id", "version", unique=True),)
+    __table_args__ = (
+        Index("ix_model_versions_model", "project", "model_id", "version", unique=True),
+        # At most one production version per model, whatever process writes (a partial index:
+        # SQLite and PostgreSQL both have them).
+        Index("ix_model_versions_production", "project", "model_id", unique=True,
+              sqlite_where=text("stage = 'production'"), postgresql_where=text("stage = 'production'")),
+    )
 
 
 class WrittenArtifactRow(Base):
