@@ -33,7 +33,11 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("savedmodel", "model.savedmodel.tar", "application/x-tar",
                      "TensorFlow SavedModel directory as a tar archive"),
         ExportFormat("torch", "model.pt", "application/octet-stream",
-                     "PyTorch state dict saved with torch.save, with the config that rebuilds the module"),
+                     "torch.save dict: the PyTorch state dict and config (for fine-tuning) and, under "
+                     "\"program\", the bytes of a torch.export.save of the network (probabilities for "
+                     "classifiers, values otherwise; any batch size); reload it with torch alone: "
+                     "obj = torch.load(path, weights_only=True); "
+                     "module = torch.export.load(io.BytesIO(obj[\"program\"])).module(); module(x)"),
         ExportFormat("xgboost_json", "model.json", "application/json",
                      "XGBoost's native JSON model (Booster.save_model)"),
     )

@@ -47,6 +47,18 @@ What an exported model needs beyond the data layer's preprocessing is `input_pre
                         (indices from 1; feed 0 for an id missing from the map)
 The "torch" export's config carries the same, plus everything build_module needs.
 
+The "torch" export is one torch.save dict that torch.load(path, weights_only=True) reads:
+  "state_dict": the network's weights and buffers (for fine-tuning: build_module(config)),
+  "config":     the network config above,
+  "program":    bytes of torch.export.save of the network as the ONNX export wraps it (class
+                probabilities for classifiers, predictions [batch, 1] otherwise), exported
+                with torch.export.export on CPU, batch axis dynamic; it needs only torch:
+                    module = torch.export.load(io.BytesIO(obj["program"])).module()
+                    with torch.no_grad():
+                        out = module(x)  # x as the ONNX export takes it
+Both exports are checked against the network's predictions on held-out rows before they are
+returned; a mismatch fails the export.
+
 One epoch is one pass over the training rows in mini-batches of batch_size, shuffled by a
 torch.Generator seeded from (seed, epoch), so a run resumed from a checkpoint shuffles exactly
 as an uninterrupted one. With gradient_accumulation_steps = k > 1 the optimizer steps once
@@ -116,7 +128,11 @@ ONNX_OPSET = 17
 # itself: class probabilities, or regression predictions per unit of the largest prediction
 # magnitude (float32 keeps about 7 significant digits whatever the target scale).
 ONNX_TOLERANCE = 1e-4
-# Rows checked for ONNX parity and rows per forward pass in evaluation.
+# The same bound for the "torch" export's program. It runs the network's own float32 operators
+# on CPU (observed on CPU: at most ~1e-7, from the float32 softmax / sigmoid where the run
+# takes them in float64); the run itself may predict on CUDA.
+PROGRAM_TOLERANCE = 1e-4
+# Rows checked for export parity and rows per forward pass in evaluation.
 _PARITY_ROWS = 4096
 _EVAL_CHUNK = 65536
 # Below this many multiply-adds per batch an epoch runs on one thread. Measured on 2 cores:
@@ -991,11 +1007,43 @@ class PyTorchRun(TrainingRun):
         return {k: v.detach().cpu().clone() for k, v in self._module.state_dict().items()}
 
     def _torch_export(self) -> bytes:
+        """torch.save of {"state_dict", "config", "program"}; see the module docstring."""
         import torch
 
+        program = self._program_export()
         buffer = io.BytesIO()
-        torch.save({"state_dict": self._cpu_state(), "config": dict(self._config)}, buffer)
+        # Pickle protocol 2 (torch.save's default) is the one torch.load(weights_only=True)
+        # reads; it stores bytes as a latin-1 string, UTF-8 encoded in the file, so each byte
+        # of 0x80 or more takes two.
+        torch.save({"state_dict": self._cpu_state(), "config": dict(self._config), "program": program}, buffer)
         return buffer.getvalue()
+
+    def _exportable(self) -> Any:
+        """A CPU copy of the network in evaluation mode as both exports take it: class
+        probabilities (classifiers) or predictions [batch, 1] in target units."""
+        net = build_module(self._config)
+        net.load_state_dict(self._cpu_state())
+        net.eval()
+        return _layers().Probabilities(net, self._binary).eval() if self._classifier else net
+
+    def _program_export(self) -> bytes:
+        """torch.export.save of the exportable network, batch axis dynamic; checked against the
+        network before it is returned."""
+        import torch
+
+        batch = torch.export.Dim("batch")
+        with warnings.catch_warnings():
+            # nn.LSTM re-points its flat weight list at its own parameters while being traced, which
+            # torch.export reports as tensor attributes assigned during export; the program takes them
+            # as the parameters they are (lstm.weight_ih_l0, ...).
+            warnings.filterwarnings("ignore", message=r".*were assigned during export", category=UserWarning)
+            program = torch.export.export(self._exportable(), (self._example_input(),),
+                                          dynamic_shapes=({0: batch},))
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        program_bytes = buffer.getvalue()
+        self._check_program(program_bytes)
+        return program_bytes
 
     def _example_input(self) -> Any:
         """Two rows of the network's input, to trace the export with."""
@@ -1011,10 +1059,7 @@ class PyTorchRun(TrainingRun):
     def _onnx_export(self) -> bytes:
         import torch
 
-        net = build_module(self._config)
-        net.load_state_dict(self._cpu_state())
-        net.eval()
-        exported = _layers().Probabilities(net, self._binary).eval() if self._classifier else net
+        exported = self._exportable()
         output = "probabilities" if self._classifier else "variable"
         buffer = io.BytesIO()
         with warnings.catch_warnings():
@@ -1035,23 +1080,37 @@ class PyTorchRun(TrainingRun):
         return onnx_bytes
 
     def _check_onnx(self, onnx_bytes: bytes, output: str) -> None:
-        """The export against the network's own outputs on held-out rows (validation rows,
-        or training rows when there are none)."""
+        # onnx_predict feeds token ids and id indices as int64, features as float32.
+        self._check_export("ONNX", ONNX_TOLERANCE, lambda X: onnx_predict(onnx_bytes, self.model_inputs(X))[output])
+
+    def _check_program(self, program_bytes: bytes) -> None:
+        """The program as a user reloads it, from its bytes."""
+        import torch
+
+        module = torch.export.load(io.BytesIO(program_bytes)).module()
+
+        def run(X: np.ndarray) -> np.ndarray:
+            with torch.no_grad(), _threads(self._threads):
+                return module(torch.as_tensor(self.model_inputs(X))).numpy()
+
+        self._check_export("torch", PROGRAM_TOLERANCE, run)
+
+    def _check_export(self, name: str, tolerance: float, predict: Any) -> None:
+        """An export's outputs (`predict` of rows X) against the network's own on held-out rows
+        (validation rows, or training rows when there are none); `tolerance` is absolute on
+        probabilities and per unit of the largest prediction magnitude on regression values."""
         data = self._data
         X = data.X_train if self._validating_on_training_data else data.X_val
         X = np.asarray(X)[:_PARITY_ROWS]
         with _threads(self._threads):
             reference = self._predictions(X)
-        tolerance = ONNX_TOLERANCE
         if not self._classifier and len(reference):
             tolerance *= max(1.0, float(np.max(np.abs(reference))))
-        # onnx_predict feeds token ids and id indices as int64, features as float32.
-        got = onnx_predict(onnx_bytes, self.model_inputs(X))[output]
-        got = np.asarray(got, dtype=np.float64).reshape(reference.shape)
+        got = np.asarray(predict(X), dtype=np.float64).reshape(reference.shape)
         difference = np.abs(got - reference)
         worst = float(np.max(difference)) if difference.size else 0.0
         if worst > tolerance or not np.all(np.isfinite(difference)):
-            raise RuntimeError(f"ONNX export check failed: max difference {worst:.3g} > tolerance {tolerance:g}")
+            raise RuntimeError(f"{name} export check failed: max difference {worst:.3g} > tolerance {tolerance:g}")
 
 
 def _read_state(state: bytes, device: Any) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """For every framework and export format: export through the SDK, reload in a fresh process
 with the framework's own loader, and get the service's own predictions back within the
-tolerance TOLERANCE states for the format. The reloading process imports no engine code,
-except for the "torch" format: that export is a state dict plus a config, and the module it
-fits is built by engine.frameworks.pytorch_adapter.build_module (as engine/export/formats.py
-documents), which users have no other source for.
+tolerance TOLERANCE states for the format. The reloading process imports no engine or server
+code: the "torch" format's program (a torch.export of the network, stored beside the state
+dict and config) runs with torch alone, as engine/export/formats.py documents.
 
 "The service's own predictions" are what engine/jobs/evaluate.py computes: the job's
 model.state loaded with its adapter's load_run on an inference-only TrainingData, rows turned
@@ -38,8 +37,8 @@ TOLERANCE = {
     "pickle": (1e-6, 1e-6),
     # The same booster; XGBoost sums leaves in float32 either way.
     "xgboost_json": (1e-6, 1e-6),
-    # The same module and float32 weights; the service takes the sigmoid / softmax of the
-    # logits in float64, a user (like this test) in float32.
+    # The same network and float32 weights, as a torch.export program; the service takes the
+    # sigmoid / softmax of the logits in float64, the program in float32.
     "torch": (1e-6, 1e-6),
     # The serving function traces the same Keras model in float32; only the last cast and
     # 1 - p differ from the service's float64 arithmetic.
@@ -123,26 +122,19 @@ RELOAD = textwrap.dedent(r'''
 
 
     def reload_torch(case, X, rows):
+        import io
+
         import torch
 
         saved = torch.load(case["path"], map_location="cpu", weights_only=True)
-        # A state dict and the config that rebuilds the module; the rebuilding is the service's
-        # build_module (see engine/export/formats.py): the one engine import of this script.
-        from engine.frameworks.pytorch_adapter import build_module
-
-        net = build_module(saved["config"])
-        net.load_state_dict(saved["state_dict"])
-        net.eval()
+        # The program: the network with its output wrapped as the ONNX export wraps it (class
+        # probabilities, or values [n, 1]); torch.export.load rebuilds it without engine code.
+        module = torch.export.load(io.BytesIO(saved["program"])).module()
         with torch.no_grad():
-            z = net(torch.as_tensor(X, dtype=torch.float32))
-            if case["task"] != "classification":
-                return z[:, 0].double().numpy(), None, None
-            if z.shape[1] == 1:  # one logit: sigmoid is the probability of classes[1]
-                p = torch.sigmoid(z)
-                proba = torch.cat([1 - p, p], dim=1)
-            else:
-                proba = torch.softmax(z, dim=1)
-        return proba.double().numpy(), None, list(saved["config"]["classes"])
+            out = module(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+        if case["task"] != "classification":
+            return out[:, 0], None, None
+        return out, None, list(saved["config"]["classes"])
 
 
     def reload_savedmodel(case, X, rows):
@@ -289,15 +281,12 @@ def test_every_export_reloads_to_the_services_predictions(client, server, held_o
 
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     # cwd outside the repository, so nothing is imported from it by accident (the venv's
-    # editable installs still resolve `engine`, which only the torch reload imports).
+    # editable installs would still resolve `engine`; the reloads import none of it).
     result = subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path / "cases.json")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-4000:]
     imported = json.loads(result.stdout.strip().splitlines()[-1])
-    if "torch" in FORMATS[framework]:
-        assert all(m.split(".")[0] == "engine" for m in imported), imported
-    else:
-        assert imported == [], f"reloading {framework} exports imported {imported}"
+    assert imported == [], f"reloading {framework} exports imported {imported}"
 
     report = []
     failures = []

@@ -754,6 +754,78 @@ def test_torch_export_configs_carry_what_rebuilding_needs(request):
             assert config["n_items"] == len(config["item_index"])
 
 
+# Every architecture, and the mlp both ways it outputs (one binary logit, a regression value).
+PROGRAM_CASES = {
+    "mlp": ("cancer", lambda: make_spec(epochs=1, loss_function="binary_cross_entropy",
+                                        regularization={"batch_norm": True, "dropout": 0.2})),
+    "mlp-softmax": ("iris", lambda: make_spec(epochs=1)),
+    "mlp-regression": ("diabetes", lambda: make_spec("regression", epochs=1)),
+    **{arch: (fixture, lambda arch=arch: arch_spec(arch, epochs=1, **copy.deepcopy(ARCH_CASES[arch][1])))
+       for arch, (fixture, _) in ARCH_CASES.items()},
+}
+
+
+def _reload_program(export: bytes):
+    """The "torch" export's program as a user reloads it: torch alone, weights_only."""
+    saved = torch.load(io.BytesIO(export), weights_only=True)
+    assert set(saved) == {"state_dict", "config", "program"}
+    assert isinstance(saved["program"], bytes)
+    return torch.export.load(io.BytesIO(saved["program"])).module()
+
+
+@pytest.mark.parametrize("name", list(PROGRAM_CASES))
+def test_the_torch_exports_program_predicts_as_the_run(name, request):
+    fixture, make = PROGRAM_CASES[name]
+    data = request.getfixturevalue(fixture)
+    run, _ = train(make(), data)
+    module = _reload_program(run.export("torch"))
+    inputs = torch.as_tensor(run.model_inputs(data.X_val))
+    with torch.no_grad():
+        got = module(inputs).double().numpy()
+        one = module(inputs[:1])  # the batch axis is dynamic
+    prediction = run.predict(data.X_val)
+    if data.task == "classification":
+        assert got.shape == prediction.probabilities.shape == (len(data.X_val), len(data.classes))
+        np.testing.assert_allclose(got, prediction.probabilities, rtol=0, atol=1e-5)
+        assert one.shape == (1, len(data.classes))
+    else:
+        assert got.shape == (len(data.X_val), 1)
+        np.testing.assert_allclose(got[:, 0], prediction.values, rtol=1e-5, atol=1e-5)
+        assert one.shape == (1, 1)
+
+
+def test_a_failed_program_check_fails_the_torch_export(cancer, monkeypatch):
+    run, _ = train(make_spec(epochs=1), cancer)
+    honest = run._predictions
+    monkeypatch.setattr(run, "_predictions", lambda X: np.clip(honest(X) + [0.01, -0.01], 0, 1))
+    with pytest.raises(RuntimeError, match=r"^torch export check failed: max difference 0\.01 > tolerance 0\.0001$"):
+        run.export("torch")
+
+
+def test_the_torch_export_reloads_with_torch_alone(reviews, request, tmp_path):
+    # Token ids in, probabilities out; the reloading interpreter imports nothing of this project.
+    spec, data = case("text_classifier", request, epochs=1)
+    run, _ = train(spec, data)
+    path = tmp_path / "model.pt"
+    path.write_bytes(run.export("torch"))
+    inputs = run.model_inputs(data.X_val)
+    np.save(tmp_path / "ids.npy", inputs)
+    script = textwrap.dedent("""
+        import io, json, sys
+        import numpy as np, torch
+        obj = torch.load("model.pt", weights_only=True)
+        module = torch.export.load(io.BytesIO(obj["program"])).module()
+        with torch.no_grad():
+            np.save("out.npy", module(torch.as_tensor(np.load("ids.npy"))).numpy())
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("engine", "server", "forge"))))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), run.predict(data.X_val).probabilities,
+                               rtol=0, atol=1e-5)
+
+
 def test_the_onnx_check_covers_integer_inputs(ratings, monkeypatch, request):
     spec, _ = case("matrix_factorization", request, epochs=1)
     run, _ = train(spec, ratings)
@@ -929,5 +1001,6 @@ def test_cuda_trains_resumes_and_exports_each_architecture(architecture, request
     got = _onnx_run(onnx_bytes, resumed.model_inputs(data.X_val))
     reference = resumed._predictions(data.X_val)
     np.testing.assert_allclose(got[:, 0] if reference.ndim == 1 else got, reference, rtol=1e-4, atol=1e-4)
+    resumed.export("torch")  # its CPU program is checked against the CUDA network's predictions
     cpu_spec, _ = case(architecture, request, epochs=4)
     assert adapter.load_run(cpu_spec, data, resumed.state_bytes()).device == "cpu"
