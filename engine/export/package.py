@@ -1,9 +1,12 @@
 """What the worker makes of a trained run's export before it is stored (worker side).
 
-For ONNX: the fitted processing goes in front of the model, so the graph takes the raw
-feature columns (engine/export/raw_input.py; when a step cannot be expressed exactly, the
-graph keeps its processed-matrix input and the record says so), and metadata_props say
-what made it: framework, architecture, library versions, task, features and classes.
+For ONNX: the fitted processing and the input kind's encoding go in front of the model, so
+the graph takes the raw columns (engine/export/raw_input.py): tabular feature columns, the
+text column of a text model (tokenized inside the graph), the user and item id columns of a
+recommender (looked up inside). When a step cannot be expressed exactly, and for forecasters
+(whose window of past values is raw already), the graph keeps the model's own input and the
+record says so. metadata_props say what made it: framework, architecture, library versions,
+task, features (the graph's input names when it takes raw columns) and classes.
 
 For every format: the input and output signature an inference engine needs, recorded
 beside the artifact and sent in ExportMetadata.
@@ -16,6 +19,12 @@ from typing import Any
 
 _ONNX_DTYPES = {1: "float32", 11: "float64", 7: "int64", 6: "int32", 8: "string", 9: "bool"}
 _INPUT_DTYPES = {"tabular": "float64", "sequence": "float64", "text": "string", "interactions": "string"}
+# What a raw-columns graph takes, by input kind, for the log line.
+_RAW_INPUTS = {
+    "tabular": "the raw feature columns, with the processing inside",
+    "text": "the raw text column, with the tokenization inside",
+    "interactions": "the raw user and item id columns, with the id lookup inside",
+}
 
 
 def tensor_spec(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
@@ -71,13 +80,15 @@ def package_onnx(blob: bytes, manifest: dict[str, Any], model_info: dict[str, An
     note = ""
     raw = False
     prep = model_info.get("preprocessing") or {}
-    if prep.get("kind") == "tabular" and raw_types:
+    kind = prep.get("kind")
+    if kind in _RAW_INPUTS and raw_types:
         try:
             blob = with_raw_inputs(blob, prep, fitted, raw_types)
             raw = True
-            note = "the ONNX graph takes the raw feature columns, with the processing inside"
+            note = f"the ONNX graph takes {_RAW_INPUTS[kind]}"
         except Unsupported as exc:
-            note = f"the ONNX graph takes the processed features ({exc})"
+            what = "processed features" if kind == "tabular" else "model's own input"
+            note = f"the ONNX graph takes the {what} ({exc})"
     model = onnx.load_from_string(blob)
     raw_features = [i.name for i in model.graph.input] if raw else list(model_info.get("features") or [])
     stamp_onnx(model, {

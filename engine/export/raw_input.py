@@ -1,16 +1,27 @@
-"""An ONNX front graph that turns RAW feature columns into a model's feature matrix.
+r"""An ONNX front graph that turns RAW columns into the input a model was trained on.
 
-A trained model's ONNX export takes one float tensor [N, F] of *processed* features
-(TrainingData.preprocessing["feature_names"]). `raw_input_graph` builds the graph that
-computes that matrix from the raw columns the user trained on, replaying the fitted
-parameters (never refitting), and `with_raw_inputs` puts it in front of an exported model
-so an inference engine can feed raw rows.
+An exported model takes what the framework adapter fed it: for tabular data one float tensor
+[N, F] of *processed* features (TrainingData.preprocessing["feature_names"]); for text the
+int64 token ids [N, max_length] of engine.data.text.encode; for interactions the int64
+(user index, item index) pairs [N, 2]. `raw_input_graph` builds the graph that computes that
+input from the raw columns the user trained on, replaying the fitted parameters (never
+refitting), and `with_raw_inputs` puts it in front of an exported model so an inference
+engine can feed raw rows.
 
 Two layers are replayed, in the order training applied them to the raw frame:
   1. the fitted ProcessingConfig (engine.data.processing.apply_processing, fitting=False),
      when there is one;
-  2. the tabular preprocessing of engine.data.training_data (`prep`): numeric and bool
-     columns as float64, the other columns one-hot encoded with prep["onehot"][col].
+  2. the input kind's preprocessing of engine.data.training_data (`prep`, the job's
+     model_info["preprocessing"]: the data layer's record merged with the adapter's
+     input_preprocessing):
+     tabular       numeric and bool columns as float64, the other columns one-hot encoded
+                   with prep["onehot"][col];
+     text          the text column (missing -> "") encoded as engine.data.text.encode does with
+                   prep["vocabulary"] and prep["max_length"] (see "Text" below);
+     interactions  the user and item id columns looked up in prep["user_index"] and
+                   prep["item_index"], 0 for an id the maps lack (see "Interactions" below);
+     sequence      not replayed: a forecaster takes the series' last window values, which are
+                   raw numbers already, so its export keeps that input (Unsupported here).
 
 Inputs: one per raw column the output actually depends on, named by the column, shape
 [N, 1], in the order the processing first reads them:
@@ -18,8 +29,10 @@ Inputs: one per raw column the output actually depends on, named by the column, 
   raw type string                 -> tensor(string): the text, "" = missing.
 Columns dropped by processing, or never used by a kept feature, get no input.
 Timestamp columns have no input type: anything that needs one is Unsupported.
-The one output [N, F] has the features in prep["feature_names"] order, as double, float
-or int64 (the cast of the double values; int64 only suits whole, non-null features).
+The one output has the model's input layout: tabular [N, F] with the features in
+prep["feature_names"] order, as double, float or int64 (the cast of the double values; int64
+only suits whole, non-null features); text [N, max_length] and interactions [N, 2] as int64
+or int32.
 
 Covered steps (exact, up to floating-point rounding of the same arithmetic):
   transformations  drop_columns, rename, log (log1p), clip, fill_null, bucketize,
@@ -36,9 +49,10 @@ Unsupported (the exception says which step and why): TF-IDF text features, date 
 any other use of a timestamp column, drop_rows imputation (it removes rows), casts from
 text and casts to string or timestamp (the graph cannot reproduce pandas' parsing and
 formatting), text categories that are "" (indistinguishable from a missing value), the
-one-hot encoding of numeric columns by training_data (it formats numbers as text), and
-the non-tabular input kinds. A step that feeds only features the output never uses is no
-obstacle: the graph is pruned to what the output needs before anything is refused.
+one-hot encoding of numeric columns by training_data (it formats numbers as text), a text
+or id column that is not text when the training data reads it (str() of a number), and the
+sequence kind. A step that feeds only features the output never uses is no obstacle: the
+graph is pruned to what the output needs before anything is refused.
 
 Where apply_processing would REFUSE a row, the graph cannot raise, so it gives NaN in the
 features that row's value affects: an unseen category with handle_unknown "error"
@@ -47,9 +61,58 @@ log, a non-whole number cast to int64, a value other than 0/1 cast to bool. Unse
 categories with handle_unknown "ignore" behave as processing does (one-hot all 0,
 ordinal null, target the global mean), and so do training_data's unseen categories (all 0).
 
+Text. engine.data.text lowercases the text (str.lower), takes the runs of letters and digits
+(the regex [^\W_]+) as tokens, maps them to vocabulary ids (vocabulary[i] -> i + 2, 1 for a
+token outside it) and keeps the first max_length ids, padded with 0. The graph: the text
+column [N, 1] (plus one empty row, so that no op ever sees an empty batch) ->
+StringNormalizer LOWER with locale "C" -> com.microsoft Tokenizer (onnxruntime's contrib op;
+tokenexp [\p{L}\p{N}]+, an RE2 regex; [N + 1, T] tokens padded with "", T = 0 when no text
+has a token) -> LabelEncoder to ids -> padded with max_length zeros, cut to [N, max_length].
+Locale "C" because onnxruntime refuses to load a model whose StringNormalizer names a
+locale the machine lacks (its default, en_US.UTF-8, is missing from this service's own
+image, C.UTF-8 from other systems) or, for the environment's locale "", lowercases "I" to
+a dotless "ı" under a Turkish one; "C" exists everywhere and means the same everywhere. It
+lowercases only ASCII letters, so the LabelEncoder also takes, for each vocabulary token,
+the spellings with non-ASCII capitals that str.lower() maps back to the token: the first
+letter in upper (or title) case, all the others, or all of them ("Über", "ÜBER" which
+reaches the LabelEncoder as "Über", "Москва", "МОСКВА", "ΟΔΟΣ" for "οδος", "ǅǅ" for "ǆǆ";
+_spellings).
+Exactness, checked code point by code point with onnxruntime 1.32 on glibc
+(tests/unit/engine/export/test_raw_input.py):
+  * ASCII text: exact (ASCII letters and digits make tokens, every other character splits).
+  * Which characters make up tokens: exact for every character assigned in the Unicode
+    version of Python's unicodedata (14.0 on Python 3.11): Python's [^\W_] is exactly
+    [\p{L}\p{N}] there; underscores and marks (e.g. a combining accent) split tokens in
+    both. Characters that Python's version leaves unassigned but RE2's newer tables count as
+    letters or digits (5010 code points for Python 3.11, e.g. the Kawi script U+11F00-U+11F5F)
+    are token characters to the graph and separators to Python.
+  * Case of non-ASCII letters, where a vocabulary token written in capitals gets id 1
+    (unknown) from the graph but the token's id from Python (tokens outside the vocabulary
+    get 1 either way):
+    - capitals in a pattern other than the spellings above, i.e. upper- and lower-case
+      non-ASCII letters mixed after the first letter: e.g. "москВА" or "МОСКва" for
+      "москва" (the ASCII letters' case never matters);
+    - U+0130 İ: str.lower() makes it "i" + U+0307 (a combining dot), which ends the token
+      ("İstanbul" -> "i", "stanbul"); the graph keeps "İstanbul", unknown;
+    - U+03A3 Σ: str.lower() picks final "ς" or "σ" by the letters around it, also beyond
+      the token ("ΟΔΟΣ.Α" -> "οδοσ", "α" but "ΟΔΟΣ Α" -> "οδος", "α"); the graph maps
+      "ΟΔΟΣ" to the token that "ΟΔΟΣ" alone lowercases to ("οδος");
+    - capitals that are not the upper or title case of their own lower case: U+03F4 ϴ
+      (-> θ), U+1E9E ẞ (-> ß), U+2126 OHM SIGN (-> ω), U+212A KELVIN SIGN (-> k), U+212B
+      ANGSTROM SIGN (-> å).
+  Missing texts are "" in both.
+
+Interactions. training_data reads both id columns with astype(str) (a missing id becomes
+"nan"), the adapter maps them through prep["user_index"] / prep["item_index"], 0 for any id
+the maps lack. The graph: each id column [N, 1] (text; "" = missing) -> LabelEncoder ->
+Concat [N, 2] (user index, item index). Exact for text id columns; refused (Unsupported)
+when the id columns are not text (str() of numbers) or the maps have an id that a missing
+value would be confused with ("", "nan", "None", "<NA>").
+
 Only standard ops are used (default domain, valid unchanged from opset 11 on, plus
-ai.onnx.ml LabelEncoder for text), so `with_raw_inputs` can build the front graph at the
-model's own opsets and IR version, which onnx.compose.merge_models requires.
+ai.onnx.ml LabelEncoder for text values), so `with_raw_inputs` can build the front graph at
+the model's own opsets and IR version, which onnx.compose.merge_models requires; the text
+kind adds onnxruntime's com.microsoft Tokenizer (opset 1), which other runtimes may lack.
 """
 
 from __future__ import annotations
@@ -61,6 +124,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from engine.data import text as text_encoding
 from engine.data.processing import FORMAT
 
 # Opsets of a stand-alone front graph; with_raw_inputs uses the model's instead.
@@ -69,7 +133,21 @@ FRONT_ML_OPSET = 2
 # Double Equal (opset 11) is the newest op version the front graph needs.
 MIN_OPSET = 11
 ML_DOMAIN = "ai.onnx.ml"
+# onnxruntime's contrib domain, for its Tokenizer (text only).
+MS_DOMAIN = "com.microsoft"
+MS_OPSET = 1
+# The output types each input kind's graph can give (the model's input type).
 OUTPUT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64)
+ID_OUTPUT_TYPES = (TensorProto.INT64, TensorProto.INT32)
+KIND_OUTPUT_TYPES = {"tabular": OUTPUT_TYPES, "text": ID_OUTPUT_TYPES, "interactions": ID_OUTPUT_TYPES}
+# engine.data.text's tokens ([^\W_]+ in Python) as an RE2 regex, and the case folding the
+# graph does (see the module docstring, "Text").
+TOKEN_REGEX = r"[\p{L}\p{N}]+"
+LOWER_LOCALE = "C"
+TOKENIZER = text_encoding.__name__
+# What a missing id becomes in the training data (str() of NaN / None / NA): an id map
+# holding one of these, or "", would tell a missing id apart where the graph cannot.
+MISSING_ID_SPELLINGS = ("", "nan", "None", "<NA>")
 # Input types by raw type; timestamps have none.
 INPUT_KINDS = {"float64": "numeric", "int64": "numeric", "bool": "bool", "string": "string"}
 RAW_TYPES = (*INPUT_KINDS, "timestamp")
@@ -93,6 +171,9 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
+        # Types of outputs of ops outside the standard domains, which onnx's shape inference
+        # cannot derive (and whose LabelEncoder crashes on an input of unknown type).
+        self.value_info: list[onnx.ValueInfoProto] = []
         self._constants: dict[tuple, str] = {}
         self._count = 0
 
@@ -159,6 +240,13 @@ class _Graph:
             found = self.op("MatMul", hits, self.const(np.ones((k, 1))))
             codes = self.where(self.to(found, TensorProto.BOOL), index, codes)
         return self.to(codes, TensorProto.INT64)
+
+    def text_ids(self, x: str, ids: dict[str, int], blank: int, unknown: int) -> str:
+        """int64 of a text tensor of any shape: ids[text], `blank` for "", `unknown` for any
+        other text (a "" key of `ids` is ignored)."""
+        keys = [key for key in ids if key != ""]
+        codes = self.text_codes(x, keys)
+        return self.op("Gather", self.const([*(ids[key] for key in keys), blank, unknown], np.int64), codes)
 
     def lookup(self, codes: str, known: list[float], null: float, unknown: float) -> str:
         """A double per code: known[i] for code i, `null` for code len(known), `unknown` for -1
@@ -578,6 +666,127 @@ def _features(f: _Frame, prep: dict[str, Any]) -> list[str]:
     return tensors
 
 
+def _tabular_input(f: _Frame, prep: dict[str, Any]) -> tuple[str, int]:
+    tensors = _features(f, prep)
+    if not tensors:
+        raise Unsupported("the training data has no features, so the graph would have no rows to output")
+    return f.g.op("Concat", *tensors, axis=1), len(tensors)
+
+
+# ----- the text kind: engine.data.text.encode with the model's vocabulary
+
+
+def _spellings(token: str) -> list[str]:
+    """The spellings of a vocabulary token, other than itself, that reach the LabelEncoder
+    unchanged (the graph lowercases ASCII letters only) and that str.lower() maps to the
+    token: the first letter as it is, in upper or in title case (the digraphs "ǅ", Greek
+    capitals with prosgegrammeni "ᾈ"), followed by the other letters as they are, all in
+    upper or all in title case, where that form of a letter is one non-ASCII character (a
+    letter without one stays as it is)."""
+    if token.isascii():
+        return []
+
+    def cased(c: str, first: Callable[[str], str], then: Callable[[str], str]) -> str:
+        for change in (first, then):
+            other = change(c)
+            if len(other) == 1 and not other.isascii():
+                return other
+        return c
+
+    changes = ((str.upper, str.title), (str.title, str.upper))
+    heads = {token[0], *(cased(token[0], *change) for change in changes)}
+    tails = {token[1:], *("".join(cased(c, *change) for c in token[1:]) for change in changes)}
+    return sorted(s for s in {head + tail for head in heads for tail in tails} if s != token and s.lower() == token)
+
+
+def _vocabulary_ids(vocabulary: list[str]) -> dict[str, int]:
+    """Token -> id as encode has it (a repeated token keeps its last id), plus the other
+    spellings of each token (_spellings) with the token's id. Entries the tokenizer never
+    produces ("", "a_b", "Über") are left out: Python never looks them up, and the graph
+    would find "Über" (which Python reads as "über")."""
+    index = {token: i + 2 for i, token in enumerate(vocabulary)}
+    index = {token: i for token, i in index.items() if text_encoding.tokenize(token) == [token]}
+    ids = dict(index)
+    for token, i in index.items():
+        for spelling in _spellings(token):
+            ids.setdefault(spelling, i)
+    return ids
+
+
+def _text_parameters(prep: dict[str, Any]) -> tuple[list[str], int]:
+    tokenizer = prep.get("tokenizer")
+    if tokenizer != TOKENIZER:
+        raise Unsupported(f"the model's text encoding is {tokenizer!r}; the graph reproduces {TOKENIZER} only")
+    vocabulary, max_length = prep.get("vocabulary"), prep.get("max_length")
+    if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
+        raise ValueError("prep has no vocabulary (a list of tokens)")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise ValueError(f"prep's max_length must be a positive integer, not {max_length!r}")
+    return vocabulary, max_length
+
+
+def _text_input(f: _Frame, prep: dict[str, Any]) -> tuple[str, int]:
+    """training_data's text kind (the text column, missing -> "") through encode: int64
+    [N, max_length] token ids (see the module docstring, "Text")."""
+    vocabulary, max_length = _text_parameters(prep)
+    name = prep["text_column"]
+    column = f.read(name)
+    if column.kind != "string":
+        raise Unsupported(f"text column {name!r} is {column.kind}, not text, where the training data reads it; the "
+                          "graph cannot format values as pandas' astype(str) does")
+    g = f.g
+    # One empty text more: StringNormalizer refuses an empty batch and Tokenizer gives an
+    # empty one another rank. Its row is cut off at the end.
+    texts = g.op("Concat", g.op("Reshape", column.tensor, g.const([-1], np.int64)),
+                 g.const([""], object), axis=0)  # [N + 1]
+    lowered = g.op("StringNormalizer", texts, case_change_action="LOWER", is_case_sensitive=0,
+                   locale=LOWER_LOCALE)
+    # [N + 1, T]: each text's tokens, padded with "" (T = 0 when no text has a token).
+    tokens = g.op("Tokenizer", lowered, domain=MS_DOMAIN, mark=0, mincharnum=1, pad_value="",
+                  tokenexp=TOKEN_REGEX)
+    g.value_info.append(helper.make_tensor_value_info(tokens, TensorProto.STRING, [None, None]))
+    ids = g.text_ids(tokens, _vocabulary_ids(vocabulary), text_encoding.PAD, text_encoding.UNKNOWN)
+    padded = g.op("Pad", ids, g.const([0, 0, 0, max_length], np.int64))  # [N + 1, T + max_length], zeros
+    window = g.op("Slice", padded, g.const([0, 0], np.int64), g.const([-1, max_length], np.int64),
+                  g.const([0, 1], np.int64))
+    return window, max_length
+
+
+# ----- the interactions kind: the adapter's id maps
+
+
+UNKNOWN_ID_INDEX = 0  # the index of an id the maps lack (pytorch_adapter's matrix_factorization)
+
+
+def _interactions_input(f: _Frame, prep: dict[str, Any]) -> tuple[str, int]:
+    """training_data's interactions kind (user id, item id as text) through the id maps:
+    int64 [N, 2] (user index, item index), 0 for an id the map lacks or a missing id."""
+    g, columns = f.g, []
+    for role in ("user", "item"):
+        name, index = prep.get(f"{role}_column"), prep.get(f"{role}_index")
+        if not isinstance(index, dict):  # a model that does not say how it encodes ids
+            raise Unsupported(f"the model info has no {role}_index, so the graph cannot know the model's id encoding")
+        confused = [key for key in MISSING_ID_SPELLINGS if key in index]
+        if confused:
+            raise Unsupported(f"the {role} ids include {confused[0]!r}, which the graph cannot tell apart from a "
+                              "missing id")
+        column = f.read(name)
+        if column.kind != "string":
+            raise Unsupported(f"{role} column {name!r} is {column.kind}, not text; the training data formats its ids "
+                              "with astype(str), which the graph cannot reproduce")
+        ids = {str(key): int(value) for key, value in index.items()}
+        columns.append(g.text_ids(column.tensor, ids, UNKNOWN_ID_INDEX, UNKNOWN_ID_INDEX))
+    return g.op("Concat", *columns, axis=1), 2
+
+
+# The model input each kind's graph computes, and its element type before the final cast.
+_FRONTS: dict[str, tuple[Callable[[_Frame, dict[str, Any]], tuple[str, int]], int]] = {
+    "tabular": (_tabular_input, TensorProto.DOUBLE),
+    "text": (_text_input, TensorProto.INT64),
+    "interactions": (_interactions_input, TensorProto.INT64),
+}
+
+
 # ----- assembling the model
 
 
@@ -592,6 +801,7 @@ def _prune(g: _Graph, output: str) -> None:
     g.nodes = kept[::-1]
     g.initializers = [t for t in g.initializers if t.name in needed]
     g.inputs = [i for i in g.inputs if i.name in needed]
+    g.value_info = [v for v in g.value_info if v.name in needed]
 
 
 def _prefix(taken: set[str]) -> str:
@@ -602,46 +812,58 @@ def _prefix(taken: set[str]) -> str:
     return prefix
 
 
+def _kind(prep: dict[str, Any]) -> str:
+    kind = prep.get("kind") if isinstance(prep, dict) else None
+    if kind == "sequence":
+        raise Unsupported("input kind 'sequence': a forecaster takes the series' last window values, which are raw "
+                          "numbers already, so it keeps its input")
+    if kind not in _FRONTS:
+        raise Unsupported(f"input kind {kind!r}: only tabular, text and interactions data have raw-column graphs")
+    return kind
+
+
 def _build(prep: dict[str, Any], fitted: dict[str, Any] | None, raw_types: dict[str, str], output_name: str,
-           output_type: int, *, opset: int, ml_opset: int, ir_version: int, taken: set[str]) -> onnx.ModelProto:
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output_type must be TensorProto.FLOAT, DOUBLE or INT64, not {output_type}")
-    if not isinstance(prep, dict) or prep.get("kind") != "tabular":
-        kind = prep.get("kind") if isinstance(prep, dict) else None
-        raise Unsupported(f"input kind {kind!r}: only tabular training data has raw feature columns")
+           output_type: int, *, opset: int, ml_opset: int, ms_opset: int, ir_version: int,
+           taken: set[str]) -> onnx.ModelProto:
+    kind = _kind(prep)
+    if output_type not in KIND_OUTPUT_TYPES[kind]:
+        names = ", ".join(TensorProto.DataType.Name(t) for t in KIND_OUTPUT_TYPES[kind])
+        raise ValueError(f"output_type of a {kind} graph must be one of {names}, not {output_type}")
     if output_name in raw_types:
         raise ValueError(f"output name {output_name!r} is also a raw column name")
     g = _Graph(_prefix(taken | set(raw_types) | {output_name}), ml_opset)
     f = _Frame(g, raw_types)
     if fitted is not None:
         _apply_processing(f, fitted)
-    tensors = _features(f, prep)
-    if not tensors:
-        raise Unsupported("the training data has no features, so the graph would have no rows to output")
-    matrix = g.op("Concat", *tensors, axis=1)
-    if output_type == TensorProto.DOUBLE:
+    front, front_type = _FRONTS[kind]
+    matrix, width = front(f, prep)
+    if output_type == front_type:
         g.op("Identity", matrix, out=output_name)
     else:
         g.op("Cast", matrix, out=output_name, to=output_type)
     _prune(g, output_name)
-    uses_ml = any(n.domain == ML_DOMAIN for n in g.nodes)
+    domains = {n.domain for n in g.nodes}
     graph = helper.make_graph(
         g.nodes, "raw_input", g.inputs,
-        [helper.make_tensor_value_info(output_name, output_type, [None, len(tensors)])],
-        initializer=g.initializers,
+        [helper.make_tensor_value_info(output_name, output_type, [None, width])],
+        initializer=g.initializers, value_info=g.value_info,
     )
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(ML_DOMAIN, ml_opset)] if uses_ml else [])
+    opsets = [helper.make_opsetid("", opset)]
+    opsets += [helper.make_opsetid(ML_DOMAIN, ml_opset)] if ML_DOMAIN in domains else []
+    opsets += [helper.make_opsetid(MS_DOMAIN, ms_opset)] if MS_DOMAIN in domains else []
     return helper.make_model(graph, opset_imports=opsets, ir_version=ir_version, producer_name="forge-training")
 
 
 def raw_input_graph(prep: dict[str, Any], fitted: dict[str, Any] | None, raw_types: dict[str, str],
                     output_name: str, output_type: int) -> onnx.ModelProto:
     """The graph from raw columns (inputs named by column, [N, 1], double or string) to the
-    processed feature matrix `output_name` [N, F] of `output_type` (see the module docstring).
-    Raises Unsupported for a step the graph cannot reproduce exactly."""
+    model input `output_name` of `output_type`: the processed feature matrix [N, F] (tabular),
+    token ids [N, max_length] (text) or (user index, item index) [N, 2] (interactions); see
+    the module docstring. Raises Unsupported for a step or input kind the graph cannot
+    reproduce exactly."""
     opsets = [helper.make_opsetid("", FRONT_OPSET), helper.make_opsetid(ML_DOMAIN, FRONT_ML_OPSET)]
     return _build(prep, fitted, raw_types, output_name, output_type, opset=FRONT_OPSET, ml_opset=FRONT_ML_OPSET,
-                  ir_version=helper.find_min_ir_version_for(opsets), taken=set())
+                  ms_opset=MS_OPSET, ir_version=helper.find_min_ir_version_for(opsets), taken=set())
 
 
 def _graph_names(graph: onnx.GraphProto) -> set[str]:
@@ -650,15 +872,21 @@ def _graph_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def _only_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+# The model input types with_raw_inputs accepts, by input kind.
+MODEL_INPUT_TYPES = {"tabular": (TensorProto.FLOAT, TensorProto.DOUBLE), "text": ID_OUTPUT_TYPES,
+                     "interactions": ID_OUTPUT_TYPES}
+
+
+def _only_input(model: onnx.ModelProto, kind: str) -> onnx.ValueInfoProto:
     initializers = {t.name for t in model.graph.initializer}  # old IRs list initializers as inputs too
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise ValueError(f"expected a model with exactly one input, got {[i.name for i in inputs]}")
     tensor = inputs[0].type.tensor_type
-    if tensor.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE):
-        raise ValueError(f"the model's input {inputs[0].name!r} must be float or double, not "
-                         f"{TensorProto.DataType.Name(tensor.elem_type)}")
+    if tensor.elem_type not in MODEL_INPUT_TYPES[kind]:
+        names = " or ".join(TensorProto.DataType.Name(t).lower() for t in MODEL_INPUT_TYPES[kind])
+        raise ValueError(f"the model's input {inputs[0].name!r} must be {names} for {kind} data, not "
+                         f"{TensorProto.DataType.Name(tensor.elem_type).lower()}")
     return inputs[0]
 
 
@@ -666,16 +894,18 @@ def _check_width(model_input: onnx.ValueInfoProto, width: int) -> None:
     dims = model_input.type.tensor_type.shape.dim
     if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value != width:
         raise ValueError(f"the model's input {model_input.name!r} has {dims[1].dim_value} columns but the "
-                         f"preprocessing gives {width} features")
+                         f"preprocessing gives {width}")
 
 
 def with_raw_inputs(model_bytes: bytes, prep: dict[str, Any], fitted: dict[str, Any] | None,
                     raw_types: dict[str, str]) -> bytes:
-    """The model (one float/double input [N, F]) behind raw_input_graph: its inputs are the raw
-    columns, its outputs and metadata_props the model's own. Raises Unsupported as
-    raw_input_graph does, ValueError when the model has not exactly one float/double input."""
+    """The model (one input: float/double [N, F] for tabular data, int64/int32 [N, max_length]
+    token ids for text, int64/int32 [N, 2] id indices for interactions) behind
+    raw_input_graph: its inputs are the raw columns, its outputs and metadata_props the
+    model's own. Raises Unsupported as raw_input_graph does, ValueError when the model has not
+    exactly one input of such a type."""
     model = onnx.load_from_string(model_bytes)
-    model_input = _only_input(model)
+    model_input = _only_input(model, _kind(prep))
     opsets = {o.domain or "": o.version for o in model.opset_import}
     if "" not in opsets and "ai.onnx" not in opsets:
         # Only ai.onnx.ml nodes (e.g. onnxmltools' XGBoost trees): the model uses no default-domain
@@ -695,7 +925,7 @@ def with_raw_inputs(model_bytes: bytes, prep: dict[str, Any], fitted: dict[str, 
     # equal) and names its own nodes and constants with a prefix no model name starts with.
     front = _build(prep, fitted, raw_types, _prefix(model_names | set(raw_types)) + "features",
                    model_input.type.tensor_type.elem_type, opset=opset, ml_opset=opsets.get(ML_DOMAIN, FRONT_ML_OPSET),
-                   ir_version=model.ir_version, taken=model_names)
+                   ms_opset=opsets.get(MS_DOMAIN, MS_OPSET), ir_version=model.ir_version, taken=model_names)
     features = front.graph.output[0]
     _check_width(model_input, features.type.tensor_type.shape.dim[1].dim_value)
     # A raw column may share its name with one of the model's inner tensors: prefix those.

@@ -1,6 +1,9 @@
-"""The raw-input front graph reproduces apply_processing + training_data._apply on new data."""
+"""The raw-input front graph reproduces apply_processing + training_data._apply on new data, and
+engine.data.text.encode / the id maps of text and recommendation models."""
 
 from __future__ import annotations
+
+import unicodedata
 
 import numpy as np
 import onnx
@@ -8,8 +11,10 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine.data import text as text_encoding
 from engine.data import training_data
 from engine.data.processing import apply_processing, fit_processing
+from engine.export import package
 from engine.export.raw_input import Unsupported, raw_input_graph, with_raw_inputs
 from engine.jobs.spec import TrainingSpec
 
@@ -266,9 +271,13 @@ def test_an_empty_text_category_is_refused_since_empty_text_means_null(config):
         raw_input_graph(prep, fitted, RAW_TYPES, "features", TensorProto.DOUBLE)
 
 
-def test_only_tabular_training_data_is_supported():
-    with pytest.raises(Unsupported, match="tabular"):
-        raw_input_graph({"kind": "text", "text_column": "t"}, None, {"t": "string"}, "x", TensorProto.FLOAT)
+def test_sequences_and_unknown_kinds_are_refused():
+    with pytest.raises(Unsupported, match="sequence"):
+        raw_input_graph({"kind": "sequence", "window_size": 3}, None, {"y": "float64"}, "x", TensorProto.FLOAT)
+    with pytest.raises(Unsupported, match="'images'"):
+        raw_input_graph({"kind": "images"}, None, {"t": "string"}, "x", TensorProto.FLOAT)
+    with pytest.raises(ValueError, match="INT64"):  # a text graph gives token ids
+        raw_input_graph(_text_prep(["a"]), None, {"review": "string"}, "x", TensorProto.FLOAT)
 
 
 # ----- composing with a model
@@ -372,3 +381,282 @@ def test_with_raw_inputs_refuses_models_without_one_float_input():
         with_raw_inputs(two.SerializeToString(), prep, fitted, RAW_TYPES)
     with pytest.raises(ValueError, match="columns"):
         with_raw_inputs(_identity_model(3), prep, fitted, RAW_TYPES)  # wrong width
+
+
+# ----- text: engine.data.text.encode inside the graph
+
+TEXT_RAW_TYPES = {"review": "string", "stars": "int64"}
+# Texts that build the vocabulary (ASCII and not), and texts to encode with it: empty and
+# blank texts, punctuation, underscores, digits, texts longer than max_length, unknown
+# words, mixed case, accents (precomposed and combining), other scripts, emoji.
+TRAINING_TEXTS = [
+    "Hello world, hello again!", "the parcel arrived late", "refund my payment please", "error 404 on page 2",
+    "über straße café naïve", "école été", "москва привет мир", "οδος αθηνα", "東京 タワー 中文", "٣٤ ١٢ ⅻ",
+    "ǆemal ǳ", "ﬁne 𝐀𝐁 𝟏𝟐", "straße ß", "ñandú", "x1 y2 z3",
+]
+TEXTS = [
+    "", " ", "\t\n  \r", "!!!", "___", "_", "a_b", "hello_world", "Hello, World!", "HELLO world HeLLo",
+    "hello " * 40, "the parcel arrived late " * 3, "error404 error 404 4.04 4,04 -404", "can't won't e-mail",
+    "zzz unknown qqq", "\x00hello\x01world\x7f", "payment\u00a0refund", "x1y2 X1 Y2 z3",
+    "Über ÜBER über uber", "École ÉCOLE école ÉTÉ Été", "Москва МОСКВА москва ПРИВЕТ Мир", "ΟΔΟΣ Οδος οδος ΑΘΗΝΑ",
+    "東京タワー 東京 タワー 中文字符", "emoji 😀 here 😀😀 👍🏽", "٣٤١٢ ١٢ Ⅻ ⅻ", "ǅemal ǄEMAL Ǆemal ǲ Ǳ", "e\u0301te\u0301",
+    "𝐀𝐁 𝟏𝟐 𝐀𝐁𝐂", "ﬁne FINE", "STRASSE straße Straße", "ÑANDÚ Ñandú", "mixed Über-école_москва",
+]
+
+
+def _text_prep(vocabulary, max_length: int = 6, column: str = "review") -> dict:
+    """model_info["preprocessing"] of a text model: the data layer's record merged with the
+    adapter's input_preprocessing."""
+    return {"kind": "text", "text_column": column, "feature_names": [column], "vocabulary": list(vocabulary),
+            "max_length": max_length, "tokenizer": "engine.data.text"}
+
+
+def _encode_graph(prep, texts, *, raw_types=None, fitted=None, output_type=TensorProto.INT64, column=None):
+    model = raw_input_graph(prep, fitted, raw_types or TEXT_RAW_TYPES, "ids", output_type)
+    onnx.checker.check_model(model, full_check=True)
+    session = _session(model)
+    (item,) = session.get_inputs()
+    assert (item.name, item.type, item.shape) == (column or prep["text_column"], "tensor(string)", [None, 1])
+    return session.run(["ids"], {item.name: np.array(texts, dtype=object).reshape(-1, 1)})[0]
+
+
+@pytest.mark.parametrize("max_length", [1, 4, 64])
+def test_text_graph_matches_encode(max_length):
+    vocabulary = text_encoding.build_vocabulary(TRAINING_TEXTS, 60)
+    prep = _text_prep(vocabulary, max_length)
+    got = _encode_graph(prep, TEXTS)
+    want = text_encoding.encode(TEXTS, vocabulary, max_length)
+    assert got.dtype == np.int64 and got.shape == want.shape == (len(TEXTS), max_length)
+    np.testing.assert_array_equal(got, want)
+    assert (want == text_encoding.UNKNOWN).any() and (want > text_encoding.UNKNOWN).any()  # both kinds of token
+
+
+@pytest.mark.parametrize("texts", [[], [""], ["", "  ", "?!"], ["..."] * 5, ["hello"]], ids=len)
+def test_text_batches_without_tokens_or_rows(texts):
+    vocabulary = text_encoding.build_vocabulary(TRAINING_TEXTS, 60)
+    got = _encode_graph(_text_prep(vocabulary, 5), texts)
+    np.testing.assert_array_equal(got, text_encoding.encode(texts, vocabulary, 5))
+    assert got.shape == (len(texts), 5)
+
+
+def test_text_graph_matches_encode_on_random_ascii():
+    rng = np.random.default_rng(11)
+    alphabet = np.array([chr(i) for i in range(128)] + list("aeiou etnrs ") * 8)  # every ASCII character, mostly words
+    texts = ["".join(rng.choice(alphabet, rng.integers(0, 40))) for _ in range(3000)]
+    vocabulary = text_encoding.build_vocabulary(texts[:1500], 400)
+    got = _encode_graph(_text_prep(vocabulary, 8), texts)
+    want = text_encoding.encode(texts, vocabulary, 8)
+    np.testing.assert_array_equal(got, want)
+    assert (want > text_encoding.UNKNOWN).mean() > 0.2 and (want == text_encoding.UNKNOWN).any()
+
+
+# The code points whose case mapping the graph misses (raw_input's docstring, "Text"): İ,
+# whose lower case is two characters, and capitals that are not the upper case of their own
+# lower case (ϴ, ẞ, OHM SIGN, KELVIN SIGN, ANGSTROM SIGN).
+MISSED_CAPITALS = {"\u0130", "\u03f4", "\u1e9e", "\u2126", "\u212a", "\u212b"}
+
+
+def test_text_graph_against_python_on_every_assigned_code_point():
+    """Each character alone, tripled, inside an ASCII word and first in one, with every token
+    in the vocabulary (so a wrong case or a wrong split shows as a wrong id): the graph agrees
+    with Python on every character but MISSED_CAPITALS and characters Python's Unicode version
+    does not assign (which RE2's newer tables may count as letters)."""
+    unassigned = ("Cn", "Co", "Cs")  # and private use, surrogates: sampled below
+    points = [i for i in range(0x110000) if not 0xD800 <= i < 0xE000]
+    chars = [chr(i) for i in points if unicodedata.category(chr(i)) not in unassigned or i % 61 == 0]
+    texts = [f"{c} {c * 3} a{c}b {c}xy" for c in chars]
+    vocabulary = sorted({token for text in texts for token in text_encoding.tokenize(text)})
+    got = _encode_graph(_text_prep(vocabulary, 8), texts)
+    want = text_encoding.encode(texts, vocabulary, 8)
+    wrong = {c for c, row in zip(chars, (got != want).any(axis=1)) if row}
+    assert {c for c in wrong if unicodedata.category(c) != "Cn"} == MISSED_CAPITALS
+    assert len(chars) > 150_000
+
+
+@pytest.mark.parametrize("text, vocabulary, python, graph", [
+    # Non-ASCII capitals mixed after the first letter: not a known spelling.
+    ("москВА", ["москва"], [2], [1]),
+    ("МОСКва Москва МОСКВА", ["москва"], [2, 2, 2], [1, 2, 2]),
+    # İ lowercases to "i" + a combining dot, which ends Python's token.
+    ("İstanbul", ["i", "stanbul", "istanbul"], [2, 3], [1]),
+    # Python's final sigma looks beyond the token.
+    ("ΟΔΟΣ.Α ΟΔΟΣ Α", ["οδος", "οδοσ", "α"], [3, 4, 2, 4], [2, 4, 2, 4]),
+    # KELVIN SIGN lowercases to ASCII k.
+    ("\u212ag kg KG", ["kg"], [2, 2, 2], [1, 2, 2]),
+    # ẞ is not str.upper("ß") ("SS").
+    ("STRAẞE", ["straße"], [2], [1]),
+])
+def test_text_documented_non_ascii_differences(text, vocabulary, python, graph):
+    prep = _text_prep(vocabulary, 8)
+    pad = [text_encoding.PAD] * (8 - len(python))
+    np.testing.assert_array_equal(text_encoding.encode([text], vocabulary, 8)[0], python + pad)
+    np.testing.assert_array_equal(_encode_graph(prep, [text])[0], graph + [text_encoding.PAD] * (8 - len(graph)))
+
+
+def test_text_vocabulary_edge_cases_match_encode():
+    # A repeated token keeps its last id (encode's dict), an empty or impossible token is never
+    # produced, and a vocabulary token that is another's capitalized spelling keeps its own id.
+    vocabulary = ["hello", "", "über", "Über", "hello", "a_b", "world"]
+    texts = ["hello Über über ÜBER a_b world", "", "Hello"]
+    np.testing.assert_array_equal(_encode_graph(_text_prep(vocabulary, 8), texts),
+                                  text_encoding.encode(texts, vocabulary, 8))
+
+
+def test_text_processing_in_front_is_replayed():
+    frame = pd.DataFrame({"review": pd.Series(["Great product", None, "TERRIBLE, never again", "ok ok ok", None],
+                                              dtype="str"),
+                          "stars": [5, 3, 1, 3, 4]})
+    config = {"feature_engineering": {"label_column": "stars"}, "transformations": [
+        {"type": "fill_null", "columns": ["review"], "parameters": {"value": "no review given"}},
+        {"type": "rename", "parameters": {"mapping": {"review": "body"}}}]}
+    fitted = fit_processing(frame, config, seed=0)
+    vocabulary = text_encoding.build_vocabulary(["great product never again", "no review"], 20)
+    prep = _text_prep(vocabulary, 5, column="body")
+    got = _encode_graph(prep, frame["review"].fillna("").tolist(), fitted=fitted, column="review")
+    spec = TrainingSpec.from_dict({"model_type": "classification", "data": {"label_column": "stars",
+                                                                            "text_column": "body"}})
+    texts, _ = training_data.arrays_from_prep(spec, prep, apply_processing(frame, fitted))
+    np.testing.assert_array_equal(got, text_encoding.encode(texts, vocabulary, 5))
+    assert (got[1] == got[4]).all() and got[1, 0] > text_encoding.UNKNOWN  # the filled value's tokens
+
+
+@pytest.mark.parametrize("prep_change, raw_types, error, match", [
+    ({"tokenizer": "my.tokenizer"}, TEXT_RAW_TYPES, Unsupported, "my.tokenizer"),
+    ({"text_column": "stars"}, TEXT_RAW_TYPES, Unsupported, "not text"),
+    ({"vocabulary": None}, TEXT_RAW_TYPES, ValueError, "vocabulary"),
+    ({"max_length": 0}, TEXT_RAW_TYPES, ValueError, "max_length"),
+    ({}, {"review": "timestamp"}, Unsupported, "timestamp"),
+])
+def test_text_graph_refuses_what_it_cannot_reproduce(prep_change, raw_types, error, match):
+    with pytest.raises(error, match=match):
+        raw_input_graph({**_text_prep(["a"]), **prep_change}, None, raw_types, "ids", TensorProto.INT64)
+
+
+# ----- interactions: the id maps inside the graph
+
+ID_RAW_TYPES = {"user": "string", "item": "string", "rating": "float64"}
+USERS = {"u1": 1, "u2": 2, "U1": 3, "ünïcode": 4, " spaced ": 5}
+ITEMS = {"i1": 1, "i2": 2, "i-3": 3}
+
+
+def _interactions_prep(users=USERS, items=ITEMS) -> dict:
+    return {"kind": "interactions", "user_column": "user", "item_column": "item", "feature_names": ["user", "item"],
+            "user_index": None if users is None else dict(users), "item_index": dict(items)}
+
+
+def _adapter_indices(prep, frame) -> np.ndarray:
+    """What pytorch_adapter's model_inputs makes of training_data's (user id, item id) strings."""
+    spec = TrainingSpec.from_dict({"model_type": "recommendation", "data": {
+        "label_column": "rating", "user_column": "user", "item_column": "item"}})
+    pairs, _ = training_data.arrays_from_prep(spec, prep, frame)
+    pairs = np.vectorize(str, otypes=[object])(pairs)
+    return np.array([[prep["user_index"].get(u, 0), prep["item_index"].get(i, 0)] for u, i in pairs.tolist()],
+                    dtype=np.int64).reshape(-1, 2)
+
+
+def test_interactions_graph_matches_the_id_maps():
+    frame = pd.DataFrame({
+        "user": pd.Series(["u1", "u2", "U1", "u3", None, "ünïcode", " spaced ", "spaced", "u1 ", "nan"], dtype="str"),
+        "item": pd.Series(["i1", "i-3", None, "i2", "i1", "I1", "i2", "i9", "i1", "i2"], dtype="str"),
+        "rating": np.arange(10.0)})
+    prep = _interactions_prep()
+    model = raw_input_graph(prep, None, ID_RAW_TYPES, "pairs", TensorProto.INT64)
+    onnx.checker.check_model(model, full_check=True)
+    session = _session(model)
+    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
+        ("user", "tensor(string)", [None, 1]), ("item", "tensor(string)", [None, 1])]
+    (got,) = session.run(["pairs"], _feeds(session, frame, ID_RAW_TYPES))
+    want = _adapter_indices(prep, frame)
+    np.testing.assert_array_equal(got, want)
+    assert (want == 0).any() and (want > 0).any()
+    (empty,) = session.run(["pairs"], {"user": np.empty((0, 1), object), "item": np.empty((0, 1), object)})
+    assert empty.shape == (0, 2)
+
+
+@pytest.mark.parametrize("users, raw_types, match", [
+    ({**USERS, "nan": 6}, ID_RAW_TYPES, "'nan'"),
+    ({**USERS, "": 6}, ID_RAW_TYPES, "''"),
+    (USERS, {**ID_RAW_TYPES, "user": "int64"}, "not text"),
+    (None, ID_RAW_TYPES, "user_index"),  # a model without id maps
+])
+def test_interactions_graph_refuses_ids_it_cannot_tell_apart(users, raw_types, match):
+    with pytest.raises(Unsupported, match=match):
+        raw_input_graph(_interactions_prep(users), None, raw_types, "pairs", TensorProto.INT64)
+
+
+# ----- text and interactions models behind their front graphs
+
+
+def _ids_model(width: int, n_ids: int, elem_type=TensorProto.INT64, opset: int = 17) -> tuple[bytes, np.ndarray]:
+    """ids [N, width] -> sum over the row of an embedding-like table (Gather), as "variable"
+    [N, 1]; and the table."""
+    table = np.random.default_rng(5).normal(size=(n_ids, 1)).astype(np.float32)
+    nodes = [helper.make_node("Gather", ["table", "input"], ["embedded"]),  # [N, width, 1]
+             helper.make_node("ReduceSum", ["embedded", "axes"], ["variable"], keepdims=0)]
+    graph = helper.make_graph(nodes, "ids", [helper.make_tensor_value_info("input", elem_type, [None, width])],
+                              [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
+                              initializer=[numpy_helper.from_array(table, "table"),
+                                           numpy_helper.from_array(np.array([1], np.int64), "axes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    helper.set_model_props(model, {"forge.model_id": "ids"})
+    return model.SerializeToString(), table[:, 0]
+
+
+@pytest.mark.parametrize("elem_type", [TensorProto.INT64, TensorProto.INT32])
+def test_with_raw_inputs_feeds_a_text_model_raw_texts(elem_type):
+    vocabulary = text_encoding.build_vocabulary(TRAINING_TEXTS, 60)
+    prep = _text_prep(vocabulary, 6)
+    blob, table = _ids_model(6, len(vocabulary) + 2, elem_type)
+    composed = onnx.load_from_string(with_raw_inputs(blob, prep, None, TEXT_RAW_TYPES))
+    onnx.checker.check_model(composed, full_check=True)
+    assert {o.domain: o.version for o in composed.opset_import} == {"": 17, "ai.onnx.ml": 2, "com.microsoft": 1}
+    assert {p.key: p.value for p in composed.metadata_props} == {"forge.model_id": "ids"}
+    session = _session(composed)
+    assert [i.name for i in session.get_inputs()] == ["review"]
+    (got,) = session.run(["variable"], {"review": np.array(TEXTS, dtype=object).reshape(-1, 1)})
+    want = table[text_encoding.encode(TEXTS, vocabulary, 6)].sum(axis=1)
+    np.testing.assert_allclose(got[:, 0], want, rtol=1e-6, atol=1e-6)
+
+
+def test_with_raw_inputs_feeds_a_recommender_raw_ids():
+    prep = _interactions_prep()
+    blob, table = _ids_model(2, 6)
+    session = _session(with_raw_inputs(blob, prep, None, ID_RAW_TYPES))
+    frame = pd.DataFrame({"user": ["u1", "U1", "nobody", None], "item": ["i2", "i-3", "i1", "i9"], "rating": 1.0})
+    (got,) = session.run(["variable"], _feeds(session, frame, ID_RAW_TYPES))
+    np.testing.assert_allclose(got[:, 0], table[_adapter_indices(prep, frame)].sum(axis=1), rtol=1e-6)
+
+
+def test_with_raw_inputs_checks_the_models_input_for_the_kind():
+    prep = _text_prep(["a", "b"], 6)
+    with pytest.raises(ValueError, match="int64 or int32"):
+        with_raw_inputs(_identity_model(6), prep, None, TEXT_RAW_TYPES)  # a float input
+    with pytest.raises(ValueError, match="6"):
+        with_raw_inputs(_ids_model(4, 4)[0], prep, None, TEXT_RAW_TYPES)  # max_length 6, the model takes 4
+    with pytest.raises(Unsupported, match="sequence"):
+        with_raw_inputs(_identity_model(3), {"kind": "sequence"}, None, {"y": "float64"})
+
+
+MANIFEST = {"framework": "pytorch", "architecture": "text_classifier", "versions": {"torch": "2"}}
+
+
+def test_package_onnx_gives_text_and_recommender_models_raw_columns():
+    vocabulary = text_encoding.build_vocabulary(TRAINING_TEXTS, 60)
+    info = {"task": "regression", "features": ["review"], "classes": [], "preprocessing": _text_prep(vocabulary, 6)}
+    blob, record, note = package.package_onnx(_ids_model(6, len(vocabulary) + 2)[0], MANIFEST, info, None,
+                                              TEXT_RAW_TYPES)
+    props = {p.key: p.value for p in onnx.load_from_string(blob).metadata_props}
+    assert props["forge.raw_columns"] == "true" and props["forge.features"] == '["review"]'
+    assert record["raw_columns"] and record["inputs"] == [{"name": "review", "dtype": "string", "shape": [-1, 1]}]
+    assert "text column" in note
+
+    info = {"task": "recommendation", "features": ["user", "item"], "classes": [],
+            "preprocessing": _interactions_prep()}
+    blob, record, _ = package.package_onnx(_ids_model(2, 6)[0], MANIFEST, info, None, ID_RAW_TYPES)
+    assert record["raw_columns"] and [i["name"] for i in record["inputs"]] == ["user", "item"]
+
+    # Numeric ids: the model keeps its own input, and the note says why.
+    blob, record, note = package.package_onnx(_ids_model(2, 6)[0], MANIFEST, info, None,
+                                              {**ID_RAW_TYPES, "item": "int64"})
+    assert not record["raw_columns"] and record["inputs"][0]["dtype"] == "int64" and "not text" in note
+    assert {p.key: p.value for p in onnx.load_from_string(blob).metadata_props}["forge.features"] == '["user", "item"]'
