@@ -391,10 +391,12 @@ class WatchTuningJobRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., from_sequence: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
 
 class WatchTuningJobResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "job_state")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    JOB_STATE_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_tuning_job_pb2.TuningEvent]
-    def __init__(self, events: _Optional[_Iterable[_Union[_tuning_job_pb2.TuningEvent, _Mapping]]] = ...) -> None: ...
+    job_state: _common_pb2.JobState
+    def __init__(self, events: _Optional[_Iterable[_Union[_tuning_job_pb2.TuningEvent, _Mapping]]] = ..., job_state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
 
 class CancelTuningRequest(_message.Message):
     __slots__ = ("name",)
