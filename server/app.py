@@ -19,6 +19,7 @@ from forge.training.v1 import (
     trainer_service_pb2,
     trainer_service_pb2_grpc,
 )
+from server import convert
 from server.config import ServerConfig
 from server.data_servicer import DataServicer
 from server.interceptors import RequestIdInterceptor
@@ -48,6 +49,8 @@ class RunningServer:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         # Workers start checkpointing at once, while open calls and streams are being closed.
+        # Tuning controllers stop first, so none resumes a trial that is pausing for the shutdown.
+        await asyncio.to_thread(self.engine.tuning.shutdown)
         await asyncio.to_thread(self.engine.trainer.begin_shutdown)
         await self.server.stop(min(grace_seconds, 5.0))
         await asyncio.to_thread(self.engine.shutdown, grace_seconds)
@@ -63,6 +66,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         storage=config.storage,
         load_policy=config.load_policy,
     ))
+    engine.tuning.make_spec = convert.spec_from_request_dict
     await asyncio.to_thread(engine.start)
     server = grpc.aio.server(
         interceptors=[RequestIdInterceptor()],

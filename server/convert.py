@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -18,8 +18,17 @@ from engine.jobs.spec import (
     TrainingSpec,
 )
 from engine.storage.artifacts import location
+from engine.tuning.manager import trial_dict
 from engine.store.models import DatasetRow, TrainingJobRow
-from forge.training.v1 import common_pb2, dataset_pb2, metrics_pb2, model_pb2, trainer_service_pb2, training_job_pb2
+from forge.training.v1 import (
+    common_pb2,
+    dataset_pb2,
+    metrics_pb2,
+    model_pb2,
+    trainer_service_pb2,
+    training_job_pb2,
+    tuning_job_pb2,
+)
 from server.errors import error_status_proto
 
 # ----- enums <-> engine strings
@@ -532,3 +541,75 @@ def evaluation_to_proto(report: dict[str, Any]) -> trainer_service_pb2.EvaluateM
                                           f1_score=c["f1_score"], support=int(c["support"]))
                    for c in report.get("per_class", [])],
     )
+
+
+# ----- tuning
+
+
+def spec_from_request_dict(request: dict[str, Any]) -> TrainingSpec:
+    """A TrainingSpec from a TrainingRequest in its JSON form (how tuning trials are built)."""
+    message = training_job_pb2.TrainingRequest()
+    try:
+        json_format.ParseDict(request, message)
+    except json_format.ParseError as exc:
+        raise InvalidArgument.field("parameters", f"a searched value does not fit the request: {exc}") from None
+    return spec_from_proto(message)
+
+
+def tuning_spec_to_dict(spec: tuning_job_pb2.TuningSpec) -> dict[str, Any]:
+    out = json_format.MessageToDict(spec, preserving_proto_field_name=True)
+    out["time_budget_seconds"] = spec.time_budget.ToTimedelta().total_seconds() if spec.HasField("time_budget") \
+        else 0.0
+    return out
+
+
+def _tuning_spec_to_proto(settings: dict[str, Any]) -> tuning_job_pb2.TuningSpec:
+    spec = tuning_job_pb2.TuningSpec(
+        display_name=settings.get("display_name", ""), objective_metric=settings["objective_metric"],
+        algorithm=tuning_job_pb2.SearchAlgorithm.Value("SEARCH_ALGORITHM_" + settings["algorithm"].upper()),
+        goal=tuning_job_pb2.OBJECTIVE_GOAL_MAXIMIZE if settings["goal"] == "max" else
+        tuning_job_pb2.OBJECTIVE_GOAL_MINIMIZE,
+        max_trials=settings["max_trials"], parallel_trials=settings["parallel_trials"],
+        early_stop_trials=settings["pruner"] != "none", seed=settings["seed"],
+        pruner=tuning_job_pb2.Pruner.Value("PRUNER_" + settings["pruner"].upper()),
+    )
+    json_format.ParseDict(settings["base_request"], spec.base_request)
+    for item in settings["parameters"]:
+        json_format.ParseDict(item, spec.parameters.add())
+    if settings.get("time_budget_seconds"):
+        spec.time_budget.FromTimedelta(timedelta(seconds=settings["time_budget_seconds"]))
+    return spec
+
+
+def trial_to_proto(trial: dict[str, Any]) -> tuning_job_pb2.Trial:
+    out = tuning_job_pb2.Trial(
+        id=str(trial["number"]), parameters=dict_to_struct(trial["parameters"]), training_job=trial["training_job"],
+        state=job_state_enum(trial["state"]), model_version=trial.get("model_version", ""),
+        state_message=trial.get("state_message", ""), epochs_trained=trial.get("epochs_trained", 0))
+    if trial.get("objective_value") is not None:
+        out.objective_value = trial["objective_value"]
+    return out
+
+
+def tuning_to_proto(row, trials) -> tuning_job_pb2.TuningJob:
+    job = tuning_job_pb2.TuningJob(
+        name=row.name, spec=_tuning_spec_to_proto(row.spec), state=job_state_enum(row.state),
+        state_message=row.state_message, best_trial_id=row.best_trial_id,
+        trials=[trial_to_proto(trial_dict(t)) for t in trials])
+    best = next((t for t in trials if str(t.number) == row.best_trial_id), None)
+    if best is not None:
+        job.best_trial.CopyFrom(trial_to_proto(trial_dict(best)))
+    job.create_time.CopyFrom(timestamp(row.create_time))
+    if row.end_time is not None:
+        job.end_time.CopyFrom(timestamp(row.end_time))
+    if row.error:
+        job.error.CopyFrom(error_status_proto(row.error.get("code", "INTERNAL"), row.error.get("message", "")))
+    return job
+
+
+def tuning_event_to_proto(event) -> tuning_job_pb2.TuningEvent:
+    out = tuning_job_pb2.TuningEvent(sequence=event.sequence, kind=event.kind, job_state=job_state_enum(event.job_state))
+    out.time.CopyFrom(timestamp(event.time))
+    if event.trial:
+        out.trial.CopyFrom(trial_to_proto(event.trial))
+    return out

@@ -27,16 +27,19 @@ async def follow_job(
     from_sequence: int,
     follow: bool,
     fetch: Callable[[int, int], tuple[list[Any], int]],
+    state_of: Callable[[str], str] | None = None,
 ) -> AsyncIterator[tuple[list[Any], str]]:
     """Yield (items, job_state) batches; `fetch(after, limit)` returns (items, last sequence scanned).
+    `state_of(job)` reads the state (default: a training job's); tuning jobs pass their own.
 
     A batch with no items reports a state change (and, last of all, the final state).
     """
     after = max(0, from_sequence)
     sent_state = ""
+    state_of = state_of or (lambda name: engine.trainer.get_job(name).state)
     while True:
         version = engine.bus.version(job)
-        state = (await asyncio.to_thread(engine.trainer.get_job, job)).state
+        state = await asyncio.to_thread(state_of, job)
         before = after
         items, scanned = await asyncio.to_thread(fetch, after, BATCH)
         after = max(after, scanned)

@@ -151,6 +151,55 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         await _run(self.engine.models.delete, request.name)
         return pb.DeleteModelResponse()
 
+    # ----- tuning
+
+    @staticmethod
+    def _tuning(value: str) -> str:
+        return names.resolve(value, "tuningJobs", "name")
+
+    @rpc
+    async def StartTuning(self, request, context) -> pb.StartTuningResponse:
+        project = names.project_of_parent(request.parent)
+        if not request.HasField("spec"):
+            raise InvalidArgument.field("spec", "is required: the TuningSpec to run", "REQUIRED")
+        row = await _run(self.engine.tuning.start, project, request.tuning_job_id,
+                         convert.tuning_spec_to_dict(request.spec))
+        trials = (await _run(self.engine.tuning.get, row.name))[1]
+        return pb.StartTuningResponse(tuning_job=convert.tuning_to_proto(row, trials))
+
+    @rpc
+    async def GetTuningJob(self, request, context) -> pb.GetTuningJobResponse:
+        row, trials = await _run(self.engine.tuning.get, self._tuning(request.name))
+        return pb.GetTuningJobResponse(tuning_job=convert.tuning_to_proto(row, trials))
+
+    @rpc
+    async def ListTuningJobs(self, request, context) -> pb.ListTuningJobsResponse:
+        project = names.project_of_parent(request.parent)
+        page, token = await _run(self.engine.tuning.list, project, request.page_size, request.page_token,
+                                 request.filter)
+        return pb.ListTuningJobsResponse(tuning_jobs=[convert.tuning_to_proto(r, t) for r, t in page],
+                                         next_page_token=token)
+
+    @rpc
+    async def CancelTuning(self, request, context) -> pb.CancelTuningResponse:
+        row = await _run(self.engine.tuning.cancel, self._tuning(request.name))
+        trials = (await _run(self.engine.tuning.get, row.name))[1]
+        return pb.CancelTuningResponse(tuning_job=convert.tuning_to_proto(row, trials))
+
+    @rpc
+    async def WatchTuningJob(self, request, context):
+        name = self._tuning(request.name)
+        tuning = self.engine.tuning
+
+        def fetch(after: int, limit: int):
+            events = tuning.events_after(name, after, limit)
+            return events, events[-1].sequence if events else after
+
+        async for events, state in follow_job(self.engine, name, request.from_sequence, request.follow, fetch,
+                                              tuning.state_of):
+            yield pb.WatchTuningJobResponse(events=[convert.tuning_event_to_proto(e) for e in events],
+                                            job_state=convert.job_state_enum(state))
+
     @rpc
     async def EvaluateModel(self, request, context) -> pb.EvaluateModelResponse:
         report = await _run(self.engine.evaluator.evaluate, request.name, request.dataset)

@@ -10,11 +10,6 @@ import grpc
 
 # "Service.Method" -> what the method will do once implemented.
 UNIMPLEMENTED: dict[str, str] = {
-    "TrainerService.StartTuning": "hyperparameter tuning",
-    "TrainerService.GetTuningJob": "hyperparameter tuning",
-    "TrainerService.ListTuningJobs": "hyperparameter tuning",
-    "TrainerService.WatchTuningJob": "hyperparameter tuning",
-    "TrainerService.CancelTuning": "hyperparameter tuning",
     "PipelineService.CreatePipeline": "training pipelines",
     "PipelineService.GetPipeline": "training pipelines",
     "PipelineService.ListPipelines": "training pipelines",

@@ -292,6 +292,11 @@ class ModelTrainer:
         self.dispatch()
         return self.get_job(name)
 
+    def validate(self, project: str, spec: TrainingSpec) -> None:
+        """Refuse `spec` as start_training would (INVALID_ARGUMENT naming the field), without
+        starting anything: for requests made on a user's behalf, such as tuning trials."""
+        self._validate(project, spec)
+
     def _validate(self, project: str, spec: TrainingSpec) -> FrameworkAdapter:
         if not spec.framework:
             raise InvalidArgument.field("model_config.framework", "is required: e.g. 'sklearn'", "REQUIRED")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -168,3 +168,53 @@ class WrittenArtifactRow(Base):
     training_job: Mapped[str] = mapped_column(String(255), default="")
     uri: Mapped[str] = mapped_column(Text, default="")
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TuningJobRow(Base):
+    """A hyperparameter search. Its trials are ordinary training jobs; the search itself is
+    rebuilt from the trial rows after a restart."""
+
+    __tablename__ = "tuning_jobs"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    # The TuningSpec: the base request in the proto's JSON form, the parsed search space, the rest.
+    spec: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    best_trial_id: Mapped[str] = mapped_column(String(63), default="")
+    last_event: Mapped[int] = mapped_column(Integer, default=0)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TuningTrialRow(Base):
+    __tablename__ = "tuning_trials"
+
+    tuning_job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parameters: Mapped[dict] = mapped_column(JSON)
+    # The canonical JSON of the parameters: the same values never run twice.
+    parameters_key: Mapped[str] = mapped_column(Text)
+    training_job: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    objective_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Objective value by epoch, as reported to the pruner ({"1": 0.52, ...}).
+    intermediate: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_version: Mapped[str] = mapped_column(String(255), default="")
+    epochs_trained: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TuningEventRow(Base):
+    __tablename__ = "tuning_events"
+
+    tuning_job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The trial as it was when the event happened (empty for events about the whole job).
+    trial: Mapped[dict] = mapped_column(JSON, default=dict)
+    job_state: Mapped[str] = mapped_column(String(16))

@@ -41,6 +41,7 @@ from forge.training.v1 import (
     trainer_service_pb2,
     trainer_service_pb2_grpc,
     training_job_pb2,
+    tuning_job_pb2,
 )
 
 __all__ = [
@@ -930,6 +931,70 @@ class Client:
     def delete_model(self, name: Resource) -> None:
         """Deletes a registered model version."""
         self._call(self.trainer.DeleteModel, trainer_service_pb2.DeleteModelRequest(name=_name(name)))
+
+    # -- hyperparameter tuning ---------------------------------------------
+
+    def start_tuning(
+        self,
+        spec: tuning_job_pb2.TuningSpec | Mapping[str, Any],
+        *,
+        tuning_job_id: str = "",
+    ) -> tuning_job_pb2.TuningJob:
+        """Starts a hyperparameter search. ``spec`` is a TuningSpec or its JSON form, e.g.
+        {"baseRequest": {...}, "parameters": [{"path": "training_config.learning_rate",
+        "doubleRange": {"min": 1e-4, "max": 1e-1, "logScale": True}}], "algorithm": "bayesian",
+        "objectiveMetric": "val_loss", "maxTrials": 20, "parallelTrials": 2,
+        "earlyStopTrials": True, "timeBudget": "600s"}. Each trial is an ordinary training job."""
+        message = tuning_job_pb2.TuningSpec()
+        _merge(message, spec)
+        request = trainer_service_pb2.StartTuningRequest(tuning_job_id=tuning_job_id, spec=message)
+        return self._call(self.trainer.StartTuning, request).tuning_job
+
+    def get_tuning_job(self, name: Resource) -> tuning_job_pb2.TuningJob:
+        """A tuning job with its trials and its best trial so far."""
+        request = trainer_service_pb2.GetTuningJobRequest(name=_name(name))
+        return self._call(self.trainer.GetTuningJob, request).tuning_job
+
+    def list_tuning_jobs(self, filter: str = "", *, page_size: int = 100) -> Iterator[tuning_job_pb2.TuningJob]:
+        """Yields every tuning job, newest first (filter: ``state=RUNNING``)."""
+        request = trainer_service_pb2.ListTuningJobsRequest(page_size=page_size, filter=filter)
+        return self._pages(self.trainer.ListTuningJobs, request, "tuning_jobs")
+
+    def cancel_tuning(self, name: Resource) -> tuning_job_pb2.TuningJob:
+        """Cancels a tuning job and its running trials."""
+        request = trainer_service_pb2.CancelTuningRequest(name=_name(name))
+        return self._call(self.trainer.CancelTuning, request).tuning_job
+
+    def watch_tuning(
+        self,
+        name: Resource,
+        *,
+        from_sequence: int = 0,
+        follow: bool = True,
+        max_reconnects: int = 10,
+    ) -> Iterator[tuning_job_pb2.TuningEvent]:
+        """Yields a tuning job's events (trial_started, trial_completed, trial_pruned,
+        new_best, completed, ...) after ``from_sequence``, reconnecting like watch_metrics."""
+        resource = _name(name)
+
+        def open_stream(last: int) -> Any:
+            request = trainer_service_pb2.WatchTuningJobRequest(name=resource, from_sequence=last, follow=follow)
+            return self.trainer.WatchTuningJob(request, metadata=self._metadata)
+
+        return self._follow(open_stream, "events", from_sequence=from_sequence, follow=follow,
+                            max_reconnects=max_reconnects, what=f"event stream of {resource}")
+
+    def wait_tuning(self, name: Resource, *, timeout: float | None = None,
+                    poll_interval: float = 0.5) -> tuning_job_pb2.TuningJob:
+        """Waits until a tuning job reaches a final state; returns it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_tuning_job(name)
+            if job.state in FINAL_STATES:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"tuning job {job.name} is still {common_pb2.JobState.Name(job.state)}")
+            time.sleep(poll_interval)
 
     def evaluate_model(
         self, name: Resource, dataset: Resource, *, timeout: float | None = 600
