@@ -152,3 +152,24 @@ def test_a_tuning_job_carries_on_after_a_server_restart(start_server, breast_can
         assert interrupted.attempt_count >= 2  # paused by the shutdown, resumed by the search
         events = list(client.watch_tuning(tuning.name, follow=False))
         assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_time_budget_ends_the_search(client, cancer):
+    train, _ = cancer
+    tuning = client.start_tuning({
+        "baseRequest": _base(train, epochs=10_000),  # trials that would run for minutes
+        "parameters": [{"path": "model_config.hyperparameters.alpha",
+                        "doubleRange": {"min": 1e-5, "max": 1.0, "logScale": True}}],
+        "algorithm": "hyperband",
+        "objectiveMetric": "accuracy",
+        "maxTrials": 50,
+        "parallelTrials": 2,
+        "timeBudget": "4s",
+    })
+    assert tuning.spec.pruner == 4  # hyperband's own pruner
+    done = client.wait_tuning(tuning.name, timeout=120)
+    assert done.state == COMPLETED and "time budget of 4 s reached" in done.state_message
+    assert 0 < len(done.trials) < 50
+    assert all(t.state != common_pb2.JOB_STATE_RUNNING for t in done.trials)
+    assert all(client.get_job(t.training_job).state in (common_pb2.JOB_STATE_CANCELLED, COMPLETED)
+               for t in done.trials)
