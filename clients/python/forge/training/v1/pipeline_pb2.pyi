@@ -85,7 +85,7 @@ EXECUTION_EVENT_TYPE_STAGE_RETRIED: ExecutionEventType
 EXECUTION_EVENT_TYPE_EXECUTION_STATE: ExecutionEventType
 
 class Pipeline(_message.Message):
-    __slots__ = ("name", "display_name", "stages", "timeout", "template", "create_time", "labels")
+    __slots__ = ("name", "display_name", "stages", "timeout", "template", "create_time", "labels", "schedule")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class Pipeline(_message.Message):
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     stages: _containers.RepeatedCompositeFieldContainer[StageConfig]
@@ -107,10 +108,27 @@ class Pipeline(_message.Message):
     template: str
     create_time: _timestamp_pb2.Timestamp
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageConfig, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., template: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    schedule: Schedule
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageConfig, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., template: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("cron", "interval", "timezone", "input", "paused", "next_run_time")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    interval: _duration_pb2.Duration
+    timezone: str
+    input: _struct_pb2.Struct
+    paused: bool
+    next_run_time: _timestamp_pb2.Timestamp
+    def __init__(self, cron: _Optional[str] = ..., interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., timezone: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., paused: _Optional[bool] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StageConfig(_message.Message):
-    __slots__ = ("id", "type", "dependencies", "parameters", "timeout", "retry", "condition", "custom_function")
+    __slots__ = ("id", "type", "dependencies", "parameters", "timeout", "retry", "condition", "custom_function", "disable_cache")
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +137,7 @@ class StageConfig(_message.Message):
     RETRY_FIELD_NUMBER: _ClassVar[int]
     CONDITION_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_CACHE_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: StageType
     dependencies: _containers.RepeatedScalarFieldContainer[str]
@@ -127,7 +146,8 @@ class StageConfig(_message.Message):
     retry: RetryPolicy
     condition: str
     custom_function: str
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[_Union[StageType, str]] = ..., dependencies: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., condition: _Optional[str] = ..., custom_function: _Optional[str] = ...) -> None: ...
+    disable_cache: bool
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[_Union[StageType, str]] = ..., dependencies: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., condition: _Optional[str] = ..., custom_function: _Optional[str] = ..., disable_cache: _Optional[bool] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
     __slots__ = ("max_attempts", "backoff", "initial_delay", "max_delay")
@@ -142,7 +162,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[BackoffType, str]] = ..., initial_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class PipelineExecution(_message.Message):
-    __slots__ = ("name", "pipeline", "state", "input", "output", "stages", "error", "create_time", "end_time")
+    __slots__ = ("name", "pipeline", "state", "input", "output", "stages", "error", "create_time", "end_time", "trigger", "state_message")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +172,8 @@ class PipelineExecution(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    STATE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     pipeline: str
     state: _common_pb2.JobState
@@ -161,10 +183,12 @@ class PipelineExecution(_message.Message):
     error: _status_pb2.Status
     create_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., pipeline: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageExecution, _Mapping]]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    trigger: str
+    state_message: str
+    def __init__(self, name: _Optional[str] = ..., pipeline: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageExecution, _Mapping]]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger: _Optional[str] = ..., state_message: _Optional[str] = ...) -> None: ...
 
 class StageExecution(_message.Message):
-    __slots__ = ("stage_id", "state", "attempt", "outputs", "error", "skip_reason", "start_time", "end_time")
+    __slots__ = ("stage_id", "state", "attempt", "outputs", "error", "skip_reason", "start_time", "end_time", "cached")
     STAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +197,7 @@ class StageExecution(_message.Message):
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     stage_id: str
     state: StageState
     attempt: int
@@ -181,7 +206,8 @@ class StageExecution(_message.Message):
     skip_reason: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, stage_id: _Optional[str] = ..., state: _Optional[_Union[StageState, str]] = ..., attempt: _Optional[int] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., skip_reason: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cached: bool
+    def __init__(self, stage_id: _Optional[str] = ..., state: _Optional[_Union[StageState, str]] = ..., attempt: _Optional[int] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., skip_reason: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
     __slots__ = ("sequence", "time", "type", "stage_id", "attempt", "message", "data", "execution_state")
@@ -220,13 +246,15 @@ class PipelineTemplate(_message.Message):
     def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageConfig, _Mapping]]] = ..., parameters: _Optional[_Iterable[_Union[TemplateParameter, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TemplateParameter(_message.Message):
-    __slots__ = ("name", "description", "default_value", "required")
+    __slots__ = ("name", "description", "default_value", "required", "type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     default_value: _struct_pb2.Value
     required: bool
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., required: _Optional[bool] = ...) -> None: ...
+    type: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., required: _Optional[bool] = ..., type: _Optional[str] = ...) -> None: ...

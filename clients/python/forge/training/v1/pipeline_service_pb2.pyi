@@ -1,3 +1,4 @@
+from forge.training.v1 import common_pb2 as _common_pb2
 from forge.training.v1 import pipeline_pb2 as _pipeline_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -121,10 +122,12 @@ class WatchExecutionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., from_sequence: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
 
 class WatchExecutionResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "execution_state")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_STATE_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.ExecutionEvent]
-    def __init__(self, events: _Optional[_Iterable[_Union[_pipeline_pb2.ExecutionEvent, _Mapping]]] = ...) -> None: ...
+    execution_state: _common_pb2.JobState
+    def __init__(self, events: _Optional[_Iterable[_Union[_pipeline_pb2.ExecutionEvent, _Mapping]]] = ..., execution_state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
 
 class CancelExecutionRequest(_message.Message):
     __slots__ = ("name",)
