@@ -26,33 +26,39 @@ Two layers are replayed, in the order training applied them to the raw frame:
 Inputs: one per raw column the output actually depends on, named by the column, shape
 [N, 1], in the order the processing first reads them:
   raw type float64 | int64 | bool -> tensor(double): the value (bools 0/1), NaN = missing;
-  raw type string                 -> tensor(string): the text, "" = missing.
+  raw type string                 -> tensor(string): the text, "" = missing;
+  raw type timestamp              -> tensor(int64): nanoseconds since 1970-01-01T00:00:00 of
+                                     the timestamp's wall-clock time, the int64 minimum
+                                     (-2**63, pandas' NaT) = missing (see "Timestamps").
 Columns dropped by processing, or never used by a kept feature, get no input.
-Timestamp columns have no input type: anything that needs one is Unsupported.
 The one output has the model's input layout: tabular [N, F] with the features in
 prep["feature_names"] order, as double, float or int64 (the cast of the double values; int64
 only suits whole, non-null features); text [N, max_length] and interactions [N, 2] as int64
 or int32.
 
 Covered steps (exact, up to floating-point rounding of the same arithmetic):
-  transformations  drop_columns, rename, log (log1p), clip, fill_null, bucketize,
-                   cast between float64 / int64 / bool of numeric and bool columns
-  imputation       mean, median, most_frequent, constant (numbers, bools and text),
-                   with add_indicator (<col>_missing)
-  feature eng.     ratios (division by zero -> NaN), polynomial / interactions
+  transformations  drop_columns, rename, log (log1p), clip, fill_null (numbers, bools, text,
+                   timestamps), bucketize, cast between float64 / int64 / bool of numeric
+                   and bool columns, cast of a timestamp to timestamp (no change)
+  imputation       mean, median, most_frequent, constant (numbers, bools, text and
+                   timestamps), with add_indicator (<col>_missing)
+  feature eng.     date parts (with or without cyclical_dates; see "Timestamps"), TF-IDF
+                   (see "TF-IDF"), ratios (division by zero -> NaN), polynomial / interactions
   encoding         onehot, ordinal, label, target (the full-data smoothed means)
   normalization    standard, minmax, robust, quantile
   selection        variance_threshold, correlation_threshold, select_k_best (drops)
   PCA
   sampling and augmentation run only on the fitting data, so they have no part here.
-Unsupported (the exception says which step and why): TF-IDF text features, date parts and
-any other use of a timestamp column, drop_rows imputation (it removes rows), casts from
-text and casts to string or timestamp (the graph cannot reproduce pandas' parsing and
-formatting), text categories that are "" (indistinguishable from a missing value), the
-one-hot encoding of numeric columns by training_data (it formats numbers as text), a text
-or id column that is not text when the training data reads it (str() of a number), and the
-sequence kind. A step that feeds only features the output never uses is no obstacle: the
-graph is pruned to what the output needs before anything is refused.
+Unsupported (the exception says which step and why): drop_rows imputation (it removes rows),
+casts from text and casts to string or timestamp (the graph cannot reproduce pandas' parsing
+and formatting), text categories that are "" (indistinguishable from a missing value), the
+one-hot encoding of numeric or timestamp columns by training_data (it formats them as text;
+a timestamp feature needs date parts or a drop), a text or id column that is not text when
+the training data reads it (str() of a number), and the sequence kind. A step that feeds
+only features the output never uses is no obstacle: the graph is pruned to what the output
+needs before anything is refused. An empty text is a missing one to the graph, so
+fill_null and imputation of a text column fill it where processing keeps "" (TF-IDF and the
+text kind read a missing text as "" anyway).
 
 Where apply_processing would REFUSE a row, the graph cannot raise, so it gives NaN in the
 features that row's value affects: an unseen category with handle_unknown "error"
@@ -102,6 +108,51 @@ Exactness, checked code point by code point with onnxruntime 1.32 on glibc
       ANGSTROM SIGN (-> å).
   Missing texts are "" in both.
 
+TF-IDF. processing replays scikit-learn's TfidfVectorizer defaults with the fitted terms and
+idf: the text (missing -> "") lowercased (str.lower), its tokens the matches of
+r"(?u)\b\w\w+\b" (runs of two or more word characters: letters, digits and "_"), each
+term's count times its idf, each row divided by its L2 norm (a row without a known term stays
+all 0), as columns <col>_tfidf_<term> in the fitted terms' order, replacing <col>. The graph:
+the text front's lowercasing and tokenizing ("Text" above) with tokenexp [\p{L}\p{N}_]{2,}
+(the same runs: Python's \w is [\p{L}\p{N}_] where [^\W_] is [\p{L}\p{N}]) -> LabelEncoder
+to the term's index (-1 for other tokens and the padding; a term also under its non-ASCII
+capital spellings, _spellings) -> TfIdfVectorizer (default domain, mode TF) counting the
+indexes of each row -> times idf -> divided by the square root of the row's sum of squares (1
+where that is 0).
+Exactness, checked code point by code point (tests/unit/engine/export/test_raw_input.py):
+  * ASCII text: exact, up to rounding (the sum of squares is added in another order, about
+    1e-16).
+  * Other text: the differences of "Text" above, in the same cases: characters unassigned in
+    Python's Unicode version that RE2 counts as letters or digits, and capitals in other
+    patterns than the spellings, U+0130 İ, U+03A3 Σ's context and the capitals that are not
+    the case of their own lower case, where the graph misses a term (or counts a token that
+    Python splits differently: "aİb" is "ai", "b" to Python, an unknown word to the graph).
+
+Timestamps. A timestamp input holds int64 nanoseconds since 1970-01-01T00:00:00 of the
+timestamp's wall-clock time:
+  * a naive timestamp (the dataset's timestamps without a zone) or one in UTC: its
+    nanoseconds since the Unix epoch in UTC (numpy's datetime64[ns] as int64);
+  * a timestamp with another zone: its local time in that zone counted the same way, as if
+    it were UTC (pandas: series.dt.tz_localize(None)), since processing takes the date parts
+    of the local time (pandas' .dt accessors of an aware column) -- its UTC instant would give
+    the parts of the UTC time;
+  * missing (None, NaT): the int64 minimum, -2**63, which is pandas' NaT.
+  That covers 1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807; other times
+  cannot be sent. pandas: s = series.dt.tz_localize(None) when it has a zone, then
+  s.astype("datetime64[ns]").to_numpy().view("int64").
+Date parts (processing: <col>_year, _month, _day, _weekday with Monday 0, _hour; with
+cyclical_dates <col>_month_sin/_cos, _weekday_sin/_cos, _hour_sin/_cos of 2 pi (month - 1) /
+12, 2 pi weekday / 7, 2 pi hour / 24; a missing timestamp gives NaN in every part): the day
+number by floor division (int64 Mod, fmod 0) and Howard Hinnant's civil_from_days in int64
+arithmetic, exact for every instant the input can hold (before 1970 and after 2100, leap
+days, the proleptic Gregorian calendar of numpy and pandas); the angles with numpy's
+arithmetic, so sin and cos differ from numpy's by their implementations' rounding only (a few
+1e-16). A timestamp fill value (imputation, fill_null; ISO text in the fitted dict) is taken
+at its own wall-clock time: naive text is what processing localizes to the column's zone, and
+a value with a UTC offset (most_frequent of an aware column) is the wall-clock time of the
+zone it was learned in (with pandas 3 processing fills only a UTC column with such a value;
+other zones turn the column into objects, which date parts refuse).
+
 Interactions. training_data reads both id columns with astype(str) (a missing id becomes
 "nan"), the adapter maps them through prep["user_index"] / prep["item_index"], 0 for any id
 the maps lack. The graph: each id column [N, 1] (text; "" = missing) -> LabelEncoder ->
@@ -112,16 +163,19 @@ value would be confused with ("", "nan", "None", "<NA>").
 Only standard ops are used (default domain, valid unchanged from opset 11 on, plus
 ai.onnx.ml LabelEncoder for text values), so `with_raw_inputs` can build the front graph at
 the model's own opsets and IR version, which onnx.compose.merge_models requires; the text
-kind adds onnxruntime's com.microsoft Tokenizer (opset 1), which other runtimes may lack.
+kind and TF-IDF add onnxruntime's com.microsoft Tokenizer (opset 1), which other runtimes may
+lack.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import onnx
+import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 
 from engine.data import text as text_encoding
@@ -145,12 +199,23 @@ KIND_OUTPUT_TYPES = {"tabular": OUTPUT_TYPES, "text": ID_OUTPUT_TYPES, "interact
 TOKEN_REGEX = r"[\p{L}\p{N}]+"
 LOWER_LOCALE = "C"
 TOKENIZER = text_encoding.__name__
+# TF-IDF terms: scikit-learn's default token_pattern in Python, and the same tokens as an RE2
+# regex (Python's \w is [\p{L}\p{N}_]; see the module docstring, "TF-IDF").
+TFIDF_PATTERN = re.compile(r"(?u)\b\w\w+\b")
+TFIDF_TOKEN_REGEX = r"[\p{L}\p{N}_]{2,}"
 # What a missing id becomes in the training data (str() of NaN / None / NA): an id map
 # holding one of these, or "", would tell a missing id apart where the graph cannot.
 MISSING_ID_SPELLINGS = ("", "nan", "None", "<NA>")
-# Input types by raw type; timestamps have none.
-INPUT_KINDS = {"float64": "numeric", "int64": "numeric", "bool": "bool", "string": "string"}
-RAW_TYPES = (*INPUT_KINDS, "timestamp")
+# Column kinds by raw type (a timestamp input is int64 nanoseconds; see the module docstring).
+INPUT_KINDS = {"float64": "numeric", "int64": "numeric", "bool": "bool", "string": "string",
+               "timestamp": "timestamp"}
+RAW_TYPES = tuple(INPUT_KINDS)
+INPUT_TYPES = {"numeric": TensorProto.DOUBLE, "bool": TensorProto.DOUBLE, "string": TensorProto.STRING,
+               "timestamp": TensorProto.INT64}
+# A missing timestamp: the int64 minimum, which is pandas' NaT.
+MISSING_TIMESTAMP = np.iinfo(np.int64).min
+NANOS_PER_DAY = 86_400 * 10**9
+NANOS_PER_HOUR = 3_600 * 10**9
 QUANTILE_BOUND = 1e-7  # processing._quantile_transform's (scikit-learn's BOUNDS_THRESHOLD)
 
 
@@ -256,6 +321,8 @@ class _Graph:
     def is_null(self, column: "_Column") -> str:
         if column.kind == "string":
             return self.op("Equal", self.text_codes(column.tensor, []), self.const(0, np.int64))
+        if column.kind == "timestamp":
+            return self.op("Equal", column.tensor, self.const(MISSING_TIMESTAMP, np.int64))
         return self.is_nan(column.tensor)
 
 
@@ -263,8 +330,10 @@ class _Graph:
 class _Column:
     """One column of the frame at the current step."""
 
-    kind: str  # "numeric" | "bool" | "string" (processing._kind's names), or "blocked"
-    tensor: str = ""  # [N, 1]: double for numeric/bool (NaN = null), string for text ("" = null)
+    kind: str  # "numeric" | "bool" | "string" | "timestamp" (processing._kind's names), or "blocked"
+    # [N, 1]: double for numeric/bool (NaN = null), string for text ("" = null), int64
+    # nanoseconds for timestamps (MISSING_TIMESTAMP = null)
+    tensor: str = ""
     raw: str = ""  # the raw column it still is: its graph input is made on first read
     blocked: str = ""  # why the graph cannot compute it; raised only if the output needs it
 
@@ -282,10 +351,7 @@ class _Frame:
         for name, raw_type in raw_types.items():
             if raw_type not in RAW_TYPES:
                 raise ValueError(f"raw column {name!r} has type {raw_type!r}; use one of: {', '.join(RAW_TYPES)}")
-            if raw_type == "timestamp":
-                self.columns[name] = _blocked(f"column {name!r} is a timestamp, which the graph takes no input for")
-            else:
-                self.columns[name] = _Column(kind=INPUT_KINDS[raw_type], raw=name)
+            self.columns[name] = _Column(kind=INPUT_KINDS[raw_type], raw=name)
 
     def get(self, name: str) -> _Column:
         if name not in self.columns:
@@ -305,15 +371,15 @@ class _Frame:
         if column.blocked:
             raise Unsupported(column.blocked)
         if not column.tensor:
-            elem_type = TensorProto.STRING if column.kind == "string" else TensorProto.DOUBLE
-            column.tensor = self.g.add_input(column.raw, elem_type)
+            column.tensor = self.g.add_input(column.raw, INPUT_TYPES[column.kind])
         return column
 
     def number(self, name: str) -> str:
         """The double tensor of a numeric or bool column."""
         column = self.read(name)
-        if column.kind == "string":
-            raise ValueError(f"column {name!r} is text where processing needs numbers; the fitted dict does not fit "
+        if column.kind not in ("numeric", "bool"):
+            what = "text" if column.kind == "string" else "a timestamp"
+            raise ValueError(f"column {name!r} is {what} where processing needs numbers; the fitted dict does not fit "
                              "these raw types")
         return column.tensor
 
@@ -326,6 +392,26 @@ class _Frame:
 # ----- processing steps (processing.py's _apply_* with the fitted parameters)
 
 
+def _timestamp_nanos(value: str, step: str) -> int:
+    """processing._fill_value's timestamp from ISO text, as the timestamp input holds it: int64
+    nanoseconds of its wall-clock time. A value with a UTC offset (what a zone-aware column
+    records) keeps the wall-clock time at that offset, which is the time fillna gives a column
+    in the zone the value came from."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        raise Unsupported(f"{step}: the fill value {value!r} is not a timestamp")
+    if stamp.tz is not None:
+        stamp = stamp.tz_localize(None)
+    try:
+        return int(stamp.as_unit("ns").value)
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise Unsupported(f"{step}: the fill value {value!r} is outside the nanosecond timestamps' range "
+                          "(1677-09-21 to 2262-04-11) of the graph's timestamp input") from None
+
+
 def _fill(f: _Frame, name: str, value: Any, step: str) -> None:
     """fillna(value) as processing._fill_value allows it: a value of the column's own type."""
     column = f.get(name)
@@ -334,6 +420,8 @@ def _fill(f: _Frame, name: str, value: Any, step: str) -> None:
     column = f.read(name)
     if column.kind == "string" and isinstance(value, str):
         filled = f.g.where(f.g.is_null(column), f.g.const(np.array(value, dtype=object), object), column.tensor)
+    elif column.kind == "timestamp" and isinstance(value, str):
+        filled = f.g.where(f.g.is_null(column), f.g.const(_timestamp_nanos(value, step), np.int64), column.tensor)
     elif (column.kind == "bool" and isinstance(value, bool)) or (
             column.kind == "numeric" and isinstance(value, (int, float)) and not isinstance(value, bool)):
         filled = f.g.where(f.g.is_nan(column.tensor), f.g.const(float(value)), column.tensor)
@@ -373,7 +461,7 @@ def _clip(g: _Graph, x: str, params: dict[str, Any]) -> str:
 
 def _cast(f: _Frame, name: str, to: str, step: str) -> None:
     column = f.get(name)
-    if column.blocked:
+    if column.blocked or (column.kind == "timestamp" and to == "timestamp"):  # processing: unchanged
         return
     if column.kind not in ("numeric", "bool") or to not in ("float64", "int64", "bool"):
         f.columns[name] = _blocked(
@@ -431,32 +519,130 @@ def _imputation(f: _Frame, step: dict[str, Any]) -> None:
     f.columns.update(indicators)
 
 
-def _unsupported_step(why: Callable[[dict[str, Any]], str]) -> Callable[[_Frame, dict[str, Any]], None]:
-    """A step whose output columns are blocked (refused only if the output needs them)."""
-
-    def apply(f: _Frame, step: dict[str, Any]) -> None:
-        removed, added = _step_columns(step)
-        for name in removed:
-            f.get(name)
-            f.columns.pop(name)
-        for name in added:
-            f.columns[name] = _blocked(why(step))
-
-    return apply
+# Date parts in processing's order, and the periods of those cyclical_dates puts on a circle.
+DATE_PARTS = ("year", "month", "day", "weekday", "hour")
+DATE_CYCLES = {"month": 12, "weekday": 7, "hour": 24}
 
 
-def _step_columns(step: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(replaced, created) columns of a date_parts or tfidf step, named as processing names them."""
-    if step["step"] == "tfidf":
-        return [step["column"]], [f"{step['column']}_tfidf_{term}" for term in step["terms"]]
-    parts = []
-    for column in step["columns"]:
-        for part in ("year", "month", "day", "weekday", "hour"):
-            if step["cyclical"] and part != "year" and part != "day":
-                parts += [f"{column}_{part}_sin", f"{column}_{part}_cos"]
+def _civil_parts(g: _Graph, x: str) -> dict[str, str]:
+    """processing's dt.year, .month, .day, .day_of_week (Monday = 0) and .hour of the int64
+    nanoseconds x [N, 1] (see the module docstring, "Timestamps"), as doubles, NaN where x is
+    missing. Integer arithmetic throughout: the day number by floor division (Mod with fmod 0
+    takes the divisor's sign, as Python's %, so t - Mod(t, d) is a multiple of d and Div of
+    it is exact whichever way Div rounds), then Howard Hinnant's civil_from_days (proleptic
+    Gregorian calendar, as numpy and pandas), whose other divisions are of non-negative values."""
+    def i64(value: int) -> str:
+        return g.const(value, np.int64)
+
+    def add(a: str, b: str) -> str:
+        return g.op("Add", a, b)
+
+    def sub(a: str, b: str) -> str:
+        return g.op("Sub", a, b)
+
+    def mul(a: str, k: int) -> str:
+        return g.op("Mul", a, i64(k))
+
+    def div(a: str, k: int) -> str:
+        return g.op("Div", a, i64(k))
+
+    def mod(a: str, k: int) -> str:
+        return g.op("Mod", a, i64(k), fmod=0)
+
+    missing = g.op("Equal", x, i64(MISSING_TIMESTAMP))
+    t = g.where(missing, i64(0), x)  # keeps the arithmetic of missing rows in range
+    # A day later for negative times, then a day less: the midnight before the earliest
+    # times (1677-09-21T00:12:43) is below the int64 minimum.
+    before = g.op("Less", t, i64(0))
+    later = add(t, g.where(before, i64(NANOS_PER_DAY), i64(0)))
+    nanos = mod(later, NANOS_PER_DAY)  # nanoseconds since midnight
+    days = sub(div(sub(later, nanos), NANOS_PER_DAY), g.to(before, TensorProto.INT64))  # since 1970-01-01, a Thursday
+    z = add(days, i64(719_468))  # days since 0000-03-01
+    doe = mod(z, 146_097)  # day of the 400-year era
+    era = div(sub(z, doe), 146_097)
+    yoe = div(sub(add(sub(doe, div(doe, 1_460)), div(doe, 36_524)), div(doe, 146_096)), 365)  # year of era
+    doy = sub(doe, sub(add(mul(yoe, 365), div(yoe, 4)), div(yoe, 100)))  # day of the March-based year
+    mp = div(add(mul(doy, 5), i64(2)), 153)  # month, March = 0
+    march_based = g.op("Less", mp, i64(10))
+    month = add(mp, g.where(march_based, i64(3), i64(-9)))
+    year = add(add(yoe, mul(era, 400)), g.to(g.op("Not", march_based), TensorProto.INT64))
+    parts = {
+        "year": year,
+        "month": month,
+        "day": add(sub(doy, div(add(mul(mp, 153), i64(2)), 5)), i64(1)),
+        "weekday": mod(add(days, i64(3)), 7),
+        "hour": div(nanos, NANOS_PER_HOUR),
+    }
+    return {part: g.nan_where(missing, g.to(value, TensorProto.DOUBLE)) for part, value in parts.items()}
+
+
+def _date_parts(f: _Frame, step: dict[str, Any]) -> None:
+    """processing._apply_date_parts: each timestamp column replaced by its parts (appended)."""
+    g, new = f.g, {}
+    for name in step["columns"]:
+        why = f.why([name])
+        if why:
+            for part in DATE_PARTS:
+                cycled = step["cyclical"] and part in DATE_CYCLES
+                new.update((output, _blocked(why)) for output in (
+                    [f"{name}_{part}_sin", f"{name}_{part}_cos"] if cycled else [f"{name}_{part}"]))
+            continue
+        column = f.read(name)
+        if column.kind != "timestamp":
+            raise ValueError(f"column {name!r} is {column.kind} where date parts need a timestamp; the fitted dict "
+                             "does not fit these raw types")
+        for part, value in _civil_parts(g, column.tensor).items():
+            period = DATE_CYCLES.get(part)
+            if step["cyclical"] and period:
+                # 2 * pi * (value - offset) / period, evaluated as numpy does (left to right).
+                angle = g.op("Div", g.op("Mul", g.const(2 * np.pi), g.op("Sub", value, g.const(
+                    1.0 if part == "month" else 0.0))), g.const(float(period)))
+                new[f"{name}_{part}_sin"] = _Column(kind="numeric", tensor=g.op("Sin", angle))
+                new[f"{name}_{part}_cos"] = _Column(kind="numeric", tensor=g.op("Cos", angle))
             else:
-                parts.append(f"{column}_{part}")
-    return list(step["columns"]), parts
+                new[f"{name}_{part}"] = _Column(kind="numeric", tensor=value)
+    for name in step["columns"]:
+        f.get(name)
+        f.columns.pop(name)
+    f.columns.update(new)
+
+
+def _tfidf_tokenize(text: str) -> list[str]:
+    """scikit-learn's default analyzer (what processing's CountVectorizer does to a text)."""
+    return TFIDF_PATTERN.findall(text.lower())
+
+
+def _tfidf(f: _Frame, step: dict[str, Any]) -> None:
+    """processing._apply_tfidf: the text column replaced by <col>_tfidf_<term> columns
+    (appended) holding counts * idf, each row scaled to unit L2 norm (all 0 without a known
+    term). See the module docstring, "TF-IDF"."""
+    name, terms, idf = step["column"], [str(t) for t in step["terms"]], [float(v) for v in step["idf"]]
+    outputs = [f"{name}_tfidf_{term}" for term in terms]  # processing._tfidf_outputs
+    why = f.why([name])
+    if why or not terms:
+        f.get(name)
+        f.columns.pop(name)
+        f.columns.update((output, _blocked(why)) for output in outputs)
+        return
+    column = f.read(name)
+    if column.kind != "string":
+        raise ValueError(f"column {name!r} is {column.kind} where TF-IDF needs text; the fitted dict does not fit "
+                         "these raw types")
+    g, width = f.g, len(terms)
+    tokens = _tokens(g, column.tensor, TFIDF_TOKEN_REGEX)  # [N + 1, T]
+    index = _spelling_ids({term: i for i, term in enumerate(terms)}, _tfidf_tokenize)
+    codes = g.text_ids(tokens, index, -1, -1)  # the term index, -1 for padding and other words
+    # float [N + 1, V]: how often each term index occurs in each row.
+    counts = g.op("TfIdfVectorizer", codes, mode="TF", min_gram_length=1, max_gram_length=1, max_skip_count=0,
+                  ngram_counts=[0], ngram_indexes=list(range(width)), pool_int64s=list(range(width)))
+    weights = g.op("Mul", g.to(counts, TensorProto.DOUBLE), g.const([idf]))
+    norm = g.op("Sqrt", g.op("MatMul", g.op("Mul", weights, weights), g.const(np.ones((width, 1)))))
+    norm = g.where(g.op("Equal", norm, g.const(0.0)), g.const(1.0), norm)  # a row without terms stays 0
+    rows = g.op("Slice", g.op("Div", weights, norm), g.const([0], np.int64), g.const([-1], np.int64),
+                g.const([0], np.int64))  # without the empty row _tokens added
+    f.columns.pop(name)
+    for i, output in enumerate(outputs):
+        f.columns[output] = _Column(kind="numeric", tensor=g.op("Gather", rows, g.const([i], np.int64), axis=1))
 
 
 def _ratios(f: _Frame, step: dict[str, Any]) -> None:
@@ -602,10 +788,8 @@ def _pca(f: _Frame, step: dict[str, Any]) -> None:
 _STEPS: dict[str, Callable[[_Frame, dict[str, Any]], None]] = {
     "transformation": _transformation,
     "imputation": _imputation,
-    "date_parts": _unsupported_step(
-        lambda s: f"date parts of {', '.join(map(repr, s['columns']))}: the graph takes no timestamp input"),
-    "tfidf": _unsupported_step(
-        lambda s: f"TF-IDF of column {s['column']!r}: tokenizing text is not expressible with standard ONNX ops"),
+    "date_parts": _date_parts,
+    "tfidf": _tfidf,
     "ratios": _ratios,
     "polynomial": _polynomial,
     "encoding": _encoding,
@@ -643,6 +827,9 @@ def _onehot(f: _Frame, name: str, categories: list[str]) -> list[str]:
         # str(True) == "True": only those two categories can match a bool.
         words = {"True": 1.0, "False": 0.0}
         codes = g.number_codes(column.tensor, [words.get(c, np.nan) for c in categories])
+    elif column.kind == "timestamp":
+        raise Unsupported(f"column {name!r} is a timestamp, which the training data one-hot encodes as text; the "
+                          "graph cannot format timestamps as pandas does (use date parts or drop the column)")
     else:
         raise Unsupported(f"column {name!r} is numeric but one-hot encoded as text by the training data; the graph "
                           "cannot format numbers as pandas does")
@@ -659,6 +846,9 @@ def _features(f: _Frame, prep: dict[str, Any]) -> list[str]:
         elif f.read(name).kind == "string":
             raise Unsupported(f"column {name!r} is text but the training data reads it as numbers; the graph cannot "
                               "parse text as pandas does")
+        elif f.read(name).kind == "timestamp":
+            raise Unsupported(f"column {name!r} is a timestamp but the training data reads it as numbers; the graph "
+                              "cannot convert timestamps as pandas does")
         else:
             tensors.append(f.number(name))
     if len(tensors) != len(prep["feature_names"]):
@@ -699,18 +889,36 @@ def _spellings(token: str) -> list[str]:
     return sorted(s for s in {head + tail for head in heads for tail in tails} if s != token and s.lower() == token)
 
 
-def _vocabulary_ids(vocabulary: list[str]) -> dict[str, int]:
-    """Token -> id as encode has it (a repeated token keeps its last id), plus the other
-    spellings of each token (_spellings) with the token's id. Entries the tokenizer never
-    produces ("", "a_b", "Über") are left out: Python never looks them up, and the graph
-    would find "Über" (which Python reads as "über")."""
-    index = {token: i + 2 for i, token in enumerate(vocabulary)}
-    index = {token: i for token, i in index.items() if text_encoding.tokenize(token) == [token]}
+def _spelling_ids(index: dict[str, int], tokenize: Callable[[str], list[str]]) -> dict[str, int]:
+    """Token -> id, plus the other spellings of each token (_spellings) with the token's id.
+    Entries that `tokenize` (Python's lowercasing tokenizer) never produces ("", "a_b" for
+    engine.data.text, "Über") are left out: Python never looks them up, and the graph would
+    find "Über" (which Python reads as "über")."""
+    index = {token: i for token, i in index.items() if tokenize(token) == [token]}
     ids = dict(index)
     for token, i in index.items():
         for spelling in _spellings(token):
             ids.setdefault(spelling, i)
     return ids
+
+
+def _vocabulary_ids(vocabulary: list[str]) -> dict[str, int]:
+    """Token -> id as encode has it (a repeated token keeps its last id), with the spellings."""
+    return _spelling_ids({token: i + 2 for i, token in enumerate(vocabulary)}, text_encoding.tokenize)
+
+
+def _tokens(g: _Graph, texts: str, regex: str) -> str:
+    """The tokens of the text tensor [N, 1] ("" = missing, which has none): [N + 1, T]
+    strings padded with "", T = 0 when no text has a token. One empty text is added as a last
+    row, since StringNormalizer refuses an empty batch and Tokenizer gives an empty one another
+    rank: callers cut it off. The texts are lowercased in the "C" locale (ASCII letters only;
+    _spellings covers other capitals), then split into the matches of the RE2 `regex` by
+    onnxruntime's com.microsoft Tokenizer. See the module docstring, "Text"."""
+    flat = g.op("Concat", g.op("Reshape", texts, g.const([-1], np.int64)), g.const([""], object), axis=0)  # [N + 1]
+    lowered = g.op("StringNormalizer", flat, case_change_action="LOWER", is_case_sensitive=0, locale=LOWER_LOCALE)
+    tokens = g.op("Tokenizer", lowered, domain=MS_DOMAIN, mark=0, mincharnum=1, pad_value="", tokenexp=regex)
+    g.value_info.append(helper.make_tensor_value_info(tokens, TensorProto.STRING, [None, None]))
+    return tokens
 
 
 def _text_parameters(prep: dict[str, Any]) -> tuple[list[str], int]:
@@ -735,16 +943,7 @@ def _text_input(f: _Frame, prep: dict[str, Any]) -> tuple[str, int]:
         raise Unsupported(f"text column {name!r} is {column.kind}, not text, where the training data reads it; the "
                           "graph cannot format values as pandas' astype(str) does")
     g = f.g
-    # One empty text more: StringNormalizer refuses an empty batch and Tokenizer gives an
-    # empty one another rank. Its row is cut off at the end.
-    texts = g.op("Concat", g.op("Reshape", column.tensor, g.const([-1], np.int64)),
-                 g.const([""], object), axis=0)  # [N + 1]
-    lowered = g.op("StringNormalizer", texts, case_change_action="LOWER", is_case_sensitive=0,
-                   locale=LOWER_LOCALE)
-    # [N + 1, T]: each text's tokens, padded with "" (T = 0 when no text has a token).
-    tokens = g.op("Tokenizer", lowered, domain=MS_DOMAIN, mark=0, mincharnum=1, pad_value="",
-                  tokenexp=TOKEN_REGEX)
-    g.value_info.append(helper.make_tensor_value_info(tokens, TensorProto.STRING, [None, None]))
+    tokens = _tokens(g, column.tensor, TOKEN_REGEX)  # [N + 1, T], the last row cut off below
     ids = g.text_ids(tokens, _vocabulary_ids(vocabulary), text_encoding.PAD, text_encoding.UNKNOWN)
     padded = g.op("Pad", ids, g.const([0, 0, 0, max_length], np.int64))  # [N + 1, T + max_length], zeros
     window = g.op("Slice", padded, g.const([0, 0], np.int64), g.const([-1, max_length], np.int64),

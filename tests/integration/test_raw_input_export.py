@@ -7,6 +7,11 @@ row dicts (unknown words and ids, missing values, capitals, non-ASCII letters, t
 than max_length, texts without a word), and compared with the service's own predictions:
 the job's model.state loaded by engine.jobs.evaluate.load_stored_run, rows turned into X
 with arrays_from_prep, run.predict(X), as engine/jobs/evaluate.py does.
+
+A tabular sklearn classifier behind a data pipeline with TF-IDF text features and date parts
+of a timestamp column: its export is fed to onnxruntime directly (timestamps as int64
+nanoseconds, engine/export/raw_input.py "Timestamps"), since forge.training.inference has no
+conversion of timestamps yet.
 """
 
 from __future__ import annotations
@@ -180,3 +185,78 @@ def test_matrix_factorization_onnx_takes_raw_ids(client, server, jobs, tmp_path)
     assert got.shape == want.shape == (len(frame),)
     assert float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1.0))) <= TOLERANCE
     assert np.std(want[: len(known)]) > 1e-3
+
+
+def _tickets_with_times(n: int, seed: int) -> pd.DataFrame:
+    """Tickets with a timestamp (1950 to 2150, some missing) and an amount (some missing)."""
+    rng = np.random.default_rng(seed)
+    frame = _tickets(n, seed)
+    low, high = pd.Timestamp("1950-01-01").value, pd.Timestamp("2150-01-01").value
+    when = pd.Series(pd.to_datetime(rng.integers(low, high, n), unit="ns"))
+    when[3::10] = pd.NaT
+    amount = rng.gamma(2.0, 30.0, n)
+    amount[5::12] = np.nan
+    return frame.assign(when=when, amount=amount)
+
+
+# Timestamps to predict: before 1970 and after 2100, leap days, the ends of the nanosecond range.
+HARD_TIMES = ["1677-09-21T00:12:43.145224193", "1900-02-28T23:59:59", "1900-03-01T00:00:00", "1969-12-31T23:59:59",
+              "1970-01-01T00:00:00", "2000-02-29T12:00:00", "2024-02-29T23:30:00", "2100-03-01T01:00:00",
+              "2262-04-11T23:47:16.854775807", None]
+
+
+def _nanos(series: pd.Series) -> np.ndarray:
+    """What a loader sends for a timestamp column: int64 nanoseconds since the epoch of the
+    wall-clock time, the int64 minimum (pandas' NaT) for a missing value."""
+    if series.dt.tz is not None:
+        series = series.dt.tz_localize(None)
+    return series.astype("datetime64[ns]").to_numpy().view(np.int64)
+
+
+def test_tabular_onnx_behind_tfidf_and_date_parts_takes_raw_text_and_timestamps(client, server, tmp_path):
+    from engine.data.processing import apply_processing
+
+    raw = _upload(client, _tickets_with_times(160, 4), "rawin-dated-tickets", "team")
+    processing = {
+        "imputation": {"strategy": "most_frequent", "columns": ["when", "amount"]},
+        "feature_engineering": {"label_column": "team", "text_columns": ["text"], "date_part_columns": ["when"],
+                                "cyclical_dates": True},
+        "normalization": {"method": "standard"},
+    }
+    pipeline = client.create_data_pipeline(raw.name, processing, data_pipeline_id="rawin-dated")
+    processed = client.run_data_pipeline(pipeline.name, raw.name)
+    job = client.wait(client.start_training({
+        "modelType": "classification",
+        "modelConfig": {"framework": "sklearn", "architecture": "logistic_regression"},
+        "trainingConfig": {"epochs": 3, "seed": 2},
+        "dataConfig": {"trainDataset": processed.name, "labelColumn": "team"},
+    }, training_job_id="rawin-dated").name, timeout=300)
+    assert job.state == common_pb2.JOB_STATE_COMPLETED, job.state_message
+
+    frame = pd.concat([_tickets_with_times(25, 9),
+                       pd.DataFrame({"text": HARD_TEXTS[:len(HARD_TIMES)], "team": "billing",
+                                     "when": pd.to_datetime(pd.Series(HARD_TIMES, dtype=object), format="ISO8601"),
+                                     "amount": np.linspace(0, 300, len(HARD_TIMES))})], ignore_index=True)
+    frame["text"] = frame["text"].astype("str")  # None stays missing
+    frame["when"] = frame["when"].astype("datetime64[ns]")
+    fitted = server.engine.trainer.fitted_processing_of(
+        {"operation": "data_pipeline", "parameters": {"data_pipeline": pipeline.name}})
+    prediction, classes, prep = _service_prediction(server, job.name, apply_processing(frame, fitted), tmp_path)
+    assert any("_tfidf_" in name for name in prep["feature_names"]) and "when_hour_sin" in prep["feature_names"]
+
+    meta = client.export_model(job.name, "onnx", tmp_path)
+    assert meta.raw_columns
+    assert {(i.name, i.dtype, tuple(i.shape)) for i in meta.inputs} == {
+        ("text", "string", (-1, 1)), ("when", "int64", (-1, 1)), ("amount", "float64", (-1, 1))}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / meta.filename), providers=["CPUExecutionProvider"])
+    feeds = {"text": np.array(["" if pd.isna(t) else t for t in frame["text"]], dtype=object).reshape(-1, 1),
+             "when": _nanos(frame["when"]).reshape(-1, 1),
+             "amount": frame["amount"].to_numpy(dtype=np.float64).reshape(-1, 1)}
+    (got,) = session.run(["probabilities"], feeds)
+    want = prediction.probabilities
+    assert list(meta.class_labels) == [str(c) for c in classes]
+    assert got.shape == want.shape == (len(frame), 3)
+    assert float(np.max(np.abs(got - want))) <= TOLERANCE
+    assert np.ptp(want, axis=0).max() > 1e-3

@@ -488,3 +488,37 @@ def test_batching_close_runs_pending_rows_then_refuses(raw_model):
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit({"age": 1, "plan": "basic"})
     batcher.close()  # idempotent
+
+
+def test_timestamp_inputs_take_datetimes_as_wall_clock_nanoseconds():
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+    from onnx import TensorProto, helper
+
+    from forge.training.inference import Model
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["when"], ["variable"])], "stamps",
+        [helper.make_tensor_value_info("when", TensorProto.INT64, [None, 1])],
+        [helper.make_tensor_value_info("variable", TensorProto.INT64, [None, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in (("forge.raw_columns", "true"), ("forge.features", '["when"]'), ("forge.task", "regression")):
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    loaded = Model.from_bytes(model.SerializeToString())
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    rows = [{"when": dt.datetime(2024, 2, 29, 13, 30)}, {"when": "1969-12-31T23:59:59"},
+            {"when": dt.datetime(2024, 2, 29, 13, 30, tzinfo=berlin)}, {"when": None}, {"when": dt.date(2000, 1, 1)},
+            {"when": pd.Timestamp("2024-02-29 13:30:00.000000001")}, {"when": np.datetime64("2024-02-29T13:30")}]
+    got = loaded.run(rows)["variable"].ravel().tolist()
+    want = pd.to_datetime(["2024-02-29 13:30", "1969-12-31 23:59:59", "2024-02-29 13:30", None, "2000-01-01",
+                           "2024-02-29 13:30:00.000000001", "2024-02-29 13:30"], format="ISO8601")
+    want = want.as_unit("ns").to_numpy().view("int64").tolist()
+    assert got == want  # the zoned value keeps its local wall-clock time; None is NaT
+    frame = pd.DataFrame({"when": pd.to_datetime(["2024-02-29 13:30", None])})
+    assert loaded.run(frame)["variable"].ravel().tolist() == want[:1] + [-(2**63)]
+    with pytest.raises(TypeError, match="ISO 8601"):
+        loaded.run([{"when": "yesterday"}])

@@ -23,8 +23,11 @@ What the server puts in an ONNX export, and this module relies on:
   export stream fills in what the file lacks; without either, the task is guessed from the
   output names.
 * Raw-columns graphs have one input per raw feature column the model uses (perhaps fewer
-  than "forge.features", in another order), named by the column, shape [None, 1]: tensor(double) for numeric and bool columns (bools as 1.0/0.0, a missing value as
-  NaN) and tensor(string) for the others (a missing value as "").
+  than "forge.features", in another order), named by the column, shape [None, 1]:
+  tensor(double) for numeric and bool columns (bools as 1.0/0.0, a missing value as NaN),
+  tensor(int64) for timestamps (nanoseconds since 1970-01-01 of the wall-clock time, a
+  missing value as -2**63, pandas' NaT) and tensor(string) for the others (a missing value
+  as "").
 * Other graphs have one input [None, F] (float, double or int64); a row given by feature name
   is laid out in "forge.features" order, which only works when F equals the number of features
   (a graph fed one-hot columns built outside it needs the encoded matrix instead).
@@ -41,6 +44,7 @@ features in order. Errors name the row (counted from 0) and the feature.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import hashlib
 import io
 import json
@@ -341,15 +345,55 @@ def _numeric_column(name: str, values: Any, dtype: str) -> np.ndarray:
     return column.astype(dtype)
 
 
+_NAT = -(2**63)  # pandas' NaT: a missing timestamp
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def _timestamp(value: Any, i: int, name: str) -> int:
+    """Nanoseconds since 1970-01-01 of the value's wall-clock time (a zoned value keeps its
+    local time, as the server's date parts do), exact in integers."""
+    if _is_missing(value):
+        return _NAT
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise TypeError(f"row {i} feature {name!r} is {value!r}, not an ISO 8601 timestamp") from None
+    if type(value).__module__ == "numpy" and hasattr(value, "astype"):  # numpy.datetime64
+        return int(_numpy().datetime64(value, "ns").astype("int64"))
+    if isinstance(value, datetime.datetime):
+        delta = value.replace(tzinfo=None) - _EPOCH
+        nanos = (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000 + \
+            int(getattr(value, "nanosecond", 0))
+    elif isinstance(value, datetime.date):
+        nanos = (value - _EPOCH.date()).days * 86_400 * 10**9
+    else:
+        raise TypeError(f"row {i} feature {name!r} is {value!r} ({type(value).__name__}); the model expects a "
+                        "timestamp (datetime, date, numpy.datetime64 or ISO 8601 text)")
+    if not _NAT < nanos < 2**63:
+        raise ValueError(f"row {i} feature {name!r} ({value}) is outside the nanosecond timestamp range")
+    return nanos
+
+
+def _timestamp_column(name: str, values: Any) -> np.ndarray:
+    np = _numpy()
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":  # a datetime64 column, e.g. from pandas
+        return values.astype("datetime64[ns]").view("int64")
+    return np.fromiter((_timestamp(v, i, name) for i, v in enumerate(values)), np.int64, len(values))
+
+
 def _string_column(name: str, values: Any) -> np.ndarray:
     np = _numpy()
     return np.array([_text(v, i, name) for i, v in enumerate(values)], dtype=object)
 
 
 def _column_tensor(spec: TensorInfo, values: Any) -> np.ndarray:
-    """One raw-columns input: [n, 1] (or [n] for a 1-D input) of the input's type."""
+    """One raw-columns input: [n, 1] (or [n] for a 1-D input) of the input's type. The only
+    int64 inputs of a raw-columns graph are timestamps."""
     if spec.dtype == "string":
         column = _string_column(spec.name, values)
+    elif spec.dtype == "int64":
+        column = _timestamp_column(spec.name, values)
     else:
         column = _numeric_column(spec.name, values, spec.dtype)
     return column.reshape(-1, 1) if len(spec.shape) == 2 else column

@@ -73,13 +73,25 @@ def _expected(prep, fitted, frame) -> np.ndarray:
     return training_data._apply(_spec(), prep, processed)[0]
 
 
+def _nanos(values) -> np.ndarray:
+    """Timestamps as the graph takes them (raw_input's docstring, "Timestamps"): int64
+    nanoseconds of the wall-clock time (a zone's local time), NaT as the int64 minimum."""
+    series = pd.Series(values)
+    if series.dt.tz is not None:
+        series = series.dt.tz_localize(None)
+    return series.astype("datetime64[ns]").to_numpy().view(np.int64)
+
+
 def _feeds(session, frame: pd.DataFrame, raw_types=RAW_TYPES) -> dict:
-    """The raw columns as the graph takes them: doubles with NaN, or text with "" for null."""
+    """The raw columns as the graph takes them: doubles with NaN, text with "" for null, or
+    timestamps as int64 nanoseconds."""
     feeds = {}
     for item in session.get_inputs():
         values = frame[item.name].astype(object)
         if raw_types[item.name] == "string":
             column = np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
+        elif raw_types[item.name] == "timestamp":
+            column = _nanos(frame[item.name])
         else:
             column = np.array([np.nan if pd.isna(v) else float(v) for v in values], dtype=np.float64)
         feeds[item.name] = column.reshape(-1, 1)
@@ -246,9 +258,9 @@ def test_columns_only_dropped_steps_read_need_no_input_and_block_nothing():
 
 
 @pytest.mark.parametrize("config, match", [
-    ({**LABEL, "transformations": [{"type": "drop_columns", "columns": ["when"]}],
-      "feature_engineering": {"label_column": "y", "text_columns": ["notes"]}}, "TF-IDF"),
-    ({**LABEL, "feature_engineering": {"label_column": "y", "date_part_columns": ["when"]}}, "date parts"),
+    ({**LABEL, "feature_engineering": {"label_column": "y", "text_columns": ["notes"]}}, "'when' is a timestamp"),
+    ({**LABEL, "transformations": [{"type": "cast", "columns": ["when"], "parameters": {"to": "string"}}],
+      "feature_engineering": {"label_column": "y", "text_columns": ["notes"]}}, "casting timestamp column 'when'"),
     (None, "'when' is a timestamp"),
     ({**LABEL, "imputation": {"strategy": "drop_rows"}}, "drop_rows"),
     ({**LABEL, "transformations": [{"type": "cast", "columns": ["b"], "parameters": {"to": "string"}}]}, "to string"),
@@ -660,3 +672,283 @@ def test_package_onnx_gives_text_and_recommender_models_raw_columns():
                                               {**ID_RAW_TYPES, "item": "int64"})
     assert not record["raw_columns"] and record["inputs"][0]["dtype"] == "int64" and "not text" in note
     assert {p.key: p.value for p in onnx.load_from_string(blob).metadata_props}["forge.features"] == '["user", "item"]'
+
+
+# ----- TF-IDF and date parts (processing's feature engineering of text and timestamp columns)
+
+DATED_RAW_TYPES = {**RAW_TYPES, "notes": "string", "when": "timestamp"}
+NOTE_WORDS = ["parcel", "late", "refund", "please", "thanks", "error_404", "x1", "42", "the", "a", "I", "of"]
+UNSEEN_WORDS = ["zebra", "qq", "b", "refunds", "_", "__"]
+
+
+def _notes(n: int, seed: int, *, unseen: bool = False) -> pd.Series:
+    """ASCII texts of repeated words in any case, joined by spaces, punctuation, digits or
+    underscores (which join words), with nulls; unseen words outside training. (No empty
+    texts: "" is a missing text to the graph, which fill_null and imputation would fill.)"""
+    rng = np.random.default_rng(seed)
+    words = NOTE_WORDS + (UNSEEN_WORDS if unseen else [])
+    cases = [str.lower, str.upper, str.title]
+    texts = []
+    for _ in range(n):
+        parts = [rng.choice(cases)(str(rng.choice(words))) for _ in range(rng.integers(1, 9))]
+        separators = rng.choice([" ", ", ", "! ", "-", "\t", "_", "'", ". "], len(parts))
+        texts.append("".join(p + str(sep) for p, sep in zip(parts, separators)))
+    texts = np.array(texts, dtype=object)
+    texts[4::9] = None
+    return pd.Series(texts, dtype="str")
+
+
+# Test timestamps: the ends of the nanosecond range, before 1970 and after 2100, around leap
+# days (2000 and 2024 are leap years, 1900 and 2100 are not), every kind of hour, nulls.
+EDGE_TIMES = [
+    "1677-09-21T00:12:43.145224193", "1677-09-22T23:00:00", "1899-12-31T23:59:59.999999999", "1900-02-28T13:00:00",
+    "1900-03-01T00:00:00", "1904-02-29T01:30:00", "1969-12-31T23:59:59.999999999", "1970-01-01T00:00:00",
+    "1970-01-01T00:59:59", None, "2000-02-29T23:00:00", "2000-03-01T11:11:11", "2024-02-29T12:34:56",
+    "2024-12-31T23:59:59", "2100-02-28T22:00:00", "2100-03-01T02:00:00", "2104-02-29T17:45:00", None,
+    "2199-12-31T23:00:00", "2262-04-11T23:47:16.854775807", "1700-03-01T06:00:00", "1812-06-15T19:00:00",
+    "1969-02-28T09:00:00", "2038-01-19T03:14:08",
+]
+NANOS_PER_DAY = 86_400 * 10**9
+
+
+def _times(values) -> pd.Series:
+    return pd.Series(pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")).astype("datetime64[ns]")
+
+
+def _train_times(n: int, seed: int) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    low, high = pd.Timestamp("1950-01-01").value, pd.Timestamp("2150-01-01").value
+    times = pd.Series(pd.to_datetime(rng.integers(low, high, n), unit="ns"))
+    times[5::8] = pd.NaT
+    return times
+
+
+DATED_TRAIN = TRAIN.assign(notes=_notes(len(TRAIN), 0), when=_train_times(len(TRAIN), 0))
+DATED_TEST = TEST.assign(notes=_notes(len(TEST), 1, unseen=True), when=_times(EDGE_TIMES))
+NO_NOTES = {"type": "drop_columns", "columns": ["notes"]}
+NO_WHEN = {"type": "drop_columns", "columns": ["when"]}
+
+DATED_CONFIGS = {
+    "tfidf": {**LABEL, "transformations": [NO_WHEN], "feature_engineering": {"label_column": "y",
+                                                                            "text_columns": ["notes"]}},
+    "date_parts": {**LABEL, "transformations": [NO_NOTES], "feature_engineering": {
+        "label_column": "y", "date_part_columns": ["when"]}},
+    "date_parts_cyclical": {**LABEL, "transformations": [NO_NOTES], "feature_engineering": {
+        "label_column": "y", "date_part_columns": ["when"], "cyclical_dates": True}},
+    "tfidf_and_date_parts": {**LABEL, "feature_engineering": {
+        "label_column": "y", "text_columns": ["notes"], "date_part_columns": ["when"]}},
+    "tfidf_and_cyclical_with_everything": {
+        "transformations": [{"type": "fill_null", "columns": ["notes"], "parameters": {"value": "nothing noted"}},
+                            {"type": "rename", "parameters": {"mapping": {"when": "at", "notes": "text"}}},
+                            {"type": "cast", "columns": ["at"], "parameters": {"to": "timestamp"}},
+                            {"type": "log", "columns": ["c"]}],
+        "imputation": {"strategy": "most_frequent", "add_indicator": True},  # fills the timestamps too
+        "feature_engineering": {"label_column": "y", "text_columns": ["text"], "date_part_columns": ["at"],
+                                "cyclical_dates": True, "ratios": ["b/c"], "interactions": True},
+        "encoding": {"method": "onehot", "handle_unknown": "ignore"},
+        "normalization": {"method": "robust"},
+        "sampling": {"method": "random", "fraction": 0.8},
+    },
+    "tfidf_dates_pca": {"imputation": {"strategy": "most_frequent"}, "feature_engineering": {
+        "label_column": "y", "text_columns": ["notes"], "date_part_columns": ["when"], "pca_components": 4}},
+    "tfidf_dates_selection": {"imputation": {"strategy": "most_frequent"}, "feature_engineering": {
+        "label_column": "y", "text_columns": ["notes"], "date_part_columns": ["when"], "select_k_best": 6,
+        "correlation_threshold": 0.95, "variance_threshold": 0.001}},
+    "impute_constant_timestamp": {**LABEL, "transformations": [NO_NOTES], "imputation": {
+        "strategy": "constant", "fill_value": "1960-07-04T12:00:00", "columns": ["when"], "add_indicator": True},
+        "feature_engineering": {"label_column": "y", "date_part_columns": ["when"], "cyclical_dates": True}},
+    "fill_null_timestamp": {**LABEL, "transformations": [
+        NO_NOTES, {"type": "fill_null", "columns": ["when"], "parameters": {"value": "2101-02-28T21:30:00"}}],
+        "feature_engineering": {"label_column": "y", "date_part_columns": ["when"], "polynomial_degree": 2}},
+}
+
+
+def _check(prep, fitted, frame, raw_types=DATED_RAW_TYPES):
+    got, session = _run_graph(prep, fitted, frame, raw_types)
+    want = _expected(prep, fitted, frame)
+    assert got.shape == want.shape == (len(frame), len(prep["feature_names"]))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    return got, want, session
+
+
+@pytest.mark.parametrize("name", DATED_CONFIGS)
+def test_tfidf_and_date_parts_match_processing_on_new_rows(name):
+    fitted, prep = _fit(DATED_CONFIGS[name], DATED_TRAIN)
+    steps = {step["step"] for step in fitted["steps"]}
+    assert steps & {"tfidf", "date_parts"}
+    got, want, session = _check(prep, fitted, DATED_TEST)
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    assert inputs.get("when", "tensor(int64)") == "tensor(int64)"
+    assert inputs.get("notes", "tensor(string)") == "tensor(string)"
+    terms = next((step["terms"] for step in fitted["steps"] if step["step"] == "tfidf"), [])
+    tfidf = [i for i, n in enumerate(prep["feature_names"]) if "_tfidf_" in n]
+    if terms and len(tfidf) == len(terms) and "normalization" not in steps:  # unit rows, or 0 without a known word
+        norms = np.linalg.norm(want[:, tfidf], axis=1)
+        assert ((np.abs(norms - 1) < 1e-12) | (norms == 0)).all() and (norms == 0).any() and (norms > 0).any()
+
+
+def test_date_parts_match_pandas_on_every_day_of_the_nanosecond_range():
+    first = -(2**63) // NANOS_PER_DAY + 1
+    days = np.arange(first, (2**63 - 1) // NANOS_PER_DAY, dtype=np.int64)
+    nanos = days * NANOS_PER_DAY + (days * 7_919_000_000_013) % NANOS_PER_DAY  # every day at some time of it
+    nanos = np.concatenate([nanos, days[::97] * NANOS_PER_DAY, days[::89] * NANOS_PER_DAY + NANOS_PER_DAY - 1,
+                            [-(2**63) + 1, 2**63 - 1, -1, 0, 1, -(2**63)]])  # midnights, last nanoseconds, NaT
+    frame = pd.DataFrame({"when": pd.Series(nanos.view("datetime64[ns]")), "y": 0})
+    assert frame["when"].isna().sum() == 1 and frame["when"].min().year == 1677 and frame["when"].max().year == 2262
+    train = pd.DataFrame({"when": _train_times(10, 3), "y": np.arange(10) % 2})
+    for cyclical in (False, True):
+        config = {**LABEL, "feature_engineering": {"label_column": "y", "date_part_columns": ["when"],
+                                                   "cyclical_dates": cyclical}}
+        fitted, prep = _fit(config, train)
+        got, want, _ = _check(prep, fitted, frame, {"when": "timestamp", "y": "int64"})
+        if not cyclical:
+            np.testing.assert_array_equal(got, want)  # integers: exactly
+            assert set(got[:-1, 4]) == set(range(24)) and set(got[:-1, 3]) == set(range(7))
+
+
+@pytest.mark.parametrize("zone, strategy", [
+    ("UTC", "constant"), ("UTC", "most_frequent"), ("America/New_York", "constant"), ("Asia/Kolkata", "constant"),
+])
+def test_timestamps_with_a_zone_are_fed_their_local_wall_clock_time(zone, strategy):
+    # processing's date parts of an aware column are those of its local time: the input holds
+    # that wall-clock time (the UTC instant gives the UTC parts, which differ outside UTC). The
+    # fill value: naive text localized to the zone, or the most frequent value with its offset
+    # (processing itself cannot fill a column in another zone than UTC with such a value: pandas
+    # 3 makes the column object, which date parts refuse).
+    train = DATED_TRAIN.assign(when=DATED_TRAIN["when"].dt.tz_localize(zone, nonexistent="shift_forward",
+                                                                      ambiguous="NaT"))
+    stamps = pd.date_range("2024-03-09", periods=len(TEST), freq="197min", tz=zone)  # over New York's DST change
+    test = DATED_TEST.assign(when=pd.Series(stamps).where(np.arange(len(TEST)) % 7 != 3))
+    config = {**LABEL, "transformations": [NO_NOTES], "imputation": {
+        "strategy": strategy, "fill_value": "2024-03-10T01:30:00", "columns": ["when"]},
+        "feature_engineering": {"label_column": "y", "date_part_columns": ["when"], "cyclical_dates": True}}
+    fitted, prep = _fit(config, train)
+    fill = fitted["steps"][-2]["values"][0]
+    assert fill == "2024-03-10T01:30:00" if strategy == "constant" else fill.endswith("+00:00")
+    _, want, session = _check(prep, fitted, test)
+    hour = prep["feature_names"].index("when_hour_sin")
+    instants = {"when": test["when"].dt.tz_convert("UTC").dt.tz_localize(None)}
+    (utc,) = session.run(["features"], _feeds(session, test.assign(**instants), DATED_RAW_TYPES))
+    assert np.allclose(utc[:, hour], want[:, hour], atol=1e-9) == (zone == "UTC")
+
+
+def test_tfidf_matches_processing_on_random_ascii():
+    rng = np.random.default_rng(12)
+    alphabet = np.array([chr(i) for i in range(128)] + list("aeiou etnrs _") * 8)  # every ASCII character
+    texts = ["".join(rng.choice(alphabet, rng.integers(0, 60))) for _ in range(3000)]
+    frame = pd.DataFrame({"notes": pd.Series(texts, dtype="str"), "y": rng.integers(0, 2, 3000)})
+    config = {**LABEL, "feature_engineering": {"label_column": "y", "text_columns": ["notes"]}}
+    fitted, prep = _fit(config, frame[:1500])
+    assert len(fitted["steps"][0]["terms"]) == 200  # processing's cap
+    got, want, _ = _check(prep, fitted, frame[1500:].reset_index(drop=True), {"notes": "string", "y": "int64"})
+    assert (want > 0).any(axis=1).mean() > 0.5 and (want == 0).all(axis=1).any()
+
+
+def test_tfidf_on_non_ascii_texts_matches_processing():
+    # Capitals in the spellings the graph knows (raw_input's docstring, "Text").
+    train = pd.DataFrame({"notes": pd.Series(TRAINING_TEXTS * 2, dtype="str"), "y": [0, 1] * len(TRAINING_TEXTS)})
+    test = pd.DataFrame({"notes": pd.Series(TEXTS + [None], dtype="str"), "y": 0})
+    fitted, prep = _fit({**LABEL, "feature_engineering": {"label_column": "y", "text_columns": ["notes"]}}, train)
+    terms = fitted["steps"][0]["terms"]
+    assert {"über", "москва", "οδος", "東京", "ǆemal", "٣٤"} <= set(terms)
+    got, want, _ = _check(prep, fitted, test, {"notes": "string", "y": "int64"})
+    assert (want > 0).sum() > 30
+
+
+def test_tfidf_tokens_against_python_on_every_assigned_code_point():
+    """The term indexes the TF-IDF graph counts, row by row, against scikit-learn's tokens of
+    each character alone, tripled, inside an ASCII word, first and last in one (every token a
+    term): they agree on every character but MISSED_CAPITALS and characters Python's Unicode
+    version does not assign. (The whole TF-IDF graph, [N, terms], would be too big here.)"""
+    from engine.export import raw_input
+
+    unassigned = ("Cn", "Co", "Cs")
+    points = [i for i in range(0x110000) if not 0xD800 <= i < 0xE000]
+    chars = [chr(i) for i in points if unicodedata.category(chr(i)) not in unassigned or i % 61 == 0]
+    texts = [f"{c} {c * 3} a{c}b {c}xy x{c}" for c in chars]
+    terms = sorted({token for text in texts for token in raw_input._tfidf_tokenize(text)})
+    g = raw_input._Graph("p/", 2)
+    tokens = raw_input._tokens(g, g.add_input("notes", TensorProto.STRING), raw_input.TFIDF_TOKEN_REGEX)
+    index = raw_input._spelling_ids({term: i for i, term in enumerate(terms)}, raw_input._tfidf_tokenize)
+    g.op("Identity", g.text_ids(tokens, index, -1, -1), out="codes")
+    graph = helper.make_graph(g.nodes, "tokens", g.inputs,
+                              [helper.make_tensor_value_info("codes", TensorProto.INT64, [None, None])],
+                              initializer=g.initializers, value_info=g.value_info)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    (codes,) = _session(model).run(["codes"], {"notes": np.array(texts, dtype=object).reshape(-1, 1)})
+    position = {term: i for i, term in enumerate(terms)}
+    wrong = {c for c, text, row in zip(chars, texts, codes[:-1])
+             if [i for i in row if i >= 0] != [position[t] for t in raw_input._tfidf_tokenize(text)]}
+    assert {c for c in wrong if unicodedata.category(c) != "Cn"} == MISSED_CAPITALS
+    assert len(chars) > 150_000 and len(terms) > 400_000
+
+
+@pytest.mark.parametrize("text, terms, python, graph", [
+    # Non-ASCII capitals mixed after the first letter are not a known spelling.
+    ("москВА", ["москва"], {"москва"}, set()),
+    # İ lowercases to "i" + a combining dot, which ends Python's word.
+    ("aİb", ["ai", "aib"], {"ai"}, set()),
+    # Python's final sigma looks beyond the word.
+    ("ΟΔΟΣ.Α", ["οδοσ", "οδος"], {"οδοσ"}, {"οδος"}),
+    # KELVIN SIGN lowercases to ASCII k.
+    ("\u212ag", ["kg"], {"kg"}, set()),
+])
+def test_tfidf_documented_non_ascii_differences(text, terms, python, graph):
+    """The terms with a weight, in processing and in the graph."""
+    train = pd.DataFrame({"notes": pd.Series([" ".join(terms), "other words"], dtype="str"), "y": [0, 1]})
+    fitted, prep = _fit({**LABEL, "feature_engineering": {"label_column": "y", "text_columns": ["notes"]}}, train)
+    frame = pd.DataFrame({"notes": pd.Series([text], dtype="str"), "y": [0]})
+    got, _ = _run_graph(prep, fitted, frame, {"notes": "string", "y": "int64"})
+    want = _expected(prep, fitted, frame)
+    names = [name.removeprefix("notes_tfidf_") for name in prep["feature_names"]]
+    assert {t for t, w in zip(names, want[0]) if w} == python
+    assert {t for t, w in zip(names, got[0]) if w} == graph
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3])
+def test_tfidf_and_date_parts_on_empty_batches_and_rows_without_words(rows):
+    fitted, prep = _fit(DATED_CONFIGS["tfidf_and_date_parts"], DATED_TRAIN)
+    frame = DATED_TEST.head(rows).assign(notes=pd.Series(["", "a b c", "!!! ..."][:rows], dtype="str"))
+    if rows:
+        got, _, _ = _check(prep, fitted, frame)
+    else:  # processing's own TF-IDF refuses an empty frame (scikit-learn's normalize needs a row)
+        got, _ = _run_graph(prep, fitted, frame, DATED_RAW_TYPES)
+    assert got.shape == (rows, len(prep["feature_names"]))
+    tfidf = [i for i, n in enumerate(prep["feature_names"]) if "_tfidf_" in n]
+    assert (got[:, tfidf] == 0).all()
+
+
+def test_with_raw_inputs_predicts_like_sklearn_from_raw_text_and_timestamps():
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    fitted, prep = _fit(DATED_CONFIGS["tfidf_and_cyclical_with_everything"], DATED_TRAIN)
+    X, y = training_data._apply(_spec(), prep, apply_processing(DATED_TRAIN, fitted, fitting=True))
+    model = LogisticRegression(max_iter=2000).fit(X, y)
+    onnx_model = convert_sklearn(model, initial_types=[("input", FloatTensorType([None, X.shape[1]]))],
+                                 options={id(model): {"zipmap": False}}, target_opset=17)
+    composed = onnx.load_from_string(with_raw_inputs(onnx_model.SerializeToString(), prep, fitted, DATED_RAW_TYPES))
+    assert {o.domain: o.version for o in composed.opset_import} == {
+        **{o.domain: o.version for o in onnx_model.opset_import}, "com.microsoft": 1}
+    session = _session(composed)
+    assert {"notes": "tensor(string)", "when": "tensor(int64)"}.items() <= {
+        i.name: i.type for i in session.get_inputs()}.items()
+    _, probabilities = session.run(["label", "probabilities"], _feeds(session, DATED_TEST, DATED_RAW_TYPES))
+    X_test = _expected(prep, fitted, DATED_TEST)
+    np.testing.assert_allclose(probabilities, model.predict_proba(X_test), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 21])
+def test_tfidf_and_date_parts_at_the_models_opset(opset):
+    fitted, prep = _fit(DATED_CONFIGS["tfidf_and_date_parts"], DATED_TRAIN)
+    composed = with_raw_inputs(_identity_model(len(prep["feature_names"]), opset=opset), prep, fitted,
+                               DATED_RAW_TYPES)
+    assert {o.domain: o.version for o in onnx.load_from_string(composed).opset_import} == {
+        "": opset, "ai.onnx.ml": 2, "com.microsoft": 1}
+    session = _session(composed)
+    (out,) = session.run(["out"], _feeds(session, DATED_TEST, DATED_RAW_TYPES))
+    want = 2 * _expected(prep, fitted, DATED_TEST).astype(np.float32)
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
