@@ -16,6 +16,7 @@ from engine.models.registry import LoadPolicy, ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
 from engine.storage.artifacts import ArtifactStore, StorageConfig
+from engine.pipelines.manager import PipelineManager
 from engine.tuning.manager import TuningManager
 from engine.store.database import Database
 
@@ -65,14 +66,18 @@ class Engine:
         self.evaluator = ModelEvaluator(self.trainer, self.models, self.data, self.storage, settings.data_dir / "tmp")
         # The server gives it the TrainingRequest -> TrainingSpec conversion (make_spec).
         self.tuning = TuningManager(self.db, self.trainer, self.journal)
+        # Custom stage functions and make_spec come from the server's configuration.
+        self.pipelines = PipelineManager(self.db, self)
 
     def start(self) -> None:
         self.db.create_schema()
         self.data.sweep()
         self.trainer.recover()
         self.tuning.recover()
+        self.pipelines.recover()
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         self.tuning.shutdown()  # first: a stopping controller must not resume the trials pausing now
+        self.pipelines.shutdown()
         self.trainer.shutdown(grace_seconds)
         self.db.close()

@@ -49,8 +49,10 @@ class RunningServer:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         # Workers start checkpointing at once, while open calls and streams are being closed.
-        # Tuning controllers stop first, so none resumes a trial that is pausing for the shutdown.
+        # Tuning controllers and pipeline executors stop first, so none resumes a trial or
+        # stage job that is pausing for the shutdown.
         await asyncio.to_thread(self.engine.tuning.shutdown)
+        await asyncio.to_thread(self.engine.pipelines.shutdown)
         await asyncio.to_thread(self.engine.trainer.begin_shutdown)
         await self.server.stop(min(grace_seconds, 5.0))
         await asyncio.to_thread(self.engine.shutdown, grace_seconds)
@@ -66,7 +68,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         storage=config.storage,
         load_policy=config.load_policy,
     ))
-    engine.tuning.make_spec = convert.spec_from_request_dict
+    engine.tuning.make_spec = engine.pipelines.make_spec = convert.spec_from_request_dict
+    engine.pipelines.functions.update(config.pipeline_functions)
     await asyncio.to_thread(engine.start)
     server = grpc.aio.server(
         interceptors=[RequestIdInterceptor()],
@@ -77,7 +80,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
     )
     trainer_service_pb2_grpc.add_TrainerServiceServicer_to_server(TrainerServicer(engine), server)
     data_service_pb2_grpc.add_DataServiceServicer_to_server(DataServicer(engine), server)
-    pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(), server)
+    pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(engine), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,8 @@ class ServerConfig:
     log_level: str = "INFO"
     storage: StorageConfig = field(default_factory=StorageConfig)
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
+    # Custom pipeline stages: name -> callable(parameters, context) -> outputs dict.
+    pipeline_functions: dict[str, Callable] = field(default_factory=dict)
 
 
 def _env(name: str, default):
@@ -67,6 +71,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         default=[r for r in _env("MODEL_ROOTS", "").split(",") if r],
                         help="a directory or URI LoadModel may read besides the storage's models/ directory; "
                              "repeatable (env FORGE_TRAINING_MODEL_ROOTS, comma-separated)")
+    parser.add_argument("--pipeline-function", action="append", metavar="NAME=MODULE:CALLABLE",
+                        default=[f for f in _env("PIPELINE_FUNCTIONS", "").split(",") if f],
+                        help="a callable custom pipeline stages may run by NAME; repeatable "
+                             "(env FORGE_TRAINING_PIPELINE_FUNCTIONS, comma-separated). Clients name it, "
+                             "never send code")
     parser.add_argument("--allow-untrusted-pickles", action="store_true",
                         default=_env("ALLOW_UNTRUSTED_PICKLES", "") in ("1", "true"),
                         help="let LoadModel accept pickles this service did not write; a pickle runs its "
@@ -93,4 +102,23 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level.upper(),
         storage=storage,
         load_policy=LoadPolicy(tuple(args.model_root), args.allow_untrusted_pickles),
+        pipeline_functions=load_functions(args.pipeline_function),
     )
+
+
+def load_functions(specs: list[str]) -> dict[str, Callable]:
+    """{name: callable} from "name=module:callable" entries; a bad entry stops the server."""
+    functions: dict[str, Callable] = {}
+    for spec in specs:
+        name, _, target = spec.partition("=")
+        module_name, _, attribute = target.partition(":")
+        if not (name and module_name and attribute):
+            raise SystemExit(f"--pipeline-function {spec!r}: use NAME=MODULE:CALLABLE")
+        try:
+            function = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise SystemExit(f"--pipeline-function {spec!r}: {exc}") from None
+        if not callable(function):
+            raise SystemExit(f"--pipeline-function {spec!r}: {target} is not callable")
+        functions[name] = function
+    return functions

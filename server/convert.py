@@ -25,6 +25,7 @@ from forge.training.v1 import (
     dataset_pb2,
     metrics_pb2,
     model_pb2,
+    pipeline_pb2,
     trainer_service_pb2,
     training_job_pb2,
     tuning_job_pb2,
@@ -552,7 +553,8 @@ def spec_from_request_dict(request: dict[str, Any]) -> TrainingSpec:
     try:
         json_format.ParseDict(request, message)
     except json_format.ParseError as exc:
-        raise InvalidArgument.field("parameters", f"a searched value does not fit the request: {exc}") from None
+        # No field of its own: the caller (a tuning spec, a pipeline stage) names where the request is.
+        raise InvalidArgument(f"the training request does not fit TrainingRequest: {exc}") from None
     return spec_from_proto(message)
 
 
@@ -612,4 +614,103 @@ def tuning_event_to_proto(event) -> tuning_job_pb2.TuningEvent:
     out.time.CopyFrom(timestamp(event.time))
     if event.trial:
         out.trial.CopyFrom(trial_to_proto(event.trial))
+    return out
+
+
+# ----- pipelines
+
+_EVENT_TYPES = {name.removeprefix("EXECUTION_EVENT_TYPE_"): value
+                for name, value in pipeline_pb2.ExecutionEventType.items()}
+_STAGE_STATES = {name.removeprefix("STAGE_STATE_"): value for name, value in pipeline_pb2.StageState.items()}
+
+
+def _stages_to_dicts(stages) -> list[dict[str, Any]]:
+    return [json_format.MessageToDict(s, preserving_proto_field_name=True) for s in stages]
+
+
+def _stages_from_dicts(stages: list[dict[str, Any]], out) -> None:
+    for stage in stages:
+        json_format.ParseDict(stage, out.add())
+
+
+def pipeline_to_dict(pipeline: pipeline_pb2.Pipeline) -> dict[str, Any]:
+    out: dict[str, Any] = {"display_name": pipeline.display_name, "stages": _stages_to_dicts(pipeline.stages),
+                           "timeout_seconds": pipeline.timeout.ToTimedelta().total_seconds(),
+                           "labels": dict(pipeline.labels)}
+    if pipeline.HasField("schedule"):
+        sched = pipeline.schedule
+        out["schedule"] = {"cron": sched.cron, "interval_seconds": sched.interval.ToTimedelta().total_seconds(),
+                           "timezone": sched.timezone, "input": struct_to_dict(sched.input), "paused": sched.paused}
+    return out
+
+
+def pipeline_to_proto(row) -> pipeline_pb2.Pipeline:
+    out = pipeline_pb2.Pipeline(name=row.name, display_name=row.display_name, template=row.template,
+                                labels=row.labels or {})
+    _stages_from_dicts(row.stages, out.stages)
+    if row.timeout_seconds:
+        out.timeout.FromTimedelta(timedelta(seconds=row.timeout_seconds))
+    out.create_time.CopyFrom(timestamp(row.create_time))
+    sched = row.schedule or {}
+    if sched:
+        out.schedule.cron, out.schedule.timezone = sched.get("cron", ""), sched.get("timezone", "")
+        out.schedule.paused = bool(sched.get("paused"))
+        if sched.get("interval_seconds"):
+            out.schedule.interval.FromTimedelta(timedelta(seconds=sched["interval_seconds"]))
+        out.schedule.input.CopyFrom(dict_to_struct(sched.get("input") or {}))
+        if row.next_run_time is not None:
+            out.schedule.next_run_time.CopyFrom(timestamp(row.next_run_time))
+    return out
+
+
+def _iso_timestamp(value: str) -> timestamp_pb2.Timestamp:
+    return timestamp(datetime.fromisoformat(value))
+
+
+def execution_to_proto(row) -> pipeline_pb2.PipelineExecution:
+    out = pipeline_pb2.PipelineExecution(
+        name=row.name, pipeline=row.pipeline, state=job_state_enum(row.state), input=dict_to_struct(row.input or {}),
+        output=dict_to_struct({sid: info.get("outputs") or {} for sid, info in (row.stages or {}).items()}),
+        trigger=row.trigger, state_message=row.state_message)
+    for stage in row.snapshot.get("stages", []):
+        info = (row.stages or {}).get(stage["id"], {})
+        item = out.stages.add(stage_id=stage["id"], state=_STAGE_STATES.get(info.get("state", ""), 0),
+                              attempt=int(info.get("attempt", 0)), skip_reason=info.get("skip_reason", ""),
+                              cached=bool(info.get("cached")))
+        item.outputs.CopyFrom(dict_to_struct(info.get("outputs") or {}))
+        if info.get("error"):
+            item.error.CopyFrom(error_status_proto(info["error"].get("code", "ABORTED"), info["error"]["message"]))
+        for field in ("start_time", "end_time"):
+            if info.get(field):
+                getattr(item, field).CopyFrom(_iso_timestamp(info[field]))
+    out.create_time.CopyFrom(timestamp(row.create_time))
+    if row.end_time is not None:
+        out.end_time.CopyFrom(timestamp(row.end_time))
+    if row.error:
+        out.error.CopyFrom(error_status_proto(row.error.get("code", "INTERNAL"), row.error.get("message", "")))
+    return out
+
+
+def execution_event_to_proto(event) -> pipeline_pb2.ExecutionEvent:
+    out = pipeline_pb2.ExecutionEvent(
+        sequence=event.sequence, type=_EVENT_TYPES.get(event.type, 0), stage_id=event.stage_id,
+        attempt=event.attempt, message=event.message, data=dict_to_struct(event.data or {}),
+        execution_state=job_state_enum(event.execution_state))
+    out.time.CopyFrom(timestamp(event.time))
+    return out
+
+
+def template_to_dict(template: pipeline_pb2.PipelineTemplate) -> dict[str, Any]:
+    return {"display_name": template.display_name, "description": template.description,
+            "stages": _stages_to_dicts(template.stages),
+            "parameters": [json_format.MessageToDict(p, preserving_proto_field_name=True)
+                           for p in template.parameters]}
+
+
+def template_to_proto(row) -> pipeline_pb2.PipelineTemplate:
+    out = pipeline_pb2.PipelineTemplate(name=row.name, display_name=row.display_name, description=row.description)
+    _stages_from_dicts(row.stages, out.stages)
+    for parameter in row.parameters:
+        json_format.ParseDict(parameter, out.parameters.add(), ignore_unknown_fields=True)
+    out.create_time.CopyFrom(timestamp(row.create_time))
     return out

@@ -10,19 +10,6 @@ import grpc
 
 # "Service.Method" -> what the method will do once implemented.
 UNIMPLEMENTED: dict[str, str] = {
-    "PipelineService.CreatePipeline": "training pipelines",
-    "PipelineService.GetPipeline": "training pipelines",
-    "PipelineService.ListPipelines": "training pipelines",
-    "PipelineService.DeletePipeline": "training pipelines",
-    "PipelineService.ExecutePipeline": "training pipelines",
-    "PipelineService.GetExecution": "training pipelines",
-    "PipelineService.ListExecutions": "training pipelines",
-    "PipelineService.WatchExecution": "training pipelines",
-    "PipelineService.CancelExecution": "training pipelines",
-    "PipelineService.CreateTemplate": "pipeline templates",
-    "PipelineService.GetTemplate": "pipeline templates",
-    "PipelineService.ListTemplates": "pipeline templates",
-    "PipelineService.CreateFromTemplate": "pipeline templates",
 }
 
 

@@ -90,6 +90,22 @@ def start_server(tmp_path):
             running.stop()
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory):
+    """Start a server shared by one test module (e.g. with its own configuration)."""
+    started: list[ServerThread] = []
+
+    def start(**kwargs) -> ServerThread:
+        running = ServerThread(tmp_path_factory.mktemp("module-data"), **kwargs)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A PostgreSQL database for tests (.ci/run starts one); skipped where none is configured,

@@ -218,3 +218,83 @@ class TuningEventRow(Base):
     # The trial as it was when the event happened (empty for events about the whole job).
     trial: Mapped[dict] = mapped_column(JSON, default=dict)
     job_state: Mapped[str] = mapped_column(String(16))
+
+
+class PipelineRow(Base):
+    __tablename__ = "pipelines"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    # The StageConfigs in the proto's JSON form (snake_case), as given.
+    stages: Mapped[list] = mapped_column(JSON)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    template: Mapped[str] = mapped_column(String(255), default="")
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {"cron" | "interval_seconds", "timezone", "input", "paused"}; empty without a schedule.
+    schedule: Mapped[dict] = mapped_column(JSON, default=dict)
+    next_run_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PipelineTemplateRow(Base):
+    __tablename__ = "pipeline_templates"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    stages: Mapped[list] = mapped_column(JSON)
+    parameters: Mapped[list] = mapped_column(JSON)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PipelineExecutionRow(Base):
+    """One run of a pipeline. `stages` holds each stage's state, attempt, outputs, error and
+    the handles a running attempt remembered (e.g. its training job), so a restarted server
+    re-attaches instead of starting the work again."""
+
+    __tablename__ = "pipeline_executions"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    pipeline: Mapped[str] = mapped_column(String(255), index=True)
+    # The pipeline's stages and timeout when the execution started: later edits don't touch it.
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    input: Mapped[dict] = mapped_column(JSON, default=dict)
+    stages: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    last_event: Mapped[int] = mapped_column(Integer, default=0)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ExecutionEventRow(Base):
+    __tablename__ = "pipeline_execution_events"
+
+    execution: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    type: Mapped[str] = mapped_column(String(32))
+    stage_id: Mapped[str] = mapped_column(String(63), default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    execution_state: Mapped[str] = mapped_column(String(16))
+
+
+class StageCacheRow(Base):
+    """Outputs of a stage that succeeded, by the hash of its type, resolved parameters and code
+    version: an identical stage later reuses them instead of running."""
+
+    __tablename__ = "pipeline_stage_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63))
+    outputs: Mapped[dict] = mapped_column(JSON)
+    execution: Mapped[str] = mapped_column(String(255))
+    stage_id: Mapped[str] = mapped_column(String(63))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))

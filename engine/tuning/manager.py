@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from engine import names
 from engine.callbacks.early_stopping import default_mode, metric_key
-from engine.errors import FailedPrecondition, InvalidArgument, NotFound
+from engine.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from engine.jobs import states
 from engine.jobs.spec import TrainingSpec
 from engine.jobs.trainer import ModelTrainer
@@ -219,7 +219,8 @@ class TuningManager:
 
 def _under(exc: InvalidArgument, field: str) -> InvalidArgument:
     """The error of a trial's request with its field paths under the tuning spec's."""
-    violations = [v.__class__(f"{field}.{v.field}", v.description, v.reason) for v in exc.violations]
+    violations = [v.__class__(f"{field}.{v.field}", v.description, v.reason) for v in exc.violations] or \
+        [FieldViolation(field, exc.message)]
     return InvalidArgument(f"{field}: {exc.message}", violations=violations)
 
 

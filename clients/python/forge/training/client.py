@@ -38,6 +38,9 @@ from forge.training.v1 import (
     dataset_pb2,
     metrics_pb2,
     model_pb2,
+    pipeline_pb2,
+    pipeline_service_pb2,
+    pipeline_service_pb2_grpc,
     trainer_service_pb2,
     trainer_service_pb2_grpc,
     training_job_pb2,
@@ -170,6 +173,12 @@ def _value_to_py(value: struct_pb2.Value) -> Any:
     if kind == "list_value":
         return [_value_to_py(v) for v in value.list_value.values]
     return None
+
+
+def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(dict(value))
+    return out
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -344,6 +353,7 @@ class Client:
         #: Raw stubs, for RPCs without a typed method here (they raise grpc.RpcError).
         self.trainer = trainer_service_pb2_grpc.TrainerServiceStub(self._channel)
         self.data = data_service_pb2_grpc.DataServiceStub(self._channel)
+        self.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -400,6 +410,7 @@ class Client:
         follow: bool,
         max_reconnects: int,
         what: str,
+        state_field: str = "job_state",
     ) -> Iterator[Any]:
         """Yields the items of a resumable stream exactly once, reconnecting.
 
@@ -416,8 +427,8 @@ class Client:
             error: grpc.RpcError | None = None
             try:
                 for response in call:
-                    if response.job_state:
-                        state = response.job_state
+                    if getattr(response, state_field):
+                        state = getattr(response, state_field)
                     for item in getattr(response, items):
                         if item.sequence and item.sequence <= last:
                             continue  # already yielded before a reconnect
@@ -931,6 +942,110 @@ class Client:
     def delete_model(self, name: Resource) -> None:
         """Deletes a registered model version."""
         self._call(self.trainer.DeleteModel, trainer_service_pb2.DeleteModelRequest(name=_name(name)))
+
+    # -- pipelines ---------------------------------------------------------
+
+    def create_pipeline(
+        self, pipeline: pipeline_pb2.Pipeline | Mapping[str, Any], *, pipeline_id: str = ""
+    ) -> pipeline_pb2.Pipeline:
+        """Creates a pipeline from a Pipeline or its JSON form: {"stages": [{"id": "train",
+        "type": "model_training", "dependencies": [...], "parameters": {...},
+        "condition": "validate.accuracy >= 0.9", "retry": {...}, "timeout": "600s"}, ...],
+        "timeout": "3600s", "schedule": {"cron": "0 3 * * *", "timezone": "UTC"}}."""
+        message = pipeline_pb2.Pipeline()
+        _merge(message, pipeline)
+        request = pipeline_service_pb2.CreatePipelineRequest(pipeline_id=pipeline_id, pipeline=message)
+        return self._call(self.pipelines.CreatePipeline, request).pipeline
+
+    def get_pipeline(self, name: Resource) -> pipeline_pb2.Pipeline:
+        request = pipeline_service_pb2.GetPipelineRequest(name=_name(name))
+        return self._call(self.pipelines.GetPipeline, request).pipeline
+
+    def list_pipelines(self, *, page_size: int = 100) -> Iterator[pipeline_pb2.Pipeline]:
+        request = pipeline_service_pb2.ListPipelinesRequest(page_size=page_size)
+        return self._pages(self.pipelines.ListPipelines, request, "pipelines")
+
+    def delete_pipeline(self, name: Resource) -> None:
+        self._call(self.pipelines.DeletePipeline, pipeline_service_pb2.DeletePipelineRequest(name=_name(name)))
+
+    def execute_pipeline(
+        self, name: Resource, input: Mapping[str, Any] | None = None, *, execution_id: str = ""
+    ) -> pipeline_pb2.PipelineExecution:
+        """Starts an execution (returned at once, RUNNING); stages may use ``${input.key}``."""
+        request = pipeline_service_pb2.ExecutePipelineRequest(
+            name=_name(name), input=_struct(input or {}), execution_id=execution_id
+        )
+        return self._call(self.pipelines.ExecutePipeline, request).execution
+
+    def get_execution(self, name: str) -> pipeline_pb2.PipelineExecution:
+        request = pipeline_service_pb2.GetExecutionRequest(name=name)
+        return self._call(self.pipelines.GetExecution, request).execution
+
+    def list_executions(self, pipeline: Resource = "", *, page_size: int = 100) -> Iterator[pipeline_pb2.PipelineExecution]:
+        """Executions of one pipeline, or of the project when ``pipeline`` is empty; newest first."""
+        parent = _name(pipeline) if pipeline else ""
+        if parent and "/" not in parent:
+            parent = f"projects/default/pipelines/{parent}"
+        request = pipeline_service_pb2.ListExecutionsRequest(parent=parent, page_size=page_size)
+        return self._pages(self.pipelines.ListExecutions, request, "executions")
+
+    def cancel_execution(self, name: str) -> pipeline_pb2.PipelineExecution:
+        request = pipeline_service_pb2.CancelExecutionRequest(name=name)
+        return self._call(self.pipelines.CancelExecution, request).execution
+
+    def watch_execution(
+        self, name: str, *, from_sequence: int = 0, follow: bool = True, max_reconnects: int = 10
+    ) -> Iterator[pipeline_pb2.ExecutionEvent]:
+        """Yields an execution's events (stage started, log, metrics, completed, failed,
+        skipped, retried, execution state) after ``from_sequence``, reconnecting like
+        watch_metrics, until the execution ends (with follow)."""
+
+        def open_stream(last: int) -> Any:
+            request = pipeline_service_pb2.WatchExecutionRequest(name=name, from_sequence=last, follow=follow)
+            return self.pipelines.WatchExecution(request, metadata=self._metadata)
+
+        return self._follow(open_stream, "events", from_sequence=from_sequence, follow=follow,
+                            max_reconnects=max_reconnects, what=f"event stream of {name}",
+                            state_field="execution_state")
+
+    def wait_execution(self, name: str, *, timeout: float | None = None,
+                       poll_interval: float = 0.5) -> pipeline_pb2.PipelineExecution:
+        """Waits until an execution reaches a final state; returns it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            execution = self.get_execution(name)
+            if execution.state in FINAL_STATES:
+                return execution
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"execution {name} is still {common_pb2.JobState.Name(execution.state)}")
+            time.sleep(poll_interval)
+
+    def create_template(
+        self, template: pipeline_pb2.PipelineTemplate | Mapping[str, Any], *, template_id: str = ""
+    ) -> pipeline_pb2.PipelineTemplate:
+        """Creates a template: stages whose parameters use ``${params.name}``, and the
+        parameters' names, types, defaults and whether they are required."""
+        message = pipeline_pb2.PipelineTemplate()
+        _merge(message, template)
+        request = pipeline_service_pb2.CreateTemplateRequest(template_id=template_id, template=message)
+        return self._call(self.pipelines.CreateTemplate, request).template
+
+    def get_template(self, name: Resource) -> pipeline_pb2.PipelineTemplate:
+        request = pipeline_service_pb2.GetTemplateRequest(name=_name(name))
+        return self._call(self.pipelines.GetTemplate, request).template
+
+    def list_templates(self, *, page_size: int = 100) -> Iterator[pipeline_pb2.PipelineTemplate]:
+        request = pipeline_service_pb2.ListTemplatesRequest(page_size=page_size)
+        return self._pages(self.pipelines.ListTemplates, request, "templates")
+
+    def create_from_template(
+        self, template: Resource, config: Mapping[str, Any], *, pipeline_id: str = ""
+    ) -> pipeline_pb2.Pipeline:
+        """A pipeline from a template and the values of its parameters (checked by type)."""
+        request = pipeline_service_pb2.CreateFromTemplateRequest(
+            template=_name(template), pipeline_id=pipeline_id, config=_struct(config)
+        )
+        return self._call(self.pipelines.CreateFromTemplate, request).pipeline
 
     # -- hyperparameter tuning ---------------------------------------------
 
