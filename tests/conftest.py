@@ -74,13 +74,12 @@ def client(server):
         yield c
 
 
-@pytest.fixture
-def start_server(tmp_path):
-    """Start extra servers (e.g. to restart one on the same data dir); all are stopped at the end."""
+def _servers(default_dir):
+    """A start(data_dir=None, **settings) function, and every server it started stopped at the end."""
     started: list[ServerThread] = []
 
     def start(data_dir: Path | None = None, **kwargs) -> ServerThread:
-        running = ServerThread(data_dir or tmp_path / "forge-data", **kwargs)
+        running = ServerThread(data_dir or default_dir(), **kwargs)
         started.append(running)
         return running
 
@@ -88,22 +87,18 @@ def start_server(tmp_path):
     for running in started:
         if running.thread.is_alive():
             running.stop()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start extra servers (e.g. to restart one on the same data dir); all are stopped at the end."""
+    yield from _servers(lambda: tmp_path / "forge-data")
 
 
 @pytest.fixture(scope="module")
 def module_server(tmp_path_factory):
     """Start a server shared by one test module (e.g. with its own configuration)."""
-    started: list[ServerThread] = []
-
-    def start(**kwargs) -> ServerThread:
-        running = ServerThread(tmp_path_factory.mktemp("module-data"), **kwargs)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.thread.is_alive():
-            running.stop()
+    yield from _servers(lambda: tmp_path_factory.mktemp("module-data"))
 
 
 @pytest.fixture(scope="session")

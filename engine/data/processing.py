@@ -728,7 +728,11 @@ def _fill_value(series: pd.Series, value: Any, path: str) -> Any:
             tz = series.dt.tz
             if tz is not None and stamp.tz is None:
                 stamp = stamp.tz_localize(tz)
-            return stamp
+            elif tz is not None:
+                # A stored value keeps the fixed offset it was written with: bring it into the
+                # column's own zone, or pandas turns the column into objects.
+                stamp = stamp.tz_convert(tz)
+            return stamp.as_unit(series.dt.unit)
     raise InvalidArgument.field(
         path, f"column {series.name!r} is {kind} but the fill value {value!r} is not; give a value of the column's type"
     )

@@ -32,6 +32,15 @@ class Flaky:
         return {"value": parameters.get("value", 0) * 2, "calls": self.calls}
 
 
+def _sleep(parameters: dict, context) -> dict:
+    """Waits `seconds`, stopping early (as a stage must) when cancelled or out of time."""
+    from engine.pipelines.stages import StageCancelled
+
+    if context.cancelled.wait(parameters.get("seconds", 30)):
+        raise StageCancelled("stopped")
+    return {"slept": True}
+
+
 @pytest.fixture(scope="module")
 def flaky():
     return Flaky(failures=2)
@@ -40,7 +49,8 @@ def flaky():
 @pytest.fixture(scope="module")
 def pipeline_server(module_server, flaky):
     return module_server(max_concurrent_jobs=2,
-                         pipeline_functions={"double": flaky, "echo": lambda params, ctx: dict(params)})
+                         pipeline_functions={"double": flaky, "echo": lambda params, ctx: dict(params),
+                                             "sleep": _sleep})
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +260,24 @@ def test_an_execution_carries_on_after_a_restart(start_server, breast_cancer_csv
         assert job.state == COMPLETED and job.attempt_count >= 2  # the same job, resumed
         events = list(client.watch_execution(execution.name, follow=False))
         assert any(e.message == "resumed after a restart" for e in events)
+
+
+def test_stage_and_pipeline_time_limits(pclient):
+    stage_limit = pclient.create_pipeline({"stages": [
+        {"id": "nap", "type": "custom", "custom_function": "sleep", "parameters": {"seconds": 30},
+         "timeout": "0.5s", "retry": {"max_attempts": 2, "initial_delay": "0.1s"}},
+    ]})
+    done = pclient.wait_execution(pclient.execute_pipeline(stage_limit.name).name, timeout=30)
+    nap = done.stages[0]
+    assert done.state == common_pb2.JOB_STATE_FAILED and nap.state == FAILED and nap.attempt == 2
+    assert "timed out after 0.5 s" in nap.error.message
+
+    pipeline_limit = pclient.create_pipeline({"timeout": "1s", "stages": [
+        {"id": "nap", "type": "custom", "custom_function": "sleep", "parameters": {"seconds": 30}},
+        {"id": "after", "type": "custom", "custom_function": "echo", "dependencies": ["nap"]},
+    ]})
+    started = time.monotonic()
+    done = pclient.wait_execution(pclient.execute_pipeline(pipeline_limit.name).name, timeout=30)
+    assert done.state == common_pb2.JOB_STATE_FAILED and "timeout" in done.state_message
+    assert time.monotonic() - started < 10
+    assert [s.state for s in done.stages] == [pipeline_pb2.STAGE_STATE_CANCELLED] * 2
