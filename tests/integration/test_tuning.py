@@ -60,7 +60,8 @@ def test_a_grid_search_runs_every_combination_once_and_names_the_best(client, ca
     assert [e.sequence for e in tail] == [e.sequence for e in events[-2:]]
 
 
-def test_bayesian_search_prunes_bad_trials_from_their_epochs(client, cancer):
+@pytest.mark.parametrize("pruner, number", [("", 2), ("successive_halving", 3)])
+def test_bayesian_search_prunes_bad_trials_from_their_epochs(client, cancer, pruner, number):
     train, _ = cancer
     epochs = 300  # long enough for the controller to see trials mid-run
     tuning = client.start_tuning({
@@ -73,9 +74,10 @@ def test_bayesian_search_prunes_bad_trials_from_their_epochs(client, cancer):
         "parallelTrials": 2,
         "earlyStopTrials": True,
         "seed": 11,
+        **({"pruner": pruner} if pruner else {}),
     })
     done = client.wait_tuning(tuning.name, timeout=300)
-    assert done.state == COMPLETED and done.spec.pruner == 2  # median
+    assert done.state == COMPLETED and done.spec.pruner == number  # median by default
     values = [t.parameters["model_config.hyperparameters.alpha"] for t in done.trials]
     assert len(values) == 6 and len(set(values)) == 6 and all(1e-5 <= v <= 10 for v in values)
     completed = [t for t in done.trials if t.state == COMPLETED]
