@@ -413,6 +413,10 @@ class _Executor(threading.Thread):
         if stage.cache and not resumed:
             with self.m.writing, self.m._db.session() as s:
                 hit = s.get(StageCacheRow, key)
+            if hit is not None and not self._still_there(hit.outputs):
+                with self.m.writing, self.m._db.session() as s:  # what it made was deleted since
+                    s.delete(s.get(StageCacheRow, key))
+                hit = None
             if hit is not None:
                 self._settle(stage, attempt, SUCCEEDED, outputs=hit.outputs, cached=True,
                              message=f"reused the outputs of {hit.execution} (identical inputs and parameters)")
@@ -448,6 +452,20 @@ class _Executor(threading.Thread):
         run.thread = threading.Thread(target=work, name=f"stage {stage.id}", daemon=True)
         self.running[stage.id] = run
         run.thread.start()
+
+    def _still_there(self, outputs: dict[str, Any]) -> bool:
+        """Whether the jobs, model versions and datasets cached outputs name still exist."""
+        engine = self.m._engine
+        lookups = (("training_job", engine.trainer.get_job), ("model_version", engine.models.get),
+                   ("dataset", engine.data.get), ("train_dataset", engine.data.get),
+                   ("test_dataset", engine.data.get))
+        try:
+            for key, get in lookups:
+                if isinstance(outputs.get(key), str) and outputs[key]:
+                    get(outputs[key])
+        except (NotFound, InvalidArgument):
+            return False
+        return True
 
     def _collect(self, row: PipelineExecutionRow) -> None:
         for stage_id, run in list(self.running.items()):

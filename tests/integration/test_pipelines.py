@@ -127,6 +127,14 @@ def test_the_seed_workflow_runs_end_to_end(pclient, pipeline_server, cancer):
     listed = list(pclient.list_executions(pipeline.name))
     assert {e.name for e in listed} >= {execution.name, again.name}
 
+    # A cached stage whose job was deleted since runs again instead of pointing at nothing.
+    pclient.update_model_stage(version, "none")
+    pclient.delete_job(stages["train"].outputs["training_job"])
+    third = pclient.wait_execution(pclient.execute_pipeline(pipeline.name).name, timeout=120)
+    trained = {s.stage_id: s for s in third.stages}["train"]
+    assert third.state == COMPLETED and not trained.cached
+    assert pclient.get_job(trained.outputs["training_job"]).state == COMPLETED
+
 
 def test_retries_with_backoff_then_success(pclient, flaky):
     pipeline = pclient.create_pipeline({"stages": [
