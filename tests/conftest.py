@@ -174,3 +174,41 @@ def write_matmul_onnx():
         return digest.hexdigest()
 
     return write
+
+
+@pytest.fixture
+def serve_processes():
+    """start(data_dir) -> (process, port): `forge-training serve` as a process of its own (to
+    measure its memory, or kill it with SIGKILL); every one still alive is stopped at the end."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    started: list[subprocess.Popen] = []
+
+    def start(data_dir: Path) -> tuple[subprocess.Popen, int]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--address", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            seen.append(line)
+            found = re.search(r"serving on [\d.]+:(\d+)", line)
+            if found:
+                # Keep reading what it logs, so a full pipe never blocks it.
+                threading.Thread(target=process.stderr.read, daemon=True).start()
+                return process, int(found.group(1))
+            if not line and process.poll() is not None:
+                break
+        process.kill()
+        pytest.fail("forge-training serve did not start:\n" + "".join(seen[-30:]))
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)

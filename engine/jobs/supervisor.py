@@ -36,6 +36,8 @@ class WorkerHandle:
         self.failure = ""
         self.timed_out = False
         self.kill_reason = ""
+        # The last epoch whose metrics were recorded before this worker started (a crash replay).
+        self.recorded_epoch = 0
         self._send_lock = threading.Lock()
         self.process.start()
         child.close()

@@ -211,14 +211,27 @@ class ModelTrainer:
     # ----- lifecycle of the trainer itself
 
     def recover(self) -> None:
-        """Make the state of jobs interrupted by a previous server process truthful, then run the queue."""
+        """Jobs a previous server process left with a worker (it crashed, or was killed): a job
+        with a checkpoint is queued again and resumes after it; one without fails, saying why.
+        Then run the queue."""
         with self._db.session() as s:
             for row in s.scalars(select(TrainingJobRow).where(TrainingJobRow.state.in_(tuple(states.ACTIVE)))):
                 if row.state == states.CANCELLING:
                     self._set_state(row, states.CANCELLED, "cancelled; the server stopped before the worker confirmed")
                     row.end_time = _now()
+                    continue
+                epoch = (row.checkpoint or {}).get("epoch", 0)
+                if row.state == states.PAUSING and epoch:
+                    self._set_state(row, states.PAUSED, f"paused: the server stopped while it paused; "
+                                                        f"ResumeTraining continues after epoch {epoch}")
+                elif epoch:
+                    self._set_state(row, states.PENDING, f"the server stopped while it ran: resuming after the "
+                                                         f"checkpoint of epoch {epoch}", after_crash=True)
                 else:
-                    self._set_state(row, states.PAUSED, self._interrupted_message(row, "the server stopped while it ran"))
+                    message = ("the server stopped while it ran and the job had no checkpoint to resume from; "
+                               "start it again (training_config.checkpoints lets a job survive this)")
+                    self._set_state(row, states.FAILED, f"failed: {message}")
+                    row.error, row.end_time = {"code": "ABORTED", "message": message}, _now()
         self.dispatch()
 
     @staticmethod
@@ -541,8 +554,12 @@ class ModelTrainer:
                     self._set_state(row, states.RUNNING, "training")
                     name = row.name
                     timeout = row.spec.get("resources", {}).get("timeout_seconds") or self.settings.default_timeout_seconds
+                # A run resumed after a crash repeats the epochs after its checkpoint: their
+                # metrics are already recorded, and the replay (exact on CPU) must not add them twice.
+                recorded = self._journal.latest_metric(name)
                 try:
                     handle = WorkerHandle(name, payload, timeout)
+                    handle.recorded_epoch = int(recorded["epoch"]) if recorded else 0
                 except Exception as exc:  # could not even start a process: the job fails, the queue goes on
                     self._finish(name, states.FAILED, f"could not start a worker: {exc}",
                                  error={"code": "RESOURCE_EXHAUSTED", "message": str(exc)})
@@ -646,7 +663,8 @@ class ModelTrainer:
                 logs.extend((level, message, "worker", epoch) for level, message, epoch in payload)
                 continue
             if kind == "metrics":
-                points.append(payload)
+                if int(payload.get("epoch", 0)) > handle.recorded_epoch:
+                    points.append(payload)
                 continue
             flush()  # keep order: what came before a state change is recorded before it
             self._record(handle, kind, payload)
@@ -769,8 +787,10 @@ class ModelTrainer:
             raise NotFound(f"training job {name} not found")
         return row
 
-    def _set_state(self, row: TrainingJobRow, state: str, message: str) -> None:
-        if row.state != state:
+    def _set_state(self, row: TrainingJobRow, state: str, message: str, *, after_crash: bool = False) -> None:
+        # after_crash: recover() queues a job whose worker died with the previous server again,
+        # a move (RUNNING -> PENDING) no request may make.
+        if row.state != state and not after_crash:
             states.check_transition(row.name, row.state, state)
         row.state = state
         row.state_message = message

@@ -25,6 +25,7 @@ from engine.errors import ForgeError
 class _Channel:
     def __init__(self, conn):
         self._conn = conn
+        self._server = os.getppid()
 
     def send(self, kind: str, payload: Any = None) -> None:
         self._conn.send((kind, payload))
@@ -33,7 +34,10 @@ class _Channel:
         self.send("log", [(level, message, epoch)])
 
     def command(self) -> str | None:
-        """The last command waiting, if any ("cancel" wins over "pause")."""
+        """The last command waiting, if any ("cancel" wins over "pause"). A worker whose server
+        died (kill -9) stops here: the restarted server resumes its job from the checkpoint."""
+        if os.getppid() != self._server:
+            raise SystemExit("the server that started this worker is gone")
         latest = None
         while self._conn.poll():
             kind = self._conn.recv()

@@ -7,9 +7,6 @@ The server runs as its own process (`forge-training serve`), so its peak residen
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,31 +23,9 @@ def _peak_rss(pid: int) -> int:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
 
 
-@pytest.fixture
-def serve_process(tmp_path):
+def test_a_200mb_model_exports_with_bounded_server_memory(serve_processes, write_matmul_onnx, tmp_path):
     data_dir = tmp_path / "data"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--address", "127.0.0.1:0", "--data-dir", str(data_dir)],
-        stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    port = None
-    while port is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        found = re.search(r"serving on [\d.]+:(\d+)", line)
-        if found:
-            port = int(found.group(1))
-        elif not line and process.poll() is not None:
-            break
-    if port is None:
-        process.kill()
-        pytest.fail("forge-training serve did not start")
-    yield process, port, data_dir
-    process.terminate()
-    process.wait(30)
-
-
-def test_a_200mb_model_exports_with_bounded_server_memory(serve_process, write_matmul_onnx, tmp_path):
-    process, port, data_dir = serve_process
+    process, port = serve_processes(data_dir)
     digest = write_matmul_onnx(data_dir / "models" / "big.onnx", MODEL_BYTES // 16)
     with Client(f"127.0.0.1:{port}") as client:
         version = client.load_model("big.onnx", "big")  # inspected in a child process
