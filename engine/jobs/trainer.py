@@ -10,6 +10,7 @@ gRPC server calls them from a thread pool, never on its event loop.
 from __future__ import annotations
 
 import shutil
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -157,6 +158,18 @@ def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
     if reported and metric_key(metric) not in reported:
         names = ", ".join("val_loss" if m == "validation_loss" else m for m in reported)
         raise InvalidArgument.field(field, f"{metric!r} is not reported for {spec.model_type}: use one of {names}")
+
+
+def _worker_death(code: int | None) -> str:
+    """Why a worker died without reporting an outcome, in words."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (the system may have run out of memory, or someone ran kill -9)" if -code == signal.SIGKILL else ""
+        return f"the worker process was killed by {name}{hint}; the job's checkpoints and logs are kept"
+    return f"the worker process exited unexpectedly with code {code}; see the job's logs"
 
 
 def _column_types(dataset) -> dict[str, str]:
@@ -760,7 +773,7 @@ class ModelTrainer:
                 r = self._row(s, handle.job)
                 self._set_state(r, states.PAUSED, self._interrupted_message(r, "the server shut down"))
         else:
-            why = handle.failure or f"the worker process exited unexpectedly with code {code}; see the job's logs"
+            why = handle.failure or _worker_death(code)
             self._finish(handle.job, states.FAILED, f"failed: {why}", error={"code": "INTERNAL", "message": why})
 
     def _finish(self, name: str, state: str, message: str, error: dict[str, Any] | None = None) -> None:
