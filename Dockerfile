@@ -4,7 +4,7 @@
 #   docker run -p 50051:50051 -v forge-data:/data forge-training
 #
 # Extra server flags replace the CMD below, so repeat --address and --data-dir with them:
-#   docker run ... forge-training --address 0.0.0.0:50051 --data-dir /data --max-concurrent-jobs 4
+#   docker run ... forge-training --address 0.0.0.0:50051 --data-dir /data --insecure --max-concurrent-jobs 4
 FROM python:3.11-slim
 
 # Unbuffered output so logs reach `docker logs` as they are written; no .pyc files
@@ -50,4 +50,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 ENTRYPOINT ["forge-training", "serve"]
 # Bind all interfaces so a published port reaches the server from outside the container.
-CMD ["--address", "0.0.0.0:50051", "--data-dir", "/data"]
+# --insecure: the container's port is published to the network and the server has no
+# authentication yet; put it behind something that authenticates, or keep it private.
+CMD ["--address", "0.0.0.0:50051", "--data-dir", "/data", "--insecure"]

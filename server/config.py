@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-grace", type=float, default=float(_env("SHUTDOWN_GRACE", d.shutdown_grace_seconds)),
                         help="seconds running jobs get to checkpoint on SIGTERM (default %(default)s)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), help="default %(default)s")
+    parser.add_argument("--insecure", action="store_true", default=_env("INSECURE", "") in ("1", "true"),
+                        help="listen on a non-loopback address although the server has no authentication "
+                             "yet: anyone who reaches the port can train, read data and export models "
+                             "(env FORGE_TRAINING_INSECURE=1)")
     storage = parser.add_argument_group(
         "artifact storage", "where exported and saved models live; credentials come from the environment "
         "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3, GOOGLE_APPLICATION_CREDENTIALS for gcs), never flags")
@@ -85,6 +90,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> ServerConfig:
     if args.max_concurrent_jobs < 1:
         raise SystemExit("--max-concurrent-jobs must be at least 1")
+    if not is_loopback(args.address) and not args.insecure:
+        raise SystemExit(f"--address {args.address} is reachable from other machines, and this server has no "
+                         "authentication yet: listen on 127.0.0.1, or pass --insecure to accept that anyone "
+                         "who reaches the port can use it")
     storage = StorageConfig(type=args.storage_type, base_path=args.storage_path, bucket=args.storage_bucket,
                             prefix=args.storage_prefix, region=args.storage_region,
                             endpoint_url=args.storage_endpoint_url, project=args.storage_project)
@@ -122,3 +131,14 @@ def load_functions(specs: list[str]) -> dict[str, Callable]:
             raise SystemExit(f"--pipeline-function {spec!r}: {target} is not callable")
         functions[name] = function
     return functions
+
+
+def is_loopback(address: str) -> bool:
+    """Whether host:port (or [v6]:port) only accepts connections from this machine."""
+    host = address.rsplit(":", 1)[0].strip("[]").lower()
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere

@@ -20,6 +20,11 @@ async def serve(config: server_config.ServerConfig) -> None:
     log.info("forge-training serving on %s:%d (data dir %s, %d concurrent jobs, artifacts in %s)", host,
              running.port, config.data_dir.resolve(), config.max_concurrent_jobs,
              running.engine.storage.config.describe())
+    if server_config.is_loopback(config.address):
+        log.info("no authentication is configured: listening on loopback only")
+    else:
+        log.warning("no authentication is configured and --insecure is set: anyone who reaches %s can use "
+                    "this server", config.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
