@@ -82,7 +82,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     from engine.jobs.spec import TrainingSpec
     from engine.monitor.resources import ResourceSampler
     from engine.storage import checkpoint
-    from engine.storage.files import read_verified, verify, write_bytes_atomic
+    from engine.storage.files import verify, write_bytes_atomic
 
     spec = TrainingSpec.from_dict(payload["spec"])
     datasets = payload["datasets"]
@@ -119,7 +119,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
                 "job": payload["job"]}
     if resume:
-        saved, state = checkpoint.unpack(read_verified(resume["path"], resume["sha256"]))
+        saved, state, resume = _readable_checkpoint(resume, checkpoint_dir, channel)
         if saved.get("framework") != spec.framework:
             raise RuntimeError(f"checkpoint of epoch {resume['epoch']} was written by {saved.get('framework')!r}, "
                                f"not {spec.framework!r}")
@@ -256,6 +256,38 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             "model_info": model_info,
         },
     )
+
+
+def _readable_checkpoint(resume: dict[str, Any], checkpoint_dir: Path,
+                         channel: _Channel) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
+    """(manifest, state, resume record) of the recorded checkpoint, or, when it is corrupted or
+    truncated, of the newest older one that still reads whole (the zip's CRCs check it). The
+    best-so-far tracking of an older checkpoint is not known, so it starts afresh."""
+    from engine.errors import DataLoss
+    from engine.storage import checkpoint
+    from engine.storage.files import read_verified
+
+    try:
+        saved, state = checkpoint.unpack(read_verified(resume["path"], resume["sha256"]))
+        return saved, state, resume
+    except (DataLoss, OSError) as exc:
+        problem = exc.message if isinstance(exc, DataLoss) else str(exc)
+        channel.log(f"the checkpoint of epoch {resume['epoch']} cannot be used ({problem}); "
+                    "looking for an older one", "warning")
+    bad = Path(resume["path"]).resolve()
+    for older in sorted(checkpoint_dir.glob("epoch-*.ckpt"), reverse=True):
+        if older.resolve() == bad:
+            continue
+        try:
+            saved, state = checkpoint.unpack(older.read_bytes())
+        except (DataLoss, OSError):
+            continue
+        epoch = int(saved.get("epoch", 0))
+        if 0 < epoch < int(resume["epoch"]):
+            channel.log(f"resuming from the older checkpoint of epoch {epoch} instead", "warning")
+            return saved, state, {"epoch": epoch, "path": str(older), "tracker": {}}
+    raise DataLoss(f"the checkpoint of epoch {resume['epoch']} is corrupted and no older checkpoint is readable; "
+                   "start the job again")
 
 
 def _store_artifacts(payload: dict[str, Any], run, final_state: bytes, manifest: dict[str, Any],
