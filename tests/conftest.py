@@ -212,3 +212,47 @@ def serve_processes():
         if process.poll() is None:
             process.terminate()
             process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def service_prediction(server):
+    """predict(job_name, frame, scratch) -> (X, Prediction, class labels, preprocessing): what
+    the service's stored model predicts for `frame`, computed as EvaluateModel computes it
+    (engine.jobs.evaluate.load_stored_run on the job's verified model.state)."""
+    from engine.data.training_data import arrays_from_prep
+    from engine.jobs.evaluate import load_stored_run
+    from engine.jobs.spec import TrainingSpec
+    from engine.storage import checkpoint
+    from engine.storage.files import read_verified
+
+    def predict(job_name: str, frame, scratch: Path):
+        job = server.engine.trainer.get_job(job_name)
+        spec = TrainingSpec.from_dict(job.spec)
+        prep = job.model_info["preprocessing"]
+        state_info = job.artifacts["state"]
+        local = server.engine.storage.fetch(state_info, scratch / "model.state")
+        manifest, state = checkpoint.unpack(read_verified(local, state_info["sha256"]))
+        assert manifest["framework"] == spec.framework
+        X, y = arrays_from_prep(spec, prep, frame)
+        run = load_stored_run(spec, prep, job.model_info["classes"], state, y)
+        labels = run.class_labels if spec.model_type == "classification" else None
+        return X, run.predict(X), labels, prep
+
+    return predict
+
+
+@pytest.fixture(scope="session")
+def cancel_unfinished(client):
+    """cancel(names): cancel the jobs a module started that are still going (under -k only
+    some are waited for), rather than leave them to the shared server."""
+    from forge.training import common_pb2
+
+    final = (common_pb2.JOB_STATE_COMPLETED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED,
+             common_pb2.JOB_STATE_CANCELLING)
+
+    def cancel(names) -> None:
+        for name in names:
+            if client.get_job(name).state not in final:
+                client.cancel(name)
+
+    return cancel

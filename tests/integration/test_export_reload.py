@@ -192,7 +192,7 @@ def held_out(client, server, breast_cancer_csv):
 
 
 @pytest.fixture(scope="module")
-def jobs(client, held_out):
+def jobs(client, held_out, cancel_unfinished):
     """Every job of CASES, started at once so that they train while earlier tests reload."""
     (train, validation, test), _ = held_out
     started = {}
@@ -208,34 +208,7 @@ def jobs(client, held_out):
             }, training_job_id=f"reload-{framework}-{task}")
             started[framework, task] = job.name
     yield started
-    # Under -k only some are waited for: stop the others rather than leave them to the server.
-    final = (common_pb2.JOB_STATE_COMPLETED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED,
-             common_pb2.JOB_STATE_CANCELLING)
-    for name in started.values():
-        if client.get_job(name).state not in final:
-            client.cancel(name)
-
-
-def service_prediction(server, job_name: str, frame: pd.DataFrame, scratch):
-    """(X, Prediction, class labels) of the job's stored model on `frame`, computed the way
-    engine/jobs/evaluate.py run_evaluation computes them."""
-    from engine.data.training_data import arrays_from_prep
-    from engine.jobs.evaluate import load_stored_run
-    from engine.jobs.spec import TrainingSpec
-    from engine.storage import checkpoint
-    from engine.storage.files import read_verified
-
-    job = server.engine.trainer.get_job(job_name)
-    spec = TrainingSpec.from_dict(job.spec)
-    prep = job.model_info["preprocessing"]
-    state_info = job.artifacts["state"]
-    local = server.engine.storage.fetch(state_info, scratch / "model.state")
-    manifest, state = checkpoint.unpack(read_verified(local, state_info["sha256"]))
-    assert manifest["framework"] == spec.framework
-    X, y = arrays_from_prep(spec, prep, frame)
-    run = load_stored_run(spec, prep, job.model_info["classes"], state, y)
-    labels = run.class_labels if spec.model_type == "classification" else None
-    return X, run.predict(X), labels
+    cancel_unfinished(started.values())
 
 
 def _max_difference(task: str, got: np.ndarray, want: np.ndarray) -> float:
@@ -247,7 +220,8 @@ def _max_difference(task: str, got: np.ndarray, want: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("framework", list(CASES))
-def test_every_export_reloads_to_the_services_predictions(client, server, held_out, jobs, framework, tmp_path):
+def test_every_export_reloads_to_the_services_predictions(client, service_prediction, held_out, jobs, framework,
+                                                          tmp_path):
     _, frame = held_out
     cases, references = [], {}
     for task, label in LABELS.items():
@@ -260,7 +234,7 @@ def test_every_export_reloads_to_the_services_predictions(client, server, held_o
 
         scratch = tmp_path / task
         scratch.mkdir()
-        X, prediction, class_labels = service_prediction(server, name, frame, scratch)
+        X, prediction, class_labels, _ = service_prediction(name, frame, scratch)
         assert X.shape[0] == HELD_OUT_ROWS
         # Predictions that vary from row to row, or agreeing with them would prove little.
         if task == "classification":

@@ -87,7 +87,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def jobs(client):
+def jobs(client, cancel_unfinished):
     """The jobs of CASES, started at once; their names by case."""
     tickets = _upload(client, _tickets(150, 0), "rawin-tickets", "team")
     ratings = _upload(client, _ratings(30, 20, 8, 1), "rawin-ratings", "rating")
@@ -105,32 +105,7 @@ def jobs(client):
         }, training_job_id=f"rawin-{case}")
         started[case] = job.name
     yield started
-    final = (common_pb2.JOB_STATE_COMPLETED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED,
-             common_pb2.JOB_STATE_CANCELLING)
-    for name in started.values():
-        if client.get_job(name).state not in final:
-            client.cancel(name)
-
-
-def _service_prediction(server, job_name: str, frame: pd.DataFrame, scratch):
-    """(Prediction, class labels, model_info preprocessing) of the job's stored model on
-    `frame`, computed as engine/jobs/evaluate.py run_evaluation computes them."""
-    from engine.data.training_data import arrays_from_prep
-    from engine.jobs.evaluate import load_stored_run
-    from engine.jobs.spec import TrainingSpec
-    from engine.storage import checkpoint
-    from engine.storage.files import read_verified
-
-    job = server.engine.trainer.get_job(job_name)
-    spec = TrainingSpec.from_dict(job.spec)
-    prep = job.model_info["preprocessing"]
-    state_info = job.artifacts["state"]
-    local = server.engine.storage.fetch(state_info, scratch / "model.state")
-    _, state = checkpoint.unpack(read_verified(local, state_info["sha256"]))
-    X, y = arrays_from_prep(spec, prep, frame)
-    run = load_stored_run(spec, prep, job.model_info["classes"], state, y)
-    labels = run.class_labels if spec.model_type == "classification" else None
-    return run.predict(X), labels, prep
+    cancel_unfinished(started.values())
 
 
 def _export(client, job_name: str, scratch):
@@ -142,12 +117,12 @@ def _export(client, job_name: str, scratch):
 
 
 @pytest.mark.parametrize("case", ["pytorch-text", "tensorflow-text"])
-def test_text_classifier_onnx_takes_raw_text(client, server, jobs, case, tmp_path):
+def test_text_classifier_onnx_takes_raw_text(client, service_prediction, jobs, case, tmp_path):
     done = client.wait(jobs[case], timeout=300)
     assert done.state == common_pb2.JOB_STATE_COMPLETED, done.state_message
     frame = pd.concat([_tickets(25, 9), pd.DataFrame({"text": HARD_TEXTS, "team": "billing"})], ignore_index=True)
     frame["text"] = frame["text"].astype("str")  # None stays missing
-    prediction, classes, prep = _service_prediction(server, jobs[case], frame, tmp_path)
+    _, prediction, classes, prep = service_prediction(jobs[case], frame, tmp_path)
     assert prep["kind"] == "text" and len(prep["vocabulary"]) > 10
     assert any(not token.isascii() for token in prep["vocabulary"])  # non-ASCII words reach the vocabulary
 
@@ -166,7 +141,7 @@ def test_text_classifier_onnx_takes_raw_text(client, server, jobs, case, tmp_pat
     assert len(blank) == 4 and np.ptp(got[blank], axis=0).max() <= TOLERANCE
 
 
-def test_matrix_factorization_onnx_takes_raw_ids(client, server, jobs, tmp_path):
+def test_matrix_factorization_onnx_takes_raw_ids(client, service_prediction, jobs, tmp_path):
     done = client.wait(jobs["pytorch-ratings"], timeout=300)
     assert done.state == common_pb2.JOB_STATE_COMPLETED, done.state_message
     known = _ratings(30, 20, 8, 1).sample(25, random_state=2)
@@ -174,7 +149,7 @@ def test_matrix_factorization_onnx_takes_raw_ids(client, server, jobs, tmp_path)
                       ignore_index=True)
     for column in ("user_id", "item_id"):
         frame[column] = frame[column].astype("str")
-    prediction, _, prep = _service_prediction(server, jobs["pytorch-ratings"], frame, tmp_path)
+    _, prediction, _, prep = service_prediction(jobs["pytorch-ratings"], frame, tmp_path)
     assert prep["kind"] == "interactions" and "Usér 5" in prep["user_index"]
 
     model = _export(client, jobs["pytorch-ratings"], tmp_path)
@@ -213,7 +188,8 @@ def _nanos(series: pd.Series) -> np.ndarray:
     return series.astype("datetime64[ns]").to_numpy().view(np.int64)
 
 
-def test_tabular_onnx_behind_tfidf_and_date_parts_takes_raw_text_and_timestamps(client, server, tmp_path):
+def test_tabular_onnx_behind_tfidf_and_date_parts_takes_raw_text_and_timestamps(client, server, service_prediction,
+                                                                                 tmp_path):
     from engine.data.processing import apply_processing
 
     raw = _upload(client, _tickets_with_times(160, 4), "rawin-dated-tickets", "team")
@@ -241,7 +217,7 @@ def test_tabular_onnx_behind_tfidf_and_date_parts_takes_raw_text_and_timestamps(
     frame["when"] = frame["when"].astype("datetime64[ns]")
     fitted = server.engine.trainer.fitted_processing_of(
         {"operation": "data_pipeline", "parameters": {"data_pipeline": pipeline.name}})
-    prediction, classes, prep = _service_prediction(server, job.name, apply_processing(frame, fitted), tmp_path)
+    _, prediction, classes, prep = service_prediction(job.name, apply_processing(frame, fitted), tmp_path)
     assert any("_tfidf_" in name for name in prep["feature_names"]) and "when_hour_sin" in prep["feature_names"]
 
     meta = client.export_model(job.name, "onnx", tmp_path)
