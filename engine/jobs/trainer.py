@@ -226,12 +226,14 @@ class ModelTrainer:
     def recover(self) -> None:
         """Jobs a previous server process left with a worker (it crashed, or was killed): a job
         with a checkpoint is queued again and resumes after it; one without fails, saying why.
-        Then run the queue."""
+        Each decision goes into the job's log too. Then run the queue."""
+        decided: list[tuple[str, str]] = []
         with self._db.session() as s:
             for row in s.scalars(select(TrainingJobRow).where(TrainingJobRow.state.in_(tuple(states.ACTIVE)))):
                 if row.state == states.CANCELLING:
                     self._set_state(row, states.CANCELLED, "cancelled; the server stopped before the worker confirmed")
                     row.end_time = _now()
+                    decided.append((row.name, row.state_message))
                     continue
                 epoch = (row.checkpoint or {}).get("epoch", 0)
                 if row.state == states.PAUSING and epoch:
@@ -245,6 +247,9 @@ class ModelTrainer:
                                "start it again (training_config.checkpoints lets a job survive this)")
                     self._set_state(row, states.FAILED, f"failed: {message}")
                     row.error, row.end_time = {"code": "ABORTED", "message": message}, _now()
+                decided.append((row.name, row.state_message))
+        for name, message in decided:
+            self._journal.log(name, message, "warning")
         self.dispatch()
 
     @staticmethod
@@ -505,13 +510,7 @@ class ModelTrainer:
         row = self.get_job(name)
         if row.state != states.COMPLETED:
             raise FailedPrecondition(f"job {name} is {row.state}: only COMPLETED jobs have a model to export")
-        info = row.artifacts.get(fmt)
-        if info is None:
-            offered = ", ".join(k for k in row.artifacts if k != "state")
-            raise FailedPrecondition(f"job {name} has no {fmt} export: its framework offers {offered}")
-        if check:
-            self.store.verify(info)
-        return row, info
+        return row, self.store.exported(row.artifacts, fmt, f"job {name}", check)
 
     def save_model(self, name: str, relative_path: str, fmt: str) -> tuple[str, int, str]:
         """Copy the job's `fmt` artifact to `relative_path` under the store's models/ directory,

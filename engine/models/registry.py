@@ -174,13 +174,7 @@ class ModelRegistry:
 
     def artifact(self, name: str, fmt: str, check: bool = True) -> tuple[ModelVersionRow, dict[str, Any]]:
         row = self.get(name)
-        info = (row.artifacts or {}).get(fmt)
-        if info is None:
-            offered = ", ".join(k for k in row.artifacts if k != "state")
-            raise FailedPrecondition(f"{name} has no {fmt} export: its framework offers {offered}")
-        if check:
-            self.store.verify(info)
-        return row, info
+        return row, self.store.exported(row.artifacts, fmt, name, check)
 
     def forget_job(self, job: str) -> None:
         """A deleted job takes its artifacts along: its versions go too. A version LoadModel

@@ -16,6 +16,7 @@ reuses its outputs (StageConfig.disable_cache turns that off).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +28,8 @@ from sqlalchemy import select
 from engine import names
 from engine.errors import FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.jobs import states
-from engine.paging import next_token, page_bounds
 from engine.pipelines import definition, schedule as schedules, stages as stage_runners
-from engine.store.database import Database
+from engine.store.database import Database, add_new, fetch
 from engine.store.models import (
     ExecutionEventRow,
     PipelineExecutionRow,
@@ -37,6 +37,8 @@ from engine.store.models import (
     PipelineTemplateRow,
     StageCacheRow,
 )
+
+log = logging.getLogger("forge.pipelines")
 
 # Part of every stage's cache key: bump it when what a stage type does changes.
 CODE_VERSION = "1"
@@ -92,28 +94,20 @@ class PipelineManager:
                           timeout_seconds=timeout, template=template, labels=pipeline.get("labels") or {},
                           schedule=sched, next_run_time=schedules.next_run(sched, now), create_time=now)
         with self._db.session() as s:
-            if s.get(PipelineRow, name) is not None:
-                raise InvalidArgument.field("pipeline_id", f"{pipeline_id!r} is taken: choose another id",
-                                            "ALREADY_EXISTS")
-            s.add(row)
+            add_new(s, row, name, f"pipeline {name} already exists: choose another pipeline_id")
         return row
 
     def get(self, name: str) -> PipelineRow:
         with self._db.session() as s:
-            row = s.get(PipelineRow, name)
-        if row is None:
-            raise NotFound(f"pipeline {name} not found")
-        return row
+            return fetch(s, PipelineRow, name, "pipeline")
 
     def list(self, project: str, page_size: int, page_token: str) -> tuple[list[PipelineRow], str]:
-        return self._page(select(PipelineRow).where(PipelineRow.project == project)
+        return self._db.page(select(PipelineRow).where(PipelineRow.project == project)
                           .order_by(PipelineRow.create_time.desc(), PipelineRow.name), page_size, page_token)
 
     def delete(self, name: str) -> None:
         with self._db.session() as s:
-            row = s.get(PipelineRow, name)
-            if row is None:
-                raise NotFound(f"pipeline {name} not found")
+            row = fetch(s, PipelineRow, name, "pipeline")
             active = s.scalar(select(PipelineExecutionRow.name).where(
                 PipelineExecutionRow.pipeline == name, PipelineExecutionRow.state.notin_(tuple(states.FINAL))))
             if active:
@@ -135,21 +129,15 @@ class PipelineManager:
                                   description=template.get("description", ""), stages=stages,
                                   parameters=parameters, create_time=_now())
         with self._db.session() as s:
-            if s.get(PipelineTemplateRow, name) is not None:
-                raise InvalidArgument.field("template_id", f"{template_id!r} is taken: choose another id",
-                                            "ALREADY_EXISTS")
-            s.add(row)
+            add_new(s, row, name, f"template {name} already exists: choose another template_id")
         return row
 
     def get_template(self, name: str) -> PipelineTemplateRow:
         with self._db.session() as s:
-            row = s.get(PipelineTemplateRow, name)
-        if row is None:
-            raise NotFound(f"template {name} not found")
-        return row
+            return fetch(s, PipelineTemplateRow, name, "template")
 
     def list_templates(self, project: str, page_size: int, page_token: str):
-        return self._page(select(PipelineTemplateRow).where(PipelineTemplateRow.project == project)
+        return self._db.page(select(PipelineTemplateRow).where(PipelineTemplateRow.project == project)
                           .order_by(PipelineTemplateRow.create_time.desc(), PipelineTemplateRow.name),
                           page_size, page_token)
 
@@ -175,10 +163,7 @@ class PipelineManager:
             stages={s.id: {"state": PENDING, "attempt": 0, "outputs": {}} for s in parsed},
             trigger=trigger, last_event=0, create_time=now)
         with self.writing, self._db.session() as s:
-            if s.get(PipelineExecutionRow, execution) is not None:
-                raise InvalidArgument.field("execution_id", f"{execution_id!r} is taken: choose another id",
-                                            "ALREADY_EXISTS")
-            s.add(row)
+            add_new(s, row, execution, f"execution {execution} already exists: choose another execution_id")
             _event(s, row, "EXECUTION_STATE", message=f"execution started ({trigger})",
                    data={"state": states.RUNNING})
         self._launch(execution)
@@ -186,10 +171,7 @@ class PipelineManager:
 
     def get_execution(self, name: str) -> PipelineExecutionRow:
         with self._db.session() as s:
-            row = s.get(PipelineExecutionRow, name)
-        if row is None:
-            raise NotFound(f"execution {name} not found")
-        return row
+            return fetch(s, PipelineExecutionRow, name, "execution")
 
     def list_executions(self, parent: str, page_size: int, page_token: str):
         """Executions of a pipeline (parent: the pipeline) or of a project (parent: the project)."""
@@ -198,14 +180,12 @@ class PipelineManager:
             query = query.where(PipelineExecutionRow.pipeline == parent)
         else:
             query = query.where(PipelineExecutionRow.project == names.project_of_parent(parent))
-        return self._page(query.order_by(PipelineExecutionRow.create_time.desc(), PipelineExecutionRow.name),
+        return self._db.page(query.order_by(PipelineExecutionRow.create_time.desc(), PipelineExecutionRow.name),
                           page_size, page_token)
 
     def cancel_execution(self, name: str) -> PipelineExecutionRow:
         with self.writing, self._db.session() as s:
-            row = s.get(PipelineExecutionRow, name)
-            if row is None:
-                raise NotFound(f"execution {name} not found")
+            row = fetch(s, PipelineExecutionRow, name, "execution")
             if row.state in states.FINAL:
                 return row
             row.state, row.state_message = states.CANCELLING, "cancelling: running stages are being stopped"
@@ -259,8 +239,8 @@ class PipelineManager:
         while not self._stop.wait(SCHEDULER_SECONDS):
             try:
                 self.run_due_schedules()
-            except Exception:  # noqa: BLE001 - one bad schedule must not stop the others
-                pass
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the scheduler for good
+                log.exception("checking pipeline schedules failed; trying again in %g s", SCHEDULER_SECONDS)
 
     def run_due_schedules(self, now: datetime | None = None) -> list[str]:
         """Execute every pipeline whose schedule is due (once, however many runs a downtime
@@ -275,16 +255,9 @@ class PipelineManager:
         for row in due:
             try:
                 started.append(self.execute(row.name, row.schedule.get("input") or {}, trigger="schedule").name)
-            except ForgeError:
-                pass  # e.g. an id clash: the next run tries again
+            except ForgeError as exc:  # this run is skipped; the schedule's next one tries again
+                log.warning("the scheduled execution of %s did not start: %s", row.name, exc.message)
         return started
-
-    def _page(self, query, page_size: int, page_token: str):
-        offset, limit = page_bounds(page_size, page_token)
-        with self._db.session() as s:
-            rows = list(s.scalars(query.offset(offset).limit(limit + 1)))
-        page = rows[:limit]
-        return page, next_token(offset, limit, len(page), len(rows) > limit)
 
 
 def _runner_parameters(stage: definition.Stage, params: dict[str, Any]) -> dict[str, Any]:
@@ -306,8 +279,9 @@ def _event(s, row: PipelineExecutionRow, type_: str, *, stage_id: str = "", atte
 class _Attempt:
     """One attempt of one stage, running in a thread of its own."""
 
-    def __init__(self, stage: definition.Stage, attempt: int, params: dict, deadline: float | None):
+    def __init__(self, stage: definition.Stage, attempt: int, params: dict, deadline: float | None, cache_key: str):
         self.stage, self.attempt, self.params, self.deadline = stage, attempt, params, deadline
+        self.cache_key = cache_key
         self.cancelled = threading.Event()
         self.timed_out = False
         self.outputs: dict | None = None
@@ -423,8 +397,7 @@ class _Executor(threading.Thread):
                 return
         handles = row.stages[stage.id].get("handles") or {} if resumed else {}
         deadline = time.monotonic() + stage.timeout_seconds if stage.timeout_seconds else None
-        run = _Attempt(stage, attempt, params, deadline)
-        run.cache_key = key
+        run = _Attempt(stage, attempt, params, deadline, key)
         with self.m.writing, self.m._db.session() as s:
             current = s.get(PipelineExecutionRow, self.execution)
             info = dict(current.stages[stage.id])

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from engine.errors import DataLoss, InvalidArgument, PermissionDenied
+from engine.errors import DataLoss, FailedPrecondition, InvalidArgument, PermissionDenied
 from engine.storage.files import CHUNK, write_atomic
 
 STORAGE_TYPES = ("local", "s3", "gcs")
@@ -100,14 +100,7 @@ class ArtifactStore:
 
     def contains(self, uri: str, under: str = "") -> bool:
         """Whether `uri` lies inside the store (inside key prefix `under`, when given)."""
-        base = self.uri(under).rstrip("/") if under else self.root
-        if self.local:
-            try:
-                return Path(uri).resolve().is_relative_to(Path(base).resolve())
-            except (OSError, ValueError):
-                return False
-        parts = uri.split("/")
-        return ".." not in parts and "." not in parts[3:] and uri.startswith(base.rstrip("/") + "/")
+        return _under(uri, self.uri(under) if under else self.root)
 
     def key_of(self, uri: str) -> str:
         return uri[len(self.root):].lstrip("/") if not self.local else \
@@ -165,6 +158,17 @@ class ArtifactStore:
             self.delete(target)
             raise DataLoss(f"the copy at {key} does not match the recorded sha256 {info['sha256']}")
         return {"uri": target, "sha256": digest, "size_bytes": size}
+
+    def exported(self, artifacts: dict[str, Any], fmt: str, owner: str, check: bool = True) -> dict[str, Any]:
+        """The record of `owner`'s artifact in export format `fmt`, verified unless `check` is False
+        (a streaming reader that hashes as it goes verifies for itself)."""
+        info = (artifacts or {}).get(fmt)
+        if info is None:
+            offered = ", ".join(k for k in (artifacts or {}) if k != "state")
+            raise FailedPrecondition(f"{owner} has no {fmt} export: its framework offers {offered}")
+        if check:
+            self.verify(info)
+        return info
 
     def delete(self, uri: str) -> None:
         """Remove a file or a whole directory / prefix; missing is fine."""
@@ -268,9 +272,11 @@ def resolve_model_path(store: ArtifactStore, path: str, field: str, extra_roots:
 
 
 def _under(uri: str, root: str) -> bool:
+    """Whether `uri` lies inside `root`: a resolved local path, or an object URI with no "."
+    or ".." segments that would let it climb out of the prefix."""
     if "://" in root or "://" in uri:
         parts = uri.split("/")
-        return ".." not in parts and uri.startswith(root.rstrip("/") + "/")
+        return ".." not in parts and "." not in parts[3:] and uri.startswith(root.rstrip("/") + "/")
     try:
         return Path(uri).resolve().is_relative_to(Path(root).resolve())
     except (OSError, ValueError):

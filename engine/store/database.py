@@ -9,6 +9,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import AlreadyExists, NotFound
+from engine.paging import next_token, page_bounds
 from engine.store.models import Base
 
 
@@ -44,6 +46,14 @@ class Database:
                 if self._on_commit is not None:
                     self._on_commit(key)
 
+    def page(self, query, page_size: int, page_token: str) -> tuple[list, str]:
+        """One page of `query`'s rows (one row more is read, to know whether another page follows)."""
+        offset, limit = page_bounds(page_size, page_token)
+        with self.session() as s:
+            rows = list(s.scalars(query.offset(offset).limit(limit + 1)))
+        page = rows[:limit]
+        return page, next_token(offset, limit, len(page), len(rows) > limit)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -55,3 +65,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def fetch(s: Session, model: type, key, what: str):
+    """The `model` row with primary key `key`, or NotFound naming it as `what`."""
+    row = s.get(model, key)
+    if row is None:
+        raise NotFound(f"{what} {key} not found")
+    return row
+
+
+def add_new(s: Session, row, key, taken: str) -> None:
+    """Add `row` unless its primary key `key` is taken; AlreadyExists(`taken`) otherwise."""
+    if s.get(type(row), key) is not None:
+        raise AlreadyExists(taken)
+    s.add(row)

@@ -31,8 +31,8 @@ from engine.jobs import states
 from engine.jobs.spec import TrainingSpec
 from engine.jobs.trainer import ModelTrainer
 from engine.monitor.journal import Journal
-from engine.paging import next_token, page_bounds, parse_filter
-from engine.store.database import Database
+from engine.paging import parse_filter
+from engine.store.database import Database, add_new, fetch
 from engine.store.models import TuningEventRow, TuningJobRow, TuningTrialRow
 from engine.tuning import space as search_space
 
@@ -72,40 +72,30 @@ class TuningManager:
         row = TuningJobRow(name=name, project=project, spec=settings, state=states.RUNNING,
                            state_message="starting trials", create_time=now, start_time=now, last_event=0)
         with self._db.session() as s:
-            if s.get(TuningJobRow, name) is not None:
-                raise InvalidArgument.field("tuning_job_id", f"{tuning_id!r} is taken: choose another id",
-                                            "ALREADY_EXISTS")
-            s.add(row)
+            add_new(s, row, name, f"tuning job {name} already exists: choose another tuning_job_id")
             _event(s, row, "started")
         self._launch(name)
         return self.get(name)[0]
 
     def get(self, name: str) -> tuple[TuningJobRow, list[TuningTrialRow]]:
         with self._db.session() as s:
-            row = s.get(TuningJobRow, name)
-            if row is None:
-                raise NotFound(f"tuning job {name} not found")
+            row = fetch(s, TuningJobRow, name, "tuning job")
             trials = list(s.scalars(select(TuningTrialRow).where(TuningTrialRow.tuning_job == name)
                                     .order_by(TuningTrialRow.number)))
         return row, trials
 
     def list(self, project: str, page_size: int, page_token: str, filter_: str):
         terms = parse_filter(filter_, {"state"})
-        offset, limit = page_bounds(page_size, page_token)
         query = select(TuningJobRow).where(TuningJobRow.project == project)
         if "state" in terms:
             query = query.where(TuningJobRow.state == terms["state"].upper().removeprefix("JOB_STATE_"))
-        with self._db.session() as s:
-            rows = list(s.scalars(query.order_by(TuningJobRow.create_time.desc(), TuningJobRow.name)
-                                  .offset(offset).limit(limit + 1)))
-        page = rows[:limit]
-        return [(r, self.get(r.name)[1]) for r in page], next_token(offset, limit, len(page), len(rows) > limit)
+        page, token = self._db.page(query.order_by(TuningJobRow.create_time.desc(), TuningJobRow.name),
+                                    page_size, page_token)
+        return [(r, self.get(r.name)[1]) for r in page], token
 
     def cancel(self, name: str) -> TuningJobRow:
         with self._db.session() as s:
-            row = s.get(TuningJobRow, name)
-            if row is None:
-                raise NotFound(f"tuning job {name} not found")
+            row = fetch(s, TuningJobRow, name, "tuning job")
             if row.state in states.FINAL:
                 return row
             row.state, row.state_message = states.CANCELLING, "cancelling: running trials are being cancelled"
@@ -183,11 +173,8 @@ class TuningManager:
         if parallel < 1:
             raise InvalidArgument.field("spec.parallel_trials", "must be at least 1")
         pruner = str(spec.get("pruner", "")).removeprefix("PRUNER_").lower()
-        if pruner in ("", "unspecified"):
-            pruner = ("hyperband" if algorithm == "hyperband" else "median") if spec.get("early_stop_trials") \
-                else "none"
-        if algorithm == "hyperband" and pruner == "none" and not spec.get("pruner"):
-            pruner = "hyperband"
+        if pruner in ("", "unspecified"):  # hyperband is its own pruner; the others prune when asked to
+            pruner = "hyperband" if algorithm == "hyperband" else "median" if spec.get("early_stop_trials") else "none"
         if pruner not in PRUNERS:
             raise InvalidArgument.field("spec.pruner", f"unknown pruner {pruner!r}")
         budget = float(spec.get("time_budget_seconds") or 0)

@@ -50,5 +50,7 @@ def test_jobs_survive_a_killed_server(serve_processes, breast_cancer_csv, tmp_pa
         assert [p.epoch for p in points] == list(range(1, 3001))  # every epoch once
         assert [p.sequence for p in points] == list(range(1, 3001))  # no gaps, no repeats
         logs = [e.message for e in client.stream_logs(resumable.name, follow=False)]
-        assert any("resuming after the checkpoint of epoch" in m for m in logs) or \
-            any("resumed from the checkpoint" in m for m in logs)
+        assert any(m.startswith("the server stopped while it ran: resuming after the checkpoint of epoch")
+                   for m in logs)
+        assert any(m.startswith("resumed from the checkpoint of epoch") for m in logs)
+        assert any("no checkpoint to resume from" in e.message for e in client.stream_logs(lost.name, follow=False))

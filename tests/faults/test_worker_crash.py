@@ -20,7 +20,7 @@ def test_a_killed_worker_fails_only_its_own_job(client, breast_cancer_csv):
                 "dataConfig": {"trainDataset": data.name, "labelColumn": "target"}}
 
     victim = client.start_training(spec(5000), training_job_id="victim")
-    bystander = client.start_training(spec(200), training_job_id="bystander")
+    bystander = client.start_training(spec(1500), training_job_id="bystander")
     deadline = time.monotonic() + 60
     pid = None
     while pid is None and time.monotonic() < deadline:  # the worker says its pid in its first log line
@@ -30,15 +30,17 @@ def test_a_killed_worker_fails_only_its_own_job(client, breast_cancer_csv):
                 pid = int(found.group(1))
         time.sleep(0.05)
     assert pid, "the victim's worker never started"
-    while client.get_job(victim.name).current_epoch < 2:
+    while client.get_job(victim.name).current_epoch < 2 or client.get_job(bystander.name).current_epoch < 2:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+    running = client.get_job(bystander.name)
+    assert running.state == common_pb2.JOB_STATE_RUNNING  # it was training when the other worker died
 
     failed = client.wait(victim.name, timeout=60)
     assert failed.state == common_pb2.JOB_STATE_FAILED
     assert "killed by SIGKILL" in failed.error.message and "out of memory" in failed.error.message
     done = client.wait(bystander.name, timeout=120)
-    assert done.state == common_pb2.JOB_STATE_COMPLETED and done.current_epoch == 200
+    assert done.state == common_pb2.JOB_STATE_COMPLETED and done.current_epoch == 1500
     # The server is fine: new work runs.
     after = client.wait(client.start_training(spec(2)).name, timeout=60)
     assert after.state == common_pb2.JOB_STATE_COMPLETED

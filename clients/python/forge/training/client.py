@@ -715,28 +715,8 @@ class Client:
         (FAILED_PRECONDITION) when the job reaches a final state that is not
         in ``states``, since it can never leave it.
         """
-        wanted = _states(states)
-        deadline = None if timeout is None else time.monotonic() + timeout
         resource = _name(name)
-        while True:
-            job = self.get_job(resource)
-            if job.state in wanted:
-                return job
-            if job.state in FINAL_STATES:
-                raise ForgeTrainingError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"job {job.name or resource} ended {_state_name(job.state)} while waiting for "
-                    + ", ".join(sorted(_state_name(s) for s in wanted)),
-                )
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"job {job.name or resource} is still {_state_name(job.state)} after {timeout}s"
-                    )
-                time.sleep(min(poll, left))
-            else:
-                time.sleep(poll)
+        return _poll(lambda: self.get_job(resource), f"job {resource}", _states(states), timeout, poll)
 
     # -- metrics and logs --------------------------------------------------
 
@@ -1009,16 +989,9 @@ class Client:
                             state_field="execution_state")
 
     def wait_execution(self, name: str, *, timeout: float | None = None,
-                       poll_interval: float = 0.5) -> pipeline_pb2.PipelineExecution:
+                       poll: float = 0.5) -> pipeline_pb2.PipelineExecution:
         """Waits until an execution reaches a final state; returns it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            execution = self.get_execution(name)
-            if execution.state in FINAL_STATES:
-                return execution
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"execution {name} is still {common_pb2.JobState.Name(execution.state)}")
-            time.sleep(poll_interval)
+        return _poll(lambda: self.get_execution(name), f"execution {name}", FINAL_STATES, timeout, poll)
 
     def create_template(
         self, template: pipeline_pb2.PipelineTemplate | Mapping[str, Any], *, template_id: str = ""
@@ -1100,16 +1073,10 @@ class Client:
                             max_reconnects=max_reconnects, what=f"event stream of {resource}")
 
     def wait_tuning(self, name: Resource, *, timeout: float | None = None,
-                    poll_interval: float = 0.5) -> tuning_job_pb2.TuningJob:
+                    poll: float = 0.5) -> tuning_job_pb2.TuningJob:
         """Waits until a tuning job reaches a final state; returns it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get_tuning_job(name)
-            if job.state in FINAL_STATES:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"tuning job {job.name} is still {common_pb2.JobState.Name(job.state)}")
-            time.sleep(poll_interval)
+        resource = _name(name)
+        return _poll(lambda: self.get_tuning_job(resource), f"tuning job {resource}", FINAL_STATES, timeout, poll)
 
     def evaluate_model(
         self, name: Resource, dataset: Resource, *, timeout: float | None = 600
@@ -1121,6 +1088,30 @@ class Client:
         the processing the model's training data went through is applied first."""
         request = trainer_service_pb2.EvaluateModelRequest(name=_name(name), dataset=_name(dataset))
         return self._call(self.trainer.EvaluateModel, request, timeout=timeout)
+
+
+def _poll(get: Callable[[], T], what: str, wanted: frozenset[int], timeout: float | None, poll: float) -> T:
+    """get() until its state is in ``wanted``. TimeoutError after ``timeout`` seconds, and
+    ForgeTrainingError(FAILED_PRECONDITION) on a final state outside ``wanted``, since the
+    resource can never leave it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        item = get()
+        if item.state in wanted:
+            return item
+        if item.state in FINAL_STATES:
+            raise ForgeTrainingError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{what} ended {_state_name(item.state)} while waiting for "
+                + ", ".join(sorted(_state_name(s) for s in wanted)),
+            )
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{what} is still {_state_name(item.state)} after {timeout}s")
+            time.sleep(min(poll, left))
+        else:
+            time.sleep(poll)
 
 
 def copy_export(
