@@ -9,9 +9,10 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine import tenancy
 from engine.errors import AlreadyExists, NotFound
 from engine.paging import next_token, page_bounds
-from engine.store.models import Base
+from engine.store import migrate
 
 
 class Database:
@@ -30,12 +31,13 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
-        # create_all skips the indexes of tables that already exist: add those added since.
-        for table in Base.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(self.engine, checkfirst=True)
+    def create_schema(self, upgrade_older: bool = False) -> None:
+        """Create an empty database at the newest schema revision (Alembic, engine/store/migrate.py).
+
+        A database at an older revision raises SchemaMismatch, naming `forge-training migrate`,
+        unless `upgrade_older` is set: a server never migrates a shared database on its own.
+        """
+        migrate.ensure_current(self.engine, upgrade_older=upgrade_older)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -70,7 +72,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def fetch(s: Session, model: type, key, what: str):
     """The `model` row with primary key `key`, or NotFound naming it as `what`."""
     row = s.get(model, key)
-    if row is None:
+    # Names are checked against the caller's projects where they are resolved (engine/names.py);
+    # this catches a row reached some other way.
+    project = getattr(row, "project", None)
+    if row is None or (project is not None and not tenancy.current().allows(project)):
         raise NotFound(f"{what} {key} not found")
     return row
 

@@ -65,6 +65,9 @@ class TrainingJobRow(Base):
     # {"features": [...], "classes": [...]}: what an inference engine needs to feed the model.
     model_info: Mapped[dict] = mapped_column(JSON, default=dict)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Retries its retry policy has used after its worker died (kept here so that a server
+    # restart does not hand out fresh ones).
+    worker_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_training_jobs_queue", "state", "priority", "create_time"),)
 
@@ -298,3 +301,20 @@ class StageCacheRow(Base):
     execution: Mapped[str] = mapped_column(String(255))
     stage_id: Mapped[str] = mapped_column(String(63))
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKeyRow(Base):
+    """An API key. Only the SHA-256 of its secret is stored: the secret itself is shown once,
+    when `forge-training keys create` makes it. Keys are 256-bit random, so a plain hash is
+    enough (no password stretching needed)."""
+
+    __tablename__ = "api_keys"
+
+    # The public part of the key ("ftk_<id>_<secret>"): what `keys list` and logs show.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # {project: "viewer" | "trainer" | "admin"}
+    roles: Mapped[dict] = mapped_column(JSON)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoke_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -12,6 +12,8 @@ def test_jobs_and_metrics_live_in_postgres(postgres_url, start_server, tmp_path,
 
     engine = sqlalchemy.create_engine(postgres_url)
     Base.metadata.drop_all(engine)  # a clean store whatever ran before
+    with engine.begin() as conn:  # and no schema revision left, so the server creates the tables again
+        conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     data_dir = tmp_path / "pg-data"
     first = start_server(data_dir, database_url=postgres_url)

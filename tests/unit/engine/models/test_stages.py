@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from engine.models.registry import ModelRegistry
@@ -45,12 +45,3 @@ def test_the_database_refuses_a_second_production_version(tmp_path):
     with pytest.raises(IntegrityError):
         with db.session() as s:  # another process that skipped the registry's archiving
             s.execute(text("UPDATE model_versions SET stage = 'production' WHERE name = :n"), {"n": second})
-
-
-def test_create_schema_adds_indexes_to_tables_made_before_them(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'forge.db'}")
-    db.create_schema()
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_model_versions_production"))
-    db.create_schema()
-    assert "ix_model_versions_production" in {i["name"] for i in inspect(db.engine).get_indexes("model_versions")}
