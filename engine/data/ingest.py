@@ -3,8 +3,11 @@
 The stored file always has canonical column types (see `schema.canonical_table`) and is
 written atomically, so a dataset record in the database never points at a torn file.
 
-Files are read whole, except CSV files above `CSV_STREAM_THRESHOLD_BYTES`: those are
-converted batch by batch (`engine.data.streaming`) so memory stays bounded.
+Files are read whole, except CSV files above `CSV_STREAM_THRESHOLD_BYTES` and compressed
+CSV files: those are converted batch by batch (`engine.data.streaming`) so memory stays
+bounded. `IngestLimits` refuse, before pyarrow sees them, files whose shape alone would
+cost memory out of proportion to their size: too many columns, one record too long, a
+compressed file that expands too far.
 """
 
 from __future__ import annotations
@@ -14,17 +17,18 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from engine.data.locations import local_path_of
 from engine.data.schema import DataSchema, canonical_table, enforce_schema, infer_schema
 from engine.data.statistics import DataStatistics, compute_statistics
 from engine.errors import InvalidArgument
@@ -46,6 +50,36 @@ ROW_GROUP_ROWS = 64 * 1024
 # CSV files larger than this are converted batch by batch (engine/data/streaming.py) instead
 # of read whole: Arrow arrays of a CSV take a few times its size.
 CSV_STREAM_THRESHOLD_BYTES = 256 * 1024 * 1024
+# The header line is looked at in pieces of this size first; a longer one is read up to the record limit.
+_HEADER_PROBE_BYTES = 64 * 1024
+_COMPRESSED = (".gz", ".bz2", ".lz4", ".zst", ".zstd")  # what pyarrow's compression="detect" decompresses
+# pyarrow's default block: files whose records all fit are parsed in blocks of this size in parallel.
+_PARALLEL_BLOCK_BYTES = 1 << 20
+# What pyarrow's CSV and JSON readers say of a record longer than their block.
+_STRADDLING = "straddling object straddles two block boundaries"
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What a file must stay within to become a dataset; each is checked before the bytes it guards are parsed."""
+
+    #: Columns of a CSV header or a Parquet schema. pyarrow spends about 10 KB per column
+    #: whatever the row count (a 0.9 MB CSV of 100k columns took 1 GB to read), and every
+    #: column gets statistics; 10k columns cost about a tenth of that.
+    max_columns: int = 10_000
+    #: Bytes of one CSV or JSON Lines record (a line, or a quoted value spanning lines). A
+    #: record must fit in one parser block, and refusing a longer one costs about five blocks
+    #: of memory (measured: 40-50 MB at 8 MiB). 8 MiB is the block the streaming CSV reader
+    #: always used: long text cells fit, a 100 MB field does not.
+    max_record_bytes: int = 8 * 1024 * 1024
+    #: Bytes a compressed file (.csv.gz, ...) may expand to: the default upload limit, so a
+    #: compressed file holds no more than an uncompressed upload may, whatever its ratio.
+    max_expanded_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        for name in ("max_columns", "max_record_bytes", "max_expanded_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
 
 
 @dataclass
@@ -113,21 +147,7 @@ def detect_format(path_or_name: str, fmt: str = "", *, field_prefix: str = "conf
 
 def local_path(source: str, source_field: str) -> str:
     """The local file behind `source` (a path or a file:// URI), which must exist."""
-    if "://" in source:
-        parsed = urlparse(source)
-        if parsed.scheme != "file":
-            raise InvalidArgument.field(
-                source_field, f"scheme {parsed.scheme!r} is not supported; give a local path or a file:// URI"
-            )
-        if parsed.netloc not in ("", "localhost"):
-            raise InvalidArgument.field(
-                source_field, f"file URI host {parsed.netloc!r} is not supported; use file:///absolute/path"
-            )
-        path = unquote(parsed.path)
-    else:
-        path = source
-    if not path:
-        raise InvalidArgument.field(source_field, "is empty; give a local path or a file:// URI")
+    path = local_path_of(source, source_field)
     if not os.path.exists(path):
         raise InvalidArgument.field(source_field, f"no such file: {path}")
     if os.path.isdir(path):
@@ -135,17 +155,41 @@ def local_path(source: str, source_field: str) -> str:
     return path
 
 
-def _read(path: str, fmt: str, source_field: str) -> pa.Table:
+def _read(path: str, fmt: str, source_field: str, limits: IngestLimits) -> pa.Table:
     try:
         if fmt == "csv":
             # Empty cells are missing values, as pandas and spreadsheets treat them,
-            # not empty strings. Compressed files (.gz) are detected from the extension.
-            return pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(strings_can_be_null=True))
+            # not empty strings.
+            convert = pa_csv.ConvertOptions(strings_can_be_null=True)
+            return _in_blocks(lambda block, threads: pa_csv.read_csv(
+                path, read_options=pa_csv.ReadOptions(block_size=block, use_threads=threads),
+                convert_options=convert), limits)
         if fmt == "parquet":
             return pq.read_table(path)
-        return pa_json.read_json(path)
+
+        def read_json(block: int, threads: bool) -> pa.Table:
+            options = pa_json.ReadOptions(block_size=block, use_threads=threads)
+            if not _compressed(path):
+                return pa_json.read_json(path, read_options=options)
+            with expanded_stream(path, source_field, limits) as stream:
+                return pa_json.read_json(stream, read_options=options)
+
+        return _in_blocks(read_json, limits)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
-        raise _read_error(exc, path, fmt, source_field) from None
+        raise _read_error(exc, path, fmt, source_field, limits) from None
+
+
+def _in_blocks(read: Callable[[int, bool], pa.Table], limits: IngestLimits) -> pa.Table:
+    """read(block_size, use_threads): first in pyarrow's usual blocks on every core; when a
+    record is longer than one, again in blocks of the record limit on one thread. pyarrow
+    holds a few blocks per reading thread, so long blocks on every core would multiply."""
+    first = min(_PARALLEL_BLOCK_BYTES, limits.max_record_bytes)
+    try:
+        return read(first, True)
+    except pa.ArrowInvalid as exc:
+        if _STRADDLING not in str(exc) or first == limits.max_record_bytes:
+            raise
+    return read(limits.max_record_bytes, False)
 
 
 def _write(table: pa.Table, dest: str) -> tuple[int, str]:
@@ -201,11 +245,13 @@ def ingest_file(
     schema: DataSchema | None = None,
     field_prefix: str = "config",
     source_field: str = "",
+    limits: IngestLimits | None = None,
 ) -> IngestResult:
     """Read a CSV / Parquet / JSONL file (path or file:// URI) and store it as Parquet at `dest`.
 
     `source_field` names the request field that supplied the bytes in errors about them
-    (default `<field_prefix>.source_uri`; uploads pass their own).
+    (default `<field_prefix>.source_uri`; uploads pass their own). A file beyond `limits`
+    (default IngestLimits()) is refused on `source_field`, naming the limit.
 
     Errors are InvalidArgument on `<field_prefix>.source_uri` (missing, unreadable, empty
     or unsupported file), `.format`, `.label_column` or `.schema.columns[i]`. Errors about
@@ -214,20 +260,131 @@ def ingest_file(
     malformed JSON, duplicate column names, a file with no data rows.
     """
     source_field = source_field or _field(field_prefix, "source_uri")
+    limits = limits or IngestLimits()
     path = local_path(source, source_field)
     fmt = detect_format(path, fmt, field_prefix=field_prefix)
     if os.path.getsize(path) == 0:
         raise InvalidArgument.field(
             source_field, f"{Path(path).name} is empty (0 bytes); upload a file with {_WANTED[fmt]}"
         )
-    if fmt == "csv" and os.path.getsize(path) > CSV_STREAM_THRESHOLD_BYTES:
+    if fmt == "csv":
+        _check_csv_header(path, source_field, limits)
+    elif fmt == "parquet":
+        _check_parquet_columns(path, source_field, limits)
+    # A compressed file's size says nothing of what it expands to, so it is always streamed.
+    if fmt == "csv" and (os.path.getsize(path) > CSV_STREAM_THRESHOLD_BYTES or _compressed(path)):
         from engine.data.streaming import ingest_large_csv  # imported here: streaming builds on this module
 
         return ingest_large_csv(path, dest, label_column=label_column, schema=schema, field_prefix=field_prefix,
-                                source_field=source_field)
-    table = _read(path, fmt, source_field)
+                                source_field=source_field, limits=limits)
+    table = _read(path, fmt, source_field, limits)
     _check_read(table, path, fmt, source_field)
     return write_table(table, dest, label_column=label_column, schema=schema, field_prefix=field_prefix)
+
+
+# ---- Limits checked before parsing -------------------------------------------------------
+
+
+def _compressed(path: str) -> bool:
+    return path.lower().endswith(_COMPRESSED)
+
+
+class _Expanded:
+    """A compressed file's decompressed bytes as a file object that stops at `limit` bytes:
+    pyarrow reads it block by block, so a bomb is refused once it passes the limit."""
+
+    def __init__(self, stream: pa.NativeFile, limit: int, name: str, source_field: str):
+        self._stream, self._limit, self._name, self._field = stream, limit, name, source_field
+        self._read = 0
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._limit + 1 - self._read
+        data = self._stream.read(want if size is None or size < 0 else min(size, want))
+        self._read += len(data)
+        if self._read > self._limit:
+            raise InvalidArgument.field(
+                self._field,
+                f"{self._name} expands to more than {self._limit} bytes when decompressed, the server's limit "
+                "(--max-expanded-bytes); split the file, or upload it uncompressed",
+            )
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+        self._stream.close()
+
+    def __enter__(self) -> "_Expanded":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def expanded_stream(path: str, source_field: str, limits: IngestLimits) -> _Expanded:
+    """The decompressed bytes of the compressed file at `path`, refused past limits.max_expanded_bytes."""
+    return _Expanded(pa.input_stream(path, compression="detect"), limits.max_expanded_bytes, Path(path).name,
+                     source_field)
+
+
+def _first_record_fields(head: bytes) -> tuple[int, bool]:
+    """(fields of the first CSV record in `head`, whether that record ends within `head`).
+
+    Splitting on double quotes leaves the quoted text at odd indexes (an escaped quote, "",
+    leaves an empty piece between), so commas and line ends count only at even ones."""
+    head = head.lstrip(b"\r\n")  # pyarrow skips blank lines before the header
+    fields = 1
+    for index, piece in enumerate(head.split(b'"')):
+        if index % 2:
+            continue
+        ends = [i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0]
+        if ends:
+            return fields + piece.count(b",", 0, min(ends)), True
+        fields += piece.count(b",")
+    return fields, False
+
+
+def _check_csv_header(path: str, source_field: str, limits: IngestLimits) -> None:
+    """Refuse a CSV whose header line is too long or has too many columns, reading no more
+    than the record limit of it (decompressed, for a compressed file)."""
+    name = Path(path).name
+    try:
+        with pa.input_stream(path, compression="detect") as stream:
+            head = stream.read(min(_HEADER_PROBE_BYTES, limits.max_record_bytes + 1))
+            fields, complete = _first_record_fields(head)
+            if not complete and len(head) == _HEADER_PROBE_BYTES:
+                head += stream.read(limits.max_record_bytes + 1 - len(head))
+                fields, complete = _first_record_fields(head)
+    except (OSError, pa.ArrowInvalid):
+        return  # unreadable or not really compressed: the read that follows explains it
+    if not complete and len(head) > limits.max_record_bytes:
+        raise InvalidArgument.field(
+            source_field, f"{name}: the header line is longer than {limits.max_record_bytes} bytes, the server's "
+                          "limit on one record (--max-record-bytes); the first line must hold the column names",
+        )
+    _check_columns(fields, name, source_field, limits)
+
+
+def _check_parquet_columns(path: str, source_field: str, limits: IngestLimits) -> None:
+    try:
+        columns = pq.ParquetFile(path).metadata.num_columns  # the footer only, not the data
+    except (OSError, pa.ArrowInvalid):
+        return  # the read that follows explains it
+    _check_columns(columns, Path(path).name, source_field, limits)
+
+
+def _check_columns(columns: int, name: str, source_field: str, limits: IngestLimits) -> None:
+    if columns > limits.max_columns:
+        raise InvalidArgument.field(
+            source_field, f"{name} has {columns} columns, more than the server's limit of {limits.max_columns} "
+                          "(--max-columns); keep the columns the model needs, or split the file",
+        )
 
 
 # ---- Explaining files that cannot be ingested -------------------------------------------
@@ -248,12 +405,22 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", re.S)
 
 
-def _read_error(exc: BaseException, path: str, fmt: str, source_field: str) -> InvalidArgument:
+def _read_error(exc: BaseException, path: str, fmt: str, source_field: str,
+                limits: IngestLimits | None = None) -> InvalidArgument:
     """The InvalidArgument for a file pyarrow could not read, naming the line when it can be found."""
     name = Path(path).name
     message = str(exc)
     if message.startswith(("Empty CSV file", "Empty JSON file")):  # e.g. a .gz holding nothing
         return InvalidArgument.field(source_field, f"{name} holds no data; upload a file with {_WANTED[fmt]}")
+    if _STRADDLING in message:
+        # pyarrow met a record longer than its block. No scan for the line: it would read that record whole.
+        limit = (limits or IngestLimits()).max_record_bytes
+        record = "a record (a line, or a quoted value spanning lines)" if fmt == "csv" else "a line"
+        return InvalidArgument.field(
+            source_field, f"cannot read {name} as {fmt}: {record} is longer than {limit} bytes, the server's limit "
+                          "on one record (--max-record-bytes); shorten the longest values, or store large objects "
+                          "elsewhere and keep their paths",
+        )
     where = None
     if fmt == "csv":
         where = _csv_problem(path, message)

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from engine import names
-from engine.data.ingest import IngestResult, detect_format, ingest_file, local_path
+from engine.data.ingest import IngestLimits, IngestResult, detect_format, ingest_file
+from engine.data.locations import check_source, local_path_of
 from engine.data.operations import filter_table, merge_tables
 from engine.data.processing import apply_to_table, fit_processing, process_table
 from engine.data.records import load_frame, read_records
@@ -38,12 +39,16 @@ DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 
 
 class DataManager:
-    def __init__(self, db: Database, data_dir: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
+    def __init__(self, db: Database, data_dir: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *,
+                 data_roots: tuple[str, ...] | None = None, limits: IngestLimits | None = None):
         self._db = db
         self._data_dir = data_dir
         self._root = data_dir / "datasets"
         self.uploads_dir = data_dir / "uploads"
         self.max_upload_bytes = max_upload_bytes
+        # Folders local sources may read (None: any path; see engine/data/locations.py).
+        self.data_roots = data_roots
+        self.limits = limits or IngestLimits()
 
     def _dir(self, name: str) -> Path:
         return self._root / names.project_of(name) / names.short_id(name)
@@ -70,12 +75,11 @@ class DataManager:
         URI; CSV, Parquet, JSON Lines, a folder of images or of text files."""
         source = self._source_of(project, config)
         self._check_type(config.get("type"), "config.type")
-        self._guard_data_dir(source, "config.data_source" if source.get("data_source") else "config.source_uri")
         name = self._new_name(project, dataset_id, "dataset_id")
         schema = config.get("schema")
         result, directory = self._staged(lambda dest: load_source(
             source, dest, field_prefix="config", label_column=config.get("label_column", ""),
-            schema=DataSchema.from_dict(schema) if schema else None))
+            schema=DataSchema.from_dict(schema) if schema else None, limits=self.limits))
         if config.get("validation", {}).get("fail_on_violation"):
             try:
                 self._refuse_invalid(result.path, config["validation"], "config.validation")
@@ -106,9 +110,12 @@ class DataManager:
                                                             "a query")
             if config.get("format") and row.type == "sql":
                 raise InvalidArgument.field("config.format", "a SQL source reads a query result; leave it unset")
-            return {"data_source": ref, "type": row.type, "uri": row.uri,
-                    "format": config.get("format") or row.format, "query": config.get("query") or row.query,
-                    "options": dict(row.options or {}), "credentials": dict(row.credentials or {})}
+            source = {"data_source": ref, "type": row.type, "uri": row.uri,
+                      "format": config.get("format") or row.format, "query": config.get("query") or row.query,
+                      "options": dict(row.options or {}), "credentials": dict(row.credentials or {})}
+            # Checked again at each load: the server's data roots may have changed since registration.
+            self._check_location(source, "config.data_source")
+            return source
         uri = config.get("source_uri", "")
         if not uri:
             raise InvalidArgument.field("config.source_uri", "is required: a path or URI the server can read, or "
@@ -122,20 +129,19 @@ class DataManager:
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
         kind = "file" if scheme == "file" else "object_store"
         fmt = config.get("format", "")
-        if not fmt and kind == "file" and Path(local_path(uri, "config.source_uri")).is_dir():
+        # Before anything looks at the file: whether a path outside the roots exists is not for the client to learn.
+        self._check_location({"type": kind, "uri": uri, "format": fmt}, "config.source_uri")
+        if not fmt and kind == "file" and Path(local_path_of(uri, "config.source_uri")).is_dir():
             raise InvalidArgument.field("config.format", "is required for a folder: IMAGE_FOLDER or TEXT",
                                         "REQUIRED")
         if fmt not in ("image_folder", "text"):
             fmt = detect_format(uri, fmt)
         return {"type": kind, "uri": uri, "format": fmt, "query": "", "options": {}, "credentials": {}}
 
-    def _guard_data_dir(self, source: dict[str, Any], field: str) -> None:
-        """Refuse any source that reads the server's data directory, whatever its kind: it holds
-        every project's stored data, the metadata database and the sources' credentials."""
-        target = _local_target(source)
-        if target is not None and target.is_relative_to(self._data_dir.resolve()):
-            raise InvalidArgument.field(field, "points inside the server's data directory: give data outside it, "
-                                               "or derive datasets with SplitDataset, FilterDataset or TransformDataset")
+    def _check_location(self, source: dict[str, Any], field: str) -> None:
+        """Refuse a source the server must not read: inside its data directory, outside its data
+        roots, or through a scheme that reads around them (engine/data/locations.py)."""
+        check_source(source, field, data_dir=self._data_dir, roots=self.data_roots)
 
     # ----- registered data sources
 
@@ -146,7 +152,7 @@ class DataManager:
         if not source.get("uri"):
             raise InvalidArgument.field("data_source.uri", "is required: a path, URI or SQLAlchemy URL", "REQUIRED")
         source = _secrets_out_of_uri(source)
-        self._guard_data_dir(source, "data_source.uri")
+        self._check_location(source, "data_source.uri")
         source_id = names.validate_id(source_id, "data_source_id") if source_id else names.new_id("src")
         name = names.make(project, "dataSources", source_id)
         row = DataSourceRow(
@@ -342,7 +348,7 @@ class DataManager:
             result, directory = self._staged(lambda dest: ingest_file(
                 str(tmp_path), dest, fmt=fmt, label_column=metadata.get("label_column", ""),
                 schema=DataSchema.from_dict(schema) if schema else None, field_prefix="metadata",
-                source_field="chunk"))
+                source_field="chunk", limits=self.limits))
             return self._publish(name, directory, names.project_of(name), result, metadata, source_uri="upload",
                                  lineage={"parents": [], "operation": "upload", "parameters": {"format": fmt}})
         finally:
@@ -489,28 +495,6 @@ class DataManager:
         return row
 
 
-def _local_target(source: dict[str, Any]) -> Path | None:
-    """The local file or folder a source reads, if it reads one."""
-    uri = source.get("uri", "")
-    if source.get("type") == "sql":
-        from sqlalchemy.engine import make_url
-
-        try:
-            url = make_url(uri)
-        except ValueError:
-            return None  # refused with a clear message when the source is loaded
-        database = url.database or ""
-        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-            return None
-        return Path(database.removeprefix("file:").split("?", 1)[0]).resolve()
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return Path(uri).resolve()
-    if scheme.lower() in ("file", "local"):
-        return Path(rest).resolve()
-    return None
-
-
 def _secrets_out_of_uri(source: dict[str, Any]) -> dict[str, Any]:
     """Move a password written into a source's URI into its credentials, so the stored and
     returned URI never holds one."""
@@ -518,10 +502,11 @@ def _secrets_out_of_uri(source: dict[str, Any]) -> dict[str, Any]:
     uri = source.get("uri", "")
     if source.get("type") == "sql":
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
         try:
             url = make_url(uri)
-        except ValueError:
+        except (ArgumentError, ValueError):  # ArgumentError: not a URL at all; ValueError: a bad port
             raise InvalidArgument.field("data_source.uri", "is not a SQLAlchemy database URL such as "
                                                            "postgresql://host:5432/name") from None
         password = url.password or url.query.get("password")

@@ -32,11 +32,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, urlparse
+from urllib.parse import quote, quote_plus
 
 import pyarrow as pa
 
-from engine.data.ingest import IngestResult, _field, detect_format, ingest_file
+from engine.data.ingest import IngestLimits, IngestResult, _field, detect_format, ingest_file
+from engine.data.locations import check_object_uri, inside, local_path_of
 from engine.data.schema import DataSchema, canonical_table, data_type_of
 from engine.data.streaming import write_batches
 from engine.errors import InvalidArgument
@@ -59,8 +60,10 @@ def load_source(
     field_prefix: str = "config",
     label_column: str = "",
     schema: DataSchema | None = None,
+    limits: IngestLimits | None = None,
 ) -> IngestResult:
-    """Read `source` (see the module docstring for its shape) into a Parquet dataset at `dest`."""
+    """Read `source` (see the module docstring for its shape) into a Parquet dataset at `dest`.
+    Whether the server may read it at all is `locations.check_source`'s question, asked first."""
     kind = (source.get("type") or "").strip().lower()
     fmt = (source.get("format") or "").strip().lower()
     uri = source.get("uri") or ""
@@ -70,11 +73,12 @@ def load_source(
             return _load_images(_existing_path(uri, _field(field_prefix, "source_uri")), dest, **common)
         if fmt == "text":
             return _load_text(_existing_path(uri, _field(field_prefix, "source_uri")), dest, **common)
-        return ingest_file(uri, dest, fmt=fmt, **common)
+        return ingest_file(uri, dest, fmt=fmt, limits=limits, **common)
     if kind == "sql":
         return _load_sql(uri, source.get("query") or "", source.get("credentials") or {}, dest, **common)
     if kind == "object_store":
-        return _load_object(uri, fmt, source.get("options") or {}, source.get("credentials") or {}, dest, **common)
+        return _load_object(uri, fmt, source.get("options") or {}, source.get("credentials") or {}, dest,
+                            limits=limits, **common)
     raise InvalidArgument.field(
         _field(field_prefix, "data_source"),
         f"source type {source.get('type')!r} is not supported; use one of: {', '.join(SOURCE_TYPES)}",
@@ -86,24 +90,24 @@ def load_source(
 
 def _existing_path(uri: str, field: str) -> Path:
     """The local file or folder behind a path or file:// URI, which must exist."""
-    if "://" in uri:
-        parsed = urlparse(uri)
-        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
-            raise InvalidArgument.field(field, f"{uri!r} is not a local path; give a path or a file:///absolute/path URI")
-        uri = unquote(parsed.path)
-    if not uri:
-        raise InvalidArgument.field(field, "is empty; give a local path or a file:// URI", "REQUIRED")
-    if not os.path.exists(uri):
-        raise InvalidArgument.field(field, f"no such file or folder: {uri}")
-    return Path(uri)
+    path = local_path_of(uri, field)
+    if not os.path.exists(path):
+        raise InvalidArgument.field(field, f"no such file or folder: {path}")
+    return Path(path)
 
 
-def _files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """Files under `root` with one of `suffixes` (any case), hidden ones skipped, in path order."""
+def _files(root: Path, suffixes: tuple[str, ...], field: str) -> list[Path]:
+    """Files under `root` with one of `suffixes` (any case), hidden ones skipped, in path order.
+
+    A symlink that leads out of the folder is refused: the folder passed the server's
+    location checks, the places its links point to did not."""
     found = []
     for path in root.rglob("*"):
         relative = path.relative_to(root).parts
         if path.suffix.lower() in suffixes and path.is_file() and not any(p.startswith(".") for p in relative):
+            if not inside(path, root):
+                raise InvalidArgument.field(field, f"{path.relative_to(root).as_posix()} is a link to a file outside "
+                                                   f"{root}; copy the file into the folder instead")
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
@@ -137,7 +141,7 @@ def _load_images(root: Path, dest: str, *, label_column: str, schema: DataSchema
     if not root.is_dir():
         raise InvalidArgument.field(field, f"{root} is not a folder; an image_folder source is a folder with one "
                                            "sub-folder of images per label")
-    files = _files(root, IMAGE_EXTENSIONS)
+    files = _files(root, IMAGE_EXTENSIONS, field)
     if not files:
         raise InvalidArgument.field(
             field, f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}); put them in one sub-folder per label"
@@ -185,7 +189,7 @@ def _load_text(path: Path, dest: str, *, label_column: str, schema: DataSchema |
     if path.is_file():
         return write_batches(_text_lines(path, field), dest, label_column=label_column, schema=schema,
                              field_prefix=field_prefix, source_name=path.name)
-    files = _files(path, (".txt",))
+    files = _files(path, (".txt",), field)
     if not files:
         raise InvalidArgument.field(field, f"{path} holds no .txt files; put one document per file, in one "
                                            "sub-folder per label if the documents have labels")
@@ -519,7 +523,8 @@ def _storage_options(protocol: str, options: dict[str, str], credentials: dict[s
 
 
 def _load_object(uri: str, fmt: str, options: dict[str, str], credentials: dict[str, str], dest: str, *,
-                 label_column: str, schema: DataSchema | None, field_prefix: str) -> IngestResult:
+                 label_column: str, schema: DataSchema | None, field_prefix: str,
+                 limits: IngestLimits | None = None) -> IngestResult:
     """Copy the object to a local file next to `dest` (streamed, never whole in memory), then ingest it."""
     import fsspec
 
@@ -532,6 +537,7 @@ def _load_object(uri: str, fmt: str, options: dict[str, str], credentials: dict[
     protocol = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if not protocol:
         raise InvalidArgument.field(field, f"{uri!r} has no scheme; give an object URI such as s3://bucket/key")
+    check_object_uri(uri, field)
     try:
         fs, path = fsspec.core.url_to_fs(uri, **_storage_options(protocol, options, credentials))
     except ImportError as exc:
@@ -558,4 +564,4 @@ def _load_object(uri: str, fmt: str, options: dict[str, str], credentials: dict[
                 field, f"cannot read {uri}: {_scrub(f'{type(exc).__name__}: {exc}', secrets)}"
             ) from None
         return ingest_file(local, dest, fmt=fmt, label_column=label_column, schema=schema,
-                           field_prefix=field_prefix, source_field=field)
+                           field_prefix=field_prefix, source_field=field, limits=limits)

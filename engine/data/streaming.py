@@ -39,7 +39,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from engine.data.ingest import ROW_GROUP_ROWS, IngestResult, _check_label, _check_read, _field, _read_error
+from engine.data.ingest import (
+    ROW_GROUP_ROWS,
+    IngestLimits,
+    IngestResult,
+    _check_label,
+    _check_read,
+    _compressed,
+    _field,
+    _read_error,
+    expanded_stream,
+)
 from engine.data.schema import (
     MAX_LISTED_CATEGORIES,
     ColumnSchema,
@@ -69,8 +79,6 @@ STATS_SAMPLE_ROWS = 100_000
 EXACT_DISTINCT_LIMIT = 10_000
 # A sampled count of 10 is within about 30% of the truth (Poisson); fewer says little.
 MIN_SAMPLED_COUNT = 10
-# pyarrow's CSV reader parses this much text per batch.
-CSV_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def _finite(value: float) -> float | None:
@@ -461,23 +469,30 @@ def ingest_large_csv(
     schema: DataSchema | None = None,
     field_prefix: str = "config",
     source_field: str = "",
+    limits: IngestLimits | None = None,
 ) -> IngestResult:
-    """`ingest.ingest_file` for a local CSV file too large to read whole: same rows, types and errors.
+    """`ingest.ingest_file` for a local CSV file too large to read whole (or compressed): same
+    rows, types and errors.
 
-    Memory holds one block of text, one row group and the statistics sample, whatever the
-    file's size. Statistics: see the module's docstring.
+    Memory holds a few blocks of text (of limits.max_record_bytes: pyarrow parses one per
+    batch), one row group and the statistics sample, whatever the file's size. A compressed
+    file is refused once it expands past limits.max_expanded_bytes. Statistics: see the
+    module's docstring.
     """
     source_field = source_field or _field(field_prefix, "source_uri")
-    read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+    limits = limits or IngestLimits()
+    read_options = pa_csv.ReadOptions(block_size=limits.max_record_bytes)
     names: list[str] = []
     types: list[pa.DataType] | None = None  # None: let the reader infer them from the first block
     while True:
         # Types go by name; repeated names never get here, the first batch's checks refuse them.
         column_types = dict(zip(names, types)) if types is not None else None
         convert = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
-        reader = None
+        reader = expanded = None
         try:
-            reader = pa_csv.open_csv(path, read_options=read_options, convert_options=convert)
+            # Decompressed here rather than by pyarrow, so the expansion is counted.
+            expanded = expanded_stream(path, source_field, limits) if _compressed(path) else None
+            reader = pa_csv.open_csv(expanded or path, read_options=read_options, convert_options=convert)
             if types is None:
                 names, types = reader.schema.names, list(reader.schema.types)
             return write_batches(_csv_tables(reader, path, source_field), dest, label_column=label_column,
@@ -485,9 +500,11 @@ def ingest_large_csv(
                                  source_name=Path(path).name)
         except pa.ArrowInvalid as exc:
             if types is None or not _loosened(exc, types):
-                raise _read_error(exc, path, "csv", source_field) from None
+                raise _read_error(exc, path, "csv", source_field, limits) from None
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
-            raise _read_error(exc, path, "csv", source_field) from None
+            raise _read_error(exc, path, "csv", source_field, limits) from None
         finally:
             if reader is not None:
                 reader.close()
+            if expanded is not None:
+                expanded.close()

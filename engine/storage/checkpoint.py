@@ -26,8 +26,16 @@ def pack(state: bytes, manifest: dict[str, Any]) -> bytes:
 
 
 def unpack(blob: bytes) -> tuple[dict[str, Any], bytes]:
+    """(manifest, state) of a checkpoint `pack` wrote. Its members are stored uncompressed, so
+    one that is not (a zip bomb, whatever wrote it) is refused before a byte is inflated, and
+    nothing read can be larger than `blob` itself."""
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            for name in (MANIFEST, STATE):
+                info = archive.getinfo(name)
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(blob):
+                    raise DataLoss(f"checkpoint is not one this service wrote: {name} is compressed or larger "
+                                   "than the file")
             return json.loads(archive.read(MANIFEST)), archive.read(STATE)
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
         raise DataLoss(f"checkpoint is not readable: {exc}") from exc

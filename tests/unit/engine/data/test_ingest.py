@@ -12,7 +12,15 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data.ingest import IngestResult, _read_error, detect_format, ingest_file, write_table
+from engine.data.ingest import (
+    IngestLimits,
+    IngestResult,
+    _first_record_fields,
+    _read_error,
+    detect_format,
+    ingest_file,
+    write_table,
+)
 from engine.data.schema import ColumnSchema, DataSchema
 from engine.errors import InvalidArgument
 from engine.storage.files import sha256_file
@@ -241,3 +249,69 @@ def test_late_csv_type_errors_name_the_line_and_column(tmp_path):
     error = _read_error(raw.value, str(path), "csv", "config.source_uri")
     assert error.violations[0].field == "config.source_uri"
     assert "line 4, column 'n': 'oops' is not a valid int64" in error.message
+
+
+# ---- Limits checked before parsing -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [
+    b"a,b,c\n1,2,3\n", b"\n\na,b,c\r\n1,2,3\r\n", b'"a,1",b,"c""2"\n1,2,3\n', b'"line\nbreak",b,c\n1,2,3\n',
+    b'a,"b\r\n",c\n1,2,3\n',
+])
+def test_the_header_prescan_counts_columns_as_pyarrow_does(tmp_path, header):
+    path = tmp_path / "h.csv"
+    path.write_bytes(header)
+    assert _first_record_fields(header) == (pa_csv.read_csv(path).num_columns, True)
+    cut = header[:header.rindex(b",", 0, header.index(b"1,2,3"))]  # the header without its last column or end
+    assert _first_record_fields(cut) == (2, False)
+
+
+def test_too_many_columns_are_refused_before_parsing_csv_and_parquet(tmp_path):
+    limits = IngestLimits(max_columns=3)
+    assert ingest_file(_write(tmp_path / "ok.csv", '"x,y",b,c\n1,2,3\n'), str(tmp_path / "ok.parquet"),
+                       limits=limits).row_count == 1  # the quoted comma is no column
+    message = _refused(tmp_path, "wide.csv", b"a,b,c,d\n1,2,3,4\n", limits=limits)
+    assert message == ("config.source_uri: wide.csv has 4 columns, more than the server's limit of 3 "
+                       "(--max-columns); keep the columns the model needs, or split the file")
+    assert "has 4 columns" in _refused(tmp_path, "wide.csv.gz", gzip.compress(b"a,b,c,d\n1,2,3,4\n"), limits=limits)
+    wide = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({c: [1] for c in "abcd"}), wide)
+    assert "has 4 columns" in _refused(tmp_path, "w.parquet", wide.read_bytes(), limits=limits)
+
+
+def test_a_record_longer_than_the_limit_is_refused_naming_it(tmp_path):
+    limits = IngestLimits(max_record_bytes=4096)
+    long_value = "x" * 10_000
+    for name, content, record in (("long.csv", f"a,b\n1,{long_value}\n2,y\n", "a record (a line"),
+                                  ("long.jsonl", f'{{"a": "{long_value}"}}\n', "a line is longer")):
+        message = _refused(tmp_path, name, content.encode(), limits=limits)
+        assert record in message and "longer than 4096 bytes" in message and "--max-record-bytes" in message
+    message = _refused(tmp_path, "head.csv", ("h" * 5000 + "\n1\n").encode(), limits=limits)
+    assert "the header line is longer than 4096 bytes" in message
+    fits = "a,b\n" + "".join(f"{i},{'y' * 3000}\n" for i in range(20))  # many blocks, each record fits
+    assert ingest_file(_write(tmp_path / "fits.csv", fits), str(tmp_path / "fits.parquet"),
+                       limits=limits).row_count == 20
+    # Longer than pyarrow's usual 1 MiB block, within the default limit: read again in longer blocks.
+    text = "z" * (3 << 19)
+    for name, content in (("cell.csv", f"a,b\n1,{text}\n2,y\n"), ("cell.jsonl", f'{{"b": "{text}"}}\n{{"b": "y"}}\n')):
+        result = ingest_file(_write(tmp_path / name, content), str(tmp_path / f"{name}.parquet"))
+        assert pq.read_table(result.path)["b"].to_pylist() == [text, "y"]
+
+
+def test_compressed_files_are_refused_once_they_expand_past_the_limit(tmp_path):
+    rows = b"a,b\n" + b"1,2\n" * 5000  # 20 kB of text in a few hundred compressed bytes
+    limits = IngestLimits(max_expanded_bytes=10_000)
+    for name, content in (("bomb.csv.gz", gzip.compress(rows)),
+                          ("bomb.jsonl.gz", gzip.compress(b'{"a": 1}\n' * 5000))):
+        message = _refused(tmp_path, name, content, fmt="jsonl" if "jsonl" in name else "", limits=limits)
+        assert f"{name} expands to more than 10000 bytes when decompressed" in message
+        assert "--max-expanded-bytes" in message
+    (tmp_path / "fine.csv.gz").write_bytes(gzip.compress(rows))
+    result = ingest_file(str(tmp_path / "fine.csv.gz"), str(tmp_path / "fine.parquet"),
+                         limits=IngestLimits(max_expanded_bytes=len(rows)))
+    assert result.row_count == 5000
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ValueError, match="max_columns must be at least 1"):
+        IngestLimits(max_columns=0)

@@ -15,11 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.data import ingest, sources, streaming
-from engine.data.ingest import ingest_file
+from engine.data.ingest import IngestLimits, ingest_file
 from engine.data.schema import ColumnSchema, DataSchema
 from engine.data.sources import check_query, load_source
 from engine.errors import InvalidArgument
 from engine.storage.files import sha256_file
+
+
+# pyarrow parses a block of max_record_bytes at a time: small blocks make a small file stream in many batches.
+SMALL_BLOCKS = IngestLimits(max_record_bytes=2048)
 
 
 def _field(err: pytest.ExceptionInfo) -> str:
@@ -73,9 +77,8 @@ def test_large_csv_streams_to_the_same_rows_schema_and_statistics(tmp_path, monk
     _tricky_csv(path)
     whole = _in_memory(path, tmp_path / "whole.parquet", label_column="city")
     monkeypatch.setattr(ingest, "CSV_STREAM_THRESHOLD_BYTES", 4096)
-    monkeypatch.setattr(streaming, "CSV_BLOCK_BYTES", 2048)
     monkeypatch.setattr(ingest, "_read", lambda *a, **k: pytest.fail("a large CSV was read whole"))
-    streamed = ingest_file(str(path), str(tmp_path / "streamed.parquet"), label_column="city")
+    streamed = ingest_file(str(path), str(tmp_path / "streamed.parquet"), label_column="city", limits=SMALL_BLOCKS)
 
     expected, actual = pq.read_table(whole.path), pq.read_table(streamed.path)
     assert actual.schema == expected.schema and actual.equals(expected)
@@ -127,9 +130,8 @@ def test_large_csv_schema_errors_count_rows_from_the_start_of_the_file(tmp_path,
     with pytest.raises(InvalidArgument) as whole:
         _in_memory(path, tmp_path / "whole.parquet", schema=declared)
     monkeypatch.setattr(ingest, "CSV_STREAM_THRESHOLD_BYTES", 4096)
-    monkeypatch.setattr(streaming, "CSV_BLOCK_BYTES", 2048)
     with pytest.raises(InvalidArgument) as streamed:
-        ingest_file(str(path), str(tmp_path / "streamed.parquet"), schema=declared)
+        ingest_file(str(path), str(tmp_path / "streamed.parquet"), schema=declared, limits=SMALL_BLOCKS)
     assert "row 2999" in whole.value.message
     assert streamed.value.message == whole.value.message
     assert not list(tmp_path.glob("streamed.parquet*")) and not list(tmp_path.glob(".streamed*"))
@@ -139,9 +141,8 @@ def test_large_csv_with_a_ragged_row_names_its_line(tmp_path, monkeypatch):
     path = tmp_path / "big.csv"
     path.write_text("a,b\n" + "1,2\n" * 3000 + "1,2,3\n")
     monkeypatch.setattr(ingest, "CSV_STREAM_THRESHOLD_BYTES", 4096)
-    monkeypatch.setattr(streaming, "CSV_BLOCK_BYTES", 2048)
     with pytest.raises(InvalidArgument) as err:
-        ingest_file(str(path), str(tmp_path / "out.parquet"))
+        ingest_file(str(path), str(tmp_path / "out.parquet"), limits=SMALL_BLOCKS)
     assert _field(err) == "config.source_uri" and "big.csv" in err.value.message
     assert not (tmp_path / "out.parquet").exists()
 
