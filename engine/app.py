@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.data.ingest import IngestLimits
 from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
 from engine.jobs.trainer import ModelTrainer, TrainerSettings
 from engine.models.evaluation import ModelEvaluator
@@ -28,8 +29,14 @@ class EngineSettings:
     max_concurrent_jobs: int = 2
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     default_timeout_seconds: float = 0.0
+    default_memory_limit_bytes: int = 0  # for jobs without resources.memory; 0: no limit
     storage: StorageConfig = field(default_factory=StorageConfig)
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
+    # Folders CreateDataset and data sources may read local files (and SQLite databases) from;
+    # None: any path the server's user can read, () none at all (engine/data/locations.py).
+    data_roots: tuple[str, ...] | None = None
+    # Columns, record size and decompressed size a file must stay within to become a dataset.
+    ingest_limits: IngestLimits = field(default_factory=IngestLimits)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'forge.db').resolve()}"
@@ -45,7 +52,8 @@ class Engine:
         self.bus = Bus()
         self.db = Database(settings.resolved_database_url(), on_commit=self.bus.publish)
         self.journal = Journal(self.db, self.bus)
-        self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes)
+        self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes,
+                                data_roots=settings.data_roots, limits=settings.ingest_limits)
         self.storage = ArtifactStore(settings.storage, settings.data_dir)
         self.models = ModelRegistry(self.db, self.storage, settings.load_policy, inspect_isolated,
                                     settings.data_dir / "tmp")
@@ -58,6 +66,7 @@ class Engine:
                 data_dir=settings.data_dir,
                 max_concurrent_jobs=settings.max_concurrent_jobs,
                 default_timeout_seconds=settings.default_timeout_seconds,
+                default_memory_limit_bytes=settings.default_memory_limit_bytes,
             ),
             self.models,
             self.storage,

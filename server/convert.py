@@ -16,6 +16,7 @@ from engine.jobs.spec import (
     RegularizationSpec,
     ResourceSpec,
     TrainingSpec,
+    WorkerRetrySpec,
 )
 from engine.storage.artifacts import location
 from engine.tuning.manager import trial_dict
@@ -161,6 +162,7 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
         checkpoints=CheckpointSpec(enabled=ck.enabled, save_best=ck.save_best, save_latest=ck.save_latest,
                                    every_n_epochs=ck.every_n_epochs or 1, keep_last=ck.keep_last or 3,
                                    monitor_metric=ck.monitor_metric or "val_loss", path=ck.path),
+        retry_policy=WorkerRetrySpec(max_retries=tc.retry_policy.max_retries),
         data=DataSpec(train_dataset=dc.train_dataset, validation_dataset=dc.validation_dataset,
                       test_dataset=dc.test_dataset, label_column=dc.label_column,
                       feature_columns=list(dc.feature_columns),
@@ -216,6 +218,8 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     tc.checkpoints.CopyFrom(training_job_pb2.CheckpointConfig(
         enabled=c.enabled, save_best=c.save_best, save_latest=c.save_latest, every_n_epochs=c.every_n_epochs,
         keep_last=c.keep_last, monitor_metric=c.monitor_metric, path=c.path))
+    if spec.retry_policy.max_retries:  # unset stays unset, as the request had it
+        tc.retry_policy.max_retries = spec.retry_policy.max_retries
     d = spec.data
     request.data_config.CopyFrom(training_job_pb2.TrainingDataConfig(
         train_dataset=d.train_dataset, validation_dataset=d.validation_dataset, test_dataset=d.test_dataset,

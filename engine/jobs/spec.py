@@ -7,8 +7,11 @@ stored in the metadata database and sent to worker processes.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from engine.errors import InvalidArgument
 
 MODEL_TYPES = ("classification", "regression", "anomaly_detection", "forecasting", "recommendation")
 
@@ -73,9 +76,40 @@ class DataSpec:
 
 
 @dataclass
+class WorkerRetrySpec:
+    max_retries: int = 0  # how many times a worker that died (killed by a signal) is replaced
+
+
+MAX_RETRIES = 10
+
+# Kubernetes quantity suffixes, as resources.memory is documented to take them.
+_MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|k|M|G|T)?\s*")
+# A worker's interpreter and libraries alone take more (measured: about 250 MiB with pandas and
+# scikit-learn, 380 MiB with PyTorch): a smaller limit is a unit left off ("512" meant "512Mi").
+MIN_MEMORY_BYTES = 32 * 2**20
+
+
+def parse_memory(text: str, field: str = "resources.memory") -> int:
+    """Bytes of a memory quantity such as "512Mi", "2Gi" or "1.5G"; 0 for "" (no limit)."""
+    if not text.strip():
+        return 0
+    found = _MEMORY.fullmatch(text)
+    if not found:
+        raise InvalidArgument.field(field, f"{text!r} is not a memory quantity: write e.g. '512Mi' or '2Gi'")
+    size = int(float(found.group(1)) * _MEMORY_UNITS[found.group(2) or ""])
+    if size < MIN_MEMORY_BYTES:
+        hint = "" if found.group(2) else f": did you mean '{found.group(1)}Mi'?"
+        raise InvalidArgument.field(field, f"{text!r} is {size} bytes, less than a worker needs to start "
+                                           f"(at least 32Mi){hint}")
+    return size
+
+
+@dataclass
 class ResourceSpec:
     cpu: str = ""
-    memory: str = ""
+    memory: str = ""  # a Kubernetes quantity ("512Mi"); "" means the server's default
     gpu: int = 0
     timeout_seconds: float = 0.0
     priority: int = 0
@@ -104,6 +138,7 @@ class TrainingSpec:
     early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
     lr_scheduler: LRSchedulerSpec = field(default_factory=LRSchedulerSpec)
     checkpoints: CheckpointSpec = field(default_factory=CheckpointSpec)
+    retry_policy: WorkerRetrySpec = field(default_factory=WorkerRetrySpec)
     data: DataSpec = field(default_factory=DataSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     labels: dict[str, str] = field(default_factory=dict)
@@ -119,6 +154,7 @@ class TrainingSpec:
             "early_stopping": EarlyStoppingSpec,
             "lr_scheduler": LRSchedulerSpec,
             "checkpoints": CheckpointSpec,
+            "retry_policy": WorkerRetrySpec,
             "data": DataSpec,
             "resources": ResourceSpec,
         }

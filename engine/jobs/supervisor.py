@@ -14,14 +14,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
+
 _SPAWN = multiprocessing.get_context("spawn")
 log = logging.getLogger("forge.engine.supervisor")
+
+# How often the supervisor measures a worker's memory: each sample walks the worker's
+# process tree in /proc (about a millisecond), so a chatty worker is not measured per message.
+MEMORY_SAMPLE_SECONDS = 0.1
 
 
 class WorkerHandle:
     """A running worker process and the pipe to it."""
 
-    def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float = 0.0):
+    def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float = 0.0, memory_limit: int = 0):
         from engine.jobs import worker
 
         self.job = job
@@ -36,6 +42,10 @@ class WorkerHandle:
         self.failure = ""
         self.timed_out = False
         self.kill_reason = ""
+        # Bytes of resident memory the worker and its children may use together; 0: no limit.
+        self.memory_limit = memory_limit
+        self.peak_memory = 0
+        self._memory_checked = 0.0
         # The last epoch whose metrics were recorded before this worker started (a crash replay).
         self.recorded_epoch = 0
         self._send_lock = threading.Lock()
@@ -49,10 +59,41 @@ class WorkerHandle:
             except (BrokenPipeError, OSError):
                 pass  # the worker is already gone; its exit is handled by the supervisor
 
+    def _tree(self) -> list[psutil.Process]:
+        """The worker and the processes it started (e.g. joblib's), worker first."""
+        try:
+            worker = psutil.Process(self.process.pid)
+            return [worker, *worker.children(recursive=True)]
+        except psutil.Error:  # already gone
+            return []
+
     def kill(self, reason: str) -> None:
         self.kill_reason = self.kill_reason or reason
         if self.process.is_alive():
+            # Children first: orphaned, they would keep their CPU and memory after the job ended.
+            for child in self._tree()[1:]:
+                try:
+                    child.kill()
+                except psutil.Error:
+                    pass
             self.process.kill()
+
+    def check_memory(self) -> None:
+        """Kill the worker once its tree's resident memory passes the limit. Sampled, so a
+        worker can briefly hold more than the limit before it is stopped."""
+        now = time.monotonic()
+        if not self.memory_limit or now - self._memory_checked < MEMORY_SAMPLE_SECONDS:
+            return
+        self._memory_checked = now
+        used = 0
+        for process in self._tree():
+            try:
+                used += process.memory_info().rss
+            except psutil.Error:  # exited between the listing and the reading
+                pass
+        self.peak_memory = max(self.peak_memory, used)
+        if used > self.memory_limit:
+            self.kill("memory")
 
 
 def supervise(
@@ -81,6 +122,7 @@ def supervise(
             if handle.timeout_seconds and time.monotonic() - handle.started > handle.timeout_seconds:
                 handle.timed_out = True
                 handle.kill("timeout")
+            handle.check_memory()
     except (EOFError, OSError):
         pass
     except Exception as exc:  # recording failed (database down, disk full): stop the worker, say why

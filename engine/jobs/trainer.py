@@ -30,7 +30,7 @@ from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, Invalid
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
-from engine.jobs.spec import MODEL_TYPES, TrainingSpec
+from engine.jobs.spec import MAX_RETRIES, MODEL_TYPES, TrainingSpec, parse_memory
 from engine.jobs.supervisor import WorkerHandle, supervise
 from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
@@ -160,16 +160,24 @@ def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
         raise InvalidArgument.field(field, f"{metric!r} is not reported for {spec.model_type}: use one of {names}")
 
 
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
 def _worker_death(code: int | None) -> str:
     """Why a worker died without reporting an outcome, in words."""
     if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
+        name = _signal_name(code)
         hint = " (the system may have run out of memory, or someone ran kill -9)" if -code == signal.SIGKILL else ""
         return f"the worker process was killed by {name}{hint}; the job's checkpoints and logs are kept"
     return f"the worker process exited unexpectedly with code {code}; see the job's logs"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB"
 
 
 def _column_types(dataset) -> dict[str, str]:
@@ -185,6 +193,8 @@ class TrainerSettings:
     data_dir: Path
     max_concurrent_jobs: int = 2
     default_timeout_seconds: float = 0.0
+    # Memory limit (bytes) of a job that sets no resources.memory; 0: none.
+    default_memory_limit_bytes: int = 0
 
 
 class ModelTrainer:
@@ -225,11 +235,12 @@ class ModelTrainer:
 
     def recover(self) -> None:
         """Jobs a previous server process left with a worker (it crashed, or was killed): a job
-        with a checkpoint is queued again and resumes after it; one without fails, saying why.
-        Each decision goes into the job's log too. Then run the queue."""
+        with a checkpoint is queued again and resumes after it; one without starts over when its
+        retry policy has a retry left, and fails, saying why, when not. Each decision goes into
+        the job's log too. Then run the queue."""
         decided: list[tuple[str, str]] = []
         with self._db.session() as s:
-            for row in s.scalars(select(TrainingJobRow).where(TrainingJobRow.state.in_(tuple(states.ACTIVE)))):
+            for row in s.scalars(select(TrainingJobRow).where(TrainingJobRow.state.in_(tuple(states.ACTIVE)))).all():
                 if row.state == states.CANCELLING:
                     self._set_state(row, states.CANCELLED, "cancelled; the server stopped before the worker confirmed")
                     row.end_time = _now()
@@ -240,8 +251,10 @@ class ModelTrainer:
                     self._set_state(row, states.PAUSED, f"paused: the server stopped while it paused; "
                                                         f"ResumeTraining continues after epoch {epoch}")
                 elif epoch:
-                    self._set_state(row, states.PENDING, f"the server stopped while it ran: resuming after the "
-                                                         f"checkpoint of epoch {epoch}", after_crash=True)
+                    self._requeue(row, f"the server stopped while it ran: resuming after the checkpoint of "
+                                       f"epoch {epoch}")
+                elif row.state == states.RUNNING and (retry := self._retry_message(row, "the server stopped")):
+                    self._requeue(row, retry, retry=True)
                 else:
                     message = ("the server stopped while it ran and the job had no checkpoint to resume from; "
                                "start it again (training_config.checkpoints lets a job survive this)")
@@ -361,13 +374,17 @@ class ModelTrainer:
         path = spec.checkpoints.path
         if path:
             root = (self.settings.data_dir / "checkpoints" / project).resolve()
-            target = (root / path).resolve()
+            target = (root / path).resolve() if "\x00" not in path else root  # resolve() raises on a NUL
             if "\x00" in path or Path(path).is_absolute() or not target.is_relative_to(root) or target == root:
                 raise InvalidArgument.field("training_config.checkpoints.path",
                                             f"{path!r} leaves the checkpoint directory: give a relative path such as "
                                             "'churn/v1'")
         if spec.resources.timeout_seconds < 0:
             raise InvalidArgument.field("resources.timeout", "must not be negative")
+        parse_memory(spec.resources.memory)
+        if not 0 <= spec.retry_policy.max_retries <= MAX_RETRIES:
+            raise InvalidArgument.field("training_config.retry_policy.max_retries",
+                                        f"must be between 0 and {MAX_RETRIES}, got {spec.retry_policy.max_retries}")
         if not 0 <= spec.data.validation_fraction < 1:
             raise InvalidArgument.field("data_config.validation_fraction", "must be in [0, 1)")
 
@@ -549,6 +566,9 @@ class ModelTrainer:
                     name = row.name
                     try:
                         payload = self._payload(row)
+                        # Checked here too: jobs created before the limit was enforced never were.
+                        memory_limit = (parse_memory(row.spec.get("resources", {}).get("memory") or "")
+                                        or self.settings.default_memory_limit_bytes)
                     except ForgeError as exc:  # e.g. its dataset was deleted: fail this job, keep the queue going
                         failure = exc
                     else:
@@ -570,7 +590,7 @@ class ModelTrainer:
                 # metrics are already recorded, and the replay (exact on CPU) must not add them twice.
                 recorded = self._journal.latest_metric(name)
                 try:
-                    handle = WorkerHandle(name, payload, timeout)
+                    handle = WorkerHandle(name, payload, timeout, memory_limit)
                     handle.recorded_epoch = int(recorded["epoch"]) if recorded else 0
                 except Exception as exc:  # could not even start a process: the job fails, the queue goes on
                     self._finish(name, states.FAILED, f"could not start a worker: {exc}",
@@ -753,7 +773,8 @@ class ModelTrainer:
 
     def _settle(self, handle: WorkerHandle) -> None:
         """Give the job of an exited worker its truthful state."""
-        if handle.outcome is not None and not handle.timed_out:
+        # A worker stopped for its timeout or memory limit fails, whatever it reported last.
+        if handle.outcome is not None and handle.kill_reason not in ("timeout", "memory"):
             self._apply_outcome(handle.job, *handle.outcome)
         code = handle.process.exitcode
         row = self.get_job(handle.job)
@@ -765,15 +786,63 @@ class ModelTrainer:
                          error={"code": "DEADLINE_EXCEEDED",
                                 "message": f"the job exceeded its timeout of {limit:g} seconds "
                                            "(resources.timeout); raise it or train for fewer epochs"})
+        elif handle.kill_reason == "memory":
+            message = self._memory_message(row, handle)
+            self._finish(handle.job, states.FAILED, f"failed: {message}",
+                         error={"code": "RESOURCE_EXHAUSTED", "message": message})
         elif row.state == states.CANCELLING:
             self._finish(handle.job, states.CANCELLED, "cancelled: the worker was stopped")
         elif handle.kill_reason == "shutdown":
             with self._db.session() as s:
                 r = self._row(s, handle.job)
                 self._set_state(r, states.PAUSED, self._interrupted_message(r, "the server shut down"))
-        else:
+        elif not self._retry(handle, row, code):
             why = handle.failure or _worker_death(code)
+            used = row.worker_retries or 0
+            if used and not handle.failure:
+                why += f"; it was retried {used} time{'s' * (used > 1)}, all that " \
+                       "training_config.retry_policy.max_retries allows"
             self._finish(handle.job, states.FAILED, f"failed: {why}", error={"code": "INTERNAL", "message": why})
+
+    def _memory_message(self, row: TrainingJobRow, handle: WorkerHandle) -> str:
+        asked = row.spec.get("resources", {}).get("memory") or ""
+        limit = f"{asked} (resources.memory)" if asked else \
+            f"{_mib(handle.memory_limit)} (the server's default; set resources.memory to change it)"
+        return (f"the job exceeded its memory limit of {limit}: peak {_mib(handle.peak_memory)}; "
+                "raise resources.memory or use less data")
+
+    def _retry(self, handle: WorkerHandle, row: TrainingJobRow, code: int | None) -> bool:
+        """Queue the job of a worker that died of a signal nobody here sent again, when its retry
+        policy has retries left; it resumes after its checkpoint, or from the first epoch."""
+        if handle.failure or handle.kill_reason or code is None or code >= 0 or row.state != states.RUNNING:
+            return False  # only unexplained deaths: not our kills, not exits, not user requests
+        message = self._retry_message(row, _signal_name(code))
+        if message is None:
+            return False
+        self._journal.log(handle.job, message, "warning")
+        with self._db.session() as s:
+            self._requeue(self._row(s, handle.job), message, retry=True)
+        return True
+
+    @staticmethod
+    def _retry_message(row: TrainingJobRow, cause: str) -> str | None:
+        """What a retry of the job says (its log line and state message), or None when its
+        retry policy has no retry left."""
+        allowed = TrainingSpec.from_dict(row.spec).retry_policy.max_retries
+        used = row.worker_retries or 0
+        if used >= allowed:
+            return None
+        epoch = (row.checkpoint or {}).get("epoch", 0)
+        where = f"from checkpoint epoch {epoch}" if epoch else "from the first epoch (no checkpoint was written)"
+        return f"worker died ({cause}); retrying {where} (retry {used + 1} of {allowed})"
+
+    def _requeue(self, row: TrainingJobRow, message: str, retry: bool = False) -> None:
+        """Back to the queue after its worker died (with the server, or alone): it resumes after
+        its checkpoint, and dispatch drops the metrics of the epochs it trains again. `retry`:
+        this uses one of its retry policy's retries."""
+        if retry:
+            row.worker_retries = (row.worker_retries or 0) + 1
+        self._set_state(row, states.PENDING, message, after_crash=True)
 
     def _finish(self, name: str, state: str, message: str, error: dict[str, Any] | None = None) -> None:
         if self.get_job(name).state in states.FINAL:
@@ -800,8 +869,8 @@ class ModelTrainer:
         return row
 
     def _set_state(self, row: TrainingJobRow, state: str, message: str, *, after_crash: bool = False) -> None:
-        # after_crash: recover() queues a job whose worker died with the previous server again,
-        # a move (RUNNING -> PENDING) no request may make.
+        # after_crash: _requeue queues a job whose worker died (with the previous server, or
+        # alone and retried) again, a move (RUNNING -> PENDING) no request may make.
         if row.state != state and not after_crash:
             states.check_transition(row.name, row.state, state)
         row.state = state

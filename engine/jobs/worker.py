@@ -9,6 +9,7 @@ and only their paths and checksums travel over the pipe.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -19,7 +20,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ForgeError
+from engine.errors import ForgeError, ResourceExhausted
+
+# A full disk, or its cousins: the checkpoint could not be written for lack of room.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class _Channel:
@@ -141,9 +145,26 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     def checkpoint_bytes(at_epoch: int) -> bytes:
         return checkpoint.pack(run.state_bytes(), {**manifest, "epoch": at_epoch})
 
+    written = [epoch]  # the epoch of the newest checkpoint on disk (0: none)
+
+    def write_checkpoint(path: Path, at_epoch: int) -> tuple[int, str]:
+        """Written atomically (temporary file, fsync, rename): a write that fails, e.g. on a full
+        disk, leaves the checkpoints already there untouched."""
+        try:
+            return write_bytes_atomic(path, checkpoint_bytes(at_epoch))
+        except OSError as exc:
+            if exc.errno not in _NO_ROOM:
+                raise
+            previous = (f"the previous checkpoint (epoch {written[0]}) is intact" if written[0]
+                        else "no earlier checkpoint was written")
+            raise ResourceExhausted(f"{os.strerror(exc.errno).lower()} while writing the checkpoint of epoch "
+                                    f"{at_epoch} to {path.parent}; {previous}; free space there and start the "
+                                    "job again") from exc
+
     def save_checkpoint(at_epoch: int) -> dict[str, Any]:
         path = checkpoint_dir / f"epoch-{at_epoch:06d}.ckpt"
-        size, digest = write_bytes_atomic(path, checkpoint_bytes(at_epoch))
+        size, digest = write_checkpoint(path, at_epoch)
+        written[0] = at_epoch
         keep = max(1, spec.checkpoints.keep_last or 3)
         for old in sorted(checkpoint_dir.glob("epoch-*.ckpt"))[:-keep]:
             old.unlink(missing_ok=True)
@@ -177,7 +198,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             if better:
                 tracker["best"], tracker["best_epoch"] = value, epoch
                 if spec.checkpoints.save_best:
-                    write_bytes_atomic(checkpoint_dir / "best.ckpt", checkpoint_bytes(epoch))
+                    write_checkpoint(checkpoint_dir / "best.ckpt", epoch)
         point: dict[str, Any] = {
             "epoch": epoch,
             "total_epochs": total,
@@ -197,12 +218,15 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             stop_reason = stopper.stop_reason
         if stopper and spec.early_stopping.restore_best and stopper.best_epoch == epoch:
             best_state = (epoch, run.state_bytes())
+        # The epoch's metrics go before its checkpoint: a worker killed between the two is
+        # resumed from the checkpoint before and trains this epoch again, whose replayed point
+        # is dropped. The other order would lose this epoch's point for good.
+        channel.send("metrics", point)
         every = max(1, spec.checkpoints.every_n_epochs or 1)
         if spec.checkpoints.enabled and epoch % every == 0:
             save_checkpoint(epoch)
         elif spec.checkpoints.save_latest:  # the latest epoch, whatever the periodic schedule says
             save_checkpoint(epoch)
-        channel.send("metrics", point)
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         channel.log(f"epoch {epoch}/{total}: {summary} ({seconds:.2f} s)", "info", epoch)
         if stop_reason:

@@ -120,7 +120,7 @@ class ModelConfig(_message.Message):
     def __init__(self, framework: _Optional[str] = ..., architecture: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_shape: _Optional[_Iterable[int]] = ..., output_shape: _Optional[_Iterable[int]] = ..., pretrained_path: _Optional[str] = ..., frozen_layers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "optimizer", "optimizer_config", "loss_function", "regularization", "early_stopping", "lr_scheduler", "checkpoints", "seed", "gradient_accumulation_steps", "mixed_precision")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "optimizer", "optimizer_config", "loss_function", "regularization", "early_stopping", "lr_scheduler", "checkpoints", "seed", "gradient_accumulation_steps", "mixed_precision", "retry_policy")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,7 @@ class TrainingConfig(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
     MIXED_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -147,7 +148,14 @@ class TrainingConfig(_message.Message):
     seed: int
     gradient_accumulation_steps: int
     mixed_precision: bool
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., optimizer: _Optional[str] = ..., optimizer_config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., loss_function: _Optional[str] = ..., regularization: _Optional[_Union[RegularizationConfig, _Mapping]] = ..., early_stopping: _Optional[_Union[EarlyStoppingConfig, _Mapping]] = ..., lr_scheduler: _Optional[_Union[LearningRateScheduler, _Mapping]] = ..., checkpoints: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., seed: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., mixed_precision: _Optional[bool] = ...) -> None: ...
+    retry_policy: WorkerRetryPolicy
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., optimizer: _Optional[str] = ..., optimizer_config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., loss_function: _Optional[str] = ..., regularization: _Optional[_Union[RegularizationConfig, _Mapping]] = ..., early_stopping: _Optional[_Union[EarlyStoppingConfig, _Mapping]] = ..., lr_scheduler: _Optional[_Union[LearningRateScheduler, _Mapping]] = ..., checkpoints: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., seed: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., mixed_precision: _Optional[bool] = ..., retry_policy: _Optional[_Union[WorkerRetryPolicy, _Mapping]] = ...) -> None: ...
+
+class WorkerRetryPolicy(_message.Message):
+    __slots__ = ("max_retries",)
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    max_retries: int
+    def __init__(self, max_retries: _Optional[int] = ...) -> None: ...
 
 class RegularizationConfig(_message.Message):
     __slots__ = ("l1", "l2", "dropout", "batch_norm", "weight_decay", "gradient_clip_norm")
