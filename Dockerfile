@@ -50,6 +50,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 ENTRYPOINT ["forge-training", "serve"]
 # Bind all interfaces so a published port reaches the server from outside the container.
-# --insecure: the container's port is published to the network and the server has no
-# authentication yet; put it behind something that authenticates, or keep it private.
+# --insecure: without arguments the image runs without API keys or TLS, for a private
+# network only. To expose it, override the command, e.g.
+#   --address 0.0.0.0:50051 --data-dir /data --auth api-key --tls-cert /certs/tls.crt --tls-key /certs/tls.key
+# after `docker run --entrypoint forge-training -v DATA:/data IMAGE keys --data-dir /data create --name ci --role default=trainer`.
 CMD ["--address", "0.0.0.0:50051", "--data-dir", "/data", "--insecure"]

@@ -1,6 +1,8 @@
 """Resource names: `projects/{project}/{collection}/{id}`.
 
 Callers may pass a full name or a bare id; a bare id means the caller's project.
+Every name a caller sends passes through here, so this is also where the caller's scope
+(engine/tenancy.py) is enforced: a name in a project outside it is "not found".
 """
 
 from __future__ import annotations
@@ -8,15 +10,15 @@ from __future__ import annotations
 import re
 import uuid
 
-from engine.errors import InvalidArgument
-
-DEFAULT_PROJECT = "default"
-_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+from engine import tenancy
+from engine.errors import InvalidArgument, NotFound, PermissionDenied
+from engine.tenancy import DEFAULT_PROJECT
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _PROJECT_PARENT = re.compile(r"^projects/([a-z][a-z0-9-]{0,62})$")
 
 
 def validate_id(value: str, field: str) -> str:
-    if not _ID.match(value):
+    if not ID_PATTERN.match(value):
         raise InvalidArgument.field(
             field,
             f"{value!r} is not a valid id: use 1-63 characters of lowercase letters, digits "
@@ -29,12 +31,25 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def check_access(project: str, name: str) -> None:
+    """NotFound for `name` when its project is outside the caller's scope: the same answer as
+    for a name that does not exist, so nothing about other projects leaks."""
+    scope = tenancy.current()
+    if scope.allows(project):
+        return
+    if project in scope.visible:
+        raise PermissionDenied(f"{name}: the caller's role in project {project} does not allow this call "
+                               f"(it needs {scope.needs})")
+    raise NotFound(f"{name} not found")
+
+
 def project_of_parent(parent: str, field: str = "parent") -> str:
     if not parent:
-        return DEFAULT_PROJECT
+        return tenancy.current().default_project
     match = _PROJECT_PARENT.match(parent)
     if not match:
         raise InvalidArgument.field(field, f"{parent!r} is not a project: use 'projects/{{project}}'")
+    check_access(match.group(1), parent)
     return match.group(1)
 
 
@@ -42,12 +57,16 @@ def make(project: str, collection: str, resource_id: str) -> str:
     return f"projects/{project}/{collection}/{resource_id}"
 
 
-def resolve(value: str, collection: str, field: str = "name", project: str = DEFAULT_PROJECT) -> str:
-    """Full resource name for `value`, which is a full name of `collection` or a bare id."""
+def resolve(value: str, collection: str, field: str = "name", project: str | None = None) -> str:
+    """Full resource name for `value`, which is a full name of `collection` or a bare id
+    (of `project`, by default the caller's)."""
     if not value:
         raise InvalidArgument.field(field, f"is required: give a {collection} resource name or id")
     if "/" not in value:
-        return make(project, collection, validate_id(value, field))
+        project = project or tenancy.current().default_project
+        name = make(project, collection, validate_id(value, field))
+        check_access(project, name)
+        return name
     parts = value.split("/")
     if len(parts) != 4 or parts[0] != "projects" or parts[2] != collection:
         raise InvalidArgument.field(
@@ -55,6 +74,7 @@ def resolve(value: str, collection: str, field: str = "name", project: str = DEF
         )
     validate_id(parts[1], field)
     validate_id(parts[3], field)
+    check_access(parts[1], value)
     return value
 
 

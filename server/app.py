@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from engine.apikeys import ApiKeys
 from engine.app import Engine, EngineSettings
 from forge.training.v1 import (
     data_service_pb2,
@@ -22,8 +23,10 @@ from forge.training.v1 import (
 from server import convert
 from server.config import ServerConfig
 from server.data_servicer import DataServicer
-from server.interceptors import RequestIdInterceptor
+from server.auth import Authenticator
+from server.interceptors import CallInterceptor
 from server.pipeline_servicer import PipelineServicer
+from server.request_decoding import RequestDecodingInterceptor
 from server.trainer_servicer import TrainerServicer
 
 log = logging.getLogger("forge.server")
@@ -33,8 +36,6 @@ SERVICE_NAMES = (
     data_service_pb2.DESCRIPTOR.services_by_name["DataService"].full_name,
     pipeline_service_pb2.DESCRIPTOR.services_by_name["PipelineService"].full_name,
 )
-# Chunks are 1 MiB; leave room for the envelope around them.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -67,15 +68,20 @@ async def create_server(config: ServerConfig) -> RunningServer:
         max_upload_bytes=config.max_upload_bytes,
         storage=config.storage,
         load_policy=config.load_policy,
+        data_roots=config.data_roots,
+        ingest_limits=config.ingest_limits,
+        default_timeout_seconds=config.default_job_timeout_seconds,
+        default_memory_limit_bytes=config.default_job_memory_bytes,
     ))
     engine.tuning.make_spec = engine.pipelines.make_spec = convert.spec_from_request_dict
     engine.pipelines.functions.update(config.pipeline_functions)
     await asyncio.to_thread(engine.start)
+    authenticator = Authenticator(ApiKeys(engine.db)) if config.auth == "api-key" else None
     server = grpc.aio.server(
-        interceptors=[RequestIdInterceptor()],
+        interceptors=[CallInterceptor(authenticator, config.max_streams_per_key), RequestDecodingInterceptor()],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
         ],
     )
     trainer_service_pb2_grpc.add_TrainerServiceServicer_to_server(TrainerServicer(engine), server)
@@ -86,7 +92,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(config.address)
+    credentials = server_credentials(config)
+    port = (server.add_secure_port(config.address, credentials) if credentials
+            else server.add_insecure_port(config.address))
     if port == 0:
         await asyncio.to_thread(engine.shutdown, 0)
         raise RuntimeError(f"could not listen on {config.address}")
@@ -94,3 +102,12 @@ async def create_server(config: ServerConfig) -> RunningServer:
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, engine=engine, health=health_servicer)
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files (mutual TLS with a client CA); None without TLS."""
+    if not config.tls_cert:
+        return None
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+                                       root_certificates=client_ca, require_client_auth=client_ca is not None)

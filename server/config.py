@@ -10,10 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.data.ingest import IngestLimits
+from engine.errors import ForgeError
+from engine.jobs.spec import parse_memory
 from engine.models.registry import LoadPolicy
 from engine.storage.artifacts import STORAGE_TYPES, StorageConfig
 
 ENV_PREFIX = "FORGE_TRAINING_"
+AUTH_MODES = ("none", "api-key")
+MIN_MESSAGE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass
@@ -29,22 +34,46 @@ class ServerConfig:
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
     # Custom pipeline stages: name -> callable(parameters, context) -> outputs dict.
     pipeline_functions: dict[str, Callable] = field(default_factory=dict)
+    # "none" or "api-key": every call to the forge services then needs a key (`forge-training keys`).
+    auth: str = "none"
+    # TLS: the server's certificate chain and private key (PEM files); with a client CA, mutual
+    # TLS: only clients presenting a certificate signed by it can connect.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # Streaming calls (watchers, log followers, uploads) one caller may hold open at once; 0: no cap.
+    max_streams_per_key: int = 1000
+    # Largest gRPC message either way; export chunks are 1 MiB, so at least 2 MiB.
+    max_message_bytes: int = 4 * 1024 * 1024
+    # Folders local data sources may read; None: anywhere (only a loopback server without
+    # authentication defaults to that), () nowhere.
+    data_roots: tuple[str, ...] | None = None
+    ingest_limits: IngestLimits = field(default_factory=IngestLimits)
+    # For jobs that do not say (resources.timeout / resources.memory); 0: no limit.
+    default_job_timeout_seconds: float = 0.0
+    default_job_memory_bytes: int = 0
 
 
 def _env(name: str, default):
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data-dir and --database-url: every command that opens the metadata database takes them."""
     d = ServerConfig()
-    parser.add_argument("--address", default=_env("ADDRESS", d.address),
-                        help="host:port to listen on (env FORGE_TRAINING_ADDRESS; default %(default)s)")
     parser.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", d.data_dir)),
                         help="datasets, checkpoints, artifacts and the SQLite database live here "
                              "(env FORGE_TRAINING_DATA_DIR; default %(default)s)")
     parser.add_argument("--database-url", default=_env("DATABASE_URL", d.database_url),
                         help="SQLAlchemy URL of the metadata database; default SQLite in the data dir "
                              "(env FORGE_TRAINING_DATABASE_URL)")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    d = ServerConfig()
+    parser.add_argument("--address", default=_env("ADDRESS", d.address),
+                        help="host:port to listen on (env FORGE_TRAINING_ADDRESS; default %(default)s)")
+    add_database_arguments(parser)
     parser.add_argument("--max-concurrent-jobs", type=int,
                         default=int(_env("MAX_CONCURRENT_JOBS", d.max_concurrent_jobs)),
                         help="training jobs that run at once; the rest wait in the queue "
@@ -56,9 +85,50 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds running jobs get to checkpoint on SIGTERM (default %(default)s)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), help="default %(default)s")
     parser.add_argument("--insecure", action="store_true", default=_env("INSECURE", "") in ("1", "true"),
-                        help="listen on a non-loopback address although the server has no authentication "
-                             "yet: anyone who reaches the port can train, read data and export models "
+                        help="listen on a non-loopback address without both --auth api-key and TLS: anyone who "
+                             "reaches the port (or reads the traffic) can train, read data and export models "
                              "(env FORGE_TRAINING_INSECURE=1)")
+    security = parser.add_argument_group(
+        "security", "API keys (`forge-training keys create`), TLS and limits; a non-loopback --address needs "
+        "--auth api-key with --tls-cert/--tls-key, or --insecure")
+    security.add_argument("--auth", choices=AUTH_MODES, default=_env("AUTH", d.auth),
+                          help="api-key: every call needs 'authorization: Bearer <key>' metadata and sees only its "
+                               "key's projects (env FORGE_TRAINING_AUTH; default %(default)s)")
+    security.add_argument("--tls-cert", type=Path, default=_env("TLS_CERT", None),
+                          help="PEM certificate chain of the server (env FORGE_TRAINING_TLS_CERT)")
+    security.add_argument("--tls-key", type=Path, default=_env("TLS_KEY", None),
+                          help="PEM private key of the server (env FORGE_TRAINING_TLS_KEY)")
+    security.add_argument("--tls-client-ca", type=Path, default=_env("TLS_CLIENT_CA", None),
+                          help="mutual TLS: only clients with a certificate signed by this PEM CA may connect "
+                               "(env FORGE_TRAINING_TLS_CLIENT_CA)")
+    security.add_argument("--max-streams-per-key", type=int,
+                          default=int(_env("MAX_STREAMS_PER_KEY", d.max_streams_per_key)),
+                          help="streaming calls (watchers, log followers, uploads) one API key may hold open at "
+                               "once; 0: no cap (env FORGE_TRAINING_MAX_STREAMS_PER_KEY; default %(default)s)")
+    security.add_argument("--data-root", action="append",
+                          default=[r for r in _env("DATA_ROOTS", "").split(",") if r] or None,
+                          help="a folder local data sources (file paths, SQLite databases) may be read from; "
+                               "repeatable (env FORGE_TRAINING_DATA_ROOTS, comma-separated). Default: anywhere "
+                               "for a loopback server without authentication, nowhere otherwise")
+    limits = parser.add_argument_group("limits", "what one request or job may use")
+    limits.add_argument("--max-columns", type=int, default=int(_env("MAX_COLUMNS", IngestLimits.max_columns)),
+                        help="columns a dataset file may have (default %(default)s)")
+    limits.add_argument("--max-record-bytes", type=int,
+                        default=int(_env("MAX_RECORD_BYTES", IngestLimits.max_record_bytes)),
+                        help="bytes of one CSV / JSON Lines record (default %(default)s)")
+    limits.add_argument("--max-expanded-bytes", type=int,
+                        default=int(_env("MAX_EXPANDED_BYTES", IngestLimits.max_expanded_bytes)),
+                        help="bytes a compressed data file may expand to (default %(default)s)")
+    limits.add_argument("--default-job-timeout", type=float, default=float(_env("DEFAULT_JOB_TIMEOUT", 0)),
+                        help="seconds a job without resources.timeout may run before it fails; 0: no limit "
+                             "(env FORGE_TRAINING_DEFAULT_JOB_TIMEOUT)")
+    limits.add_argument("--default-job-memory", default=_env("DEFAULT_JOB_MEMORY", ""),
+                        help="memory limit of a job without resources.memory, e.g. 8Gi; empty: none "
+                             "(env FORGE_TRAINING_DEFAULT_JOB_MEMORY)")
+    security.add_argument("--max-message-bytes", type=int,
+                          default=int(_env("MAX_MESSAGE_BYTES", d.max_message_bytes)),
+                          help="largest gRPC message received or sent (env FORGE_TRAINING_MAX_MESSAGE_BYTES; "
+                               "default %(default)s)")
     storage = parser.add_argument_group(
         "artifact storage", "where exported and saved models live; credentials come from the environment "
         "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3, GOOGLE_APPLICATION_CREDENTIALS for gcs), never flags")
@@ -90,10 +160,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> ServerConfig:
     if args.max_concurrent_jobs < 1:
         raise SystemExit("--max-concurrent-jobs must be at least 1")
-    if not is_loopback(args.address) and not args.insecure:
+    tls = check_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
+    if args.max_message_bytes < MIN_MESSAGE_BYTES:
+        raise SystemExit(f"--max-message-bytes must be at least {MIN_MESSAGE_BYTES} (export chunks are 1 MiB)")
+    if args.max_streams_per_key < 0:
+        raise SystemExit("--max-streams-per-key must be 0 (no cap) or more")
+    try:
+        ingest_limits = IngestLimits(args.max_columns, args.max_record_bytes, args.max_expanded_bytes)
+        job_memory = parse_memory(args.default_job_memory, "--default-job-memory") if args.default_job_memory else 0
+    except (ValueError, ForgeError) as exc:
+        raise SystemExit(str(exc)) from None
+    if args.default_job_timeout < 0:
+        raise SystemExit("--default-job-timeout must be 0 (no limit) or more seconds")
+    if not is_loopback(args.address) and not args.insecure and not (args.auth == "api-key" and tls):
+        missing = " and ".join(m for m, ok in (("--auth api-key", args.auth == "api-key"),
+                                                ("--tls-cert/--tls-key", tls)) if not ok)
         raise SystemExit(f"--address {args.address} is reachable from other machines, and this server has no "
-                         "authentication yet: listen on 127.0.0.1, or pass --insecure to accept that anyone "
-                         "who reaches the port can use it")
+                         f"{missing}: add them, listen on 127.0.0.1, or pass --insecure to accept that anyone who "
+                         "reaches the port (or reads its traffic) can use it")
     storage = StorageConfig(type=args.storage_type, base_path=args.storage_path, bucket=args.storage_bucket,
                             prefix=args.storage_prefix, region=args.storage_region,
                             endpoint_url=args.storage_endpoint_url, project=args.storage_project)
@@ -112,7 +196,38 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         storage=storage,
         load_policy=LoadPolicy(tuple(args.model_root), args.allow_untrusted_pickles),
         pipeline_functions=load_functions(args.pipeline_function),
+        auth=args.auth,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        max_streams_per_key=args.max_streams_per_key,
+        max_message_bytes=args.max_message_bytes,
+        data_roots=default_data_roots(args),
+        ingest_limits=ingest_limits,
+        default_job_timeout_seconds=args.default_job_timeout,
+        default_job_memory_bytes=job_memory,
     )
+
+
+def default_data_roots(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """--data-root as given; without it, anywhere only for a loopback server without
+    authentication (one user on one machine), else nowhere: a client must not read the
+    server's files."""
+    if args.data_root:
+        return tuple(args.data_root)
+    return None if args.auth == "none" and is_loopback(args.address) else ()
+
+
+def check_tls(cert: Path | None, key: Path | None, client_ca: Path | None) -> bool:
+    """Whether TLS is configured; a half-configured or unreadable one stops the server."""
+    if bool(cert) != bool(key):
+        raise SystemExit("--tls-cert and --tls-key go together: give both (PEM files) or neither")
+    if client_ca and not cert:
+        raise SystemExit("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key too")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key), ("--tls-client-ca", client_ca)):
+        if path and not Path(path).is_file():
+            raise SystemExit(f"{flag} {path}: no such file")
+    return bool(cert)
 
 
 def load_functions(specs: list[str]) -> dict[str, Callable]:

@@ -9,6 +9,9 @@ import signal
 import sys
 
 from server import config as server_config
+from server import keys_command, migrate_command
+from engine.apikeys import ApiKeys
+from engine.store.migrate import SchemaMismatch
 from server.app import create_server
 
 log = logging.getLogger("forge.server")
@@ -20,11 +23,8 @@ async def serve(config: server_config.ServerConfig) -> None:
     log.info("forge-training serving on %s:%d (data dir %s, %d concurrent jobs, artifacts in %s)", host,
              running.port, config.data_dir.resolve(), config.max_concurrent_jobs,
              running.engine.storage.config.describe())
-    if server_config.is_loopback(config.address):
-        log.info("no authentication is configured: listening on loopback only")
-    else:
-        log.warning("no authentication is configured and --insecure is set: anyone who reaches %s can use "
-                    "this server", config.address)
+    for level, line in security_summary(config, running):
+        log.log(level, "%s", line)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -35,17 +35,47 @@ async def serve(config: server_config.ServerConfig) -> None:
     log.info("stopped")
 
 
+def security_summary(config: server_config.ServerConfig, running) -> list[tuple[int, str]]:
+    """What protects this server, said once at start: (log level, line) pairs."""
+    lines = [(logging.INFO, "TLS: on, clients need a certificate signed by %s (mutual TLS)" % config.tls_client_ca
+              if config.tls_client_ca else "TLS: on" if config.tls_cert else "TLS: off (plaintext)")]
+    if config.auth == "api-key":
+        active = sum(1 for key in ApiKeys(running.engine.db).list() if key.revoke_time is None)
+        lines.append((logging.INFO, f"authentication: API keys ({active} active)"))
+        if not active:
+            lines.append((logging.WARNING, "no API key exists yet, so every call will be refused: create one with "
+                                           "`forge-training keys create --name NAME --role PROJECT=ROLE`"))
+    elif server_config.is_loopback(config.address):
+        lines.append((logging.INFO, "no authentication is configured: listening on loopback only"))
+    else:
+        lines.append((logging.WARNING, f"no authentication is configured and --insecure is set: anyone who "
+                                       f"reaches {config.address} can use this server"))
+    if config.auth == "api-key" and not config.tls_cert and not server_config.is_loopback(config.address):
+        lines.append((logging.WARNING, "API keys travel in plaintext without TLS (--insecure is set)"))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="forge-training", description="forge-training: train models over gRPC")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the gRPC server")
     server_config.add_serve_arguments(serve_parser)
+    keys_command.add_parser(commands)
+    migrate_command.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         config = server_config.from_args(args)
         logging.basicConfig(level=config.log_level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(serve(config))
+        try:
+            asyncio.run(serve(config))
+        except SchemaMismatch as exc:  # the operator's to fix: the message says how, no traceback needed
+            log.error("%s", exc.message)
+            return 2
+    elif args.command == "keys":
+        return keys_command.run(args)
+    elif args.command == "migrate":
+        return migrate_command.run(args)
     return 0
 
 

@@ -31,6 +31,9 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         if len(parts) != 6 or parts[0] != "projects" or parts[2] != "pipelines" or parts[4] != "executions":
             raise InvalidArgument.field("name", f"{value!r} is not an execution: use "
                                                 "'projects/{project}/pipelines/{pipeline}/executions/{execution}'")
+        for part in parts[1::2]:
+            names.validate_id(part, "name")
+        names.check_access(parts[1], value)
         return value
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import names
+from engine import names, tenancy
 from engine.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from engine.export.formats import FORMATS, parse_format
 from engine.paging import next_token, page_bounds, parse_filter
@@ -45,6 +45,7 @@ def parse_version_name(value: str, field: str = "name") -> str:
                                            "'projects/{project}/models/{model}/versions/{version}'")
     names.validate_id(parts[1], field)
     names.validate_id(parts[3], field)
+    names.check_access(parts[1], value)
     return value
 
 
@@ -202,6 +203,9 @@ class ModelRegistry:
         with self._db.session() as s:
             written = s.get(WrittenArtifactRow, sha256)
             job = s.get(TrainingJobRow, written.training_job) if written and written.training_job else None
+        if job is not None and not tenancy.current().allows(job.project):
+            # Another project's model, saved where this caller can name it: as good as absent.
+            raise NotFound(f"no model artifact at {path!r}: SaveModel writes one, or copy the file there")
         if written is not None and written.format != fmt:
             raise InvalidArgument.field("format", f"{path!r} was written as {written.format}, not {fmt}")
         if job is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import names
+from engine import names, tenancy
 from engine.errors import FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.jobs import states
 from engine.pipelines import definition, schedule as schedules, stages as stage_runners
@@ -176,8 +176,8 @@ class PipelineManager:
     def list_executions(self, parent: str, page_size: int, page_token: str):
         """Executions of a pipeline (parent: the pipeline) or of a project (parent: the project)."""
         query = select(PipelineExecutionRow)
-        if "/pipelines/" in parent:
-            query = query.where(PipelineExecutionRow.pipeline == parent)
+        if "/pipelines/" in parent or (parent and "/" not in parent):  # a pipeline's name or bare id
+            query = query.where(PipelineExecutionRow.pipeline == names.resolve(parent, "pipelines", "parent"))
         else:
             query = query.where(PipelineExecutionRow.project == names.project_of_parent(parent))
         return self._db.page(query.order_by(PipelineExecutionRow.create_time.desc(), PipelineExecutionRow.name),
@@ -299,6 +299,11 @@ class _Executor(threading.Thread):
         self.retry_at: dict[str, float] = {}
 
     def run(self) -> None:
+        # Everything the execution names is checked against its own project (engine/tenancy.py).
+        with tenancy.acting_for(names.project_of(self.execution)):
+            self._run()
+
+    def _run(self) -> None:
         try:
             row = self.m.get_execution(self.execution)
             self.stages = definition.parse_stages(row.snapshot["stages"], functions=self.m.functions)
@@ -418,7 +423,8 @@ class _Executor(threading.Thread):
 
         def work() -> None:
             try:
-                run.outputs = stage_runners.run_stage(stage.type, params, context)
+                with tenancy.acting_for(row.project):
+                    run.outputs = stage_runners.run_stage(stage.type, params, context)
             except BaseException as exc:  # noqa: BLE001 - recorded and judged by the executor
                 run.error = exc
 

@@ -334,7 +334,7 @@ def _resource_ref(value: Any, collection: str, field: str, project: str) -> Any:
     return names.resolve(value, collection, field, project)
 
 
-def _model_ref(value: Any, field: str, project: str) -> Any:
+def _model_ref(value: Any, field: str, project: str | None) -> Any:
     """A model version name, or a training job's full name (a bare id is a job id)."""
     if value is SKIP or _unresolved(value):
         return SKIP
@@ -463,7 +463,7 @@ def _check_evaluation(p: _Params, stage: str) -> dict[str, Any]:
            "dataset": p.string("dataset", True, what="the dataset to evaluate on"),
            "thresholds": {}}
     if out["model"] and out["model"] is not SKIP:
-        _model_ref(out["model"], p.path("model"), names.DEFAULT_PROJECT)  # its shape; the project comes later
+        _model_ref(out["model"], p.path("model"), None)  # its shape; the project comes later
     thresholds = p.mapping("thresholds")
     if thresholds is SKIP:
         out["thresholds"] = SKIP
@@ -501,7 +501,7 @@ def _check_model_deployment(p: _Params) -> dict[str, Any]:
            "stage": p.string("stage", default="production"), "format": p.string("format", default="onnx"),
            "destination": p.string("destination")}
     if out["model"] is not SKIP:
-        _model_ref(out["model"], p.path("model"), names.DEFAULT_PROJECT)
+        _model_ref(out["model"], p.path("model"), None)
     if out["stage"] is not SKIP:
         stage = out["stage"].strip().lower().removeprefix("model_stage_")
         if stage not in DEPLOY_STAGES:

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import names
+from engine import names, tenancy
 from engine.callbacks.early_stopping import default_mode, metric_key
 from engine.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from engine.jobs import states
@@ -239,6 +239,11 @@ class _Controller(threading.Thread):
     # ----- the loop
 
     def run(self) -> None:
+        # The trials' requests name datasets: check them against the tuning job's own project.
+        with tenancy.acting_for(names.project_of(self.name_)):
+            self._run()
+
+    def _run(self) -> None:
         try:
             row, trials = self.m.get(self.name_)
             self.settings = row.spec

@@ -1,4 +1,4 @@
-"""`forge-training serve` flags: refusals that protect a server without authentication."""
+"""`forge-training serve` flags: refusals that protect a server without authentication or TLS."""
 
 from __future__ import annotations
 
@@ -21,10 +21,35 @@ def test_loopback_addresses_need_nothing_more(address):
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "trainer.internal:50051"])
-def test_other_addresses_need_insecure(address):
-    with pytest.raises(SystemExit, match="no authentication yet"):
+def test_other_addresses_need_auth_and_tls_or_insecure(address, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    with pytest.raises(SystemExit, match="no --auth api-key and --tls-cert/--tls-key"):
         _parse("--address", address)
+    with pytest.raises(SystemExit, match="no --tls-cert/--tls-key"):
+        _parse("--address", address, "--auth", "api-key")
+    with pytest.raises(SystemExit, match="no --auth api-key:"):
+        _parse("--address", address, "--tls-cert", str(cert), "--tls-key", str(key))
+    secured = _parse("--address", address, "--auth", "api-key", "--tls-cert", str(cert), "--tls-key", str(key))
+    assert secured.auth == "api-key" and secured.tls_cert == cert
     assert _parse("--address", address, "--insecure").address == address
+
+
+def test_tls_and_limits_are_checked_at_startup(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(SystemExit, match="go together"):
+        _parse("--tls-cert", str(cert))
+    with pytest.raises(SystemExit, match="no such file"):
+        _parse("--tls-cert", str(cert), "--tls-key", str(tmp_path / "missing.pem"))
+    with pytest.raises(SystemExit, match="needs --tls-cert"):
+        _parse("--tls-client-ca", str(cert))
+    with pytest.raises(SystemExit, match="at least 2097152"):
+        _parse("--max-message-bytes", "1000")
+    with pytest.raises(SystemExit, match="max-streams-per-key"):
+        _parse("--max-streams-per-key", "-1")
+    assert _parse("--max-streams-per-key", "0").max_streams_per_key == 0
 
 
 def test_storage_and_pipeline_functions_are_checked_at_startup():
@@ -36,3 +61,20 @@ def test_storage_and_pipeline_functions_are_checked_at_startup():
         _parse("--pipeline-function", "f=no_such_module:run")
     loaded = _parse("--pipeline-function", "dumps=json:dumps").pipeline_functions
     assert loaded["dumps"]({"a": 1}) == '{"a": 1}'
+
+
+def test_local_data_is_open_only_to_a_loopback_server_without_authentication(tmp_path):
+    assert _parse().data_roots is None
+    assert _parse("--auth", "api-key").data_roots == ()
+    assert _parse("--address", "0.0.0.0:1", "--insecure").data_roots == ()
+    assert _parse("--auth", "api-key", "--data-root", str(tmp_path)).data_roots == (str(tmp_path),)
+
+
+def test_job_defaults_and_ingest_limits_are_checked_at_startup():
+    parsed = _parse("--default-job-memory", "2Gi", "--default-job-timeout", "60", "--max-columns", "500")
+    assert parsed.default_job_memory_bytes == 2 << 30 and parsed.default_job_timeout_seconds == 60
+    assert parsed.ingest_limits.max_columns == 500
+    with pytest.raises(SystemExit, match="--default-job-memory"):
+        _parse("--default-job-memory", "lots")
+    with pytest.raises(SystemExit, match="max_columns must be at least 1"):
+        _parse("--max-columns", "0")

@@ -30,6 +30,7 @@ import grpc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import json_format, struct_pb2
 
+from forge.training import connection
 from forge.training.errors import ForgeTrainingError, from_rpc_error
 from forge.training.v1 import (
     common_pb2,
@@ -324,8 +325,17 @@ class Client:
             it is not closed by :meth:`close`.
         timeout: deadline in seconds of each unary call (None: none). Streams
             (uploads, exports, watches) have no deadline.
-        metadata: ``(key, value)`` pairs or a dict sent with every call, e.g.
-            ``{"authorization": "Bearer ..."}``.
+        metadata: ``(key, value)`` pairs or a dict sent with every call.
+        api_key: the API key of a server with authentication (``forge-training keys
+            create`` makes one); default: the FORGE_TRAINING_API_KEY environment variable.
+            Sent as ``authorization: Bearer <key>`` with every call, raw stubs included.
+        project: the project bare ids mean (``x-forge-project``); a key of a single
+            project needs none.
+        tls: connect with TLS, trusting the system's CAs (implied by the next three).
+        root_certificates: PEM (bytes, text or a file path) of the CA that signed the
+            server's certificate.
+        client_certificate, client_key: PEM of this client's certificate and key, for a
+            server that requires mutual TLS.
     """
 
     #: Seconds before the n-th consecutive reconnect of a watch: base * 2**(n-1), capped.
@@ -339,9 +349,20 @@ class Client:
         channel: grpc.Channel | None = None,
         timeout: float | None = 30.0,
         metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        api_key: str | None = None,
+        project: str | None = None,
+        tls: bool = False,
+        root_certificates: connection.Pem | None = None,
+        client_certificate: connection.Pem | None = None,
+        client_key: connection.Pem | None = None,
     ) -> None:
         self._owns_channel = channel is None
-        self._channel = channel if channel is not None else grpc.insecure_channel(target, options=_DEFAULT_OPTIONS)
+        if channel is None:
+            channel = connection.open_channel(target, _DEFAULT_OPTIONS, tls=tls, root_certificates=root_certificates,
+                                              client_certificate=client_certificate, client_key=client_key)
+        self._base_channel = channel
+        identity = connection.identity_metadata(api_key, project)
+        self._channel = grpc.intercept_channel(channel, connection.CallMetadata(identity)) if identity else channel
         self.target = target
         self.timeout = timeout
         if metadata is None:
@@ -367,7 +388,7 @@ class Client:
         if not self._closed:
             self._closed = True
             if self._owns_channel:
-                self._channel.close()
+                self._base_channel.close()
 
     def __enter__(self) -> Client:
         return self
@@ -963,9 +984,7 @@ class Client:
 
     def list_executions(self, pipeline: Resource = "", *, page_size: int = 100) -> Iterator[pipeline_pb2.PipelineExecution]:
         """Executions of one pipeline, or of the project when ``pipeline`` is empty; newest first."""
-        parent = _name(pipeline) if pipeline else ""
-        if parent and "/" not in parent:
-            parent = f"projects/default/pipelines/{parent}"
+        parent = _name(pipeline) if pipeline else ""  # a bare id means a pipeline of the caller's project
         request = pipeline_service_pb2.ListExecutionsRequest(parent=parent, page_size=page_size)
         return self._pages(self.pipelines.ListExecutions, request, "executions")
 
