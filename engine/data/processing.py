@@ -982,15 +982,20 @@ def _fit_polynomial(frame: pd.DataFrame, fe: dict[str, Any], ctx: _Context) -> d
     degree = fe["polynomial_degree"]
     columns = [c for c in ctx.features(frame, ("numeric",)) if c not in ctx.flags and c not in ctx.tfidf]
     terms: list[tuple[str, ...]] = []
-    for d in range(2, degree + 1):
-        terms.extend(itertools.combinations_with_replacement(columns, d))
-    if fe["interactions"]:
-        terms.extend(t for t in itertools.combinations(columns, 2) if t not in terms)
+    # Counted before listed: the terms of degrees 2..degree number C(n + degree, degree) - 1 - n, and
+    # listing those of a huge degree would take all the memory before the cap below is reached.
+    count = math.comb(len(columns) + degree, degree) - 1 - len(columns) if degree >= 2 else 0
+    if count <= MAX_GENERATED_COLUMNS:
+        for d in range(2, degree + 1):
+            terms.extend(itertools.combinations_with_replacement(columns, d))
+        if fe["interactions"]:
+            terms.extend(t for t in itertools.combinations(columns, 2) if t not in terms)
+        count = len(terms)
     field_name = "polynomial_degree" if degree >= 2 else "interactions"
-    if len(terms) > MAX_GENERATED_COLUMNS:
+    if count > MAX_GENERATED_COLUMNS:
         raise InvalidArgument.field(
             ctx.path(f"feature_engineering.{field_name}"),
-            f"would create {len(terms)} columns from {len(columns)} numeric features (at most {MAX_GENERATED_COLUMNS}); "
+            f"would create {count} columns from {len(columns)} numeric features (at most {MAX_GENERATED_COLUMNS}); "
             "lower the degree or drop features first",
         )
     return {

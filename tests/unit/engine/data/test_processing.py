@@ -301,6 +301,14 @@ def test_ratios_and_polynomial_features():
     assert list(out.columns) == ["a", "b", "a*b"] and out["a*b"].tolist() == [3.0, 8.0]
 
 
+def test_a_huge_polynomial_degree_is_refused_before_any_term_is_listed():
+    # Listing the terms of degree 2**31 - 1 first took all the machine's memory (found by tests/fuzz).
+    with pytest.raises(InvalidArgument) as excinfo:
+        fit_processing(pd.DataFrame({"a": [1.0], "b": [2.0]}), {"feature_engineering": {"polynomial_degree": 2**31 - 1}})
+    assert _field_of(excinfo) == "processing.feature_engineering.polynomial_degree"
+    assert "would create 2305843010287435773 columns" in excinfo.value.message
+
+
 def test_ratio_of_unknown_column_names_the_field():
     with pytest.raises(InvalidArgument) as excinfo:
         fit_processing(pd.DataFrame({"a": [1.0]}), {"feature_engineering": {"ratios": ["a/zz"]}})
