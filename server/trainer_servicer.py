@@ -92,19 +92,21 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
     async def WatchTrainingMetrics(self, request, context):
         job = self._job(request.name)
 
+        # Converted inside the (shared) read: every watcher at this sequence gets these messages.
         def fetch(after: int, limit: int):
             points = self.engine.journal.metrics_after(job, after, limit)
-            return points, points[-1]["sequence"] if points else after
+            return [convert.metrics_to_proto(p) for p in points], points[-1]["sequence"] if points else after
 
-        async for points, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch):
-            yield pb.WatchTrainingMetricsResponse(points=[convert.metrics_to_proto(p) for p in points],
-                                                  job_state=convert.job_state_enum(state))
+        async for points, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch,
+                                              share_key="metrics"):
+            yield pb.WatchTrainingMetricsResponse(points=points, job_state=convert.job_state_enum(state))
 
     def _log_fetch(self, job: str, min_level: int, contains: str):
         level = convert.LOG_LEVEL_NUMBERS.get(min_level, 0)
 
         def fetch(after: int, limit: int):
-            return self.engine.journal.logs_after(job, after, limit, level, contains)
+            entries, scanned = self.engine.journal.logs_after(job, after, limit, level, contains)
+            return [convert.log_to_proto(e) for e in entries], scanned
 
         return fetch
 
@@ -115,7 +117,7 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         after, limit = page_bounds(request.page_size, request.page_token, default=1000, maximum=10_000)
         fetch = self._log_fetch(job, request.min_level, request.contains)
         entries, scanned = await _run(fetch, after, limit)
-        response = pb.GetTrainingLogsResponse(entries=[convert.log_to_proto(e) for e in entries])
+        response = pb.GetTrainingLogsResponse(entries=entries)
         if scanned - after >= limit:
             response.next_page_token = next_token(after, limit, scanned - after, True)
         return response
@@ -124,9 +126,9 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
     async def StreamTrainingLogs(self, request, context):
         job = self._job(request.name)
         fetch = self._log_fetch(job, request.min_level, request.contains)
-        async for entries, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch):
-            yield pb.StreamTrainingLogsResponse(entries=[convert.log_to_proto(e) for e in entries],
-                                                job_state=convert.job_state_enum(state))
+        async for entries, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch,
+                                               share_key=("logs", request.min_level, request.contains)):
+            yield pb.StreamTrainingLogsResponse(entries=entries, job_state=convert.job_state_enum(state))
 
     @rpc
     async def SaveModel(self, request, context) -> pb.SaveModelResponse:

@@ -24,6 +24,8 @@ from engine.errors import ForgeError, ResourceExhausted
 
 # A full disk, or its cousins: the checkpoint could not be written for lack of room.
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# Added to the worker's niceness: lower CPU priority than the server that started it.
+WORKER_NICENESS = 10
 
 
 class _Channel:
@@ -56,6 +58,9 @@ def main(payload: dict[str, Any], conn) -> None:
     # service: the worker leaves it to its supervisor, which pauses (or kills) it on shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Training takes every core it can get; where it and the server want the same cores, the
+    # server's event loop (every call and stream waits on it) goes first (bench/load.py).
+    os.nice(WORKER_NICENESS)
     channel = _Channel(conn)
     current_epoch = [0]
 
