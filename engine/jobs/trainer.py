@@ -540,6 +540,12 @@ class ModelTrainer:
         if self.store.is_dir(target):
             raise InvalidArgument.field("path", f"{relative_path!r} is a directory: name a file, e.g. "
                                                 f"'{relative_path.rstrip('/')}/model.pkl'")
+        existing = self.store.hash(target)[1] if self._models is not None and self.store.exists(target) else ""
+        if existing and existing != info.get("sha256") and self._models.writer_project(existing) != row.project:
+            # Only a file this project's jobs wrote may be replaced (identical bytes change nothing):
+            # the model directory is shared, and another project's or an operator's file is not ours.
+            raise AlreadyExists(f"{relative_path!r} already holds a model that this project did not save: "
+                                "choose another path")
         try:
             saved = self.store.copy(info, self.store.key_of(target))
         except (NotADirectoryError, FileExistsError) as exc:

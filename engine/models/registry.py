@@ -107,6 +107,14 @@ class ModelRegistry:
         with self._db.session() as s:
             self._record(s, sha256, fmt, job, uri)
 
+    def writer_project(self, sha256: str) -> str | None:
+        """The project whose job the service wrote these bytes for; None when it did not
+        write them (or the job is gone)."""
+        with self._db.session() as s:
+            written = s.get(WrittenArtifactRow, sha256)
+            job = s.get(TrainingJobRow, written.training_job) if written and written.training_job else None
+        return job.project if job is not None else None
+
     @staticmethod
     def _metrics(job: TrainingJobRow) -> dict[str, float]:
         latest = job.latest_metrics or {}

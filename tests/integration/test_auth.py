@@ -321,7 +321,8 @@ def test_one_key_holds_a_bounded_number_of_streams(start_server, breast_cancer_c
         assert freed.value.code == grpc.StatusCode.NOT_FOUND
 
 
-def test_a_model_file_saved_by_another_project_cannot_be_loaded(secured, keys, project_b):
+def test_a_model_file_saved_by_another_project_can_be_neither_loaded_nor_replaced(secured, keys, project_b,
+                                                                                   breast_cancer_csv):
     with Client(secured.target, api_key=keys["bob"]) as bob:
         saved = bob.save_model(project_b["job"], "shared/b-model.onnx", "onnx")
         assert bob.load_model(saved.path, "reloaded").name.startswith("projects/b/models/reloaded/")
@@ -329,4 +330,15 @@ def test_a_model_file_saved_by_another_project_cannot_be_loaded(secured, keys, p
         with pytest.raises(ForgeTrainingError) as err:
             alice.load_model("shared/b-model.onnx", "stolen")
         assert err.value.code == grpc.StatusCode.NOT_FOUND
-        assert list(alice.list_models()) == []
+        assert not any(m.name.endswith("/stolen") for m in alice.list_models())
+        ds = alice.upload_dataset(breast_cancer_csv, dataset_id="ads", label_column="target")
+        spec = _spec(ds.name)
+        spec["trainingConfig"]["seed"] = 4  # a model of its own, not bob's bytes again
+        job = alice.wait(alice.start_training(spec, training_job_id="ajob").name, timeout=120)
+        with pytest.raises(ForgeTrainingError) as err:
+            alice.save_model(job.name, "shared/b-model.onnx", "onnx")
+        assert err.value.code == grpc.StatusCode.ALREADY_EXISTS and "choose another path" in str(err.value)
+        alice.save_model(job.name, "shared/a-model.onnx", "onnx")
+        alice.save_model(job.name, "shared/a-model.onnx", "onnx")  # its own file: replaced
+    with Client(secured.target, api_key=keys["bob"]) as bob:
+        assert bob.load_model("shared/b-model.onnx", "reloaded").version == 2  # still bob's bytes
