@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 
 from engine import names
 from engine.app import Engine
@@ -262,11 +263,24 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
         uri, size = location(info), info["size_bytes"]
         digest = hashlib.sha256()
         chunks = store.iter_chunks(uri, 0, CHUNK)  # opens the file lazily, on the first next()
+        # A client that goes away cancels this generator while a read may still run in its
+        # thread; closing the chunk generator then would fail ("generator already executing"),
+        # so reading and closing take turns.
+        turn = threading.Lock()
+
+        def read() -> bytes:
+            with turn:
+                return next(chunks, b"")
+
+        def close() -> None:
+            with turn:
+                chunks.close()
+
         offset = 0
         sent = False
         try:
             while True:
-                chunk = await _run(next, chunks, b"")
+                chunk = await _run(read)
                 end = offset + len(chunk)
                 digest.update(chunk)
                 if end >= size and digest.hexdigest() != info["sha256"]:
@@ -279,7 +293,7 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
                 if not chunk:
                     break
         finally:
-            await _run(chunks.close)  # closes the file even when the client goes away mid-stream
+            await _run(close)  # closes the file even when the client goes away mid-stream
         if offset != size:
             raise DataLoss(f"the stored {fmt} artifact of {owner} has {offset} bytes, {size} recorded")
 

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import threading
+import traceback
 import time
 from collections import Counter
 from pathlib import Path
@@ -174,7 +175,10 @@ class ServerErrors(logging.Handler):
         self.seen: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append(f"{record.name}: {record.getMessage()}")
+        cause = ""
+        if record.exc_info and record.exc_info[1] is not None:  # what to fix, not only where
+            cause = " | " + "".join(traceback.format_exception(*record.exc_info)[-3:]).strip()
+        self.seen.append(f"{record.name}: {record.getMessage()}{cause}")
 
     def thread_died(self, args) -> None:
         self.seen.append(f"thread {getattr(args.thread, 'name', '?')}: {args.exc_type.__name__}: {args.exc_value}")
