@@ -97,10 +97,6 @@ class ApiKeys:
             self._cache.clear()
         return row
 
-    def any_active(self) -> bool:
-        with self._db.session() as s:
-            return s.scalars(select(ApiKeyRow.id).where(ApiKeyRow.revoke_time.is_(None)).limit(1)).first() is not None
-
     def verify(self, key: str) -> Principal | None:
         """The key's principal, or None for a malformed, unknown or revoked key."""
         match = _KEY.match(key)

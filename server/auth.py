@@ -82,8 +82,8 @@ def header_project(metadata: dict[str, str]) -> str:
     return project
 
 
-def scope_for(principal: Principal, method: str, metadata: dict[str, str]) -> tuple[tenancy.Scope, str]:
-    """The scope of one call by `principal` (and the role it needs), or AuthError."""
+def scope_for(principal: Principal, method: str, metadata: dict[str, str]) -> tenancy.Scope:
+    """The scope of one call by `principal`, or AuthError."""
     needs = METHOD_ROLES[method]
     allowed = principal.projects_with(needs)
     short = method.rsplit("/", 1)[-1]
@@ -96,7 +96,7 @@ def scope_for(principal: Principal, method: str, metadata: dict[str, str]) -> tu
         # A key of one project means that project; with several, bare ids need the header.
         default = next(iter(principal.roles)) if len(principal.roles) == 1 else tenancy.DEFAULT_PROJECT
     return tenancy.Scope(projects=allowed, default_project=default,
-                         visible=frozenset(principal.roles), needs=needs), needs
+                         visible=frozenset(principal.roles), needs=needs)
 
 
 class Authenticator:
@@ -111,5 +111,4 @@ class Authenticator:
         if principal is None:
             shown = key[:16] + "..." if len(key) > 16 else key
             raise AuthError("UNAUTHENTICATED", f"API key {shown!r} is not valid: it is unknown, malformed or revoked")
-        scope, _ = scope_for(principal, method, metadata)
-        return principal, scope
+        return principal, scope_for(principal, method, metadata)

@@ -82,7 +82,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return None
         metadata = {k: v for k, v in (handler_call_details.invocation_metadata or ()) if isinstance(v, str)}
         method = handler_call_details.method
-        admit = self._admit
+
+        async def enter(context, holds_stream: bool) -> tuple[str, bool]:
+            """Admit the call (aborting it when refused); (caller, whether it took a stream slot)."""
+            try:
+                caller = self._admit(method, metadata)
+                if holds_stream:
+                    self.streams.take(caller)
+                return caller, holds_stream
+            except auth.AuthError as refused:
+                await context.abort(grpc.StatusCode[refused.code], refused.message)
 
         def unary_response(behavior, holds_stream: bool):
             # holds_stream: an upload holds a stream slot for as long as it sends.
@@ -91,13 +100,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 caller, holding = ANONYMOUS, False
                 try:
-                    try:
-                        caller = admit(method, metadata)
-                        if holds_stream:
-                            self.streams.take(caller)
-                            holding = True
-                    except auth.AuthError as refused:
-                        await context.abort(grpc.StatusCode[refused.code], refused.message)
+                    caller, holding = await enter(context, holds_stream)
                     return await behavior(request_or_iterator, context)
                 finally:
                     if holding:
@@ -112,12 +115,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 caller, holding = ANONYMOUS, False
                 try:
-                    try:
-                        caller = admit(method, metadata)
-                        self.streams.take(caller)
-                        holding = True
-                    except auth.AuthError as refused:
-                        await context.abort(grpc.StatusCode[refused.code], refused.message)
+                    caller, holding = await enter(context, True)
                     result = behavior(request_or_iterator, context)
                     if inspect.isawaitable(result):  # handlers that write with context.write()
                         await result
