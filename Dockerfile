@@ -31,7 +31,7 @@ COPY server ./server
 
 # One pip call with the SDK listed first: pip satisfies the server's requirement on
 # forge-training-client from ./clients/python instead of looking it up on an index.
-RUN pip install --no-cache-dir ./clients/python .
+RUN pip install --no-cache-dir './clients/python[plot]' .
 
 # Create and chown /data before the VOLUME line: build steps that change a path after
 # it is declared a volume are discarded, and a new named volume copies this ownership.

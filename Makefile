@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -e './clients/python[plot]' -e '.[dev]'
 	touch $@
 
 serve: $(STAMP)

@@ -15,7 +15,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("name", "spec", "state", "state_message", "error", "create_time", "start_time", "end_time", "update_time", "current_epoch", "total_epochs", "progress", "latest_metrics", "checkpoint_epoch", "test_metrics", "export_formats", "framework_versions", "attempt_count", "model_version")
+    __slots__ = ("name", "spec", "state", "state_message", "error", "create_time", "start_time", "end_time", "update_time", "current_epoch", "total_epochs", "progress", "latest_metrics", "checkpoint_epoch", "test_metrics", "export_formats", "framework_versions", "attempt_count", "model_version", "tensorboard_log_dir")
     class TestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class TrainingJob(_message.Message):
     FRAMEWORK_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TENSORBOARD_LOG_DIR_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TrainingRequest
     state: _common_pb2.JobState
@@ -68,7 +69,8 @@ class TrainingJob(_message.Message):
     framework_versions: _containers.ScalarMap[str, str]
     attempt_count: int
     model_version: str
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
+    tensorboard_log_dir: str
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ..., model_version: _Optional[str] = ..., tensorboard_log_dir: _Optional[str] = ...) -> None: ...
 
 class TrainingRequest(_message.Message):
     __slots__ = ("display_name", "model_type", "model_config", "training_config", "data_config", "resources", "validation", "callbacks", "labels", "model_id")
