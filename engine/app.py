@@ -16,6 +16,7 @@ from engine.models.inspect import inspect_isolated
 from engine.models.registry import LoadPolicy, ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
+from engine.monitor.tensorboard import TensorBoardLogs
 from engine.storage.artifacts import ArtifactStore, StorageConfig
 from engine.pipelines.manager import PipelineManager
 from engine.tuning.manager import TuningManager
@@ -51,7 +52,7 @@ class Engine:
         self.settings = settings
         self.bus = Bus()
         self.db = Database(settings.resolved_database_url(), on_commit=self.bus.publish)
-        self.journal = Journal(self.db, self.bus)
+        self.journal = Journal(self.db, self.bus, TensorBoardLogs(settings.data_dir / "tensorboard"))
         self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes,
                                 data_roots=settings.data_roots, limits=settings.ingest_limits)
         self.storage = ArtifactStore(settings.storage, settings.data_dir)

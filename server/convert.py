@@ -283,7 +283,8 @@ def log_to_proto(entry: dict[str, Any]) -> metrics_pb2.TrainingLogEntry:
     return msg
 
 
-def job_to_proto(row: TrainingJobRow) -> training_job_pb2.TrainingJob:
+def job_to_proto(row: TrainingJobRow, tensorboard_log_dir: str = "") -> training_job_pb2.TrainingJob:
+    """`tensorboard_log_dir`: the engine's TensorBoardLogs.written_dir of the job (the row does not hold it)."""
     job = training_job_pb2.TrainingJob(
         name=row.name,
         spec=spec_to_proto(row.spec),
@@ -298,6 +299,7 @@ def job_to_proto(row: TrainingJobRow) -> training_job_pb2.TrainingJob:
         framework_versions=row.framework_versions or {},
         attempt_count=row.attempt_count,
         model_version=(row.model_info or {}).get("model_version", ""),
+        tensorboard_log_dir=tensorboard_log_dir,
     )
     for field in ("create_time", "start_time", "end_time", "update_time"):
         value = getattr(row, field)

@@ -31,6 +31,10 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
     def _job(value: str) -> str:
         return names.resolve(value, "trainingJobs", "name")
 
+    def _job_proto(self, row):
+        # The row does not know the data dir; the journal's TensorBoard writer does.
+        return convert.job_to_proto(row, self.engine.journal.tensorboard.written_dir(row.name))
+
     @rpc
     async def StartTraining(self, request: pb.StartTrainingRequest, context) -> pb.StartTrainingResponse:
         project = names.project_of_parent(request.parent)
@@ -38,19 +42,19 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             raise InvalidArgument.field("spec", "is required: the TrainingRequest to run", "REQUIRED")
         spec = convert.spec_from_proto(request.spec)
         row = await _run(self.trainer.start_training, project, request.training_job_id, spec)
-        return pb.StartTrainingResponse(training_job=convert.job_to_proto(row))
+        return pb.StartTrainingResponse(training_job=self._job_proto(row))
 
     @rpc
     async def GetTrainingJob(self, request, context) -> pb.GetTrainingJobResponse:
         row = await _run(self.trainer.get_job, self._job(request.name))
-        return pb.GetTrainingJobResponse(training_job=convert.job_to_proto(row))
+        return pb.GetTrainingJobResponse(training_job=self._job_proto(row))
 
     @rpc
     async def ListTrainingJobs(self, request, context) -> pb.ListTrainingJobsResponse:
         project = names.project_of_parent(request.parent)
         rows, token = await _run(self.trainer.list_jobs, project, request.page_size, request.page_token,
                                  request.filter)
-        return pb.ListTrainingJobsResponse(training_jobs=[convert.job_to_proto(r) for r in rows],
+        return pb.ListTrainingJobsResponse(training_jobs=[self._job_proto(r) for r in rows],
                                            next_page_token=token)
 
     @rpc
@@ -61,17 +65,17 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
     @rpc
     async def PauseTraining(self, request, context) -> pb.PauseTrainingResponse:
         row = await _run(self.trainer.pause, self._job(request.name))
-        return pb.PauseTrainingResponse(training_job=convert.job_to_proto(row))
+        return pb.PauseTrainingResponse(training_job=self._job_proto(row))
 
     @rpc
     async def ResumeTraining(self, request, context) -> pb.ResumeTrainingResponse:
         row = await _run(self.trainer.resume, self._job(request.name))
-        return pb.ResumeTrainingResponse(training_job=convert.job_to_proto(row))
+        return pb.ResumeTrainingResponse(training_job=self._job_proto(row))
 
     @rpc
     async def CancelTraining(self, request, context) -> pb.CancelTrainingResponse:
         row = await _run(self.trainer.cancel, self._job(request.name))
-        return pb.CancelTrainingResponse(training_job=convert.job_to_proto(row))
+        return pb.CancelTrainingResponse(training_job=self._job_proto(row))
 
     @rpc
     async def GetTrainingMetrics(self, request, context) -> pb.GetTrainingMetricsResponse:

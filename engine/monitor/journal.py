@@ -2,7 +2,8 @@
 
 Sequences start at 1 and have no gaps, per job and per stream (metrics, logs). They are
 assigned here, in the server process, so they continue across worker restarts
-(resume, retry) and server restarts (read back from the database).
+(resume, retry) and server restarts (read back from the database). Each metric point is
+also charted in the job's TensorBoard event files once it is recorded (engine/monitor/tensorboard.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from engine.monitor.bus import Bus
+from engine.monitor.tensorboard import TensorBoardLogs
 from engine.store.database import Database
 from engine.store.models import LogEntryRow, MetricPointRow
 
@@ -26,9 +28,10 @@ def now() -> datetime:
 
 
 class Journal:
-    def __init__(self, db: Database, bus: Bus):
+    def __init__(self, db: Database, bus: Bus, tensorboard: TensorBoardLogs | None = None):
         self._db = db
         self._bus = bus
+        self.tensorboard = tensorboard
         self._lock = threading.Lock()
         self._next: dict[tuple[str, str], int] = {}
 
@@ -58,7 +61,11 @@ class Journal:
                     )
                     s.add(row)
                     stamped.append(_metric_dict(row))
+            # Once committed, under the lock: the charts hold exactly the recorded points, in order.
+            warning = self.tensorboard.write(job, stamped) if self.tensorboard else ""
         self._bus.publish(job)
+        if warning:
+            self.log(job, warning, "warning")
         return stamped
 
     def append_logs(self, job: str, entries: list[tuple[str, str, str, int]]) -> None:
@@ -127,6 +134,8 @@ class Journal:
                 s.execute(delete(LogEntryRow).where(LogEntryRow.job == job))
             self._next.pop((job, "metrics"), None)
             self._next.pop((job, "logs"), None)
+            if self.tensorboard:
+                self.tensorboard.delete(job)
         self._bus.forget(job)
 
 
