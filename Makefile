@@ -9,7 +9,7 @@ BUF := node_modules/.bin/buf
 ADDRESS ?= 127.0.0.1:50051
 DATA_DIR ?= ./forge-data
 
-.PHONY: serve test venv generate lint format breaking check-generated api-checks clean
+.PHONY: serve test test-postgres venv generate lint format breaking check-generated api-checks clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The server-level suites again with every test server's metadata in PostgreSQL rather than
+# SQLite. Needs FORGE_TEST_POSTGRES_URL (`. .ci/postgres.sh; start_postgres`; .ci/run does it).
+test-postgres: $(STAMP)
+	FORGE_TEST_DATABASE=postgresql $(PY) -m pytest tests/integration tests/faults tests/load
+
 $(BUF): package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
@@ -38,6 +43,11 @@ generate: $(STAMP) $(BUF)
 	$(BUF) generate --path proto/forge
 	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/googleapis \
 		--grpc_python_out=clients/python proto/forge/training/v1/*_service.proto
+
+# The TypeScript and Go SDKs bring their own targets (generate-typescript, test-typescript,
+# generate-go, test-go).
+-include clients/typescript/sdk.mk
+-include clients/go/sdk.mk
 
 lint: $(BUF)
 	$(BUF) lint

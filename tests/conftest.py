@@ -3,10 +3,99 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import threading
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+
+class PostgresDatabases:
+    """Databases on the test PostgreSQL server (FORGE_TEST_POSTGRES_URL), dropped at the end."""
+
+    def __init__(self, server_url: str):
+        import sqlalchemy as sa
+
+        self.server = sa.make_url(server_url)
+        self.admin = sa.create_engine(self.server, isolation_level="AUTOCOMMIT")
+        self.created: set[str] = set()
+
+    def url(self, name: str) -> str:
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    def create(self, name: str) -> str:
+        import sqlalchemy as sa
+
+        if name not in self.created:
+            with self.admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            self.created.add(name)
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        import sqlalchemy as sa
+
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.discard(name)
+
+    @contextmanager
+    def throwaway(self, prefix: str = "forge_throwaway"):
+        """The URL of a new, empty database, dropped afterwards."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        try:
+            yield self.create(name)
+        finally:
+            self.drop(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.created):
+            self.drop(name)
+        self.admin.dispose()
+
+
+_postgres: PostgresDatabases | None = None
+
+
+def postgres_databases() -> PostgresDatabases:
+    global _postgres
+    if _postgres is None:
+        _postgres = PostgresDatabases(os.environ["FORGE_TEST_POSTGRES_URL"])
+    return _postgres
+
+
+def servers_use_postgres() -> bool:
+    """FORGE_TEST_DATABASE=postgresql (make test-postgres): every server the tests start keeps
+    its metadata in PostgreSQL instead of the data dir's SQLite file."""
+    choice = os.environ.get("FORGE_TEST_DATABASE", "sqlite")
+    if choice not in ("sqlite", "postgresql"):
+        raise pytest.UsageError(f"FORGE_TEST_DATABASE={choice!r}: use sqlite or postgresql")
+    if choice == "postgresql" and not os.environ.get("FORGE_TEST_POSTGRES_URL"):
+        raise pytest.UsageError("FORGE_TEST_DATABASE=postgresql needs FORGE_TEST_POSTGRES_URL "
+                                "(. .ci/postgres.sh; start_postgres)")
+    return choice == "postgresql"
+
+
+def database_for(data_dir: Path) -> str:
+    """The database URL a test server on data_dir uses: "" (the data dir's SQLite file) or, under
+    FORGE_TEST_DATABASE=postgresql, a PostgreSQL database of its own for that data dir, so a
+    server restarted on the same data dir finds the same jobs, as it would with SQLite."""
+    if not servers_use_postgres():
+        return ""
+    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    return postgres_databases().create(f"forge_dir_{digest}")
+
+
+def pytest_report_header(config):
+    return f"test servers' metadata database: {'postgresql' if servers_use_postgres() else 'sqlite'}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _postgres is not None:
+        _postgres.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +122,8 @@ class ServerThread:
 
         # settings: any other ServerConfig field, e.g. storage or load_policy.
         self.config = ServerConfig(address="127.0.0.1:0", data_dir=data_dir, max_concurrent_jobs=max_concurrent_jobs,
-                                   shutdown_grace_seconds=15.0, database_url=database_url, **settings)
+                                   shutdown_grace_seconds=15.0, database_url=database_url or database_for(data_dir),
+                                   **settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -105,8 +195,6 @@ def module_server(tmp_path_factory):
 def postgres_url() -> str:
     """A PostgreSQL database for tests (.ci/run starts one); skipped where none is configured,
     except in CI, where a missing database is a failure."""
-    import os
-
     url = os.environ.get("FORGE_TEST_POSTGRES_URL", "")
     if not url:
         if os.environ.get("CI") == "true":
@@ -149,8 +237,6 @@ def s3_endpoint():
 def write_matmul_onnx():
     """write(path, width) -> sha256: an ONNX model nobody trained here, x [n, 4] @ W [4, width]
     with random (incompressible) W, about 16 * width bytes; written once, never held twice."""
-    import hashlib
-
     def write(path: Path, width: int) -> str:
         import numpy as np
         import onnx
@@ -176,6 +262,30 @@ def write_matmul_onnx():
     return write
 
 
+def serve_database_flags(data_dir: Path) -> list[str]:
+    """The --database-url flag for a `forge-training serve` process on data_dir (see database_for)."""
+    url = database_for(data_dir)
+    return ["--database-url", url] if url else []
+
+
+@pytest.fixture(scope="session")
+def servers_postgres_url() -> str:
+    """The PostgreSQL server under FORGE_TEST_DATABASE=postgresql, else "" (SQLite)."""
+    return os.environ["FORGE_TEST_POSTGRES_URL"] if servers_use_postgres() else ""
+
+
+@pytest.fixture(scope="session")
+def database_flags():
+    """flags(data_dir): the --database-url a test's own `serve` process on data_dir needs."""
+    return serve_database_flags
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_url) -> PostgresDatabases:
+    """Databases on the test PostgreSQL server: .throwaway() for a new empty one."""
+    return postgres_databases()
+
+
 @pytest.fixture
 def serve_processes():
     """start(data_dir) -> (process, port): `forge-training serve` as a process of its own (to
@@ -189,8 +299,8 @@ def serve_processes():
 
     def start(data_dir: Path) -> tuple[subprocess.Popen, int]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--address", "127.0.0.1:0", "--data-dir", str(data_dir)],
-            stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "server", "serve", "--address", "127.0.0.1:0", "--data-dir", str(data_dir),
+             *serve_database_flags(data_dir)], stderr=subprocess.PIPE, text=True)
         started.append(process)
         deadline = time.monotonic() + 60
         seen: list[str] = []

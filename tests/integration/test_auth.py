@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy
 from google.protobuf import json_format, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -262,20 +263,25 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_keys_are_made_listed_and_revoked_with_the_admin_command(secured):
+def test_keys_are_made_listed_and_revoked_with_the_admin_command(secured, database_flags):
     data_dir = str(secured.config.data_dir)
-    made = _cli("keys", "--data-dir", data_dir, "create", "--name", "ci", "--role", "c=trainer")
+    store = ["--data-dir", data_dir, *database_flags(data_dir)]  # the server's own database
+    made = _cli("keys", *store, "create", "--name", "ci", "--role", "c=trainer")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("ftk_") and "only time" in made.stderr
     key_id = key.split("_")[1]
-    listed = _cli("keys", "--data-dir", data_dir, "list", "--output", "json")
+    listed = _cli("keys", *store, "list", "--output", "json")
     assert key_id in listed.stdout and key not in listed.stdout  # the secret is never shown again
     stored = Path(data_dir, "forge.db").read_bytes() if Path(data_dir, "forge.db").exists() else b""
     assert key.encode() not in stored
+    with secured.engine.db.engine.connect() as conn:  # whichever database the server uses
+        rows = conn.execute(sqlalchemy.text("SELECT * FROM api_keys")).all()
+    secret = key[len("ftk_") + 13:]  # ftk_<12-hex id>_<secret>
+    assert rows and not any(secret in str(value) for row in rows for value in row)
     with Client(secured.target, api_key=key) as ci:
         assert list(ci.list_datasets()) == []
-        revoked = _cli("keys", "--data-dir", data_dir, "revoke", key_id)
+        revoked = _cli("keys", *store, "revoke", key_id)
         assert revoked.returncode == 0 and key_id in revoked.stdout
         deadline = time.monotonic() + 15  # a server trusts a checked key for a few seconds
         while True:
@@ -286,7 +292,7 @@ def test_keys_are_made_listed_and_revoked_with_the_admin_command(secured):
                 break
             assert time.monotonic() < deadline, "a revoked key kept working"
             time.sleep(0.5)
-    bad = _cli("keys", "--data-dir", data_dir, "create", "--name", "x", "--role", "c=owner")
+    bad = _cli("keys", *store, "create", "--name", "x", "--role", "c=owner")
     assert bad.returncode == 2 and "viewer, trainer, admin" in bad.stderr
 
 

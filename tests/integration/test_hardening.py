@@ -157,11 +157,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ctrl_c_on_the_process_group_pauses_running_jobs(tmp_path, breast_cancer_csv, start_server):
+def test_ctrl_c_on_the_process_group_pauses_running_jobs(tmp_path, breast_cancer_csv, start_server, database_flags):
     port = _free_port()
     data_dir = tmp_path / "ctrl-c"
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "server", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+         *database_flags(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:

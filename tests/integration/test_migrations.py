@@ -8,9 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,7 +31,9 @@ class Store:
     def __init__(self, data_dir: Path, url: str, flags: list[str]):
         self.data_dir, self.url = data_dir, url
         self.flags = flags  # how the command line names this database
-        self.server_settings = {} if url.startswith("sqlite") else {"database_url": url}
+        # Named even for the data dir's own SQLite file: make test-postgres would give a test
+        # server without a database_url a PostgreSQL database of its own.
+        self.server_settings = {"database_url": url}
 
     def forge_training(self, *args: str) -> subprocess.CompletedProcess:
         """The command as an operator runs it: a process of its own."""
@@ -50,22 +49,6 @@ class Store:
         return code, captured.out, captured.err
 
 
-@contextmanager
-def _throwaway_postgres(postgres_url: str) -> Iterator[str]:
-    """The URL of a new, empty database on the test PostgreSQL server; dropped afterwards."""
-    server = sa.make_url(postgres_url)
-    name = f"forge_migrations_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _sqlite_store(data_dir: Path) -> Store:
     # The default database of the data dir: the commands find it through --data-dir alone.
     return Store(data_dir, f"sqlite:///{data_dir / 'forge.db'}", ["--data-dir", str(data_dir)])
@@ -78,7 +61,7 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         yield _sqlite_store(data_dir)
         return
-    with _throwaway_postgres(request.getfixturevalue("postgres_url")) as url:
+    with request.getfixturevalue("postgres").throwaway("forge_migrations") as url:
         yield Store(data_dir, url, ["--data-dir", str(data_dir), "--database-url", url])
 
 
@@ -201,7 +184,7 @@ def test_an_unknown_revision_is_refused_and_a_partial_old_database_is_not_stampe
     assert _status(db).unstamped
 
 
-def test_servers_starting_together_on_an_empty_postgres_database_both_start(postgres_url):
+def test_servers_starting_together_on_an_empty_postgres_database_both_start(postgres):
     errors: list[BaseException] = []
 
     def start(database: Database) -> None:
@@ -210,7 +193,7 @@ def test_servers_starting_together_on_an_empty_postgres_database_both_start(post
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    with _throwaway_postgres(postgres_url) as url:
+    with postgres.throwaway("forge_migrations") as url:
         databases = [Database(url) for _ in range(2)]
         threads = [threading.Thread(target=start, args=(database,)) for database in databases]
         for thread in threads:

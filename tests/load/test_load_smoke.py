@@ -1,4 +1,4 @@
-"""bench/load.py's core, small: a real server on SQLite, 5 clients and 10 watchers for 5 s.
+"""bench/load.py's core, small: a real server (SQLite, or PostgreSQL under make test-postgres), 5 clients and 10 watchers for 5 s.
 Every call succeeds and every watcher sees each metric point once, in order."""
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ def _load_module():
     return module
 
 
-def test_a_short_load_has_no_errors_and_no_sequence_gaps(tmp_path):
+def test_a_short_load_has_no_errors_and_no_sequence_gaps(tmp_path, servers_postgres_url):
     load = _load_module()
     plan = load.Plan(clients=5, watchers=10, duration=5.0, jobs=1, churn_interval=1.0, baseline=False)
 
-    result = load.run_backend("sqlite", plan, tmp_path)
+    backend = "postgres" if servers_postgres_url else "sqlite"
+    result = load.run_backend(backend, plan, tmp_path, postgres_url=servers_postgres_url)
 
     measured = result["measured"]
     watchers = measured["watchers"]
