@@ -25,9 +25,11 @@ from server.config import ServerConfig
 from server.data_servicer import DataServicer
 from server.auth import Authenticator
 from server.interceptors import CallInterceptor
+from server.metrics import MetricsEndpoint
 from server.pipeline_servicer import PipelineServicer
 from server.request_decoding import RequestDecodingInterceptor
 from server.trainer_servicer import TrainerServicer
+from server.tracing import RpcTracer, create_tracer
 
 log = logging.getLogger("forge.server")
 
@@ -38,12 +40,20 @@ SERVICE_NAMES = (
 )
 
 
+class ListenError(RuntimeError):
+    """The server cannot listen where it was told to (the message says where and why)."""
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
     port: int
     engine: Engine
     health: health.aio.HealthServicer
+    # Prometheus /metrics (config.metrics_address) and its port; None when not served.
+    metrics: MetricsEndpoint | None = None
+    metrics_port: int | None = None
+    tracer: RpcTracer | None = None
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking calls, let running jobs checkpoint and pause, then close."""
@@ -56,7 +66,11 @@ class RunningServer:
         await asyncio.to_thread(self.engine.pipelines.shutdown)
         await asyncio.to_thread(self.engine.trainer.begin_shutdown)
         await self.server.stop(min(grace_seconds, 5.0))
+        if self.tracer is not None:  # every call has ended: send their last spans
+            await asyncio.to_thread(self.tracer.shutdown)
         await asyncio.to_thread(self.engine.shutdown, grace_seconds)
+        if self.metrics is not None:  # scrapable until the end: jobs pausing for the shutdown show
+            await asyncio.to_thread(self.metrics.stop)
 
 
 async def create_server(config: ServerConfig) -> RunningServer:
@@ -77,8 +91,11 @@ async def create_server(config: ServerConfig) -> RunningServer:
     engine.pipelines.functions.update(config.pipeline_functions)
     await asyncio.to_thread(engine.start)
     authenticator = Authenticator(ApiKeys(engine.db)) if config.auth == "api-key" else None
+    metrics = MetricsEndpoint(engine.trainer) if config.metrics_address else None
+    tracer = create_tracer(config.tracing, config.tracing_endpoint)
     server = grpc.aio.server(
-        interceptors=[CallInterceptor(authenticator, config.max_streams_per_key), RequestDecodingInterceptor()],
+        interceptors=[CallInterceptor(authenticator, config.max_streams_per_key, metrics and metrics.rpc, tracer),
+                      RequestDecodingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -95,13 +112,24 @@ async def create_server(config: ServerConfig) -> RunningServer:
     credentials = server_credentials(config)
     port = (server.add_secure_port(config.address, credentials) if credentials
             else server.add_insecure_port(config.address))
+    metrics_port, failure = None, ""
     if port == 0:
+        failure = f"could not listen on {config.address}"
+    elif metrics is not None:
+        try:
+            metrics_port = metrics.start(config.metrics_address, config.tls_cert, config.tls_key, config.tls_client_ca)
+        except OSError as exc:  # the port is taken, the host is not this machine's, a certificate does not load
+            failure = f"could not serve metrics on {config.metrics_address}: {exc}"
+    if failure:
+        if tracer is not None:
+            tracer.shutdown()
         await asyncio.to_thread(engine.shutdown, 0)
-        raise RuntimeError(f"could not listen on {config.address}")
+        raise ListenError(failure)
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, engine=engine, health=health_servicer)
+    return RunningServer(server=server, port=port, engine=engine, health=health_servicer, metrics=metrics,
+                         metrics_port=metrics_port, tracer=tracer)
 
 
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:

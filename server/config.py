@@ -15,9 +15,11 @@ from engine.errors import ForgeError
 from engine.jobs.spec import parse_memory
 from engine.models.registry import LoadPolicy
 from engine.storage.artifacts import STORAGE_TYPES, StorageConfig
+from server.logs import LOG_FORMATS
 
 ENV_PREFIX = "FORGE_TRAINING_"
 AUTH_MODES = ("none", "api-key")
+TRACING_MODES = ("none", "console", "otlp")
 MIN_MESSAGE_BYTES = 2 * 1024 * 1024
 
 
@@ -52,6 +54,16 @@ class ServerConfig:
     # For jobs that do not say (resources.timeout / resources.memory); 0: no limit.
     default_job_timeout_seconds: float = 0.0
     default_job_memory_bytes: int = 0
+    # Prometheus /metrics: host:port of its HTTP listener (port 0 picks a free one); "": none.
+    # It shares the server's TLS (HTTPS with tls_cert, mutual with tls_client_ca).
+    metrics_address: str = ""
+    # "text" or "json" (one object per line, with the request id of the call being served).
+    log_format: str = "text"
+    # OpenTelemetry spans, one per RPC: "none", "console" (printed to stdout) or "otlp".
+    tracing: str = "none"
+    # otlp: the collector's OTLP/HTTP traces URL; "": the OTEL_EXPORTER_OTLP_* environment,
+    # else http://localhost:4318/v1/traces.
+    tracing_endpoint: str = ""
 
 
 def _env(name: str, default):
@@ -83,11 +95,32 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              "default %(default)s)")
     parser.add_argument("--shutdown-grace", type=float, default=float(_env("SHUTDOWN_GRACE", d.shutdown_grace_seconds)),
                         help="seconds running jobs get to checkpoint on SIGTERM (default %(default)s)")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), help="default %(default)s")
     parser.add_argument("--insecure", action="store_true", default=_env("INSECURE", "") in ("1", "true"),
                         help="listen on a non-loopback address without both --auth api-key and TLS: anyone who "
-                             "reaches the port (or reads the traffic) can train, read data and export models "
+                             "reaches the port (or reads the traffic) can train, read data and export models; "
+                             "also lets --metrics-address be non-loopback without mutual TLS "
                              "(env FORGE_TRAINING_INSECURE=1)")
+    observability = parser.add_argument_group("observability", "logs, Prometheus metrics and OpenTelemetry "
+                                                               "traces (docs/observability.md)")
+    observability.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level),
+                               help="(env FORGE_TRAINING_LOG_LEVEL; default %(default)s)")
+    observability.add_argument("--log-format", choices=LOG_FORMATS, default=_env("LOG_FORMAT", d.log_format),
+                               help="json: one JSON object per line, with the request id of the call being served "
+                                    "(env FORGE_TRAINING_LOG_FORMAT; default %(default)s)")
+    observability.add_argument("--metrics-address", default=_env("METRICS_ADDRESS", d.metrics_address),
+                               metavar="HOST:PORT",
+                               help="serve Prometheus metrics at http://HOST:PORT/metrics (https with --tls-cert); "
+                                    "port 0 picks a free one. A non-loopback host needs --tls-client-ca (only "
+                                    "scrapers with a certificate it signed may read) or --insecure "
+                                    "(env FORGE_TRAINING_METRICS_ADDRESS; default: no metrics)")
+    observability.add_argument("--tracing", choices=TRACING_MODES, default=_env("TRACING", d.tracing),
+                               help="an OpenTelemetry span per RPC: console prints them to stdout, otlp sends them "
+                                    "to a collector over OTLP/HTTP (env FORGE_TRAINING_TRACING; default %(default)s)")
+    observability.add_argument("--tracing-endpoint", default=_env("TRACING_ENDPOINT", d.tracing_endpoint),
+                               metavar="URL",
+                               help="otlp: the collector's traces URL, e.g. http://collector:4318/v1/traces "
+                                    "(env FORGE_TRAINING_TRACING_ENDPOINT; default: OTEL_EXPORTER_OTLP_ENDPOINT, "
+                                    "else http://localhost:4318/v1/traces)")
     security = parser.add_argument_group(
         "security", "API keys (`forge-training keys create`), TLS and limits; a non-loopback --address needs "
         "--auth api-key with --tls-cert/--tls-key, or --insecure")
@@ -178,6 +211,7 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         raise SystemExit(f"--address {args.address} is reachable from other machines, and this server has no "
                          f"{missing}: add them, listen on 127.0.0.1, or pass --insecure to accept that anyone who "
                          "reaches the port (or reads its traffic) can use it")
+    check_observability(args, tls)
     storage = StorageConfig(type=args.storage_type, base_path=args.storage_path, bucket=args.storage_bucket,
                             prefix=args.storage_prefix, region=args.storage_region,
                             endpoint_url=args.storage_endpoint_url, project=args.storage_project)
@@ -206,7 +240,34 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         ingest_limits=ingest_limits,
         default_job_timeout_seconds=args.default_job_timeout,
         default_job_memory_bytes=job_memory,
+        metrics_address=args.metrics_address,
+        log_format=args.log_format,
+        tracing=args.tracing,
+        tracing_endpoint=args.tracing_endpoint,
     )
+
+
+def check_observability(args: argparse.Namespace, tls: bool) -> None:
+    """Refuse a malformed or exposed --metrics-address and a --tracing-endpoint without otlp.
+    /metrics names every RPC method, job states and counts, and running jobs by name: other
+    machines may read it only over mutual TLS, or with --insecure."""
+    if args.metrics_address:
+        host, _, port = args.metrics_address.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise SystemExit(f"--metrics-address {args.metrics_address!r}: use HOST:PORT, e.g. 127.0.0.1:9464 "
+                             "(port 0 picks a free one)")
+        if not is_loopback(args.metrics_address) and not args.insecure and not (tls and args.tls_client_ca):
+            raise SystemExit(f"--metrics-address {args.metrics_address} is reachable from other machines, and "
+                             "/metrics shows method rates, job counts and running jobs' names: add --tls-client-ca "
+                             "(with --tls-cert/--tls-key) so only scrapers with a certificate it signed can read it, "
+                             "listen on 127.0.0.1, or pass --insecure to accept that anyone who reaches the port "
+                             "can read it")
+    if args.tracing_endpoint:
+        if args.tracing != "otlp":
+            raise SystemExit("--tracing-endpoint is where --tracing otlp sends spans: add --tracing otlp, or drop it")
+        if not args.tracing_endpoint.startswith(("http://", "https://")):
+            raise SystemExit(f"--tracing-endpoint {args.tracing_endpoint!r}: give the collector's OTLP/HTTP traces "
+                             "URL, e.g. http://collector:4318/v1/traces")
 
 
 def default_data_roots(args: argparse.Namespace) -> tuple[str, ...] | None:

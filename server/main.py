@@ -9,10 +9,10 @@ import signal
 import sys
 
 from server import config as server_config
-from server import keys_command, migrate_command
+from server import keys_command, logs, migrate_command
 from engine.apikeys import ApiKeys
 from engine.store.migrate import SchemaMismatch
-from server.app import create_server
+from server.app import ListenError, create_server
 
 log = logging.getLogger("forge.server")
 
@@ -25,6 +25,8 @@ async def serve(config: server_config.ServerConfig) -> None:
              running.engine.storage.config.describe())
     for level, line in security_summary(config, running):
         log.log(level, "%s", line)
+    for line in observability_summary(config, running):
+        log.info("%s", line)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -55,6 +57,22 @@ def security_summary(config: server_config.ServerConfig, running) -> list[tuple[
     return lines
 
 
+def observability_summary(config: server_config.ServerConfig, running) -> list[str]:
+    """Where metrics and traces go, said once at start."""
+    lines = []
+    if running.metrics_port is not None:
+        host = config.metrics_address.rsplit(":", 1)[0]
+        scheme = "https" if config.tls_cert else "http"
+        lines.append(f"metrics on {scheme}://{host}:{running.metrics_port}/metrics"
+                     + (" (mutual TLS)" if config.tls_client_ca else ""))
+    if config.tracing == "console":
+        lines.append("tracing: a span per RPC, printed to stdout")
+    elif config.tracing == "otlp":
+        lines.append(f"tracing: a span per RPC, sent over OTLP/HTTP to "
+                     f"{config.tracing_endpoint or 'the OTEL_EXPORTER_OTLP_* endpoint (default localhost:4318)'}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="forge-training", description="forge-training: train models over gRPC")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         config = server_config.from_args(args)
-        logging.basicConfig(level=config.log_level, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logs.configure(config.log_level, config.log_format)
         try:
             asyncio.run(serve(config))
         except SchemaMismatch as exc:  # the operator's to fix: the message says how, no traceback needed
             log.error("%s", exc.message)
+            return 2
+        except ListenError as exc:  # a taken port or a foreign host: the operator's to fix too
+            log.error("%s", exc)
             return 2
     elif args.command == "keys":
         return keys_command.run(args)

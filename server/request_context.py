@@ -12,5 +12,10 @@ def request_id() -> str:
     return _request_id.get() or "-"
 
 
+def current_request_id() -> str:
+    """The request id of the call being served; "" outside any call (startup, job supervisors)."""
+    return _request_id.get()
+
+
 def new_request_id(incoming: str | None) -> contextvars.Token:
     return _request_id.set(incoming or uuid.uuid4().hex[:16])

@@ -59,7 +59,7 @@ class WorkerHandle:
             except (BrokenPipeError, OSError):
                 pass  # the worker is already gone; its exit is handled by the supervisor
 
-    def _tree(self) -> list[psutil.Process]:
+    def tree(self) -> list[psutil.Process]:
         """The worker and the processes it started (e.g. joblib's), worker first."""
         try:
             worker = psutil.Process(self.process.pid)
@@ -71,7 +71,7 @@ class WorkerHandle:
         self.kill_reason = self.kill_reason or reason
         if self.process.is_alive():
             # Children first: orphaned, they would keep their CPU and memory after the job ended.
-            for child in self._tree()[1:]:
+            for child in self.tree()[1:]:
                 try:
                     child.kill()
                 except psutil.Error:
@@ -86,7 +86,7 @@ class WorkerHandle:
             return
         self._memory_checked = now
         used = 0
-        for process in self._tree():
+        for process in self.tree():
             try:
                 used += process.memory_info().rss
             except psutil.Error:  # exited between the listing and the reading

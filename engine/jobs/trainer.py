@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
@@ -186,6 +187,19 @@ def _column_types(dataset) -> dict[str, str]:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """What one running worker uses, for monitoring: its process tree's CPU time and resident
+    memory now, and the GPU use it reported with its last epoch (None without a GPU, or before
+    its first epoch ends)."""
+
+    job: str
+    cpu_seconds: float
+    memory_bytes: int
+    gpu_usage: float | None = None
+    gpu_memory_bytes: int | None = None
 
 
 @dataclass
@@ -892,6 +906,32 @@ class ModelTrainer:
     def running_jobs(self) -> list[str]:
         with self._lock:
             return list(self._workers)
+
+    def worker_resources(self) -> list[WorkerResources]:
+        """Each running worker's resources, read now (see WorkerResources)."""
+        with self._lock:
+            handles = list(self._workers.values())
+        if not handles:
+            return []
+        with self._db.session() as s:
+            latest = dict(s.execute(select(TrainingJobRow.name, TrainingJobRow.latest_metrics)
+                                    .where(TrainingJobRow.name.in_([h.job for h in handles]))).all())
+        found = []
+        for handle in handles:
+            cpu, memory = 0.0, 0
+            for i, process in enumerate(handle.tree()):
+                try:
+                    times = process.cpu_times()
+                    # The worker's own figure includes the children it has already waited for.
+                    cpu += times.user + times.system + (times.children_user + times.children_system if i == 0 else 0)
+                    memory += process.memory_info().rss
+                except psutil.Error:  # exited between the listing and the reading
+                    pass
+            usage = (latest.get(handle.job) or {}).get("resource_usage") or {}
+            gpu = usage.get("gpu_present", False)
+            found.append(WorkerResources(handle.job, cpu, memory, usage.get("gpu_usage") if gpu else None,
+                                         usage.get("gpu_memory") if gpu else None))
+        return found
 
     def count_by_state(self) -> dict[str, int]:
         with self._db.session() as s:
