@@ -43,6 +43,8 @@ generate: $(STAMP) $(BUF)
 	$(BUF) generate --path proto/forge
 	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/googleapis \
 		--grpc_python_out=clients/python proto/forge/training/v1/*_service.proto
+	$(PY) tools/gen_api_docs.py
+	$(PY) tools/gen_config_docs.py
 
 # The TypeScript and Go SDKs bring their own targets (generate-typescript, test-typescript,
 # generate-go, test-go).
@@ -62,8 +64,8 @@ breaking: $(BUF)
 
 # Fails when `make generate` would change anything that is committed.
 check-generated: generate
-	git diff --exit-code -- clients/python/forge
-	test -z "$$(git status --porcelain --untracked-files=all -- clients/python/forge)"
+	git diff --exit-code -- clients/python/forge docs/api docs/configuration.md
+	test -z "$$(git status --porcelain --untracked-files=all -- clients/python/forge docs/api docs/configuration.md)"
 
 api-checks: lint check-generated
 	$(BUF) format -d --exit-code

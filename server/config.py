@@ -103,7 +103,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     observability = parser.add_argument_group("observability", "logs, Prometheus metrics and OpenTelemetry "
                                                                "traces (docs/observability.md)")
     observability.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level),
-                               help="(env FORGE_TRAINING_LOG_LEVEL; default %(default)s)")
+                               help="logging level: DEBUG, INFO, WARNING or ERROR "
+                                    "(env FORGE_TRAINING_LOG_LEVEL; default %(default)s)")
     observability.add_argument("--log-format", choices=LOG_FORMATS, default=_env("LOG_FORMAT", d.log_format),
                                help="json: one JSON object per line, with the request id of the call being served "
                                     "(env FORGE_TRAINING_LOG_FORMAT; default %(default)s)")

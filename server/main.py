@@ -73,14 +73,19 @@ def observability_summary(config: server_config.ServerConfig, running) -> list[s
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The server's commands (also read by tools/gen_config_docs.py for docs/configuration.md)."""
     parser = argparse.ArgumentParser(prog="forge-training", description="forge-training: train models over gRPC")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the gRPC server")
     server_config.add_serve_arguments(serve_parser)
     keys_command.add_parser(commands)
     migrate_command.add_parser(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "serve":
         config = server_config.from_args(args)
         logs.configure(config.log_level, config.log_format)
