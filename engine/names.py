@@ -43,9 +43,23 @@ def check_access(project: str, name: str) -> None:
     raise NotFound(f"{name} not found")
 
 
+def caller_project(field: str) -> str:
+    """The project a bare id or an empty parent means for this caller."""
+    scope = tenancy.current()
+    if not scope.default_project:  # a key of several projects that named none
+        held = ", ".join(sorted(scope.visible))
+        raise InvalidArgument.field(field, f"names no project, and the API key holds roles in several ({held}): "
+                                           "choose one with the x-forge-project metadata (the SDKs' project "
+                                           "option) or send full 'projects/{project}/...' names")
+    return scope.default_project
+
+
 def project_of_parent(parent: str, field: str = "parent") -> str:
     if not parent:
-        return tenancy.current().default_project
+        # The caller's project, checked like a named one: a viewer may not create in it.
+        project = caller_project(field)
+        check_access(project, f"projects/{project}")
+        return project
     match = _PROJECT_PARENT.match(parent)
     if not match:
         raise InvalidArgument.field(field, f"{parent!r} is not a project: use 'projects/{{project}}'")
@@ -63,7 +77,7 @@ def resolve(value: str, collection: str, field: str = "name", project: str | Non
     if not value:
         raise InvalidArgument.field(field, f"is required: give a {collection} resource name or id")
     if "/" not in value:
-        project = project or tenancy.current().default_project
+        project = project or caller_project(field)
         name = make(project, collection, validate_id(value, field))
         check_access(project, name)
         return name

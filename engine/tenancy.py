@@ -26,7 +26,7 @@ DEFAULT_PROJECT = "default"
 class Scope:
     # None: every project (no authentication configured, or the service itself).
     projects: frozenset[str] | None = None
-    # The project a bare id or an empty parent means.
+    # The project a bare id or an empty parent means; "" when the caller must name one.
     default_project: str = DEFAULT_PROJECT
     # Projects the caller can see but not act in with this call (its role there is too low),
     # and the role the call needs: those get "permission denied" rather than "not found".

@@ -93,8 +93,9 @@ def scope_for(principal: Principal, method: str, metadata: dict[str, str]) -> te
                                              f"{short}: it needs the {needs} role in a project")
     default = header_project(metadata)
     if not default:
-        # A key of one project means that project; with several, bare ids need the header.
-        default = next(iter(principal.roles)) if len(principal.roles) == 1 else tenancy.DEFAULT_PROJECT
+        # A key of one project means that project; with several, bare ids and empty parents
+        # need the header ("": engine/names.py says so, naming the key's projects).
+        default = next(iter(principal.roles)) if len(principal.roles) == 1 else ""
     return tenancy.Scope(projects=allowed, default_project=default,
                          visible=frozenset(principal.roles), needs=needs)
 

@@ -240,6 +240,34 @@ def test_roles_decide_what_a_key_may_do(secured, keys, project_b):
         assert list(mixed.list_datasets()) == []  # its default project is a
 
 
+def test_creating_in_the_callers_project_needs_the_role_there(secured, keys, project_b, breast_cancer_csv):
+    # Creating calls name no parent: the project comes from x-forge-project (or the key's only
+    # project), and is checked exactly like a named one.
+    with Client(secured.target, api_key=keys["mixed"], project="b") as mixed:  # viewer in b
+        for create in (lambda: mixed.upload_dataset(breast_cancer_csv, dataset_id="sneaky", label_column="target"),
+                       lambda: mixed.start_training(_spec("bds"), training_job_id="sneaky")):
+            with pytest.raises(ForgeTrainingError) as err:
+                create()
+            assert err.value.code == grpc.StatusCode.PERMISSION_DENIED and "project b" in str(err.value)
+    with Client(secured.target, api_key=keys["alice"], project="zzz") as stranger:  # a project it has no role in
+        with pytest.raises(ForgeTrainingError) as err:
+            stranger.upload_dataset(breast_cancer_csv, dataset_id="sneaky", label_column="target")
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(ForgeTrainingError) as err:
+            list(stranger.list_datasets())
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
+    with Client(secured.target, api_key=keys["mixed"]) as unsure:  # two projects, none named
+        with pytest.raises(ForgeTrainingError) as err:
+            list(unsure.list_datasets())
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "x-forge-project" in str(err.value) and "(a, b)" in str(err.value)
+    with Client(secured.target, api_key=keys["bob"]) as bob:
+        assert "sneaky" not in {d.name.rsplit("/", 1)[-1] for d in bob.list_datasets()}
+        with pytest.raises(ForgeTrainingError) as err:
+            bob.get_job("sneaky")
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
+
+
 def test_calls_without_a_valid_key_are_refused_but_health_answers(secured, keys):
     with grpc.insecure_channel(secured.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
