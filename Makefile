@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e './clients/python[plot]' -e '.[dev]'
+	# A venv made before the SDK owned the forge-training script loses it when pip removes the
+	# server's old copy after installing the SDK's: put it back.
+	test -x $(VENV)/bin/forge-training || $(PY) -m pip install --quiet --no-deps --force-reinstall -e ./clients/python
 	touch $@
 
 serve: $(STAMP)

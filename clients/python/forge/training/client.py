@@ -627,6 +627,16 @@ class Client:
         )
         return list(self._call(self.data.SplitDataset, request).datasets)
 
+    def validate_dataset(
+        self, name: Resource, rules: dataset_pb2.ValidationRules | Mapping[str, Any]
+    ) -> dataset_pb2.ValidationReport:
+        """Checks a dataset against ValidationRules (or their JSON form: {"requiredColumns": [...],
+        "minRows": 100, "constraints": [{"column": "age", "min": 0}], "conditions": [...]});
+        returns the report, whose ``valid`` is False when any rule failed."""
+        request = data_service_pb2.ValidateDatasetRequest(name=_name(name))
+        _merge(request.rules, rules)
+        return self._call(self.data.ValidateDataset, request).report
+
     def create_data_pipeline(
         self,
         fit_dataset: Resource,
@@ -836,6 +846,7 @@ class Client:
         path: str | os.PathLike[str],
         *,
         retries: int = 3,
+        progress: Callable[[int, int], None] | None = None,
     ) -> model_pb2.ExportMetadata:
         """Downloads a completed job's (or model version's) model into ``path``.
 
@@ -846,7 +857,8 @@ class Client:
         mid-stream (UNAVAILABLE), the download continues from the last byte
         received, up to ``retries`` times, as long as the artifact's sha256 is
         unchanged. When ``path`` is an existing directory the file is named
-        after the server's suggested file name.
+        after the server's suggested file name. ``progress(received, total)``
+        is called after each chunk, in bytes.
         """
         resource = _name(name)
         target = Path(path)
@@ -870,7 +882,8 @@ class Client:
                         name=resource, format=export_format(format), offset=written
                     )
                     try:
-                        metadata, written = self._receive_export(resource, request, metadata, out, hasher, remember)
+                        metadata, written = self._receive_export(resource, request, metadata, out, hasher, remember,
+                                                                  progress)
                         break
                     except grpc.RpcError as exc:
                         if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == retries or metadata is None:
@@ -893,12 +906,12 @@ class Client:
             except FileNotFoundError:
                 pass
 
-    def _receive_export(self, resource: str, request, known, out, hasher, on_metadata):
+    def _receive_export(self, resource: str, request, known, out, hasher, on_metadata, progress=None):
         """One ExportModel call from request.offset on, appended to ``out``."""
         call = self.trainer.ExportModel(request, metadata=self._metadata)
         try:
             return copy_export(resource, call, out, hasher, known=known, start=request.offset,
-                               on_metadata=on_metadata)
+                               on_metadata=on_metadata, progress=progress)
         finally:
             call.cancel()
 
@@ -1142,10 +1155,12 @@ def copy_export(
     known: model_pb2.ExportMetadata | None = None,
     start: int = 0,
     on_metadata: Callable[[model_pb2.ExportMetadata], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[model_pb2.ExportMetadata | None, int]:
     """Appends an ExportModel stream's bytes (from offset ``start``) to ``out`` and
     ``hasher``, checking that the metadata comes first and once, that chunks are
     contiguous and, for a resumed stream, that it describes the ``known`` artifact.
+    ``progress(bytes written in all, total size)`` follows each chunk.
     Returns (metadata, bytes written in all); check_export checks the whole."""
     written = start
     metadata = known
@@ -1169,6 +1184,8 @@ def copy_export(
             out.write(response.data)
             hasher.update(response.data)
             written += len(response.data)
+            if progress is not None and metadata is not None:
+                progress(written, metadata.size_bytes)
     return metadata, written
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from forge.training.cli.main import main
+
+sys.exit(main())
