@@ -9,7 +9,7 @@ BUF := node_modules/.bin/buf
 ADDRESS ?= 127.0.0.1:50051
 DATA_DIR ?= ./forge-data
 
-.PHONY: serve test test-postgres venv generate lint format breaking check-generated api-checks clean
+.PHONY: serve test test-postgres test-sdks venv generate lint format breaking check-generated api-checks clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,9 @@ test: $(STAMP)
 
 # The server-level suites again with every test server's metadata in PostgreSQL rather than
 # SQLite. Needs FORGE_TEST_POSTGRES_URL (`. .ci/postgres.sh; start_postgres`; .ci/run does it).
+# The TypeScript and Go SDKs against the real server (their targets: clients/*/sdk.mk).
+test-sdks: test-typescript test-go
+
 test-postgres: $(STAMP)
 	FORGE_TEST_DATABASE=postgresql $(PY) -m pytest tests/integration tests/faults tests/load
 
@@ -41,7 +44,7 @@ $(BUF): package.json
 # Regenerate the committed Python code from proto/: messages and type stubs
 # through buf (buf.gen.yaml), gRPC stubs through grpc_tools (no standalone
 # protoc plugin exists for them).
-generate: $(STAMP) $(BUF)
+generate: $(STAMP) $(BUF) generate-typescript generate-go
 	rm -f clients/python/forge/training/v1/*_pb2.py clients/python/forge/training/v1/*_pb2.pyi clients/python/forge/training/v1/*_pb2_grpc.py
 	$(BUF) generate --path proto/forge
 	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/googleapis \
@@ -51,8 +54,8 @@ generate: $(STAMP) $(BUF)
 
 # The TypeScript and Go SDKs bring their own targets (generate-typescript, test-typescript,
 # generate-go, test-go).
--include clients/typescript/sdk.mk
--include clients/go/sdk.mk
+include clients/typescript/sdk.mk
+include clients/go/sdk.mk
 
 lint: $(BUF)
 	$(BUF) lint
@@ -66,12 +69,13 @@ breaking: $(BUF)
 	$(BUF) breaking --against '$(AGAINST)'
 
 # Fails when `make generate` would change anything that is committed.
+GENERATED := clients/python/forge clients/typescript/src/gen clients/go/forge/training/v1 docs/api docs/configuration.md
 check-generated: generate
-	git diff --exit-code -- clients/python/forge docs/api docs/configuration.md
-	test -z "$$(git status --porcelain --untracked-files=all -- clients/python/forge docs/api docs/configuration.md)"
+	git diff --exit-code -- $(GENERATED)
+	test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))"
 
 api-checks: lint check-generated
 	$(BUF) format -d --exit-code
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules clients/typescript/node_modules clients/typescript/dist clients/go/.offline
