@@ -41,15 +41,15 @@ def run_plot(args, client) -> int:
               for title, names in (("loss", LOSSES), ("score", SCORES), ("error", ERRORS))]
     panels = [(title, series) for title, series in panels if series]
     figure = Figure(figsize=(6.4, 3.2 * len(panels)), layout="constrained")
-    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
+    axes = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
     for ax, (title, series) in zip(axes, panels):
         for name, values in series:
             ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, label=name.replace("_", " "))
         ax.set_ylabel(title)
         ax.grid(True, alpha=0.3)
         ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers on every panel
     axes[-1].set_xlabel("epoch")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(job.name)
     target = Path(args.output_file)
     try:
