@@ -41,7 +41,7 @@ STAGES = [
                                    "normalization": {"method": "standard", "columns": ["amount", "items"]},
                                    "encoding": {"method": "onehot", "columns": ["country"]}}}},
     {"id": "train", "type": "model_training", "dependencies": ["features", "prepare"],
-     "parameters": {"model_type": "MODEL_TYPE_CLASSIFICATION", "model_id": "order-returns",
+     "parameters": {"model_type": "classification", "model_id": "order-returns",
                     "model_config": {"framework": "sklearn", "architecture": "logistic_regression"},
                     "training_config": {"epochs": "${params.epochs}", "seed": 4},
                     "data_config": {"train_dataset": "${features.dataset}", "label_column": "returned"}}},

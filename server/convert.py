@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -550,18 +551,97 @@ def evaluation_to_proto(report: dict[str, Any]) -> trainer_service_pb2.EvaluateM
     )
 
 
-# ----- tuning
+# ----- training requests in their JSON form (a pipeline stage's `request`, a tuning trial's)
+
+# Well-known types whose JSON form is not an object of their fields: ParseDict reads them whole.
+_OPAQUE_JSON_TYPES = frozenset({
+    "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.Duration",
+    "google.protobuf.Timestamp", "google.protobuf.FieldMask", "google.protobuf.Any",
+})
 
 
 def spec_from_request_dict(request: dict[str, Any]) -> TrainingSpec:
-    """A TrainingSpec from a TrainingRequest in its JSON form (how tuning trials are built)."""
+    """A TrainingSpec from a TrainingRequest in its JSON form (how pipeline stages and tuning
+    trials build theirs); enum values may be short, as `full_enum_names` reads them."""
     message = training_job_pb2.TrainingRequest()
+    normalized = full_enum_names(request, message.DESCRIPTOR)
     try:
-        json_format.ParseDict(request, message)
+        json_format.ParseDict(normalized, message)
     except json_format.ParseError as exc:
         # No field of its own: the caller (a tuning spec, a pipeline stage) names where the request is.
         raise InvalidArgument(f"the training request does not fit TrainingRequest: {exc}") from None
     return spec_from_proto(message)
+
+
+def full_enum_names(data: Any, descriptor, path: str = "") -> Any:
+    """A copy of `data`, a `descriptor` message in its JSON form (camelCase or snake_case keys),
+    with each enum value written short ("classification", any case, '-' for '_') in full
+    ("MODEL_TYPE_CLASSIFICATION").
+
+    It accepts what the Python SDK accepts when it builds the message itself
+    (forge.training.client._normalize), so a request reads the same inside a Struct as in a
+    typed field; tests/integration/test_pipelines.py holds the two to the same answers. An enum
+    value that is neither a name nor a number of the enum is INVALID_ARGUMENT naming its path
+    (keys as written) and the accepted values. Unknown fields and other values are left for
+    ParseDict to judge."""
+    if not isinstance(data, dict) or descriptor.full_name in _OPAQUE_JSON_TYPES:
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        field = descriptor.fields_by_name.get(key) or next((f for f in descriptor.fields if f.json_name == key),
+                                                           None)
+        where = f"{path}.{key}" if path else str(key)
+        if field is None or value is None:
+            out[key] = value
+            continue
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            value_field = entry.fields_by_name["value"]
+            if isinstance(value, dict):
+                value = {k: _full_value(value_field, v, f"{where}.{k}") for k, v in value.items()}
+        elif field.is_repeated and isinstance(value, list):
+            value = [_full_value(field, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        else:
+            value = _full_value(field, value, where)
+        out[key] = value
+    return out
+
+
+def _full_value(field, value: Any, where: str) -> Any:
+    if field.enum_type is not None:
+        return _full_enum_name(field.enum_type, value, where)
+    if field.message_type is not None:
+        return full_enum_names(value, field.message_type, where)
+    return value
+
+
+def _enum_prefix(enum) -> str:
+    """"MODEL_TYPE_" of ModelType: the values' common prefix up to its last '_' (as the SDK finds it)."""
+    prefix = os.path.commonprefix([v.name for v in enum.values])
+    return prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
+
+
+def _full_enum_name(enum, value: Any, where: str) -> Any:
+    if value is None:  # JSON null: the default, as ParseDict reads it
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A number (a Struct holds every number as a double): ParseDict would take any int of an open enum.
+        if float(value).is_integer() and int(value) in enum.values_by_number:
+            return int(value)
+    elif isinstance(value, str):
+        if value in enum.values_by_name:
+            return value
+        full = _enum_prefix(enum) + value.strip().upper().replace("-", "_")
+        if full in enum.values_by_name:
+            return full
+    known = [v.name for v in enum.values if v.number != 0]
+    accepted = ", ".join(name.removeprefix(_enum_prefix(enum)).lower() for name in known)
+    shown = int(value) if isinstance(value, float) and value.is_integer() else value  # 7, not a Struct's 7.0
+    raise InvalidArgument.field(where, f"{shown!r} is not a {enum.name}: use one of {accepted} "
+                                       f"(or the full name, e.g. {known[0]})")
+
+
+# ----- tuning
 
 
 def tuning_spec_to_dict(spec: tuning_job_pb2.TuningSpec) -> dict[str, Any]:

@@ -37,6 +37,15 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         return value
 
     @staticmethod
+    def _executions_parent(value: str) -> tuple[str, str]:
+        """ListExecutions' parent as (pipeline, project): a pipeline's name or bare id (of the
+        caller's project) lists that pipeline's executions; a project, or none (the caller's),
+        every pipeline's of it."""
+        if not value or (value.startswith("projects/") and value.count("/") == 1):
+            return "", names.project_of_parent(value)
+        return names.resolve(value, "pipelines", "parent"), ""
+
+    @staticmethod
     def _template(value: str, field: str = "name") -> str:
         return names.resolve(value, "templates", field)
 
@@ -82,10 +91,9 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
 
     @rpc
     async def ListExecutions(self, request, context) -> pb.ListExecutionsResponse:
-        parent = request.parent
-        if "/pipelines/" not in parent:
-            names.project_of_parent(parent)  # INVALID_ARGUMENT for a malformed parent
-        rows, token = await _run(self.pipelines.list_executions, parent, request.page_size, request.page_token)
+        pipeline, project = self._executions_parent(request.parent)
+        rows, token = await _run(self.pipelines.list_executions, request.page_size, request.page_token,
+                                 pipeline=pipeline, project=project)
         return pb.ListExecutionsResponse(executions=[convert.execution_to_proto(r) for r in rows],
                                          next_page_token=token)
 

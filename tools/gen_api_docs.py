@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -46,18 +47,20 @@ SCALARS = {
 
 
 def compile_protos() -> descriptor_pb2.FileDescriptorSet:
-    """Our .proto files (with their imports) as a FileDescriptorSet carrying source info."""
-    from grpc_tools import protoc
+    """Our .proto files (with their imports) as a FileDescriptorSet carrying source info.
 
+    protoc runs in a process of its own: grpc_tools' compiler inside a process that has loaded
+    other protobuf-linked libraries (the test suite's) crashed it with a segmentation fault."""
     well_known = str(resources.files("grpc_tools") / "_proto")
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "api.binpb"
-        code = protoc.main(["protoc", f"-I{PROTO_ROOT}", f"-I{ROOT / 'third_party' / 'googleapis'}",
-                            f"-I{well_known}", "--include_imports", "--include_source_info",
-                            f"--descriptor_set_out={out}", *sources])
-        if code != 0:
-            raise SystemExit(f"protoc failed ({code}) compiling {', '.join(sources)}")
+        done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}",
+                               f"-I{ROOT / 'third_party' / 'googleapis'}", f"-I{well_known}", "--include_imports",
+                               "--include_source_info", f"--descriptor_set_out={out}", *sources],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"protoc failed ({done.returncode}) compiling {', '.join(sources)}: {done.stderr}")
         return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
 
 

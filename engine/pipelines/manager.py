@@ -173,15 +173,21 @@ class PipelineManager:
         with self._db.session() as s:
             return fetch(s, PipelineExecutionRow, name, "execution")
 
-    def list_executions(self, parent: str, page_size: int, page_token: str):
-        """Executions of a pipeline (parent: the pipeline) or of a project (parent: the project)."""
+    def list_executions(self, page_size: int, page_token: str, *, pipeline: str = "", project: str = ""):
+        """Executions of `pipeline` (a full name), or else of every pipeline of `project`; both
+        resolved and checked against the caller's scope by the caller (engine/names.py)."""
         query = select(PipelineExecutionRow)
-        if "/pipelines/" in parent or (parent and "/" not in parent):  # a pipeline's name or bare id
-            query = query.where(PipelineExecutionRow.pipeline == names.resolve(parent, "pipelines", "parent"))
+        if pipeline:
+            query = query.where(PipelineExecutionRow.pipeline == pipeline)
         else:
-            query = query.where(PipelineExecutionRow.project == names.project_of_parent(parent))
-        return self._db.page(query.order_by(PipelineExecutionRow.create_time.desc(), PipelineExecutionRow.name),
-                          page_size, page_token)
+            query = query.where(PipelineExecutionRow.project == project)
+        rows, token = self._db.page(query.order_by(PipelineExecutionRow.create_time.desc(),
+                                                   PipelineExecutionRow.name), page_size, page_token)
+        if pipeline and not rows and not page_token:
+            # Executions outlive their pipeline, so a deleted pipeline's history still lists; a name
+            # that is neither (a typo) says so instead of looking like a pipeline never run.
+            self.get(pipeline)
+        return rows, token
 
     def cancel_execution(self, name: str) -> PipelineExecutionRow:
         with self.writing, self._db.session() as s:

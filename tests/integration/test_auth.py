@@ -120,7 +120,7 @@ def _requests(b: dict) -> dict[str, list[dict]]:
         "DeletePipeline": [{"name": b["pipe"]}],
         "ExecutePipeline": [{"name": b["pipe"]}],
         "GetExecution": [{"name": b["exec"]}],
-        "ListExecutions": [{"parent": b["pipe"]}, {"parent": "projects/b"}],
+        "ListExecutions": [{"parent": b["pipe"]}, {"parent": "projects/b"}, {"parent": "bpipe"}],
         "WatchExecution": [{"name": b["exec"]}],
         "CancelExecution": [{"name": b["exec"]}],
         "CreateTemplate": [{"parent": "projects/b", "templateId": "x", "template": {"stages": [

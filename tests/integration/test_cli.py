@@ -248,7 +248,7 @@ def _in_process(*argv: str) -> tuple[int, str, str]:
 
 def test_a_pipeline_is_created_from_yaml_executed_and_watched(forge, splits, tmp_path):
     pipeline = tmp_path / "pipeline.yaml"
-    # Stage parameters are a free-form Struct the server reads: enum values in full there.
+    # Stage parameters are a free-form Struct the server reads (enum values short or in full).
     pipeline.write_text(f"""\
 displayName: cli pipeline
 stages:

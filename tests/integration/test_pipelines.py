@@ -6,10 +6,14 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from engine.errors import InvalidArgument
 from forge.training import Client, ForgeTrainingError, common_pb2, model_pb2
-from forge.training.v1 import pipeline_pb2
+from forge.training.client import _normalize, training_request
+from forge.training.v1 import dataset_pb2, pipeline_pb2, training_job_pb2
+from server.convert import full_enum_names
 
 COMPLETED = common_pb2.JOB_STATE_COMPLETED
 SUCCEEDED, SKIPPED, FAILED = pipeline_pb2.STAGE_STATE_SUCCEEDED, pipeline_pb2.STAGE_STATE_SKIPPED, \
@@ -219,6 +223,86 @@ def test_templates_check_their_parameters(pclient, cancer):
     done = pclient.wait_execution(pclient.execute_pipeline(pipeline.name).name, timeout=120)
     assert done.state == COMPLETED
     assert pclient.get_job(done.output["train"]["training_job"]).spec.training_config.epochs == 2
+
+
+def test_a_training_stage_reads_short_enum_names_as_the_sdk_does(pclient, cancer):
+    """A stage's request travels in a Struct, so the server parses it: short enum names work there
+    as they do where the SDK builds a TrainingRequest itself; a wrong one names its path and the
+    accepted values."""
+    request = {"modelType": "classification",
+               "modelConfig": {"framework": "sklearn", "architecture": "logistic_regression"},
+               "trainingConfig": {"epochs": 2, "seed": 4},
+               "dataConfig": {"trainDataset": cancer.name, "labelColumn": "target",
+                              "validation": {"constraints": [{"column": "mean_radius", "dataType": "Float64"}]}}}
+    pipeline = pclient.create_pipeline({"stages": [{"id": "train", "type": "model_training",
+                                                    "parameters": {"request": request}}]})
+    done = pclient.wait_execution(pclient.execute_pipeline(pipeline.name).name, timeout=120)
+    assert done.state == COMPLETED, done.state_message
+    spec = pclient.get_job(done.output["train"]["training_job"]).spec
+    assert spec.model_type == common_pb2.MODEL_TYPE_CLASSIFICATION
+    assert spec.data_config.validation.constraints[0].data_type == dataset_pb2.DATA_TYPE_FLOAT64
+
+    typo = pclient.create_pipeline({"stages": [{"id": "train", "type": "model_training",
+                                                "parameters": {"request": {**request, "modelType": "clasification"}}}]})
+    failed = pclient.wait_execution(pclient.execute_pipeline(typo.name).name, timeout=60)
+    train = failed.stages[0]
+    assert failed.state == common_pb2.JOB_STATE_FAILED and train.state == FAILED
+    assert train.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert train.error.message.startswith(
+        "stages[train].parameters.request.modelType: 'clasification' is not a ModelType: use one of classification, "
+        "regression, anomaly_detection, forecasting, recommendation"), train.error.message
+
+
+def test_the_server_reads_enum_names_exactly_as_the_sdk_does():
+    """The SDK keeps its own reading (it builds typed messages, also for older servers): the two
+    must accept the same spellings, or a request would work in one place and not the other."""
+    descriptor = training_job_pb2.TrainingRequest.DESCRIPTOR
+    fields = {"modelType": common_pb2.ModelType.DESCRIPTOR, "dataType": dataset_pb2.DataType.DESCRIPTOR}
+    prefixes = {"modelType": "MODEL_TYPE_", "dataType": "DATA_TYPE_"}
+
+    def request(model_type, data_type) -> dict:
+        return {"modelType": model_type, "data_config": {"validation": {"constraints": [{"dataType": data_type}]}}}
+
+    for key, enum in fields.items():
+        for value in enum.values:
+            short = value.name.removeprefix(prefixes[key])
+            for spelled in (value.name, short.lower(), short, f" {short.title()} ", short.lower().replace("_", "-"),
+                            value.number, float(value.number)):
+                given = request(spelled, "int64") if key == "modelType" else request("regression", spelled)
+                server = full_enum_names(given, descriptor)
+                assert server == _normalize(given, descriptor), (key, spelled)
+                assert training_request(server) == training_request(given)
+    for key in fields:
+        given = request("clasification", "int64") if key == "modelType" else request("regression", "decimal")
+        with pytest.raises(ValueError):
+            training_request(given)
+        with pytest.raises(InvalidArgument) as err:
+            full_enum_names(given, descriptor)
+        assert err.value.violations[0].field == (
+            "modelType" if key == "modelType" else "data_config.validation.constraints[0].dataType")
+
+
+def test_executions_are_listed_by_pipeline_id_name_or_project(pclient):
+    pipeline = pclient.create_pipeline({"stages": [{"id": "tick", "type": "custom", "custom_function": "echo"}]},
+                                       pipeline_id="listed")
+    first = pclient.wait_execution(pclient.execute_pipeline("listed").name, timeout=30)
+    second = pclient.wait_execution(pclient.execute_pipeline("listed").name, timeout=30)
+    newest_first = [second.name, first.name]
+    assert [e.name for e in pclient.list_executions("listed")] == newest_first  # a bare id: the caller's project
+    assert [e.name for e in pclient.list_executions(pipeline.name)] == newest_first
+    assert [e.name for e in pclient.list_executions("listed", page_size=1)] == newest_first  # paged
+    for project in ("", "projects/default"):  # every pipeline's
+        assert set(newest_first) <= {e.name for e in pclient.list_executions(project)}
+
+    with pytest.raises(ForgeTrainingError) as err:
+        list(pclient.list_executions("lisetd"))
+    assert err.value.code.name == "NOT_FOUND" and "projects/default/pipelines/lisetd" in err.value.message
+    with pytest.raises(ForgeTrainingError) as err:
+        list(pclient.list_executions("projects/default/trainingJobs/listed"))
+    assert err.value.code.name == "INVALID_ARGUMENT" and err.value.field_violations[0].field == "parent"
+
+    pclient.delete_pipeline("listed")  # executions outlive their pipeline, and still list by its id
+    assert [e.name for e in pclient.list_executions("listed")] == newest_first
 
 
 def test_interval_schedules_execute_by_themselves(pclient):

@@ -218,7 +218,11 @@ def _short_enum(field: _descriptor.FieldDescriptor, value: Any) -> Any:
 
 
 def _normalize(data: Any, message: _descriptor.Descriptor) -> Any:
-    """Copies a dict spec, letting enums be written without their prefix."""
+    """Copies a dict spec, letting enums be written without their prefix.
+
+    The server reads a request inside a Struct (a pipeline stage's ``request``) by the same
+    rule (server/convert.py ``full_enum_names``); a test holds the two to the same answers.
+    """
     if not isinstance(data, Mapping) or message.full_name in _OPAQUE_JSON_TYPES:
         return data
     out: dict[str, Any] = {}
@@ -996,8 +1000,11 @@ class Client:
         return self._call(self.pipelines.GetExecution, request).execution
 
     def list_executions(self, pipeline: Resource = "", *, page_size: int = 100) -> Iterator[pipeline_pb2.PipelineExecution]:
-        """Executions of one pipeline, or of the project when ``pipeline`` is empty; newest first."""
-        parent = _name(pipeline) if pipeline else ""  # a bare id means a pipeline of the caller's project
+        """Executions of one pipeline (its resource name, or a bare id meaning a pipeline of the
+        caller's project), or of every pipeline of the project when ``pipeline`` is empty;
+        newest first. A pipeline that does not exist, and never ran, is NOT_FOUND. (Older
+        servers took only a full name here and answered a bare id with INVALID_ARGUMENT.)"""
+        parent = _name(pipeline) if pipeline else ""
         request = pipeline_service_pb2.ListExecutionsRequest(parent=parent, page_size=page_size)
         return self._pages(self.pipelines.ListExecutions, request, "executions")
 

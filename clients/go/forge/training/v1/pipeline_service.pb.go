@@ -668,7 +668,10 @@ type ListExecutionsRequest struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Required. The pipeline's resource name or id.
+	// The pipeline's resource name, or its id (a bare id means the caller's
+	// project). Alternatively `projects/{project}`, or empty for the caller's
+	// project, to list the executions of all its pipelines. A pipeline that does
+	// not exist and never ran is NOT_FOUND.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Optional. The most executions to return; at most 1000. Default 50.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`

@@ -29,7 +29,7 @@ type PipelineServiceClient interface {
 	ExecutePipeline(ctx context.Context, in *ExecutePipelineRequest, opts ...grpc.CallOption) (*ExecutePipelineResponse, error)
 	// Gets an execution.
 	GetExecution(ctx context.Context, in *GetExecutionRequest, opts ...grpc.CallOption) (*GetExecutionResponse, error)
-	// Lists a pipeline's executions, newest first.
+	// Lists a pipeline's executions (or every pipeline's of a project), newest first.
 	ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error)
 	// Streams an execution's events from a sequence on.
 	WatchExecution(ctx context.Context, in *WatchExecutionRequest, opts ...grpc.CallOption) (PipelineService_WatchExecutionClient, error)
@@ -209,7 +209,7 @@ type PipelineServiceServer interface {
 	ExecutePipeline(context.Context, *ExecutePipelineRequest) (*ExecutePipelineResponse, error)
 	// Gets an execution.
 	GetExecution(context.Context, *GetExecutionRequest) (*GetExecutionResponse, error)
-	// Lists a pipeline's executions, newest first.
+	// Lists a pipeline's executions (or every pipeline's of a project), newest first.
 	ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error)
 	// Streams an execution's events from a sequence on.
 	WatchExecution(*WatchExecutionRequest, PipelineService_WatchExecutionServer) error

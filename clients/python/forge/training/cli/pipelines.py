@@ -168,9 +168,7 @@ def _stages_table(execution: pipeline_pb2.PipelineExecution) -> str:
 
 
 def run_executions(args, client) -> int:
-    # ListExecutions takes a pipeline's full name (or a project); GetPipeline resolves a bare id.
-    pipeline = client.get_pipeline(args.pipeline).name if args.pipeline else ""
-    found = limited(client.list_executions(pipeline), args.limit)
+    found = limited(client.list_executions(args.pipeline), args.limit)
     if args.output == "json":
         print_json(found)
         return exit_codes.OK

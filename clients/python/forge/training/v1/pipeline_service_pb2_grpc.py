@@ -149,7 +149,7 @@ class PipelineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListExecutions(self, request, context):
-        """Lists a pipeline's executions, newest first.
+        """Lists a pipeline's executions (or every pipeline's of a project), newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -319,7 +319,10 @@ export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@_
  */
 export type ListExecutionsRequest = Message<"forge.training.v1.ListExecutionsRequest"> & {
   /**
-   * Required. The pipeline's resource name or id.
+   * The pipeline's resource name, or its id (a bare id means the caller's
+   * project). Alternatively `projects/{project}`, or empty for the caller's
+   * project, to list the executions of all its pipelines. A pipeline that does
+   * not exist and never ran is NOT_FOUND.
    *
    * @generated from field: string parent = 1;
    */
@@ -772,7 +775,7 @@ export const PipelineService: GenService<{
     output: typeof GetExecutionResponseSchema;
   },
   /**
-   * Lists a pipeline's executions, newest first.
+   * Lists a pipeline's executions (or every pipeline's of a project), newest first.
    *
    * @generated from rpc forge.training.v1.PipelineService.ListExecutions
    */
