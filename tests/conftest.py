@@ -93,6 +93,16 @@ def pytest_report_header(config):
     return f"test servers' metadata database: {'postgresql' if servers_use_postgres() else 'sqlite'}"
 
 
+def pytest_terminal_summary(terminalreporter):
+    """What a test asked to report (user property "summary", e.g. how many inputs the fuzzer
+    tried): in the closing summary, where it is seen with `-n 2` as without."""
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "summary" and getattr(report, "when", "call") == "call":
+                    terminalreporter.write_line(value)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _postgres is not None:
         _postgres.drop_all()
