@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import RESULTS, result, write_result  # noqa: E402
 
 # In the order they run: the module of bench/ that measures each.
-BENCHMARKS = ("overhead", "start_latency", "fanout", "replay", "export", "ingest", "queue")
+BENCHMARKS = ("overhead", "start_latency", "fanout", "replay", "export", "ingest", "job_queue")
+# (job_queue, not queue: bench/ is on sys.path, and a module named queue would shadow the standard one.)
 
 
 def run_one(module_name: str, quick: bool) -> list[dict]:
