@@ -180,7 +180,7 @@ def _refused(tmp_path, name: str, content: bytes, **kwargs) -> str:
         ("empty.csv", b"", "empty.csv is empty (0 bytes); upload a file with a header line and at least one data row"),
         ("empty.jsonl", b"", "empty.jsonl is empty (0 bytes)"),
         ("empty.parquet", b"", "empty.parquet is empty (0 bytes)"),
-        ("blank.csv.gz", gzip.compress(b""), "blank.csv.gz holds no data"),
+        ("blank.csv.gz", gzip.compress(b"", mtime=0), "blank.csv.gz holds no data"),
         ("header.csv", b"a,b\n\n", "header.csv has no data rows below its header line"),
         ("blank.jsonl", b"\n\n", "blank.jsonl has no data rows"),
     ],
