@@ -144,7 +144,9 @@ class ResourceSampler:
                 with contextlib.suppress(psutil.Error):
                     cpu = _cpu_seconds(child)
                     rss += child.memory_info().rss
-                    if any("spawn_main" in part for part in child.cmdline()):  # not the resource tracker
+                    # Spawned workers, and the warm template with the warm workers forked from it;
+                    # not the resource tracker.
+                    if any("spawn_main" in part or "forkserver" in part for part in child.cmdline()):
                         niceness[child.pid] = child.nice()
                     # A worker started inside the window counts from zero.
                     start = self._workers.get(child.pid, (cpu if first else 0.0, 0.0))[0]

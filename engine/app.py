@@ -23,11 +23,19 @@ from engine.tuning.manager import TuningManager
 from engine.store.database import Database
 
 
+# Idle warm workers cost little memory of their own (they share the warm template's pages), but
+# each is a process; beyond a few, jobs arriving together are rare enough to fork on demand.
+DEFAULT_MAX_WARM_WORKERS = 4
+
+
 @dataclass
 class EngineSettings:
     data_dir: Path
     database_url: str = ""  # empty: SQLite file in the data dir
     max_concurrent_jobs: int = 2
+    # Idle warm workers kept ready (engine/jobs/supervisor.py); None: one per job slot, at
+    # most DEFAULT_MAX_WARM_WORKERS; 0: every job starts in a freshly spawned process.
+    warm_workers: int | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     default_timeout_seconds: float = 0.0
     default_memory_limit_bytes: int = 0  # for jobs without resources.memory; 0: no limit
@@ -39,6 +47,11 @@ class EngineSettings:
     # Columns, record size and decompressed size a file must stay within to become a dataset.
     ingest_limits: IngestLimits = field(default_factory=IngestLimits)
 
+    def resolved_warm_workers(self) -> int:
+        if self.warm_workers is None:
+            return min(self.max_concurrent_jobs, DEFAULT_MAX_WARM_WORKERS)
+        return self.warm_workers
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'forge.db').resolve()}"
 
@@ -47,6 +60,9 @@ class Engine:
     def __init__(self, settings: EngineSettings):
         if settings.max_concurrent_jobs < 1:
             raise ValueError("max_concurrent_jobs must be at least 1")
+        if not 0 <= settings.resolved_warm_workers() <= settings.max_concurrent_jobs:
+            raise ValueError(f"warm_workers must be between 0 and max_concurrent_jobs "
+                             f"({settings.max_concurrent_jobs}), got {settings.warm_workers}")
         settings.data_dir = Path(settings.data_dir)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
@@ -68,6 +84,7 @@ class Engine:
                 max_concurrent_jobs=settings.max_concurrent_jobs,
                 default_timeout_seconds=settings.default_timeout_seconds,
                 default_memory_limit_bytes=settings.default_memory_limit_bytes,
+                warm_workers=settings.resolved_warm_workers(),
             ),
             self.models,
             self.storage,

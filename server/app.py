@@ -79,6 +79,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         data_dir=config.data_dir,
         database_url=config.database_url,
         max_concurrent_jobs=config.max_concurrent_jobs,
+        warm_workers=config.warm_workers,
         max_upload_bytes=config.max_upload_bytes,
         storage=config.storage,
         load_policy=config.load_policy,

@@ -29,6 +29,9 @@ class ServerConfig:
     data_dir: Path = Path("./forge-data")
     database_url: str = ""
     max_concurrent_jobs: int = 2
+    # Idle warm workers (forked from a process with the frameworks imported) kept ready for
+    # jobs to start in; None: one per job slot, at most 4; 0: every job spawns a fresh process.
+    warm_workers: int | None = None
     max_upload_bytes: int = 1 << 30
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
@@ -90,6 +93,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         default=int(_env("MAX_CONCURRENT_JOBS", d.max_concurrent_jobs)),
                         help="training jobs that run at once; the rest wait in the queue "
                              "(env FORGE_TRAINING_MAX_CONCURRENT_JOBS; default %(default)s)")
+    warm = _env("WARM_WORKERS", "")
+    parser.add_argument("--warm-workers", type=int, default=int(warm) if warm else None,
+                        help="idle worker processes, forked from one that has imported scikit-learn and XGBoost, "
+                             "kept ready so a job's worker starts in milliseconds instead of seconds; each runs "
+                             "one job and is replaced. 0: every job starts a fresh Python process "
+                             "(env FORGE_TRAINING_WARM_WORKERS; default: one per job slot, at most 4)")
     parser.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", d.max_upload_bytes)),
                         help="largest dataset upload accepted (env FORGE_TRAINING_MAX_UPLOAD_BYTES; "
                              "default %(default)s)")
@@ -194,6 +203,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> ServerConfig:
     if args.max_concurrent_jobs < 1:
         raise SystemExit("--max-concurrent-jobs must be at least 1")
+    if args.warm_workers is not None and not 0 <= args.warm_workers <= args.max_concurrent_jobs:
+        raise SystemExit(f"--warm-workers must be between 0 (none) and --max-concurrent-jobs "
+                         f"({args.max_concurrent_jobs}), got {args.warm_workers}")
     tls = check_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
     if args.max_message_bytes < MIN_MESSAGE_BYTES:
         raise SystemExit(f"--max-message-bytes must be at least {MIN_MESSAGE_BYTES} (export chunks are 1 MiB)")
@@ -225,6 +237,7 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir,
         database_url=args.database_url,
         max_concurrent_jobs=args.max_concurrent_jobs,
+        warm_workers=args.warm_workers,
         max_upload_bytes=args.max_upload_bytes,
         shutdown_grace_seconds=args.shutdown_grace,
         log_level=args.log_level.upper(),

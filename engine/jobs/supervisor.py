@@ -1,4 +1,13 @@
-"""One thread per running worker process: relays its messages to the trainer.
+"""Worker processes: where they come from, and one thread per running worker that relays its
+messages to the trainer.
+
+Every job runs in a process of its own, used for that job only. Starting Python and importing
+pandas, scikit-learn and the ONNX converters costs seconds of CPU, so the trainer keeps warm
+workers (WarmPool): idle processes forked from a warm template, a process that imported all
+that once and does nothing but fork. A fork starts in milliseconds with everything imported
+and shares the template's memory until it writes to it. The template never runs a job, so a
+warm worker starts as clean as a freshly spawned one; when no warm worker is free (or warm
+workers are off), a job gets a freshly spawned process as before.
 
 The supervisor drains everything the worker has sent before handing it over, so a
 burst of log lines or metric points is persisted as one batch (one transaction, one
@@ -7,8 +16,11 @@ wake-up of watchers) instead of one by one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,23 +29,173 @@ from typing import Any
 import psutil
 
 _SPAWN = multiprocessing.get_context("spawn")
+# The standard library's fork server is the warm template: one per server process, started
+# by the first warm worker asked for.
+_FORK = multiprocessing.get_context("forkserver")
 log = logging.getLogger("forge.engine.supervisor")
 
 # How often the supervisor measures a worker's memory: each sample walks the worker's
 # process tree in /proc (about a millisecond), so a chatty worker is not measured per message.
 MEMORY_SAMPLE_SECONDS = 0.1
 
+# How long a job waits for the template to fork a warm worker when none is idle, before it
+# starts in a freshly spawned process instead (the template may be starting, or restarting).
+WARM_WAIT_SECONDS = 1.0
+
+
+def _template_preload() -> list[str]:
+    """What the template imports: engine.jobs.warm_template, and the server's main script when
+    it was run by path (e.g. the forge-training command): a process forked from the template
+    runs that script first, as a spawned one does, unless the template already has. A main
+    module run with -m is never run again, and must not be (server/__main__.py serves)."""
+    main = sys.modules["__main__"]
+    by_path = getattr(getattr(main, "__spec__", None), "name", None) is None and getattr(main, "__file__", None)
+    return ["engine.jobs.warm_template", *(["__main__"] if by_path else [])]
+
+
+class WarmWorker:
+    """An idle process forked from the warm template, waiting on its pipe for one job."""
+
+    def __init__(self, niceness: int):
+        from engine.jobs import worker
+
+        parent, child = _FORK.Pipe(duplex=True)
+        self.conn = parent
+        self.process = _FORK.Process(target=worker.wait_for_job, args=(child, niceness), name="forge-worker:idle",
+                                     daemon=True)
+        self.process.start()  # returns once the template has forked it
+        child.close()
+
+    def hand_over(self, payload: dict[str, Any]) -> bool:
+        """Give it its job, with the server's environment and working directory as they are now
+        (those of a freshly spawned worker); False when it is gone."""
+        try:
+            self.conn.send({"payload": payload, "environ": dict(os.environ), "cwd": os.getcwd()})
+            return True
+        except OSError:  # it died idle
+            self.stop()
+            return False
+
+    def stop(self) -> None:
+        """Idle, it holds nothing: closing its pipe tells it to exit, and SIGKILL makes sure
+        without waiting for a process that may get little CPU (its template reaps it)."""
+        self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class WarmPool:
+    """`size` idle warm workers, each handed exactly one job and then replaced by a new fork.
+
+    A thread keeps the pool full. The first fork waits for the template to import everything
+    (seconds); jobs dispatched meanwhile start in freshly spawned processes."""
+
+    def __init__(self, size: int):
+        if size < 0:
+            raise ValueError(f"warm_workers must be 0 (none) or more, got {size}")
+        self.size = size
+        self._idle: list[WarmWorker] = []
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        # Whether the template answers: set by each fork that succeeded, cleared by one that
+        # failed and by an idle worker found dead (its template may be gone).
+        self._ready = False
+
+    def start(self) -> None:
+        """Start filling the pool (once; a pool of size 0 never starts anything)."""
+        with self._changed:
+            if self.size == 0 or self._thread is not None or self._stopped:
+                return
+            _FORK.set_forkserver_preload(_template_preload())
+            self._thread = threading.Thread(target=self._fill, name="warm-workers", daemon=True)
+            self._thread.start()
+
+    def idle(self) -> list[WarmWorker]:
+        with self._changed:
+            return list(self._idle)
+
+    def take(self) -> WarmWorker | None:
+        """An idle warm worker (replaced at once), or None: then the job spawns a fresh process."""
+        deadline = time.monotonic() + WARM_WAIT_SECONDS
+        with self._changed:
+            while not self._stopped and self._thread is not None:
+                while self._idle:
+                    worker = self._idle.pop(0)
+                    self._changed.notify_all()
+                    if worker.process.is_alive():
+                        return worker
+                    worker.stop()  # died idle (killed, or its template is gone)
+                    self._ready = False
+                left = deadline - time.monotonic()
+                if not self._ready or left <= 0:
+                    return None
+                self._changed.wait(left)
+        return None
+
+    def stop(self) -> None:
+        """Stop the idle workers and stop forking; jobs already handed over are not affected."""
+        with self._changed:
+            self._stopped = True
+            idle, self._idle = self._idle, []
+            self._changed.notify_all()
+        for worker in idle:
+            worker.stop()
+
+    def _fill(self) -> None:
+        # The workers' niceness is the server's plus the worker's own, as a spawned worker's is.
+        from engine.jobs.worker import WORKER_NICENESS
+
+        niceness = os.nice(0) + WORKER_NICENESS
+        failures = 0
+        while True:
+            with self._changed:
+                while not self._stopped and len(self._idle) >= self.size:
+                    self._changed.wait()
+                if self._stopped:
+                    return
+            try:
+                worker = WarmWorker(niceness)
+            except Exception:  # the template could not start or fork: jobs spawn fresh processes meanwhile
+                failures += 1
+                log.warning("could not fork a warm worker; retrying", exc_info=failures == 1)
+                with self._changed:
+                    self._ready = False
+                    self._changed.wait(min(60.0, 2.0 ** failures))
+                continue
+            failures = 0
+            with self._changed:
+                if not self._stopped:
+                    self._idle.append(worker)
+                    self._ready = True
+                    self._changed.notify_all()
+                    continue
+            worker.stop()  # the pool stopped while the template forked it
+            return
+
 
 class WorkerHandle:
-    """A running worker process and the pipe to it."""
+    """A running worker process and the pipe to it: a warm worker from `pool` when one is idle,
+    else a freshly spawned process."""
 
-    def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float = 0.0, memory_limit: int = 0):
+    def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float = 0.0, memory_limit: int = 0,
+                 pool: WarmPool | None = None):
         from engine.jobs import worker
 
         self.job = job
-        parent, child = _SPAWN.Pipe(duplex=True)
-        self.conn = parent
-        self.process = _SPAWN.Process(target=worker.main, args=(payload, child), name=f"forge-worker:{job}", daemon=True)
+        warm = pool.take() if pool is not None else None
+        # Whether the process was forked from the warm template (and so is not this process's child).
+        self.warm = warm is not None and warm.hand_over(payload)
+        if self.warm:
+            self.conn, self.process = warm.conn, warm.process
+            self.process.name = f"forge-worker:{job}"
+        else:
+            parent, child = _SPAWN.Pipe(duplex=True)
+            self.conn = parent
+            self.process = _SPAWN.Process(target=worker.main, args=(payload, child), name=f"forge-worker:{job}",
+                                          daemon=True)
+            self.process.start()
+            child.close()
         self.timeout_seconds = timeout_seconds
         self.started = time.monotonic()
         # The terminal message (kind, payload); its state change is applied once the process is gone.
@@ -49,8 +211,28 @@ class WorkerHandle:
         # The last epoch whose metrics were recorded before this worker started (a crash replay).
         self.recorded_epoch = 0
         self._send_lock = threading.Lock()
-        self.process.start()
-        child.close()
+        try:
+            self._identity = psutil.Process(self.process.pid)
+        except psutil.Error:  # already gone: alive() says so
+            self._identity = None
+
+    def alive(self) -> bool:
+        """Whether the worker process runs. A warm worker's exit is reported by its template;
+        should the template die first, the process itself is asked."""
+        if self.process.is_alive():
+            return True
+        if not self.warm or self._identity is None:
+            return False
+        try:  # is_running() compares start times: a reused pid is not this worker
+            return self._identity.is_running() and self._identity.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+        if self.warm and self.alive():  # its template is gone: wait on the process itself
+            with contextlib.suppress(psutil.Error):
+                self._identity.wait(timeout)
 
     def command(self, kind: str) -> None:
         with self._send_lock:
@@ -61,22 +243,23 @@ class WorkerHandle:
 
     def tree(self) -> list[psutil.Process]:
         """The worker and the processes it started (e.g. joblib's), worker first."""
+        if self._identity is None:
+            return []
         try:
-            worker = psutil.Process(self.process.pid)
-            return [worker, *worker.children(recursive=True)]
+            return [self._identity, *self._identity.children(recursive=True)]
         except psutil.Error:  # already gone
             return []
 
     def kill(self, reason: str) -> None:
         self.kill_reason = self.kill_reason or reason
-        if self.process.is_alive():
+        if self.alive():
             # Children first: orphaned, they would keep their CPU and memory after the job ended.
-            for child in self.tree()[1:]:
+            tree = self.tree()
+            for process in [*tree[1:], *tree[:1]]:
                 try:
-                    child.kill()
+                    process.kill()
                 except psutil.Error:
                     pass
-            self.process.kill()
 
     def check_memory(self) -> None:
         """Kill the worker once its tree's resident memory passes the limit. Sampled, so a
@@ -116,7 +299,7 @@ def supervise(
                     on_messages(handle, batch)
                 if closed:
                     break
-            elif not handle.process.is_alive():
+            elif not handle.alive():
                 break
             # Checked on every turn: a chatty worker must not escape its deadline.
             if handle.timeout_seconds and time.monotonic() - handle.started > handle.timeout_seconds:
@@ -130,9 +313,9 @@ def supervise(
         handle.failure = f"the server could not record the job's progress: {type(exc).__name__}: {exc}"
         handle.kill("supervisor")
     finally:
-        handle.process.join(10)
-        if handle.process.is_alive():
-            handle.process.kill()
-            handle.process.join(5)
+        handle.join(10)
+        if handle.alive():
+            handle.kill("")
+            handle.join(5)
         handle.conn.close()
         on_exit(handle)

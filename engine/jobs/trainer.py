@@ -32,7 +32,7 @@ from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
 from engine.jobs.spec import MAX_RETRIES, MODEL_TYPES, TrainingSpec, parse_memory
-from engine.jobs.supervisor import WorkerHandle, supervise
+from engine.jobs.supervisor import WarmPool, WorkerHandle, supervise
 from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
@@ -209,6 +209,9 @@ class TrainerSettings:
     default_timeout_seconds: float = 0.0
     # Memory limit (bytes) of a job that sets no resources.memory; 0: none.
     default_memory_limit_bytes: int = 0
+    # Idle workers forked ahead from the warm template (supervisor.WarmPool); 0: every job
+    # starts in a freshly spawned process.
+    warm_workers: int = 0
 
 
 class ModelTrainer:
@@ -225,6 +228,8 @@ class ModelTrainer:
         self._workers: dict[str, WorkerHandle] = {}
         self._threads: list[threading.Thread] = []
         self._accepting = True
+        # Started by the first dispatch (recover() runs one when the engine starts).
+        self.warm_pool = WarmPool(settings.warm_workers)
 
     # ----- paths
 
@@ -287,9 +292,11 @@ class ModelTrainer:
         return f"interrupted: {why}; no checkpoint was written, so ResumeTraining starts from the first epoch"
 
     def begin_shutdown(self) -> None:
-        """Stop starting jobs and ask every running worker to checkpoint and pause."""
+        """Stop starting jobs, stop the idle warm workers, and ask every running worker to
+        checkpoint and pause."""
         with self._lock:
             self._accepting = False
+            self.warm_pool.stop()
             handles = list(self._workers.values())
             for handle in handles:
                 with self._db.session() as s:
@@ -573,6 +580,8 @@ class ModelTrainer:
     def dispatch(self) -> None:
         """Start pending jobs while worker slots are free, highest priority first."""
         with self._lock:
+            if self._accepting:
+                self.warm_pool.start()
             while self._accepting and len(self._workers) < self.settings.max_concurrent_jobs:
                 with self._db.session() as s:
                     row = s.scalars(
@@ -610,7 +619,7 @@ class ModelTrainer:
                 # metrics are already recorded, and the replay (exact on CPU) must not add them twice.
                 recorded = self._journal.latest_metric(name)
                 try:
-                    handle = WorkerHandle(name, payload, timeout, memory_limit)
+                    handle = WorkerHandle(name, payload, timeout, memory_limit, self.warm_pool)
                     handle.recorded_epoch = int(recorded["epoch"]) if recorded else 0
                 except Exception as exc:  # could not even start a process: the job fails, the queue goes on
                     self._finish(name, states.FAILED, f"could not start a worker: {exc}",
@@ -738,6 +747,8 @@ class ModelTrainer:
                 row = self._row(s, name)
                 row.checkpoint = payload
                 row.update_time = _now()
+                keep = row.spec.get("checkpoints", {}).get("keep_last") or 3
+            _prune_checkpoints(Path(payload["path"]).parent, int(payload["epoch"]), keep)
         elif kind == "completed":
             with self._db.session() as s:
                 row = self._row(s, name)
@@ -936,3 +947,22 @@ class ModelTrainer:
     def count_by_state(self) -> dict[str, int]:
         with self._db.session() as s:
             return dict(s.execute(select(TrainingJobRow.state, func.count()).group_by(TrainingJobRow.state)).all())
+
+
+def _prune_checkpoints(directory: Path, recorded_epoch: int, keep: int) -> None:
+    """Keep the newest `keep` periodic checkpoints up to the one just recorded; delete older ones.
+
+    Done here, once the checkpoint is recorded, rather than by the worker: the recorded one is
+    where a restarted server resumes, and a worker orphaned by a killed server writes (and used
+    to prune) a few more before it notices. Newer files than the recorded one are left alone:
+    they are such a worker's, and the resumed job writes the same epochs over them."""
+    recorded = []
+    for path in directory.glob("epoch-*.ckpt"):
+        try:
+            epoch = int(path.stem.split("-", 1)[1])
+        except ValueError:
+            continue
+        if epoch <= recorded_epoch:
+            recorded.append((epoch, path))
+    for _, path in sorted(recorded)[:-max(1, keep)]:
+        path.unlink(missing_ok=True)

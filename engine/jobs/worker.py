@@ -1,10 +1,12 @@
 """The worker process: trains one job, one epoch at a time.
 
-It runs in a process started with multiprocessing's "spawn" method, so a crash or a
-runaway framework never touches the server. It talks to its supervisor (supervisor.py)
-over a duplex pipe: it sends ("kind", payload) messages and, between epochs, reads
-"pause" and "cancel" commands. Checkpoints and artifacts are written here, atomically,
-and only their paths and checksums travel over the pipe.
+It runs in a process of its own, used for that one job, so a crash or a runaway framework
+never touches the server: a warm worker forked from the warm template with the frameworks
+already imported (wait_for_job), or one started with multiprocessing's "spawn" method (main)
+when no warm worker is free (supervisor.py). It talks to its supervisor over a duplex pipe:
+it sends ("kind", payload) messages and, between epochs, reads "pause" and "cancel"
+commands. Checkpoints and artifacts are written here, atomically, and only their paths and
+checksums travel over the pipe.
 """
 
 from __future__ import annotations
@@ -28,13 +30,22 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 WORKER_NICENESS = 10
 
 
+class _ServerGone(Exception):
+    """The server that started this worker is gone (killed): nobody is left to report to, and
+    the restarted server resumes the job from its checkpoint."""
+
+
 class _Channel:
-    def __init__(self, conn):
+    def __init__(self, conn, parent_is_server: bool):
         self._conn = conn
-        self._server = os.getppid()
+        # A warm worker's parent is the warm template; a closed pipe tells it the server is gone.
+        self._server = os.getppid() if parent_is_server else None
 
     def send(self, kind: str, payload: Any = None) -> None:
-        self._conn.send((kind, payload))
+        try:
+            self._conn.send((kind, payload))
+        except ConnectionError:
+            raise _ServerGone("the server that started this worker is gone") from None
 
     def log(self, message: str, level: str = "info", epoch: int = 0) -> None:
         self.send("log", [(level, message, epoch)])
@@ -42,26 +53,56 @@ class _Channel:
     def command(self) -> str | None:
         """The last command waiting, if any ("cancel" wins over "pause"). A worker whose server
         died (kill -9) stops here: the restarted server resumes its job from the checkpoint."""
-        if os.getppid() != self._server:
-            raise SystemExit("the server that started this worker is gone")
+        if self._server is not None and os.getppid() != self._server:
+            raise _ServerGone("the server that started this worker is gone")
         latest = None
-        while self._conn.poll():
-            kind = self._conn.recv()
-            if latest != "cancel":
-                latest = kind
+        try:
+            while self._conn.poll():
+                kind = self._conn.recv()
+                if latest != "cancel":
+                    latest = kind
+        except (EOFError, ConnectionError):  # the server's end of the pipe closed with it
+            raise _ServerGone("the server that started this worker is gone") from None
         return latest
 
 
-def main(payload: dict[str, Any], conn) -> None:
-    """Process entry point."""
+def _become_worker(niceness: int) -> None:
     # Ctrl-C reaches the whole process group and service managers signal every process of a
     # service: the worker leaves it to its supervisor, which pauses (or kills) it on shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Training takes every core it can get; where it and the server want the same cores, the
     # server's event loop (every call and stream waits on it) goes first (bench/load.py).
-    os.nice(WORKER_NICENESS)
-    channel = _Channel(conn)
+    os.nice(max(0, niceness - os.nice(0)))
+
+
+def main(payload: dict[str, Any], conn) -> None:
+    """Entry point of a freshly spawned worker."""
+    _become_worker(os.nice(0) + WORKER_NICENESS)
+    _run(payload, conn, _Channel(conn, parent_is_server=True))
+
+
+def wait_for_job(conn, niceness: int) -> None:
+    """Entry point of a warm worker: forked from the warm template with the frameworks
+    imported, it waits for its one job, given with the server's environment and working
+    directory of the moment (a spawned worker's would be those). A closed pipe instead means
+    the pool stopped or the server is gone: it exits."""
+    # Idle, it has nothing to lose: SIGTERM (e.g. multiprocessing's at interpreter exit) ends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.nice(max(0, niceness - os.nice(0)))
+    try:
+        job = conn.recv()
+    except (EOFError, OSError):
+        return
+    _become_worker(niceness)
+    os.environ.clear()
+    os.environ.update(job["environ"])
+    os.chdir(job["cwd"])
+    _run(job["payload"], conn, _Channel(conn, parent_is_server=False))
+
+
+def _run(payload: dict[str, Any], conn, channel: _Channel) -> None:
     current_epoch = [0]
 
     def _forward_warning(message, category, filename, lineno, file=None, line=None):
@@ -70,6 +111,8 @@ def main(payload: dict[str, Any], conn) -> None:
     warnings.showwarning = _forward_warning
     try:
         _train(payload, channel, current_epoch)
+    except _ServerGone as exc:
+        raise SystemExit(str(exc)) from None
     except ForgeError as exc:
         channel.send("failed", {"code": exc.code, "message": exc.message})
     except BaseException as exc:  # the job fails; the supervisor records why
@@ -170,9 +213,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         path = checkpoint_dir / f"epoch-{at_epoch:06d}.ckpt"
         size, digest = write_checkpoint(path, at_epoch)
         written[0] = at_epoch
-        keep = max(1, spec.checkpoints.keep_last or 3)
-        for old in sorted(checkpoint_dir.glob("epoch-*.ckpt"))[:-keep]:
-            old.unlink(missing_ok=True)
+        # Older checkpoints are pruned by the server once it has recorded this one
+        # (ModelTrainer._prune_checkpoints): a worker whose server was just killed may run a few
+        # more epochs before it notices, and must not delete the checkpoint the restarted server
+        # resumes from.
         info = {"epoch": at_epoch, "path": str(path), "sha256": digest, "size_bytes": size, "tracker": tracker_state()}
         channel.send("checkpoint", info)
         return info
