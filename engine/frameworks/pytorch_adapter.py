@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import io
 import math
 import platform
@@ -102,7 +103,7 @@ from engine.errors import FailedPrecondition, InvalidArgument
 from engine.export.parity import onnx_predict
 from engine.frameworks import neural
 from engine.frameworks.base import EpochResult, FrameworkAdapter, Prediction, TrainingData, TrainingRun
-from engine.frameworks.metrics import classification_metrics, regression_metrics
+from engine.frameworks.metrics import class_codes, classification_metrics, regression_metrics
 from engine.jobs.spec import TrainingSpec
 
 TC = "training_config"
@@ -711,11 +712,10 @@ class PyTorchRun(TrainingRun):
 
         if not self._classifier:
             return torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1, 1), device=self._device)
-        index = {c: i for i, c in enumerate(self._classes)}
-        try:
-            codes = np.fromiter((index[v] for v in np.asarray(y).tolist()), dtype=np.int64, count=len(y))
-        except KeyError as exc:
-            raise ValueError(f"label {exc.args[0]!r} is not one of the classes {self._classes}") from None
+        codes = class_codes(y, self._classes)
+        if codes is None:
+            unknown = next(v for v in np.asarray(y).tolist() if v not in self._classes)
+            raise ValueError(f"label {unknown!r} is not one of the classes {self._classes}")
         return torch.as_tensor(codes, device=self._device)
 
     def _capture_rng(self) -> dict[str, Any]:
@@ -736,19 +736,24 @@ class PyTorchRun(TrainingRun):
     # -- the loss --
 
     def _loss(self, out: Any, target: Any) -> Any:
+        import torch
         import torch.nn.functional as F
 
-        out = out.float()
+        if out.dtype != torch.float32:  # float16 under autocast
+            out = out.float()
         if self._classifier:
+            # Unweighted: the loss function's own mean, one operation less per batch than a mean
+            # of per-row losses.
+            reduction = "mean" if self._class_weights is None else "none"
             if self._binary:
-                per_row = F.binary_cross_entropy_with_logits(out[:, 0], target.float(), reduction="none")
+                losses = F.binary_cross_entropy_with_logits(out[:, 0], target.float(), reduction=reduction)
             else:
-                per_row = F.cross_entropy(out, target, reduction="none")
+                losses = F.cross_entropy(out, target, reduction=reduction)
             if self._class_weights is None:
-                return per_row.mean()
-            # Weighted mean, as torch's CrossEntropyLoss(weight=...) computes it.
+                return losses
+            # Weighted mean of the per-row losses, as torch's CrossEntropyLoss(weight=...) computes it.
             w = self._class_weights[target]
-            return (per_row * w).sum() / w.sum()
+            return (losses * w).sum() / w.sum()
         # Standardized units: only the error (out - target) matters to these losses.
         scale = self._target_std
         if self._loss_name == "mse":
@@ -842,6 +847,12 @@ class PyTorchRun(TrainingRun):
 
         losses = []
         gradient_norm = None
+        # Each batch of a small network costs a few hundred microseconds, about as much as a
+        # dozen extra tensor operations: the loop does only what the epoch's results need. The
+        # gradient norm is reported for the epoch's last step, so it is measured there, and at
+        # every step only when clipping needs it; autocast is entered only when it is on.
+        autocast = (functools.partial(torch.autocast, self._device.type, dtype=torch.float16) if self._amp
+                    else contextlib.nullcontext)
         module.train()
         with _threads(self._threads), torch.random.fork_rng(devices=self._rng_devices):
             self._install_rng(self._rng)
@@ -849,20 +860,22 @@ class PyTorchRun(TrainingRun):
             for i, rows in enumerate(batches):
                 group_start = i - i % k
                 group_size = min(k, len(batches) - group_start)
-                with torch.autocast(self._device.type, dtype=torch.float16, enabled=self._amp):
+                with autocast():
                     out = module(self._X_train[rows])
                 loss = self._loss(out, self._y_train[rows])
                 objective = loss
                 if l1 > 0:
                     objective = objective + l1 * sum(w.abs().sum() for w in self._l1_weights)
-                objective = objective / group_size
+                if group_size > 1:
+                    objective = objective / group_size
                 (scaler.scale(objective) if scaler else objective).backward()
                 losses.append(loss.detach())
                 if i + 1 == group_start + group_size:
                     if scaler:
                         scaler.unscale_(optimizer)  # the norm and the clipping apply to true gradients
-                    grads = [p.grad for p in self._params if p.grad is not None]
-                    gradient_norm = torch.nn.utils.get_total_norm(grads)
+                    if clip > 0 or i + 1 == len(batches):
+                        grads = [p.grad for p in self._params if p.grad is not None]
+                        gradient_norm = torch.nn.utils.get_total_norm(grads)
                     if clip > 0:
                         torch.nn.utils.clip_grads_with_norm_(self._params, clip, gradient_norm)
                     if scaler:
@@ -1144,12 +1157,14 @@ class PyTorchAdapter(FrameworkAdapter):
         return run
 
     def versions(self) -> dict[str, str]:
-        import onnx
         import torch
 
+        # onnx's version from its installed metadata: the export imports it, the first epoch need not wait.
+        # torch.__version__ is a TorchVersion (a str subclass): sent to the server as it is, unpickling
+        # it there would import torch into the server process (seconds of CPU, hundreds of MiB).
         return {
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "numpy": np.__version__,
-            "onnx": onnx.__version__,
+            "onnx": importlib.metadata.version("onnx"),
             "python": platform.python_version(),
         }

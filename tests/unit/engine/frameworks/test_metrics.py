@@ -85,6 +85,55 @@ def test_r2_of_a_single_sample_is_nan():
     assert math.isnan(m["r2"])
 
 
+# The per-epoch metrics are computed with numpy (they run every epoch); they must be sklearn's.
+
+
+def _sklearn_classification(y, proba, classes):
+    from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
+
+    labels = np.asarray(classes)
+    predicted = labels[np.argmax(proba, axis=1)]
+    p, r, f, _ = precision_recall_fscore_support(y, predicted, labels=list(classes), average=None, zero_division=0)
+    pick = (lambda a: a[1]) if len(classes) == 2 else np.mean
+    return {"loss": log_loss(y, proba, labels=labels), "accuracy": accuracy_score(y, predicted),
+            "precision": pick(p), "recall": pick(r), "f1_score": pick(f)}
+
+
+@pytest.mark.parametrize("classes", [[0, 1], ["a", "b", "c"], [-1.0, 0.0, 2.0, 10.0, 11.0]])
+@pytest.mark.parametrize("n", [1, 9, 2000])
+def test_classification_metrics_are_sklearns(classes, n):
+    rng = np.random.default_rng(n)
+    # The last of five classes never occurs: its precision and recall are undefined (0).
+    y = np.asarray(classes)[rng.integers(0, len(classes) - (len(classes) == 5), n)]
+    proba = rng.random((n, len(classes)))
+    proba[: n // 3] = np.eye(len(classes))[rng.integers(0, len(classes), n // 3)]  # certain: clipped log loss
+    proba /= proba.sum(axis=1, keepdims=True)
+    assert classification_metrics(y, proba, classes) == pytest.approx(
+        _sklearn_classification(y, proba, classes), rel=1e-12, abs=1e-15)
+
+
+def test_labels_outside_the_classes_and_nan_probabilities_are_refused_as_sklearn_does():
+    with pytest.raises(ValueError, match="not belonging to the passed labels"):
+        classification_metrics(np.array([0, 1, 7]), np.full((3, 2), 0.5), [0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        classification_metrics(np.array([0, 1]), np.array([[0.5, 0.5], [np.nan, np.nan]]), [0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        regression_metrics(np.array([1.0, 2.0]), np.array([1.0, np.nan]))
+
+
+@pytest.mark.parametrize("y, predicted", [
+    (np.arange(500.0) ** 1.5, np.arange(500.0) ** 1.5 + np.sin(np.arange(500.0)) * 40),
+    (np.full(4, 3.0), np.full(4, 3.0)),  # constant target, perfect fit: r2 1
+    (np.full(4, 3.0), np.array([3.0, 2.0, 3.0, 3.0])),  # constant target otherwise: r2 0
+])
+def test_regression_metrics_are_sklearns(y, predicted):
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    assert regression_metrics(y, predicted) == pytest.approx(
+        {"loss": mean_squared_error(y, predicted), "rmse": math.sqrt(mean_squared_error(y, predicted)),
+         "mae": mean_absolute_error(y, predicted), "r2": r2_score(y, predicted)}, rel=1e-12, abs=1e-15)
+
+
 # --- evaluation_report
 
 

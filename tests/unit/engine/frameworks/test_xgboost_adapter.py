@@ -314,6 +314,10 @@ def test_export_rejects_formats_xgboost_has_not(cancer):
     ("diabetes", "regression", {"subsample": 0.6, "colsample_bytree": 0.7}),
     ("iris", "classification", {"tree_method": "approx", "subsample": 0.6, "colsample_bylevel": 0.7}),
     ("iris", "classification", {"tree_method": "exact", "subsample": 0.7, "colsample_bytree": 0.7}),
+    # Rows sampled, columns not: the tree updaters' row sampler is rebuilt every round too.
+    ("cancer", "classification", {"subsample": 0.7}),
+    ("iris", "classification", {"tree_method": "approx", "subsample": 0.6}),
+    ("iris", "classification", {"tree_method": "exact", "subsample": 0.7}),
 ])
 def test_resumed_run_equals_an_uninterrupted_one(dataset, task, hyperparameters, request):
     import xgboost as xgb
