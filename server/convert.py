@@ -241,7 +241,38 @@ _METRIC_SCALARS = ("training_loss", "validation_loss", "best_loss", "accuracy", 
                    "rmse", "mae", "r2", "learning_rate", "gradient_norm")
 
 
+# Fields a recorded point holds as TrainingMetrics takes them (numbers, the extra map).
+_METRIC_FIELDS = frozenset({"sequence", "epoch", "total_epochs", "progress", "best_epoch", "epoch_seconds", "extra",
+                            *_METRIC_SCALARS})
+_GPU_FIELDS = ("gpu_usage", "gpu_memory", "gpu_memory_total")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def metrics_to_proto(point: dict[str, Any]) -> metrics_pb2.TrainingMetrics:
+    """A recorded metric point (the journal's dict) as TrainingMetrics.
+
+    Built in one constructor call: a replay converts many thousands of points, and setting
+    fields one by one costs several times more. A point that call refuses (a value of another
+    type, a GPU field without gpu_present) is converted field by field, casting each value."""
+    fields = {key: value for key, value in point.items() if key in _METRIC_FIELDS and value is not None}
+    usage = point.get("resource_usage")
+    if usage:
+        if not usage.get("gpu_present") and any(key in usage for key in _GPU_FIELDS):
+            return _metrics_to_proto_field_by_field(point)
+        fields["resource_usage"] = usage
+    when = point.get("time")
+    if when is not None:
+        if when.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
+            when = when.replace(tzinfo=timezone.utc)
+        since = when - _EPOCH
+        fields["time"] = {"seconds": since.days * 86400 + since.seconds, "nanos": since.microseconds * 1000}
+    try:
+        return metrics_pb2.TrainingMetrics(**fields)
+    except (TypeError, ValueError):
+        return _metrics_to_proto_field_by_field(point)
+
+
+def _metrics_to_proto_field_by_field(point: dict[str, Any]) -> metrics_pb2.TrainingMetrics:
     msg = metrics_pb2.TrainingMetrics(
         sequence=int(point.get("sequence", 0)),
         epoch=int(point.get("epoch", 0)),

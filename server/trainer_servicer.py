@@ -10,14 +10,17 @@ from engine import names
 from engine.app import Engine
 from engine.errors import DataLoss, InvalidArgument
 from engine.export.formats import FORMATS, parse_format
+from engine.monitor.journal import log_passes
 from engine.paging import next_token, page_bounds
 from engine.storage.artifacts import location
 from forge.training.v1 import model_pb2, trainer_service_pb2 as pb, trainer_service_pb2_grpc
 from server import convert, unimplemented
 from server.errors import rpc
-from server.streams import follow_job
+from server.streams import Feed, follow_job
 
 CHUNK = 1024 * 1024
+# ExportModel reads and hashes this much per trip to a worker thread (_stream_artifact).
+READ_BLOCK = 4 * CHUNK
 SERVICE = "TrainerService"
 _run = asyncio.to_thread
 
@@ -103,7 +106,7 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             return [convert.metrics_to_proto(p) for p in points], points[-1]["sequence"] if points else after
 
         async for points, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch,
-                                              share_key="metrics"):
+                                              share_key="metrics", feed=Feed("metrics", convert.metrics_to_proto)):
             yield pb.WatchTrainingMetricsResponse(points=points, job_state=convert.job_state_enum(state))
 
     def _log_fetch(self, job: str, min_level: int, contains: str):
@@ -131,8 +134,14 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
     async def StreamTrainingLogs(self, request, context):
         job = self._job(request.name)
         fetch = self._log_fetch(job, request.min_level, request.contains)
+        level = convert.LOG_LEVEL_NUMBERS.get(request.min_level, 0)
+
+        def passed(entry):  # a live entry, filtered as fetch filters the stored ones
+            return convert.log_to_proto(entry) if log_passes(entry, level, request.contains) else None
+
         async for entries, state in follow_job(self.engine, job, request.from_sequence, request.follow, fetch,
-                                               share_key=("logs", request.min_level, request.contains)):
+                                               share_key=("logs", request.min_level, request.contains),
+                                               feed=Feed("logs", passed)):
             yield pb.StreamTrainingLogsResponse(entries=entries, job_state=convert.job_state_enum(state))
 
     @rpc
@@ -260,46 +269,66 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             yield message
 
     async def _stream_artifact(self, owner: str, fmt: str, info: dict, start: int):
-        """The artifact's bytes from `start` in chunks of at most 1 MiB, one chunk in memory at a time.
-        The whole file is hashed (the bytes before `start` too), and the check happens before the last
-        chunk leaves, so a client never receives a corrupt artifact whole."""
+        """The artifact's bytes from `start` in chunks of at most 1 MiB. The whole file is hashed
+        (the bytes before `start` too), and the check happens before the last chunk leaves, so a
+        client never receives a corrupt artifact whole.
+
+        A worker thread reads and hashes READ_BLOCK bytes at a time, one block ahead of the event
+        loop, which cuts each block into chunks and sends them. A trip to a thread per 1 MiB chunk
+        (a wakeup, and a GIL hand-over for the read and another for the hash) cost the server more
+        CPU than the hashing itself. At most two blocks are in memory, whatever the artifact's size."""
         store = self.engine.storage
-        uri, size = location(info), info["size_bytes"]
+        uri, size, recorded = location(info), info["size_bytes"], info["sha256"]
         digest = hashlib.sha256()
-        chunks = store.iter_chunks(uri, 0, CHUNK)  # opens the file lazily, on the first next()
+        blocks = store.iter_chunks(uri, 0, READ_BLOCK)  # opens the file lazily, on the first next()
+        read = 0
         # A client that goes away cancels this generator while a read may still run in its
-        # thread; closing the chunk generator then would fail ("generator already executing"),
+        # thread; closing the block generator then would fail ("generator already executing"),
         # so reading and closing take turns.
         turn = threading.Lock()
 
-        def read() -> bytes:
+        def read_block() -> tuple[bytes, bool]:
+            """The next block and whether it is the last; DataLoss, before any of it is sent, when
+            the artifact's bytes no longer match its record."""
+            nonlocal read
             with turn:
-                return next(chunks, b"")
+                block = next(blocks, b"") if read < size else b""
+                if not block and read < size:
+                    raise DataLoss(f"the stored {fmt} artifact of {owner} has {read} bytes, {size} recorded")
+                digest.update(block)
+                read += len(block)
+                if read >= size:
+                    longer = read > size or bool(next(blocks, b""))
+                    if longer or digest.hexdigest() != recorded:
+                        raise DataLoss(f"the stored {fmt} artifact of {owner} no longer matches its recorded sha256")
+                return block, read >= size
 
         def close() -> None:
             with turn:
-                chunks.close()
+                blocks.close()
 
-        offset = 0
+        offset = 0  # of the block in hand
         sent = False
+        pending = asyncio.ensure_future(_run(read_block))
         try:
-            while True:
-                chunk = await _run(read)
-                end = offset + len(chunk)
-                digest.update(chunk)
-                if end >= size and digest.hexdigest() != info["sha256"]:
-                    raise DataLoss(f"the stored {fmt} artifact of {owner} no longer matches its recorded sha256")
-                # Chunks wholly before `start` are only hashed; the first one sent starts at `start`.
-                if end > start or (not sent and end >= size):
-                    yield pb.ExportModelResponse(data=chunk[max(0, start - offset):], offset=max(start, offset))
-                    sent = True
-                offset = end
-                if not chunk:
-                    break
+            while pending is not None:
+                block, last = await pending
+                pending = None if last else asyncio.ensure_future(_run(read_block))
+                for at in range(0, len(block), CHUNK):
+                    begin, end = offset + at, offset + min(at + CHUNK, len(block))
+                    # Chunks wholly before `start` are only hashed; the first one sent starts at `start`.
+                    if end > start:
+                        first = max(start, begin)
+                        yield pb.ExportModelResponse(data=block[first - offset:end - offset], offset=first)
+                        sent = True
+                offset += len(block)
+            if not sent:  # resumed at the very end, or an empty artifact: one message carries the metadata
+                yield pb.ExportModelResponse(offset=start)
         finally:
+            if pending is not None:  # the client went away: the block read ahead is not wanted
+                pending.cancel()  # its thread still finishes the read; close() waits for it
+                pending.add_done_callback(lambda task: task.cancelled() or task.exception())  # no "never retrieved"
             await _run(close)  # closes the file even when the client goes away mid-stream
-        if offset != size:
-            raise DataLoss(f"the stored {fmt} artifact of {owner} has {offset} bytes, {size} recorded")
 
 
 unimplemented.install(TrainerServicer, SERVICE)

@@ -4,15 +4,22 @@ Sequences start at 1 and have no gaps, per job and per stream (metrics, logs). T
 assigned here, in the server process, so they continue across worker restarts
 (resume, retry) and server restarts (read back from the database). Each metric point is
 also charted in the job's TensorBoard event files once it is recorded (engine/monitor/tensorboard.py).
+
+Once committed, records are handed to the bus as they are (the "metrics" and "logs" feeds),
+so watchers that are caught up get them without reading the database again. Rows are
+written and read as plain columns (SQLAlchemy Core), not ORM objects: a replay of a long
+history spends its time on the records, not on the objects around them.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, insert, select
+from sqlalchemy.engine import Compiled
 
 from engine.monitor.bus import Bus
 from engine.monitor.tensorboard import TensorBoardLogs
@@ -34,6 +41,7 @@ class Journal:
         self.tensorboard = tensorboard
         self._lock = threading.Lock()
         self._next: dict[tuple[str, str], int] = {}
+        self._compiled: dict[Select, Compiled] = {}  # _driver_rows' statements, compiled for this database
 
     def _reserve(self, job: str, kind: str, count: int) -> int:
         """First of `count` new sequence numbers of `job`'s `kind` stream. Caller holds the lock."""
@@ -51,19 +59,17 @@ class Journal:
         """Persist metric points (TrainingMetrics fields) and wake watchers. Returns them sequenced."""
         if not points:
             return []
-        stamped = []
         with self._lock:
             first = self._reserve(job, "metrics", len(points))
+            rows = [{"job": job, "sequence": first + offset, "time": now(), "epoch": int(values.get("epoch", 0)),
+                     "values": values} for offset, values in enumerate(points)]
             with self._db.session() as s:
-                for offset, values in enumerate(points):
-                    row = MetricPointRow(
-                        job=job, sequence=first + offset, time=now(), epoch=int(values.get("epoch", 0)), values=values
-                    )
-                    s.add(row)
-                    stamped.append(_metric_dict(row))
+                s.execute(insert(MetricPointRow), rows)
+            stamped = [{**row["values"], "sequence": row["sequence"], "time": row["time"]} for row in rows]
+            # Under the lock: the feed gets each job's points in sequence order.
+            self._bus.publish(job, "metrics", stamped)
             # Once committed, under the lock: the charts hold exactly the recorded points, in order.
             warning = self.tensorboard.write(job, stamped) if self.tensorboard else ""
-        self._bus.publish(job)
         if warning:
             self.log(job, warning, "warning")
         return stamped
@@ -74,40 +80,51 @@ class Journal:
             return
         with self._lock:
             first = self._reserve(job, "logs", len(entries))
+            rows = [{"job": job, "sequence": first + offset, "time": now(), "level": LEVELS.get(level, 20),
+                     "message": message, "source": source, "epoch": epoch}
+                    for offset, (level, message, source, epoch) in enumerate(entries)]
             with self._db.session() as s:
-                for offset, (level, message, source, epoch) in enumerate(entries):
-                    s.add(
-                        LogEntryRow(
-                            job=job,
-                            sequence=first + offset,
-                            time=now(),
-                            level=LEVELS.get(level, 20),
-                            message=message,
-                            source=source,
-                            epoch=epoch,
-                        )
-                    )
-        self._bus.publish(job)
+                s.execute(insert(LogEntryRow), rows)
+            self._bus.publish(job, "logs", [_log_dict(row) for row in rows])
 
     def log(self, job: str, message: str, level: str = "info", epoch: int = 0) -> None:
         self.append_logs(job, [(level, message, "engine", epoch)])
 
     def metrics_after(self, job: str, after: int, limit: int) -> list[dict[str, Any]]:
-        with self._db.session() as s:
-            rows = s.scalars(
-                select(MetricPointRow)
-                .where(MetricPointRow.job == job, MetricPointRow.sequence > after)
-                .order_by(MetricPointRow.sequence)
-                .limit(limit)
-            ).all()
-            return [_metric_dict(r) for r in rows]
+        rows = self._driver_rows(_METRICS_AFTER, {"job": job, "after": after, "limit": limit})
+        return [{**(json.loads(values) if isinstance(values, (str, bytes)) else values), "sequence": sequence,
+                 "time": datetime.fromisoformat(time) if isinstance(time, str) else time}
+                for sequence, time, values in rows]
+
+    def _driver_rows(self, statement: Select, params: dict[str, Any]) -> list[tuple]:
+        """The rows of `statement`, read on the database driver's own cursor as plain tuples.
+
+        A replay reads many thousands of rows; SQLAlchemy's result rows and its column types
+        (which decode each JSON value and parse each SQLite timestamp in Python) cost more than the
+        database does. Columns come back as the driver gives them: SQLite timestamps and JSON as
+        text, PostgreSQL's already decoded."""
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = statement.compile(dialect=self._db.engine.dialect)
+        bound = compiled.construct_params(params)
+        arguments = tuple(bound[name] for name in compiled.positiontup) if compiled.positional else bound
+        with self._db.engine.connect() as connection:
+            cursor = connection.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(compiled.string, arguments)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
 
     def latest_metric(self, job: str) -> dict[str, Any] | None:
         with self._db.session() as s:
-            row = s.scalars(
-                select(MetricPointRow).where(MetricPointRow.job == job).order_by(MetricPointRow.sequence.desc()).limit(1)
+            row = s.execute(
+                select(MetricPointRow.sequence, MetricPointRow.time, MetricPointRow.values)
+                .where(MetricPointRow.job == job)
+                .order_by(MetricPointRow.sequence.desc())
+                .limit(1)
             ).first()
-            return _metric_dict(row) if row else None
+        return {**row.values, "sequence": row.sequence, "time": row.time} if row else None
 
     def logs_after(
         self, job: str, after: int, limit: int, min_level: int = 0, contains: str = ""
@@ -116,16 +133,18 @@ class Journal:
 
         The scanned sequence lets a filtered stream move on past entries it skipped.
         """
+        columns = (LogEntryRow.sequence, LogEntryRow.time, LogEntryRow.level, LogEntryRow.message,
+                   LogEntryRow.source, LogEntryRow.epoch)
         with self._db.session() as s:
-            rows = s.scalars(
-                select(LogEntryRow)
+            rows = s.execute(
+                select(*columns)
                 .where(LogEntryRow.job == job, LogEntryRow.sequence > after)
                 .order_by(LogEntryRow.sequence)
                 .limit(limit)
             ).all()
         scanned = rows[-1].sequence if rows else after
-        kept = [r for r in rows if r.level >= min_level and (not contains or contains in r.message)]
-        return [_log_dict(r) for r in kept], scanned
+        entries = (_log_dict(row._mapping) for row in rows)
+        return [entry for entry in entries if log_passes(entry, min_level, contains)], scanned
 
     def delete(self, job: str) -> None:
         with self._lock:
@@ -139,16 +158,25 @@ class Journal:
         self._bus.forget(job)
 
 
-def _metric_dict(row: MetricPointRow) -> dict[str, Any]:
-    return {**row.values, "sequence": row.sequence, "time": row.time}
+_METRICS_AFTER = (select(MetricPointRow.sequence, MetricPointRow.time, MetricPointRow.values)
+                  .where(MetricPointRow.job == bindparam("job"), MetricPointRow.sequence > bindparam("after"))
+                  .order_by(MetricPointRow.sequence)
+                  .limit(bindparam("limit")))
 
 
-def _log_dict(row: LogEntryRow) -> dict[str, Any]:
+def log_passes(entry: dict[str, Any], min_level: int, contains: str) -> bool:
+    """Whether a log entry passes a stream's filters: its level at least `min_level` (10 debug ...
+    40 error), its message holding `contains`."""
+    return LEVELS.get(entry["level"], 20) >= min_level and (not contains or contains in entry["message"])
+
+
+def _log_dict(row: Any) -> dict[str, Any]:
+    """A log entry as streams see it, from its row's columns (anything with [] by column name)."""
     return {
-        "sequence": row.sequence,
-        "time": row.time,
-        "level": LEVEL_NAMES.get(row.level, "info"),
-        "message": row.message,
-        "source": row.source,
-        "epoch": row.epoch,
+        "sequence": row["sequence"],
+        "time": row["time"],
+        "level": LEVEL_NAMES.get(row["level"], "info"),
+        "message": row["message"],
+        "source": row["source"],
+        "epoch": row["epoch"],
     }
