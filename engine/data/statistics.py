@@ -120,13 +120,13 @@ def _value_counts(values: pa.ChunkedArray, limit: int | None) -> list[ValueCount
     if len(values) == 0:
         return []
     counts = pc.value_counts(values)
-    keys = counts.field("values").to_pylist()
-    freqs = counts.field("counts").to_pylist()
-    # Sort by (-count, value); values of one column are mutually comparable once nulls are gone.
-    order = sorted(range(len(keys)), key=lambda i: (-freqs[i], keys[i]))
-    if limit is not None:
-        order = order[:limit]
-    return [ValueCount(value=format_value(keys[i]), count=int(freqs[i])) for i in order]
+    counted = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+    # Sorted by Arrow, not Python: a near-unique column has as many counts as rows, and only
+    # `limit` of them leave Arrow. Arrow orders text by UTF-8 bytes, which is code point order.
+    order = pc.sort_indices(counted, sort_keys=[("count", "descending"), ("value", "ascending")])
+    top = counted.take(order if limit is None else order[:limit])
+    return [ValueCount(value=format_value(v), count=int(c))
+            for v, c in zip(top.column("value").to_pylist(), top.column("count").to_pylist())]
 
 
 def _numeric_summary(stats: ColumnStatistics, values: pa.ChunkedArray) -> None:

@@ -19,18 +19,22 @@ estimated):
   counts scaled up (rarer ones would be noise, so a near-unique column lists none).
 Binary columns (images) are counted by digest and list no top values: those would be the bytes.
 
-`ingest_large_csv` feeds a CSV file through `write_batches` with pyarrow's streaming reader,
-giving the columns the types `pyarrow.csv.read_csv` would give them (see `_LOOSER`).
+`ingest_large_csv` feeds a CSV file through `write_batches` a piece of text at a time, giving
+the columns the types `pyarrow.csv.read_csv` would give them (see `_LOOSER`).
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import math
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -44,11 +48,14 @@ from engine.data.ingest import (
     IngestLimits,
     IngestResult,
     _check_label,
+    _STRADDLING,
     _check_read,
     _compressed,
     _field,
+    _in_blocks,
     _read_error,
     expanded_stream,
+    repeating_columns,
 )
 from engine.data.schema import (
     MAX_LISTED_CATEGORIES,
@@ -70,12 +77,17 @@ from engine.data.statistics import (
     compute_statistics,
 )
 from engine.errors import InvalidArgument
-from engine.storage.files import write_atomic
+from engine.storage.files import write_atomic_hashed
 
 # A row group is cut at ROW_GROUP_ROWS rows like `write_table`'s, or earlier at this many
 # bytes, so that a group of large values (images) never makes one page read huge.
 ROW_GROUP_BYTES = 64 * 1024 * 1024
+# Row-group writes that may wait for the Parquet writer's thread (`write_batches`).
+WRITE_BEHIND_GROUPS = 2
 STATS_SAMPLE_ROWS = 100_000
+# `ingest_large_csv` parses text in pieces of this many record limits (16 MiB by default): large
+# enough for pyarrow to spread one over every core in 1 MiB blocks, small enough to hold a few.
+PIECE_RECORDS = 2
 EXACT_DISTINCT_LIMIT = 10_000
 # A sampled count of 10 is within about 30% of the truth (Poisson); fewer says little.
 MIN_SAMPLED_COUNT = 10
@@ -136,11 +148,19 @@ class _DistinctSketch:
         self.registers = np.zeros(1 << self.BITS, dtype=np.uint8)
 
     def add(self, hashes: np.ndarray) -> None:
-        index = (hashes >> np.uint64(64 - self.BITS)).astype(np.int64)
+        floor = min(int(self.registers.min()), 64 - self.BITS)
+        if floor:
+            # Every register is at least `floor`, so only hashes of a higher rank can change one:
+            # those whose `floor` bits after the index bits are all zero. On a large column that
+            # is a small fraction, and the passes below run on it alone.
+            hashes = hashes[(hashes & np.uint64(((1 << floor) - 1) << (64 - self.BITS - floor))) == 0]
+        index = (hashes >> np.uint64(64 - self.BITS)).astype(np.intp)
         rest = (hashes << np.uint64(self.BITS)) | np.uint64(1 << (self.BITS - 1))  # never 0
-        # rank = leading zeros of `rest` + 1; frexp's exponent is the position of the top bit.
-        rank = 65 - np.frexp(rest.astype(np.float64))[1]
-        np.maximum.at(self.registers, index, rank.astype(np.uint8))
+        # rank = leading zeros of `rest` + 1 = 64 - floor(log2(rest)), and floor(log2) is the
+        # exponent field of `rest` as a float64 (read directly: np.frexp took 4 times as long).
+        exponent = rest.astype(np.float64).view(np.uint64) >> np.uint64(52)
+        rank = (np.int64(64 + 1023) - exponent.astype(np.int64)).astype(np.uint8)
+        np.maximum.at(self.registers, index, rank)
 
     def estimate(self) -> int:
         m = len(self.registers)
@@ -151,11 +171,43 @@ class _DistinctSketch:
         return int(round(raw))
 
 
-def _hashes(values: pa.Array | pa.ChunkedArray, binary: bool) -> np.ndarray:
-    """64-bit hashes of non-null values; binary values arrive as their sha256 digests already."""
+def _hashes(values: pa.Array | pa.ChunkedArray, binary: bool, scratch: _Scratch | None = None) -> np.ndarray:
+    """64-bit hashes of non-null values; binary values arrive as their sha256 digests already.
+    With `scratch`, numbers are hashed in its buffers (valid until its next use)."""
     if binary:
         return np.frombuffer(b"".join(v[:8] for v in values.to_pylist()), dtype=np.uint64)
-    return pd.util.hash_array(values.to_numpy(zero_copy_only=False))
+    array = values.to_numpy(zero_copy_only=False)
+    if array.dtype.itemsize == 8 and array.dtype.kind in "iufM":  # int64, float64, timestamps
+        return _mix64(array, scratch or _Scratch())
+    return pd.util.hash_array(array)
+
+
+class _Scratch:
+    """Two uint64 buffers reused by every column and batch of one summary: a fresh 1 MB
+    temporary per step of the hash costs its page faults each time, which doubled its time."""
+
+    def __init__(self) -> None:
+        self._out = self._tmp = np.empty(0, np.uint64)
+
+    def buffers(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._out) < size:
+            self._out, self._tmp = np.empty(size, np.uint64), np.empty(size, np.uint64)
+        return self._out[:size], self._tmp[:size]
+
+
+_MIX_SHIFT, _MIX_1, _MIX_2 = np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def _mix64(array: np.ndarray, scratch: _Scratch) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser of each 8-byte value: every input bit moves every output
+    bit, which is what a HyperLogLog needs, at a third of the cost of pandas' hash_array."""
+    hashes, shifted = scratch.buffers(len(array))
+    np.copyto(hashes, array.view(np.uint64))
+    for multiplier in (_MIX_1, _MIX_2):
+        np.bitwise_xor(hashes, np.right_shift(hashes, _MIX_SHIFT, out=shifted), out=hashes)
+        np.multiply(hashes, multiplier, out=hashes)
+    np.bitwise_xor(hashes, np.right_shift(hashes, _MIX_SHIFT, out=shifted), out=hashes)
+    return hashes
 
 
 class _ColumnTally:
@@ -176,7 +228,7 @@ class _ColumnTally:
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
         self.min, self.max = math.inf, -math.inf
 
-    def update(self, column: pa.ChunkedArray) -> None:
+    def update(self, column: pa.ChunkedArray, scratch: _Scratch | None = None) -> None:
         self.nulls += column.null_count
         values = column.drop_null()
         if not len(values):
@@ -188,21 +240,26 @@ class _ColumnTally:
             values_or_digests = values
         if self.counts is not None:
             counted = pc.value_counts(values_or_digests)
-            for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
-                self.counts[value] = self.counts.get(value, 0) + count
-            if len(self.counts) > EXACT_DISTINCT_LIMIT:
+            if len(counted) <= EXACT_DISTINCT_LIMIT:
+                for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+                    self.counts[value] = self.counts.get(value, 0) + count
+            if len(counted) > EXACT_DISTINCT_LIMIT or len(self.counts) > EXACT_DISTINCT_LIMIT:
+                # Past the limit: the values counted so far seed the sketch. A batch that is past it
+                # alone is hashed in Arrow's hands, never turned into Python objects.
+                value_type = pa.binary() if binary else self.arrow_type
                 self.sketch = _DistinctSketch()
-                seen = list(self.counts)
-                self.sketch.add(_hashes(pa.array(seen, pa.binary() if binary else self.arrow_type), binary))
+                self.sketch.add(_hashes(pa.array(list(self.counts), value_type), binary))
+                self.sketch.add(_hashes(counted.field("values"), binary))
                 self.counts = None
         else:
-            self.sketch.add(_hashes(values_or_digests, binary))
+            self.sketch.add(_hashes(values_or_digests, binary, scratch))
         if self.numeric:
             array = values.cast(pa.float64(), safe=False).to_numpy()
-            array = array[np.isfinite(array)]
+            if not np.isfinite(array).all():  # ±inf: rare, and left out of the numeric summaries
+                array = array[np.isfinite(array)]
             if array.size:
                 mean = float(array.mean())
-                m2 = float(np.square(array - mean).sum())
+                m2 = float(array.var()) * array.size
                 total = self.n + array.size
                 delta = mean - self.mean
                 self.mean += delta * array.size / total
@@ -255,16 +312,21 @@ class _StreamSummary:
         self.sampled_names = [t.name for t in self.tallies if t.data_type != "binary"]
         self.reservoir = _Reservoir(STATS_SAMPLE_ROWS)
         self.rows = 0
+        self.scratch = _Scratch()
 
     def update(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         for tally, column in zip(self.tallies, table.columns):
-            tally.update(column)
+            tally.update(column, self.scratch)
         self.reservoir.add(table.select(self.sampled_names))
 
     @property
     def sampled(self) -> bool:
         return self.rows > STATS_SAMPLE_ROWS
+
+    def repeating_columns(self) -> list[str]:
+        """The columns whose values repeat in the rows seen so far (see ingest.repeating_columns)."""
+        return repeating_columns([(t.name, t.distinct(), self.rows - t.nulls) for t in self.tallies])
 
     def schema(self) -> DataSchema:
         return DataSchema(columns=[t.schema(self.rows) for t in self.tallies])
@@ -370,7 +432,7 @@ def write_batches(
     blame_field = blame_field or _field(field_prefix, "source_uri")
     summary: _StreamSummary | None = None
 
-    def write(tmp: str) -> None:
+    def write(out: BinaryIO) -> None:
         nonlocal summary
         writer: pq.ParquetWriter | None = None
         target: pa.Schema | None = None
@@ -382,38 +444,47 @@ def write_batches(
             pending.clear()
             whole = table.num_rows if everything else table.num_rows - table.num_rows % ROW_GROUP_ROWS
             if whole:
-                writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+                # Parquet encodes in a thread of its own, beside the next batch's summary; at
+                # most WRITE_BEHIND_GROUPS writes wait, so memory stays bounded.
+                while len(writing) >= WRITE_BEHIND_GROUPS:
+                    writing.popleft().result()
+                writing.append(behind.submit(writer.write_table, table.slice(0, whole), row_group_size=ROW_GROUP_ROWS))
             if whole < table.num_rows:
                 pending.append(table.slice(whole))
 
+        writing: collections.deque[Future] = collections.deque()
         try:
-            for batch in batches:
-                table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-                table = canonical_table(table, blame_field=blame_field)
-                if schema is not None:
-                    table = _enforce(table, schema, field_prefix, rows)
-                if target is None:
-                    _check_label(table, label_column, field_prefix)
-                    target = table.schema
-                    summary = _StreamSummary(target)
-                    writer = pq.ParquetWriter(tmp, target)
-                elif table.schema != target:
-                    table = _conform(table, target, rows, blame_field)
-                summary.update(table)
-                rows += table.num_rows
-                pending.append(table)
-                held = sum(t.num_rows for t in pending)
-                if held >= ROW_GROUP_ROWS or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
-                    flush(everything=held < ROW_GROUP_ROWS)
-            if pending:
-                flush(everything=True)
+            with ThreadPoolExecutor(1, thread_name_prefix="parquet-writer") as behind:  # waits for its writes on leaving
+                for batch in batches:
+                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                    table = canonical_table(table, blame_field=blame_field)
+                    if schema is not None:
+                        table = _enforce(table, schema, field_prefix, rows)
+                    if target is None:
+                        _check_label(table, label_column, field_prefix)
+                        target = table.schema
+                        summary = _StreamSummary(target)
+                    elif table.schema != target:
+                        table = _conform(table, target, rows, blame_field)
+                    summary.update(table)
+                    if writer is None:  # the first batch tells which columns are worth a dictionary
+                        writer = pq.ParquetWriter(out, target, use_dictionary=summary.repeating_columns())
+                    rows += table.num_rows
+                    pending.append(table)
+                    held = sum(t.num_rows for t in pending)
+                    if held >= ROW_GROUP_ROWS or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
+                        flush(everything=held < ROW_GROUP_ROWS)
+                if pending:
+                    flush(everything=True)
+                for done in writing:
+                    done.result()  # a write that failed fails the whole
         finally:
             if writer is not None:
                 writer.close()
         if rows == 0:
             raise InvalidArgument.field(blame_field, f"{source_name} has no data rows; give a source with at least one row")
 
-    size_bytes, sha256 = write_atomic(dest, write)
+    size_bytes, sha256 = write_atomic_hashed(dest, write)
     inferred = summary.schema()
     return IngestResult(
         path=str(dest),
@@ -428,11 +499,11 @@ def write_batches(
 
 # ---- Large CSV files -------------------------------------------------------------------
 # `read_csv` types a column with the first of these (Arrow's inference order, with the two
-# zone variants of each timestamp kind) that parses every value in the file. The streaming
-# reader infers from its first block only, and fails when a later block holds a value that
-# type cannot parse; the column is then loosened one step and the file read again, which
-# ends on the type `read_csv` gives. Restarts are rare (a column whose type changes deep in
-# the file) and usually fail fast, on the first block.
+# zone variants of each timestamp kind) that parses every value in the file. Read a piece at
+# a time, types are inferred from the first piece only, and a later piece fails when it holds
+# a value that type cannot parse; the column is then loosened one step and the file read
+# again, which ends on the type `read_csv` gives. Restarts are rare (a column whose type
+# changes deep in the file) and usually fail fast, on the first piece.
 _LOOSER = (
     pa.null(), pa.int64(), pa.bool_(), pa.date32(), pa.time32("s"), pa.timestamp("s"), pa.timestamp("s", "UTC"),
     pa.timestamp("ns"), pa.timestamp("ns", "UTC"), pa.float64(), pa.string(), pa.binary(),
@@ -453,12 +524,113 @@ def _loosened(exc: pa.ArrowInvalid, types: list[pa.DataType]) -> bool:
     return True
 
 
-def _csv_tables(reader: pa_csv.CSVStreamingReader, path: str, source_field: str) -> Iterator[pa.Table]:
-    for batch in reader:
-        if batch.num_rows:
-            table = pa.Table.from_batches([batch])
-            _check_read(table, path, "csv", source_field)  # the checks `ingest_file` makes on whole files
-            yield table
+class _ReadAhead:
+    """Iterates `items` in a thread of its own, up to `depth` items ahead of the consumer: the
+    next CSV block is parsed (pyarrow lets go of the GIL) while this one is summarised and
+    written, so a file is read on one core and stored on another. Errors raised while reading
+    reach the consumer at the item they stopped. Leaving the `with` block stops the thread, so
+    the reader behind `items` can be closed safely."""
+
+    _END = object()
+
+    def __init__(self, items: Iterable[Any], depth: int = 2):
+        self._items = items
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if self._stop.is_set():
+                    return
+                self._queue.put((item, None))
+            self._queue.put((self._END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._queue.put((self._END, exc))
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item, error = self._queue.get()
+            if error is not None:
+                raise error
+            if item is self._END:
+                return
+            yield item
+
+    def __enter__(self) -> "_ReadAhead":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            # Make room for a put the producer may be blocked in; it then sees the stop.
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+def _pieces(stream: Any, limits: IngestLimits) -> Iterator[memoryview]:
+    """The stream's bytes in pieces of about PIECE_RECORDS * limits.max_record_bytes, each cut
+    after a line end, as pyarrow cuts its blocks: every piece holds whole records. A record
+    longer than the limit is refused (as pyarrow's "straddling" error, which `_read_error`
+    explains), so a piece never grows past the limit and what the last line end left over."""
+    size = PIECE_RECORDS * limits.max_record_bytes
+    rest = b""
+    while True:
+        data = stream.read(size)
+        if not data:
+            if rest:
+                yield memoryview(rest)
+            return
+        data = rest + data
+        end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        if len(data) - end > limits.max_record_bytes:
+            raise pa.ArrowInvalid(f"CSV parse error: {_STRADDLING}")
+        if end:
+            yield memoryview(data)[:end]
+        rest = data[end:]
+
+
+class _CsvTables:
+    """A CSV file's rows as tables, one per piece of text (`_pieces`), each piece parsed by
+    `pyarrow.csv.read_csv` on every core. pyarrow's own streaming reader parses on one thread
+    only, which made it the slowest part of storing a large file.
+
+    The first piece's header names the columns and, unless `types` is given, its values type
+    them; later pieces are read with those types, and a value that does not fit raises the
+    ArrowInvalid that `ingest_large_csv` loosens the column for. `names` and `types` are set
+    once the first piece is read."""
+
+    def __init__(self, stream: Any, path: str, source_field: str, limits: IngestLimits,
+                 names: list[str], types: list[pa.DataType] | None):
+        self.stream, self.path, self.source_field, self.limits = stream, path, source_field, limits
+        self.names, self.types = names, types
+
+    def _read(self, piece: memoryview, header: bool) -> pa.Table:
+        # Types go by name; repeated names never get this far, the first table's checks refuse them.
+        column_types = dict(zip(self.names, self.types)) if self.types is not None else None
+        convert = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
+        return _in_blocks(lambda block, threads: pa_csv.read_csv(
+            pa.BufferReader(pa.py_buffer(piece)), convert_options=convert,
+            read_options=pa_csv.ReadOptions(block_size=block, use_threads=threads,
+                                            column_names=None if header else self.names)), self.limits)
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        header = True
+        for piece in _pieces(self.stream, self.limits):
+            table = self._read(piece, header)
+            if table.num_rows:
+                _check_read(table, self.path, "csv", self.source_field)  # the checks `ingest_file` makes on whole files
+            if header:
+                self.names, self.types, header = table.column_names, list(table.schema.types), False
+            if table.num_rows:
+                yield table
+        if header:  # not a byte of text: pyarrow's own error says so, as for a file read whole
+            self._read(memoryview(b""), header)
 
 
 def ingest_large_csv(
@@ -474,37 +646,32 @@ def ingest_large_csv(
     """`ingest.ingest_file` for a local CSV file too large to read whole (or compressed): same
     rows, types and errors.
 
-    Memory holds a few blocks of text (of limits.max_record_bytes: pyarrow parses one per
-    batch), one row group and the statistics sample, whatever the file's size. A compressed
-    file is refused once it expands past limits.max_expanded_bytes. Statistics: see the
-    module's docstring.
+    The text is parsed a piece at a time (`_CsvTables`) in a thread of its own (`_ReadAhead`),
+    while the pieces before it are summarised and written. Memory holds a few pieces (of
+    PIECE_RECORDS * limits.max_record_bytes of text) and their tables, one row group and the
+    statistics sample, whatever the file's size. A compressed file is refused once it expands
+    past limits.max_expanded_bytes. Statistics: see the module's docstring.
     """
     source_field = source_field or _field(field_prefix, "source_uri")
     limits = limits or IngestLimits()
-    read_options = pa_csv.ReadOptions(block_size=limits.max_record_bytes)
     names: list[str] = []
-    types: list[pa.DataType] | None = None  # None: let the reader infer them from the first block
+    types: list[pa.DataType] | None = None  # None: inferred from the first piece
     while True:
-        # Types go by name; repeated names never get here, the first batch's checks refuse them.
-        column_types = dict(zip(names, types)) if types is not None else None
-        convert = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
-        reader = expanded = None
+        stream = tables = None
         try:
             # Decompressed here rather than by pyarrow, so the expansion is counted.
-            expanded = expanded_stream(path, source_field, limits) if _compressed(path) else None
-            reader = pa_csv.open_csv(expanded or path, read_options=read_options, convert_options=convert)
-            if types is None:
-                names, types = reader.schema.names, list(reader.schema.types)
-            return write_batches(_csv_tables(reader, path, source_field), dest, label_column=label_column,
-                                 schema=schema, field_prefix=field_prefix, blame_field=source_field,
-                                 source_name=Path(path).name)
+            stream = expanded_stream(path, source_field, limits) if _compressed(path) else pa.input_stream(path)
+            tables = _CsvTables(stream, path, source_field, limits, names, types)
+            with _ReadAhead(tables) as ahead:
+                return write_batches(ahead, dest, label_column=label_column, schema=schema,
+                                     field_prefix=field_prefix, blame_field=source_field,
+                                     source_name=Path(path).name)
         except pa.ArrowInvalid as exc:
+            names, types = (tables.names, tables.types) if tables is not None else (names, types)
             if types is None or not _loosened(exc, types):
                 raise _read_error(exc, path, "csv", source_field, limits) from None
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
             raise _read_error(exc, path, "csv", source_field, limits) from None
         finally:
-            if reader is not None:
-                reader.close()
-            if expanded is not None:
-                expanded.close()
+            if stream is not None:
+                stream.close()
