@@ -300,6 +300,11 @@ def supervise(
                 if closed:
                     break
             elif not handle.alive():
+                # It may have sent its last messages (its outcome) and exited after the poll above
+                # gave up: this thread can wait that long for the GIL, and a warm worker exits at
+                # once (os._exit, no interpreter teardown). Whatever it sent is still in the pipe.
+                if handle.conn.poll():
+                    continue
                 break
             # Checked on every turn: a chatty worker must not escape its deadline.
             if handle.timeout_seconds and time.monotonic() - handle.started > handle.timeout_seconds:
