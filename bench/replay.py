@@ -85,6 +85,7 @@ def grow_history(data_dir: Path, job: str, real_points: list, total: int) -> flo
     from engine.monitor.bus import Bus
     from engine.monitor.journal import Journal
     from engine.store.database import Database
+    from server import convert
 
     # The worker's own form of a point: TrainingMetrics fields, without the journal's sequence and time.
     templates = []
@@ -97,6 +98,7 @@ def grow_history(data_dir: Path, job: str, real_points: list, total: int) -> flo
         templates.append(values)
     db = Database(f"sqlite:///{(data_dir / 'forge.db').resolve()}")
     journal = Journal(db, Bus())  # no TensorBoard: only the metric history is read back
+    journal.encode_metric = convert.metric_wire  # as the server's journal stores each point
     started = time.perf_counter()
     epoch = len(real_points)
     try:

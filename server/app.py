@@ -89,6 +89,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         default_memory_limit_bytes=config.default_job_memory_bytes,
     ))
     engine.tuning.make_spec = engine.pipelines.make_spec = convert.spec_from_request_dict
+    engine.journal.encode_metric = convert.metric_wire
     engine.pipelines.functions.update(config.pipeline_functions)
     await asyncio.to_thread(engine.start)
     authenticator = Authenticator(ApiKeys(engine.db)) if config.auth == "api-key" else None

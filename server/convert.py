@@ -248,6 +248,45 @@ _GPU_FIELDS = ("gpu_usage", "gpu_memory", "gpu_memory_total")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def metric_wire(point: dict[str, Any]) -> bytes:
+    """A recorded metric point as stored for replays (Journal.encode_metric): its TrainingMetrics encoding."""
+    return metrics_to_proto(point).SerializeToString()
+
+
+# The key of WatchTrainingMetricsResponse.points (field number, length-delimited wire type).
+_POINTS_KEY = bytes([trainer_service_pb2.WatchTrainingMetricsResponse.DESCRIPTOR.fields_by_name["points"].number << 3 | 2])
+
+
+def framed_metric(wire: bytes) -> bytes:
+    """A point's TrainingMetrics encoding framed as one WatchTrainingMetricsResponse.points entry:
+    responses are parsed from their points' stored bytes joined, never rebuilt field by field."""
+    size = len(wire)
+    if size < len(_FRAMES):
+        return _FRAMES[size] + wire
+    length = bytearray()
+    while size > 0x7F:
+        length.append(size & 0x7F | 0x80)
+        size >>= 7
+    length.append(size)
+    return _POINTS_KEY + bytes(length) + wire
+
+
+def _frame(size: int) -> bytes:
+    return _POINTS_KEY + (bytes((size,)) if size < 0x80 else bytes((size & 0x7F | 0x80, size >> 7)))
+
+
+# The key and length of every entry shorter than 16 KiB (a point is a few hundred bytes): a
+# replay frames a hundred thousand of them.
+_FRAMES = [_frame(size) for size in range(1 << 14)]
+
+
+def metrics_response(framed: list[bytes], state: str) -> trainer_service_pb2.WatchTrainingMetricsResponse:
+    """A WatchTrainingMetricsResponse of framed_metric points and the job's state."""
+    response = trainer_service_pb2.WatchTrainingMetricsResponse.FromString(b"".join(framed))
+    response.job_state = job_state_enum(state)
+    return response
+
+
 def metrics_to_proto(point: dict[str, Any]) -> metrics_pb2.TrainingMetrics:
     """A recorded metric point (the journal's dict) as TrainingMetrics.
 

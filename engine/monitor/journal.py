@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select
+from sqlalchemy import Select, bindparam, case, delete, func, insert, select
 from sqlalchemy.engine import Compiled
 
 from engine.monitor.bus import Bus
@@ -42,6 +43,10 @@ class Journal:
         self._lock = threading.Lock()
         self._next: dict[tuple[str, str], int] = {}
         self._compiled: dict[Select, Compiled] = {}  # _driver_rows' statements, compiled for this database
+        # A recorded point (its values, sequence and time) as the bytes streams send: the server
+        # gives it (its TrainingMetrics encoding), so the engine stores them without knowing the
+        # format. None: points are stored without (encoded_metrics_after then cannot be used).
+        self.encode_metric: Callable[[dict[str, Any]], bytes] | None = None
 
     def _reserve(self, job: str, kind: str, count: int) -> int:
         """First of `count` new sequence numbers of `job`'s `kind` stream. Caller holds the lock."""
@@ -61,11 +66,14 @@ class Journal:
             return []
         with self._lock:
             first = self._reserve(job, "metrics", len(points))
-            rows = [{"job": job, "sequence": first + offset, "time": now(), "epoch": int(values.get("epoch", 0)),
-                     "values": values} for offset, values in enumerate(points)]
+            stamped = [{**values, "sequence": first + offset, "time": now()} for offset, values in enumerate(points)]
+            encode = self.encode_metric
+            rows = [{"job": job, "sequence": point["sequence"], "time": point["time"],
+                     "epoch": int(values.get("epoch", 0)), "values": values,
+                     "wire": encode(point) if encode is not None else None}
+                    for values, point in zip(points, stamped)]
             with self._db.session() as s:
                 s.execute(insert(MetricPointRow), rows)
-            stamped = [{**row["values"], "sequence": row["sequence"], "time": row["time"]} for row in rows]
             # Under the lock: the feed gets each job's points in sequence order.
             self._bus.publish(job, "metrics", stamped)
             # Once committed, under the lock: the charts hold exactly the recorded points, in order.
@@ -92,9 +100,20 @@ class Journal:
 
     def metrics_after(self, job: str, after: int, limit: int) -> list[dict[str, Any]]:
         rows = self._driver_rows(_METRICS_AFTER, {"job": job, "after": after, "limit": limit})
-        return [{**(json.loads(values) if isinstance(values, (str, bytes)) else values), "sequence": sequence,
-                 "time": datetime.fromisoformat(time) if isinstance(time, str) else time}
-                for sequence, time, values in rows]
+        return [_decoded(*row) for row in rows]
+
+    def encoded_metrics_after(self, job: str, after: int, limit: int) -> tuple[list[bytes], int]:
+        """encode_metric's bytes of the points after sequence `after` (stored when each point was
+        recorded, else, for points recorded before the column existed, encoded now), and the
+        last point's sequence (`after` when there is none)."""
+        encode = self.encode_metric
+        if encode is None:
+            raise RuntimeError("encoded_metrics_after needs Journal.encode_metric")
+        rows = self._driver_rows(_ENCODED_AFTER, {"job": job, "after": after, "limit": limit})
+        # The drivers give a BLOB/bytea as bytes; a replay reads each point's here, so nothing else happens to it.
+        encoded = [wire if wire is not None else encode(_decoded(sequence, time, values))
+                   for sequence, wire, time, values in rows]
+        return encoded, rows[-1][0] if rows else after
 
     def _driver_rows(self, statement: Select, params: dict[str, Any]) -> list[tuple]:
         """The rows of `statement`, read on the database driver's own cursor as plain tuples.
@@ -162,6 +181,22 @@ _METRICS_AFTER = (select(MetricPointRow.sequence, MetricPointRow.time, MetricPoi
                   .where(MetricPointRow.job == bindparam("job"), MetricPointRow.sequence > bindparam("after"))
                   .order_by(MetricPointRow.sequence)
                   .limit(bindparam("limit")))
+
+
+# The wire column is read only where the encoding is: only the driver's bytes for most rows.
+_ENCODED_AFTER = (select(MetricPointRow.sequence, MetricPointRow.wire,
+                         case((MetricPointRow.wire.is_(None), MetricPointRow.time)),
+                         case((MetricPointRow.wire.is_(None), MetricPointRow.values)))
+                  .where(MetricPointRow.job == bindparam("job"), MetricPointRow.sequence > bindparam("after"))
+                  .order_by(MetricPointRow.sequence)
+                  .limit(bindparam("limit")))
+
+
+def _decoded(sequence: int, time: Any, values: Any) -> dict[str, Any]:
+    """A metric point from its driver columns: SQLite gives the time and JSON as text,
+    PostgreSQL already decoded."""
+    return {**(json.loads(values) if isinstance(values, (str, bytes)) else values), "sequence": sequence,
+            "time": datetime.fromisoformat(time) if isinstance(time, str) else time}
 
 
 def log_passes(entry: dict[str, Any], min_level: int, contains: str) -> bool:

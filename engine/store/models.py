@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,6 +81,11 @@ class MetricPointRow(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     # The TrainingMetrics fields other than sequence and time.
     values: Mapped[dict] = mapped_column(JSON)
+    # The whole point as the server streams it (its TrainingMetrics encoding, made by the
+    # server's Journal.encode_metric when it was recorded), so a replay of a long history sends
+    # stored bytes instead of decoding and re-encoding every point. NULL for points recorded
+    # before revision 0004 or without an encoder: those are encoded from `values` when read.
+    wire: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
 
 class LogEntryRow(Base):

@@ -50,3 +50,16 @@ def test_the_time_keeps_its_microseconds():
     assert (message.time.seconds, message.time.nanos) == (int(WHEN.timestamp()), 123_456_000)
     assert message.resource_usage.memory_usage == CPU["memory_usage"]
     assert not message.resource_usage.HasField("gpu_usage")
+
+
+@pytest.mark.parametrize("extra_bytes", [0, 200, 20_000])  # one-byte, two-byte and longer length prefixes
+def test_framed_points_parse_back_as_the_response_of_those_points(extra_bytes):
+    from forge.training.v1 import common_pb2, trainer_service_pb2 as pb
+
+    points = [dict(POINTS["classification"], sequence=s, extra={"pad": 1.0} if not extra_bytes else
+                   {f"k{i:05d}": float(i) for i in range(extra_bytes // 16)}) for s in (1, 2)]
+    response = convert.metrics_response([convert.framed_metric(convert.metric_wire(p)) for p in points], "RUNNING")
+    assert response == pb.WatchTrainingMetricsResponse(points=[convert.metrics_to_proto(p) for p in points],
+                                                       job_state=common_pb2.JOB_STATE_RUNNING)
+    assert convert.metrics_response([], "COMPLETED") == pb.WatchTrainingMetricsResponse(
+        job_state=common_pb2.JOB_STATE_COMPLETED)

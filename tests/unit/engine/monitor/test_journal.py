@@ -50,3 +50,18 @@ def test_delete_forgets_the_history(tmp_path):
     assert journal.metrics_after("job", 0, 10) == []
     journal.append_metrics("job", [{"epoch": 1}])
     assert journal.latest_metric("job")["sequence"] == 1
+
+
+def test_points_keep_their_encoding_and_older_points_are_encoded_when_read(tmp_path):
+    import json
+
+    journal, _ = _journal(tmp_path)
+    journal.append_metrics("job", [{"epoch": 1, "accuracy": 0.5}])  # no encoder yet: stored without
+    journal.encode_metric = lambda point: json.dumps({"e": point["epoch"], "s": point["sequence"]}).encode()
+    journal.append_metrics("job", [{"epoch": 2}, {"epoch": 3}])
+    journal.encode_metric = lambda point: b"encoded when read"  # the stored bytes are what is read back
+    assert journal.encoded_metrics_after("job", 0, 10) == (
+        [b"encoded when read", b'{"e": 2, "s": 2}', b'{"e": 3, "s": 3}'], 3)
+    assert journal.encoded_metrics_after("job", 1, 1) == ([b'{"e": 2, "s": 2}'], 2)
+    assert journal.encoded_metrics_after("job", 3, 10) == ([], 3)
+    assert [p["epoch"] for p in journal.metrics_after("job", 0, 10)] == [1, 2, 3]  # the values as ever
