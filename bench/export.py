@@ -12,7 +12,10 @@ alternating, each several times (medians):
   sha256 of every byte) with the bytes discarded, so only the wire and the servers are timed;
 - "sdk": `Client.export_model`, which also writes the file and fsyncs it, as a user sees it.
 The target is on the stream figure (the service's MB/s over the baseline's); the SDK figures and
-their ratio are reported beside it. Memory: the server's peak RSS during the transfers may grow
+their ratio are reported beside it. The server hashes a local artifact whole on its first export
+and again only once the file changes (ArtifactStore.verified_before), so the timed runs are the
+repeated exports of an unchanged model; one that hashes (the file's ctime moved on first) is
+reported on its own (`hashing_export`). Memory: the server's peak RSS during the transfers may grow
 by at most a few chunks (EXPORT_RSS_GROWTH_LIMIT), never with the model.
 """
 
@@ -224,8 +227,14 @@ def run(scratch: Path, quick: bool) -> list[dict]:
         if version.artifact_sha256 != sha256:
             raise RuntimeError(f"LoadModel recorded sha256 {version.artifact_sha256}, the file has {sha256}")
         model_bytes = (data_dir / "models" / "big.onnx").stat().st_size
-        # One untimed transfer each: the file into the page cache, both channels connected.
-        stream_seconds(client, version.name)
+        # One transfer each before the runs: the file into the page cache, both channels connected.
+        # The service's is made to hash the file whole, as a first export after a restart does:
+        # a chmod moves the file's ctime on, so the server's memory of having verified it (when
+        # LoadModel hashed it) no longer holds. It is reported on its own; the timed runs export
+        # the unchanged file (ArtifactStore.verified_before).
+        model_path = data_dir / "models" / "big.onnx"
+        model_path.chmod(model_path.stat().st_mode)
+        first_export = stream_seconds(client, version.name)
         stream_seconds(raw_client, "raw")
         hwm_before = _peak_rss(process.pid)
         with ResourceSampler(process.pid, interval=0.05) as sampler:
@@ -240,6 +249,7 @@ def run(scratch: Path, quick: bool) -> list[dict]:
                         "`forge-training serve` process",
                 "model_bytes": model_bytes,
                 "stream": _mb_per_s(model_bytes, service["stream"]),
+                "hashing_export": _mb_per_s(model_bytes, [first_export]),
                 "sdk": _mb_per_s(model_bytes, service["sdk"]),
                 "server_rss_peak_growth_mib": round(hwm_growth / MIB, 1),
                 "server_rss_sampled_peak_over_start_mib": round((sampler.peak_rss - sampler.start_rss) / MIB, 1),

@@ -19,6 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,6 +74,12 @@ def location(info: dict[str, Any]) -> str:
     return info.get("uri") or info["path"]
 
 
+# Local files remembered as verified (ArtifactStore.verified_before), the most recently verified.
+MAX_REMEMBERED_VERIFICATIONS = 4096
+# How long a file must have been unchanged (by its ctime) when it is hashed to be remembered.
+UNCHANGED_FOR_NS = 1_000_000_000
+
+
 class ArtifactStore:
     def __init__(self, config: StorageConfig, data_dir: Path | str | None = None):
         config.validate()
@@ -80,6 +89,9 @@ class ArtifactStore:
             config = StorageConfig(**{**config.to_dict(), "base_path": str(Path(data_dir).resolve())})
         self.config = config
         self._fs = None
+        # uri -> (sha256, fingerprint) of local files whose bytes were hashed whole and matched.
+        self._verified: OrderedDict[str, tuple[str, tuple]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     # ----- naming
 
@@ -212,17 +224,61 @@ class ArtifactStore:
                 size += len(block)
         return size, digest.hexdigest()
 
+    # ----- what was verified
+    # Hashing a large artifact on every export or load costs a core for seconds (sha256 runs at
+    # about 1 GB/s). A local file whose bytes were hashed whole and matched is trusted again
+    # while its fingerprint is unchanged: any write to it, or a file put in its place, changes
+    # its ctime or inode, which nobody can set back. Objects in object stores are always hashed.
+
+    def fingerprint(self, uri: str) -> tuple | None:
+        """(device, inode, size, mtime, ctime) of a local file; None for object stores or a file
+        that cannot be read."""
+        if not self.local:
+            return None
+        try:
+            st = os.stat(uri)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def verified_before(self, uri: str, sha256: str, fingerprint: tuple | None) -> bool:
+        """Whether the file was hashed whole and matched `sha256` when it had this fingerprint."""
+        if fingerprint is None:
+            return False
+        with self._verified_lock:
+            return self._verified.get(uri) == (sha256, fingerprint)
+
+    def remember_verified(self, uri: str, sha256: str, fingerprint: tuple | None) -> None:
+        """Record that the bytes hashed whole matched `sha256`; `fingerprint`: the file's before
+        the hash began (a file that changed meanwhile is not remembered)."""
+        if fingerprint is None or self.fingerprint(uri) != fingerprint:
+            return
+        if time.time_ns() - fingerprint[4] < UNCHANGED_FOR_NS:
+            # File times move on at the kernel's clock tick (a few ms): a write within the same tick
+            # as this hash could leave the fingerprint as it was. Only a file that has been left
+            # alone a while is remembered.
+            return
+        with self._verified_lock:
+            self._verified[uri] = (sha256, fingerprint)
+            self._verified.move_to_end(uri)
+            while len(self._verified) > MAX_REMEMBERED_VERIFICATIONS:
+                self._verified.popitem(last=False)
+
     def verify(self, info: dict[str, Any]) -> None:
-        """DataLoss unless the stored bytes still match the record."""
+        """DataLoss unless the stored bytes still match the record (see verified_before)."""
         uri = location(info)
         if not self.exists(uri):
             raise DataLoss(f"stored artifact {uri.rsplit('/', 1)[-1]} is missing")
+        before = self.fingerprint(uri)
+        if self.verified_before(uri, info["sha256"], before) and before[2] == info.get("size_bytes", before[2]):
+            return
         size, digest = self.hash(uri)
         if digest != info["sha256"]:
             raise DataLoss(f"stored artifact {uri.rsplit('/', 1)[-1]} is corrupted: sha256 {digest} != "
                            f"recorded {info['sha256']}")
         if "size_bytes" in info and size != info["size_bytes"]:
             raise DataLoss(f"stored artifact {uri.rsplit('/', 1)[-1]} has {size} bytes, {info['size_bytes']} recorded")
+        self.remember_verified(uri, info["sha256"], before)
 
     def fetch(self, info: dict[str, Any], dest: str | os.PathLike) -> Path:
         """A verified local copy of a stored artifact (for worker processes that need a file);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 
@@ -71,3 +72,33 @@ def test_remote_stores_name_their_uris_and_check_containment():
         ArtifactStore(StorageConfig(type="s3"))
     with pytest.raises(ValueError, match="storage type"):
         ArtifactStore(StorageConfig(type="azure", bucket="x"))
+
+
+def test_a_verified_local_file_is_trusted_until_it_changes(store, tmp_path, monkeypatch):
+    from engine.storage import artifacts
+
+    info = _put(store, tmp_path, "artifacts/p/job/model.onnx", b"a" * 1000)
+    hashed = []
+    real_hash = store.hash
+    monkeypatch.setattr(store, "hash", lambda uri: hashed.append(uri) or real_hash(uri))
+    store.verify(info)  # just written: hashed, not remembered (a write in the same clock tick would not show)
+    monkeypatch.setattr(artifacts, "UNCHANGED_FOR_NS", 0)
+    store.verify(info)
+    store.verify(info)  # unchanged since it was hashed whole: not hashed again
+    assert len(hashed) == 2
+    path = location(info)
+    time.sleep(0.05)  # past the file clock's tick
+    with open(path, "r+b") as f:  # the same size, other bytes: its ctime moves on
+        f.write(b"b")
+    with pytest.raises(DataLoss):
+        store.verify(info)
+    with pytest.raises(DataLoss):  # a failed check is never remembered
+        store.verify(info)
+    assert len(hashed) == 4
+    assert not store.verified_before(path, info["sha256"], store.fingerprint(path))
+
+
+def test_object_stores_are_never_trusted_without_hashing():
+    s3 = ArtifactStore(StorageConfig(type="s3", bucket="b"))
+    assert s3.fingerprint("s3://b/model.onnx") is None
+    assert not s3.verified_before("s3://b/model.onnx", "0" * 64, None)
