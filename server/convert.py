@@ -280,11 +280,35 @@ def _frame(size: int) -> bytes:
 _FRAMES = [_frame(size) for size in range(1 << 14)]
 
 
-def metrics_response(framed: list[bytes], state: str) -> trainer_service_pb2.WatchTrainingMetricsResponse:
-    """A WatchTrainingMetricsResponse of framed_metric points and the job's state."""
-    response = trainer_service_pb2.WatchTrainingMetricsResponse.FromString(b"".join(framed))
-    response.job_state = job_state_enum(state)
-    return response
+class Encoded:
+    """A response already in its wire format, `data`: sent as it is (CallInterceptor's serializers
+    pass it through). A replay's pages are built from stored bytes, never parsed and re-serialized."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+
+# The key of WatchTrainingMetricsResponse.job_state (field number, varint wire type).
+_JOB_STATE_KEY = trainer_service_pb2.WatchTrainingMetricsResponse.DESCRIPTOR.fields_by_name["job_state"].number << 3
+
+
+def metrics_response(framed: list[bytes], state: str) -> Encoded:
+    """The WatchTrainingMetricsResponse of framed_metric points and the job's state, encoded."""
+    value = job_state_enum(state)  # a JobState is a few dozen at most: one varint byte
+    return Encoded(b"".join(framed) + (bytes((_JOB_STATE_KEY, value)) if value else b""))
+
+
+def passing_encoded(serializer):
+    """`serializer`, except that an Encoded response goes out as it is."""
+    if serializer is None:
+        return None
+
+    def serialize(message):
+        return message.data if type(message) is Encoded else serializer(message)
+
+    return serialize
 
 
 def metrics_to_proto(point: dict[str, Any]) -> metrics_pb2.TrainingMetrics:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import grpc
 
 from engine import tenancy
-from server import auth
+from server import auth, convert
 from server.metrics import RpcMetrics
 from server.request_context import new_request_id, request_id
 from server.tracing import RpcTracer
@@ -193,7 +193,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return handle
 
         kwargs = dict(request_deserializer=handler.request_deserializer,
-                      response_serializer=handler.response_serializer)
+                      response_serializer=convert.passing_encoded(handler.response_serializer))
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary, "unary"), **kwargs)
         if handler.unary_stream:

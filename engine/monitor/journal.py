@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, select
+from sqlalchemy import Select, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Compiled
 
 from engine.monitor.bus import Bus
@@ -110,9 +110,15 @@ class Journal:
         if encode is None:
             raise RuntimeError("encoded_metrics_after needs Journal.encode_metric")
         rows = self._driver_rows(_ENCODED_AFTER, {"job": job, "after": after, "limit": limit})
-        # The drivers give a BLOB/bytea as bytes; a replay reads each point's here, so nothing else happens to it.
-        encoded = [wire if wire is not None else encode(_decoded(sequence, time, values))
-                   for sequence, wire, time, values in rows]
+        # The drivers give a BLOB/bytea as bytes; a replay reads each point's here, so nothing else
+        # happens to it. The values of points stored without are read only when there are some.
+        unencoded = [sequence for sequence, wire in rows if wire is None]
+        if unencoded:
+            points = self.metrics_after(job, unencoded[0] - 1, unencoded[-1] - unencoded[0] + 1)
+            values = {point["sequence"]: point for point in points}
+            encoded = [wire if wire is not None else encode(values[sequence]) for sequence, wire in rows]
+        else:
+            encoded = [wire for _, wire in rows]
         return encoded, rows[-1][0] if rows else after
 
     def _driver_rows(self, statement: Select, params: dict[str, Any]) -> list[tuple]:
@@ -183,10 +189,7 @@ _METRICS_AFTER = (select(MetricPointRow.sequence, MetricPointRow.time, MetricPoi
                   .limit(bindparam("limit")))
 
 
-# The wire column is read only where the encoding is: only the driver's bytes for most rows.
-_ENCODED_AFTER = (select(MetricPointRow.sequence, MetricPointRow.wire,
-                         case((MetricPointRow.wire.is_(None), MetricPointRow.time)),
-                         case((MetricPointRow.wire.is_(None), MetricPointRow.values)))
+_ENCODED_AFTER = (select(MetricPointRow.sequence, MetricPointRow.wire)
                   .where(MetricPointRow.job == bindparam("job"), MetricPointRow.sequence > bindparam("after"))
                   .order_by(MetricPointRow.sequence)
                   .limit(bindparam("limit")))

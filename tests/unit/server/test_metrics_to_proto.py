@@ -59,7 +59,18 @@ def test_framed_points_parse_back_as_the_response_of_those_points(extra_bytes):
     points = [dict(POINTS["classification"], sequence=s, extra={"pad": 1.0} if not extra_bytes else
                    {f"k{i:05d}": float(i) for i in range(extra_bytes // 16)}) for s in (1, 2)]
     response = convert.metrics_response([convert.framed_metric(convert.metric_wire(p)) for p in points], "RUNNING")
-    assert response == pb.WatchTrainingMetricsResponse(points=[convert.metrics_to_proto(p) for p in points],
-                                                       job_state=common_pb2.JOB_STATE_RUNNING)
-    assert convert.metrics_response([], "COMPLETED") == pb.WatchTrainingMetricsResponse(
-        job_state=common_pb2.JOB_STATE_COMPLETED)
+    assert pb.WatchTrainingMetricsResponse.FromString(response.data) == pb.WatchTrainingMetricsResponse(
+        points=[convert.metrics_to_proto(p) for p in points], job_state=common_pb2.JOB_STATE_RUNNING)
+    assert pb.WatchTrainingMetricsResponse.FromString(convert.metrics_response([], "COMPLETED").data) == \
+        pb.WatchTrainingMetricsResponse(job_state=common_pb2.JOB_STATE_COMPLETED)
+
+
+def test_encoded_responses_pass_the_serializer_untouched_and_messages_are_serialized():
+    from forge.training.v1 import trainer_service_pb2 as pb
+
+    serialize = convert.passing_encoded(pb.WatchTrainingMetricsResponse.SerializeToString)
+    encoded = convert.metrics_response([], "FAILED")
+    assert serialize(encoded) is encoded.data
+    message = pb.WatchTrainingMetricsResponse.FromString(encoded.data)
+    assert serialize(message) == message.SerializeToString() == encoded.data
+    assert convert.passing_encoded(None) is None
