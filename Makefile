@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 ADDRESS ?= 127.0.0.1:50051
 DATA_DIR ?= ./forge-data
+# The torch pin of pyproject.toml (the one place it is written).
+TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
 .PHONY: serve test test-postgres test-sdks bench venv generate lint format breaking check-generated api-checks clean
 
@@ -17,6 +19,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# PyTorch first, on its own: when the resolver later backtracks (over s3fs and botocore
+	# releases) it may swap a CPU build for another 2.13.0 build (CUDA: several GB, and a
+	# triton that crashed the test processes); an installed build that satisfies the pin stays.
+	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e './clients/python[plot]' -e '.[dev]'
 	# A venv made before the SDK owned the forge-training script loses it when pip removes the
 	# server's old copy after installing the SDK's: put it back.
