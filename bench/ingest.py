@@ -151,7 +151,7 @@ def baseline_once(csv_path: Path, scratch: Path) -> dict:
 
 
 def _summary(seconds: list[float]) -> dict:
-    return {"median_seconds": round(statistics.median(seconds), 2), "seconds": [round(s, 2) for s in seconds]}
+    return {"median_seconds": round(statistics.median(seconds), 3), "seconds": [round(s, 3) for s in seconds]}
 
 
 def run(scratch: Path, quick: bool) -> list[dict]:

@@ -44,7 +44,10 @@ def test_the_quick_ingest_benchmark_measures_the_service_and_the_baseline(tmp_pa
     assert measured["rows"] > 0 and measured["csv_bytes"] >= ingest.QUICK_CSV_BYTES
     assert len(measured["seconds"]) == len(baseline["seconds"]) == ingest.QUICK_RUNS
     assert 0 < measured["median_seconds"] < 60 and 0 < baseline["median_seconds"] < 60
-    assert res["ratio"] == pytest.approx(measured["median_seconds"] / baseline["median_seconds"], rel=0.02)
+    # The ratio is of the unrounded medians; the reported ones are rounded to the millisecond,
+    # which at quick sizes (a tenth of a second) moves their ratio by a few percent.
+    service, direct, half = measured["median_seconds"], baseline["median_seconds"], 0.0005
+    assert (service - half) / (direct + half) * 0.999 <= res["ratio"] <= (service + half) / (direct - half) * 1.001
     assert res["met"] == (res["ratio"] <= ingest.TARGET_RATIO)
     # Peak memory of both sides, each at least what it held before (an interpreter with pyarrow).
     assert measured["server_rss_peak_mib"] >= measured["server_rss_before_mib"] > 0
