@@ -118,6 +118,24 @@ def classification_metrics_of_codes(codes: np.ndarray, proba: np.ndarray) -> dic
     return {"loss": float(loss), "accuracy": float(hits.mean()), **{k: float(v) for k, v in summary.items()}}
 
 
+def binary_metrics_of_codes(codes: np.ndarray, positive: np.ndarray) -> dict[str, float]:
+    """classification_metrics_of_codes for two classes from P(classes[1]) alone (float64 [n],
+    finite): what XGBoost's binary objective gives, measured every round without building the
+    two-column probabilities. The predicted class is the argmax's: classes[1] only when its
+    probability is above 1/2."""
+    positive = np.asarray(positive, dtype=np.float64)
+    truth = codes == 1
+    predicted = positive > 0.5
+    true_positives = float(np.count_nonzero(predicted & truth))
+    predicted_count, true_count = float(np.count_nonzero(predicted)), float(np.count_nonzero(truth))
+    eps = np.finfo(np.float64).eps
+    loss = -np.mean(np.log(np.clip(np.where(truth, positive, 1.0 - positive), eps, 1 - eps)))
+    return {"loss": float(loss), "accuracy": float(np.mean(predicted == truth)),
+            "precision": true_positives / predicted_count if predicted_count else 0.0,
+            "recall": true_positives / true_count if true_count else 0.0,
+            "f1_score": 2 * true_positives / (true_count + predicted_count) if true_count + predicted_count else 0.0}
+
+
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """loss (mean squared error), rmse, mae and r2 of predictions."""
     y_true = np.asarray(y_true, dtype=np.float64).ravel()

@@ -63,8 +63,8 @@ import numpy as np
 
 from engine.errors import FailedPrecondition, InvalidArgument
 from engine.frameworks.base import EpochResult, FrameworkAdapter, Prediction, TrainingData, TrainingRun
-from engine.frameworks.metrics import (class_codes, classification_metrics, classification_metrics_of_codes,
-                                      regression_metrics)
+from engine.frameworks.metrics import (binary_metrics_of_codes, class_codes, classification_metrics,
+                                      classification_metrics_of_codes, regression_metrics)
 from engine.jobs.spec import TrainingSpec
 
 HP = "model_config.hyperparameters"
@@ -457,6 +457,14 @@ class XGBoostRun(TrainingRun):
         """Metrics of the booster on `dmatrix` (labels y); `codes`, y's class indices when known,
         spare classifiers encoding the labels again (every round measures the same rows)."""
         if self._classifier:
+            if codes is not None and len(codes) and len(self._classes) == 2:
+                # binary:logistic: P(classes[1]) alone, measured as it comes (every round, so no
+                # two-column copy of it; [1 - p, p] rows sum to 1 without rescaling).
+                positive = np.asarray(self._booster.predict(dmatrix), dtype=np.float64)
+                if positive.ndim == 1 and np.isfinite(positive).all():
+                    metrics = binary_metrics_of_codes(codes, positive)
+                    metrics.pop("loss")
+                    return {"validation_loss": loss, **metrics}
             proba = self._normalized_proba(dmatrix)
             if codes is not None and len(codes) and np.isfinite(proba).all():
                 metrics = classification_metrics_of_codes(codes, proba)

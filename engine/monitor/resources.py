@@ -17,6 +17,8 @@ class ResourceSampler:
         self._process = psutil.Process(pid or os.getpid())
         self._cpus = psutil.cpu_count() or 1
         self._process.cpu_percent(None)  # primes the counter; the next call measures since now
+        # Read once: parsing /proc/meminfo was half of every per-epoch sample.
+        self._memory_total = int(psutil.virtual_memory().total)
         self._nvml = None
         self._gpu = None
         try:
@@ -33,7 +35,7 @@ class ResourceSampler:
         usage: dict[str, Any] = {
             "cpu_usage": min(1.0, self._process.cpu_percent(None) / 100.0 / self._cpus),
             "memory_usage": int(self._process.memory_info().rss),
-            "memory_total": int(psutil.virtual_memory().total),
+            "memory_total": self._memory_total,
             "gpu_present": self._gpu is not None,
         }
         if self._gpu is not None:

@@ -112,6 +112,21 @@ def test_classification_metrics_are_sklearns(classes, n):
         _sklearn_classification(y, proba, classes), rel=1e-12, abs=1e-15)
 
 
+@pytest.mark.parametrize("n", [1, 9, 2000])
+def test_binary_metrics_from_the_positive_probability_are_sklearns(n):
+    from engine.frameworks.metrics import binary_metrics_of_codes
+
+    rng = np.random.default_rng(n)
+    codes = rng.integers(0, 2, n)
+    positive = rng.random(n)
+    positive[: n // 3] = rng.integers(0, 2, n // 3)  # certain: clipped log loss
+    positive[n // 3: n // 3 + 2] = 0.5  # ties go to the first class, as argmax's do
+    proba = np.column_stack([1.0 - positive, positive])
+    assert binary_metrics_of_codes(codes, positive) == pytest.approx(
+        _sklearn_classification(np.array(["no", "yes"])[codes], proba, ["no", "yes"]), rel=1e-12, abs=1e-15)
+    assert binary_metrics_of_codes(np.zeros(3, dtype=np.int64), np.full(3, 0.2))["precision"] == 0.0
+
+
 def test_labels_outside_the_classes_and_nan_probabilities_are_refused_as_sklearn_does():
     with pytest.raises(ValueError, match="not belonging to the passed labels"):
         classification_metrics(np.array([0, 1, 7]), np.full((3, 2), 0.5), [0, 1])
