@@ -86,6 +86,60 @@ def wait_for_line(process: subprocess.Popen, log_path: Path, pattern: re.Pattern
     raise RuntimeError(f"{process.args[:4]} did not start:\n" + "\n".join(tail))
 
 
+# The small real jobs most benchmarks train: SGD on scikit-learn's bundled breast cancer set.
+BREAST_CANCER_LABEL = "target"
+
+
+def breast_cancer_frame():
+    """scikit-learn's bundled breast cancer set as a DataFrame, its column names without spaces."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    return frame
+
+
+def sgd_spec(train: str, epochs: int, seed: int = 1, validation: str = "") -> dict:
+    """A StartTraining spec: an SGD classifier of the breast cancer label on dataset `train`."""
+    data = {"trainDataset": train, "labelColumn": BREAST_CANCER_LABEL}
+    if validation:
+        data["validationDataset"] = validation
+    return {"modelType": "classification", "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
+            "trainingConfig": {"epochs": epochs, "seed": seed}, "dataConfig": data}
+
+
+# The baselines: a bare grpc.aio server in a process of its own, serving the method under the
+# service's own name with the generated messages (nothing of forge-training's server).
+RAW_SERVICE = "forge.training.v1.TrainerService"
+_RAW_ANNOUNCEMENT = "raw serving on 127.0.0.1:{port}"
+
+
+async def start_raw_server(handlers: dict, service: str = RAW_SERVICE):
+    """A grpc.aio server of `handlers` (method name -> RpcMethodHandler) on a free loopback port,
+    started, its port announced on stdout for raw_process; returns the server."""
+    import grpc
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(_RAW_ANNOUNCEMENT.format(port=port), flush=True)
+    return server
+
+
+@contextlib.contextmanager
+def raw_process(args: list[str], log_path: Path, timeout: float = 60) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`python ARGS` (a bench module serving its baseline with start_raw_server); yields (process,
+    port) once the port is announced, and kills it after."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield process, wait_for_line(process, log_path, re.compile(r"raw serving on [\d.]+:(\d+)"), timeout=timeout)
+    finally:
+        process.kill()
+        process.wait(10)
+
+
 @contextlib.contextmanager
 def postgres_database(url: str) -> Iterator[str]:
     """A fresh database inside the PostgreSQL server of `url` (a SQLAlchemy URL), dropped afterwards."""

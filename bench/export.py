@@ -28,14 +28,13 @@ import hashlib
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ResourceSampler, result, serve_process, wait_for_line  # noqa: E402
+from benchlib import ResourceSampler, raw_process, result, serve_process, start_raw_server  # noqa: E402
 
 MIB = 1 << 20
 CHUNK = MIB
@@ -47,7 +46,6 @@ TARGET_RATIO = 0.8
 # What the server's peak RSS may grow by while exporting: a few chunks in flight, not the model
 # (the same bound as tests/integration/test_large_export.py).
 EXPORT_RSS_GROWTH_LIMIT = 64 * MIB
-RAW_SERVICE = "forge.training.v1.TrainerService"
 
 
 # ---------------------------------------------------------------------------
@@ -135,28 +133,17 @@ async def _serve_raw(total: int) -> None:
                 message.metadata.CopyFrom(metadata)
             yield message
 
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler(RAW_SERVICE, {"ExportModel": grpc.unary_stream_rpc_method_handler(
+    server = await start_raw_server({"ExportModel": grpc.unary_stream_rpc_method_handler(
         export, request_deserializer=pb.ExportModelRequest.FromString,
         response_serializer=pb.ExportModelResponse.SerializeToString)})
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    print(f"raw serving on 127.0.0.1:{port}", flush=True)
     await server.wait_for_termination()
 
 
 @contextlib.contextmanager
 def raw_server(total: int, log_path: Path) -> Iterator[int]:
     """The baseline server as a process of its own; yields its port."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-raw", str(total)],
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield wait_for_line(process, log_path, re.compile(r"raw serving on [\d.]+:(\d+)"), timeout=60)
-    finally:
-        process.kill()
-        process.wait(10)
+    with raw_process([str(Path(__file__).resolve()), "--serve-raw", str(total)], log_path) as (_, port):
+        yield port
 
 
 # ---------------------------------------------------------------------------

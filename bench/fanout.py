@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, ResourceSampler, percentile, result, serve_process, wait_for_line  # noqa: E402
+from benchlib import (ROOT, ResourceSampler, breast_cancer_frame, percentile, raw_process, result,  # noqa: E402
+                      serve_process, sgd_spec, start_raw_server)
 
 WATCHERS = 500
 QUICK_WATCHERS = 10
@@ -63,7 +61,6 @@ BREAST_CANCER_ROWS = 569
 CALIBRATION_SKIP = 5
 CALIBRATION_SECONDS = 1.5
 JOB_EPOCHS = 10_000  # the most an SGD job may have; not reached: it is cancelled after the window
-RAW_SERVICE = "forge.training.v1.TrainerService"
 PROJECT = "projects/default"
 
 
@@ -253,36 +250,24 @@ async def _serve_raw(points_file: Path, per_second: float) -> None:
             response.latest.CopyFrom(sent[-1].points[0])
         return response
 
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler(RAW_SERVICE, {
+    server = await start_raw_server({
         "WatchTrainingMetrics": grpc.unary_stream_rpc_method_handler(
             watch, request_deserializer=pb.WatchTrainingMetricsRequest.FromString,
             response_serializer=pb.WatchTrainingMetricsResponse.SerializeToString),
         "GetTrainingMetrics": grpc.unary_unary_rpc_method_handler(
             latest, request_deserializer=pb.GetTrainingMetricsRequest.FromString,
             response_serializer=pb.GetTrainingMetricsResponse.SerializeToString)})
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
     emitter = asyncio.create_task(emit())
-    print(f"raw serving on 127.0.0.1:{port}", flush=True)
     # Runs until the process is killed; an emitter that failed ends the process, which says why.
     await asyncio.wait([emitter, asyncio.create_task(server.wait_for_termination())],
                        return_when=asyncio.FIRST_COMPLETED)
     emitter.result()
 
 
-@contextlib.contextmanager
-def raw_server(points_file: Path, per_second: float, log_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+def raw_server(points_file: Path, per_second: float, log_path: Path):
     """The baseline server as a process of its own; yields it and its port."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-raw", str(points_file),
-                                    "--per-second", str(per_second)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        yield process, wait_for_line(process, log_path, re.compile(r"raw serving on [\d.]+:(\d+)"), timeout=60)
-    finally:
-        process.kill()
-        process.wait(10)
+    return raw_process([str(Path(__file__).resolve()), "--serve-raw", str(points_file), "--per-second",
+                        str(per_second)], log_path)
 
 
 # ---------------------------------------------------------------------------
@@ -345,20 +330,12 @@ def measure(scratch: Path, label: str, target: str, job: str, watchers: int, win
 # ---------------------------------------------------------------------------
 
 
-def _sgd(dataset: str, epochs: int) -> dict:
-    return {"modelType": "classification", "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
-            "trainingConfig": {"epochs": epochs, "seed": 1}, "dataConfig": {"trainDataset": dataset, "labelColumn": "target"}}
-
-
 def _upload(client, scratch: Path, copies: int) -> str:
     """scikit-learn's breast cancer data, its rows `copies` times over; the dataset's name."""
     import pandas as pd
-    from sklearn.datasets import load_breast_cancer
 
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
     csv = scratch / f"breast_cancer_x{copies}.csv"
-    pd.concat([frame] * copies, ignore_index=True).to_csv(csv, index=False)
+    pd.concat([breast_cancer_frame()] * copies, ignore_index=True).to_csv(csv, index=False)
     return client.upload_dataset(csv, dataset_id=f"bc-x{copies}", label_column="target").name
 
 
@@ -397,7 +374,7 @@ def start_job(target: str, scratch: Path, calibrate: bool) -> tuple[str, dict]:
     with Client(target) as client:
         copies = QUICK_COPIES
         if calibrate:
-            probe = client.start_training(_sgd(_upload(client, scratch, CALIBRATION_COPIES), JOB_EPOCHS),
+            probe = client.start_training(sgd_spec(_upload(client, scratch, CALIBRATION_COPIES), JOB_EPOCHS),
                                           training_job_id="calibration")
             rate, work = _rate(client, probe.name, CALIBRATION_SECONDS)
             client.cancel(probe.name, wait=True)
@@ -413,7 +390,7 @@ def start_watched(target: str, scratch: Path, copies: int, job_id: str) -> str:
     from forge.training import Client
 
     with Client(target) as client:
-        job = client.start_training(_sgd(_upload(client, scratch, copies), JOB_EPOCHS), training_job_id=job_id)
+        job = client.start_training(sgd_spec(_upload(client, scratch, copies), JOB_EPOCHS), training_job_id=job_id)
         _rate(client, job.name, 0.0)
     return job.name
 

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import percentile, result  # noqa: E402
-from start_latency import (LABEL, SEED, breast_cancer_split, serve, sgd_spec, upload_split,  # noqa: E402
+from benchlib import percentile, result, sgd_spec  # noqa: E402
+from start_latency import (LABEL, SEED, breast_cancer_split, serve, upload_split,  # noqa: E402
                            wait_until_warm)
 
 EPOCHS = 2
@@ -85,8 +85,9 @@ def run_queue(scratch: Path, jobs: int, server_args: list[str] = (), warm: bool 
         with Client(f"127.0.0.1:{port}") as client:
             train, validation = upload_split(client, train_csv, validation_csv)
             warm_after = wait_until_warm(process.pid, idle=2) if warm else None
+            spec = sgd_spec(train, EPOCHS, seed=SEED, validation=validation)
             started = time.monotonic()
-            names = [client.start_training(sgd_spec(train, validation, EPOCHS), training_job_id=f"queued-{i}").name
+            names = [client.start_training(spec, training_job_id=f"queued-{i}").name
                      for i in range(jobs)]
             submitted = time.monotonic() - started
             finished = [client.wait(name, timeout=600) for name in names]

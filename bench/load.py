@@ -27,8 +27,6 @@ import contextlib
 import json
 import os
 import random
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +36,8 @@ from pathlib import Path
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import (RESULTS, ResourceSampler, percentile, postgres_database, serve_process,  # noqa: E402
-                    wait_for_line)
+from benchlib import (RESULTS, ResourceSampler, breast_cancer_frame, percentile, postgres_database,  # noqa: E402
+                      raw_process, serve_process, sgd_spec, start_raw_server)
 
 PROJECT = "projects/default"
 # Unary calls that take longer than this count as DEADLINE_EXCEEDED errors.
@@ -75,15 +73,6 @@ class Plan:
 # ---------------------------------------------------------------------------
 
 
-def _sgd(dataset: str, epochs: int) -> dict:
-    return {
-        "modelType": "classification",
-        "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
-        "trainingConfig": {"epochs": epochs, "seed": 1},
-        "dataConfig": {"trainDataset": dataset, "labelColumn": "target"},
-    }
-
-
 @dataclass
 class World:
     """The resources the load reads: names the setup created."""
@@ -94,19 +83,15 @@ class World:
 
 
 def set_up(target: str, scratch: Path, plan: Plan) -> World:
-    from sklearn.datasets import load_breast_cancer
-
     from forge.training import Client
 
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
     csv = scratch / "breast_cancer.csv"
-    frame.to_csv(csv, index=False)
+    breast_cancer_frame().to_csv(csv, index=False)
     with Client(target) as client:
         dataset = client.upload_dataset(csv, dataset_id="bc-load", label_column="target")
         # All started at once: their worker processes start in parallel.
-        finished = client.start_training(_sgd(dataset.name, 3), training_job_id="finished")
-        long_jobs = [client.start_training(_sgd(dataset.name, plan.epochs), training_job_id=f"long-{i}").name
+        finished = client.start_training(sgd_spec(dataset.name, 3), training_job_id="finished")
+        long_jobs = [client.start_training(sgd_spec(dataset.name, plan.epochs), training_job_id=f"long-{i}").name
                      for i in range(plan.jobs)]
         done = client.wait(finished.name, timeout=300)
         if not done.model_version:
@@ -160,7 +145,7 @@ class Load:
         self.watchers = [Watcher(world.long_jobs[i % len(world.long_jobs)]) for i in range(plan.watchers)]
         self.latest_epoch = {job: 0 for job in world.long_jobs}
         self.churn_jobs: list[str] = []
-        self.churn_spec = training_request(_sgd(world.dataset, 5))
+        self.churn_spec = training_request(sgd_spec(world.dataset, 5))
         self._next_churn = 0.0
         self._running = True
         self._started = 0.0
@@ -406,12 +391,7 @@ async def _serve_raw() -> None:
     async def call(request: bytes, context) -> bytes:
         return b""
 
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler("bench.Raw", {"Call": grpc.unary_unary_rpc_method_handler(call)})
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    print(f"raw serving on 127.0.0.1:{port}", flush=True)
+    server = await start_raw_server({"Call": grpc.unary_unary_rpc_method_handler(call)}, service="bench.Raw")
     await server.wait_for_termination()
 
 
@@ -440,16 +420,9 @@ async def _drive_raw(target: str, clients: int, calls: int, max_seconds: float) 
 
 def run_baseline(scratch: Path, clients: int, calls: int, max_seconds: float) -> dict:
     """The raw gRPC figures on this machine, now: as many clients, as many unary calls."""
-    log_path = scratch / "raw-server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-raw"],
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        port = wait_for_line(process, log_path, re.compile(r"raw serving on [\d.]+:(\d+)"), timeout=30)
+    command = [str(Path(__file__).resolve()), "--serve-raw"]
+    with raw_process(command, scratch / "raw-server.log", timeout=30) as (_, port):
         latencies, elapsed = asyncio.run(_drive_raw(f"127.0.0.1:{port}", clients, max(1, calls), max_seconds))
-    finally:
-        process.kill()
-        process.wait(10)
     return {"what": f"an empty-handler grpc.aio server in its own process: {clients} clients, the same number "
                     f"of unary calls (at most {max_seconds:.0f} s), no watchers, no training",
             "seconds": round(elapsed, 2), "requests": len(latencies),

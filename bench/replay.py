@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import re
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, ResourceSampler, result, serve_process, wait_for_line  # noqa: E402
+from benchlib import (ResourceSampler, breast_cancer_frame, raw_process, result, serve_process,  # noqa: E402
+                      sgd_spec, start_raw_server)
 
 REPLAY_POINTS = 100_000
 QUICK_POINTS = 2_000
@@ -42,7 +39,6 @@ TARGET_RATIO = 0.5
 REAL_EPOCHS = 3
 # Points written per Journal.append_metrics call while the history is grown (one transaction each).
 WRITE_BATCH = 5_000
-RAW_SERVICE = "forge.training.v1.TrainerService"
 
 
 # ---------------------------------------------------------------------------
@@ -52,22 +48,13 @@ RAW_SERVICE = "forge.training.v1.TrainerService"
 
 def train_real_job(target: str, scratch: Path) -> tuple[str, list]:
     """A real SGD job of REAL_EPOCHS epochs, trained to completion; its name and metric points."""
-    from sklearn.datasets import load_breast_cancer
-
     from forge.training import Client
 
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
     csv = scratch / "breast_cancer.csv"
-    frame.to_csv(csv, index=False)
+    breast_cancer_frame().to_csv(csv, index=False)
     with Client(target) as client:
         dataset = client.upload_dataset(csv, dataset_id="bc-replay", label_column="target")
-        job = client.start_training({
-            "modelType": "classification",
-            "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
-            "trainingConfig": {"epochs": REAL_EPOCHS, "seed": 1},
-            "dataConfig": {"trainDataset": dataset.name, "labelColumn": "target"},
-        }, training_job_id="replayed")
+        job = client.start_training(sgd_spec(dataset.name, REAL_EPOCHS), training_job_id="replayed")
         client.wait(job.name, states="completed", timeout=300)  # raises if it ended otherwise
         points = list(client.watch_metrics(job.name, follow=False))
     if len(points) != REAL_EPOCHS:
@@ -131,28 +118,16 @@ async def _serve_raw(points_file: Path, batch: int) -> None:
             yield pb.WatchTrainingMetricsResponse(points=points[start:start + batch],
                                                   job_state=common_pb2.JOB_STATE_COMPLETED)
 
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler(RAW_SERVICE, {"WatchTrainingMetrics": grpc.unary_stream_rpc_method_handler(
+    server = await start_raw_server({"WatchTrainingMetrics": grpc.unary_stream_rpc_method_handler(
         watch, request_deserializer=pb.WatchTrainingMetricsRequest.FromString,
         response_serializer=pb.WatchTrainingMetricsResponse.SerializeToString)})
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    print(f"raw serving on 127.0.0.1:{port}", flush=True)
     await server.wait_for_termination()
 
 
-@contextlib.contextmanager
-def raw_server(points_file: Path, batch: int, log_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+def raw_server(points_file: Path, batch: int, log_path: Path):
     """The baseline server as a process of its own; yields it and its port."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-raw", str(points_file),
-                                    "--batch", str(batch)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        yield process, wait_for_line(process, log_path, re.compile(r"raw serving on [\d.]+:(\d+)"), timeout=60)
-    finally:
-        process.kill()
-        process.wait(10)
+    return raw_process([str(Path(__file__).resolve()), "--serve-raw", str(points_file), "--batch", str(batch)],
+                       log_path)
 
 
 # ---------------------------------------------------------------------------

@@ -27,10 +27,10 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import result, serve_process  # noqa: E402
+from benchlib import BREAST_CANCER_LABEL, breast_cancer_frame, result, serve_process, sgd_spec  # noqa: E402
 
 TARGET_SECONDS = 0.5
-LABEL = "target"
+LABEL = BREAST_CANCER_LABEL
 SEED = 7
 
 # The baseline: the same model on the same rows, fitted by hand in a process of its own.
@@ -53,20 +53,9 @@ print(json.dumps({"validation_loss": log_loss(yv, p), "accuracy": accuracy_score
 """
 
 
-def sgd_spec(train: str, validation: str, epochs: int) -> dict:
-    return {"modelType": "classification",
-            "modelConfig": {"framework": "sklearn", "architecture": "sgd"},
-            "trainingConfig": {"epochs": epochs, "seed": SEED},
-            "dataConfig": {"trainDataset": train, "validationDataset": validation, "labelColumn": LABEL}}
-
-
 def breast_cancer_split(scratch: Path) -> tuple[Path, Path]:
     """scikit-learn's bundled breast cancer set as train and validation CSVs (80/20, seeded)."""
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
-    shuffled = frame.sample(frac=1.0, random_state=SEED)
+    shuffled = breast_cancer_frame().sample(frac=1.0, random_state=SEED)
     cut = int(len(shuffled) * 0.8)
     train, validation = scratch / "train.csv", scratch / "validation.csv"
     shuffled.iloc[:cut].to_csv(train, index=False)
@@ -130,7 +119,8 @@ def time_starts(client, train: str, validation: str, runs: int, prefix: str,
     received, recorded = [], []
     for i in range(runs):
         started, wall = time.monotonic(), time.time()
-        job = client.start_training(sgd_spec(train, validation, epochs=2), training_job_id=f"{prefix}-{i}")
+        spec = sgd_spec(train, 2, seed=SEED, validation=validation)
+        job = client.start_training(spec, training_job_id=f"{prefix}-{i}")
         first = next(iter(client.watch_metrics(job.name)))
         received.append(time.monotonic() - started)
         recorded.append(first.time.ToDatetime(tzinfo=timezone.utc).timestamp() - wall)
