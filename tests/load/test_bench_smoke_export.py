@@ -3,25 +3,11 @@ baseline streams as many bytes, and the result holds both, their ratio and wheth
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "export.py"
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_export", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_quick_export_benchmark_measures_the_service_and_the_baseline(tmp_path):
-    export = _load_module()
+def test_the_quick_export_benchmark_measures_the_service_and_the_baseline(bench_module, tmp_path):
+    export = bench_module("export")
     [res] = export.run(tmp_path, quick=True)
 
     measured, baseline = res["measured"], res["baseline"]

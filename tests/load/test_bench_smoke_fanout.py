@@ -3,23 +3,9 @@ grpc.aio baseline; the result carries real, plausible figures and a computed ver
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "fanout.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_fanout", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_fanout_quick_measures_every_watcher_of_the_service_and_of_raw_grpc(tmp_path):
-    fanout = _load_module()
+def test_fanout_quick_measures_every_watcher_of_the_service_and_of_raw_grpc(bench_module, tmp_path):
+    fanout = bench_module("fanout")
     [result] = fanout.run(tmp_path, quick=True)
 
     assert result["name"] == "fanout"

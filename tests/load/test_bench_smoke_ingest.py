@@ -4,26 +4,11 @@ the result holds both timings, the peak memory of each, their ratio and whether 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pyarrow.csv as pa_csv
-import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "ingest.py"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_ingest", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_generated_csv_is_seeded_and_has_the_rows_it_reports(tmp_path):
-    ingest = _load_module()
+def test_the_generated_csv_is_seeded_and_has_the_rows_it_reports(bench_module, tmp_path):
+    ingest = bench_module("ingest")
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     rows = ingest.write_csv(first, 1 << 20, 5_000)
     assert ingest.write_csv(second, 1 << 20, 5_000) == rows
@@ -35,8 +20,8 @@ def test_the_generated_csv_is_seeded_and_has_the_rows_it_reports(tmp_path):
     assert table.column("income").null_count > 0  # missing values, as real data has
 
 
-def test_the_quick_ingest_benchmark_measures_the_service_and_the_baseline(tmp_path):
-    ingest = _load_module()
+def test_the_quick_ingest_benchmark_measures_the_service_and_the_baseline(bench_module, tmp_path):
+    ingest = bench_module("ingest")
     [res] = ingest.run(tmp_path, quick=True)
 
     measured, baseline = res["measured"], res["baseline"]

@@ -4,26 +4,13 @@ both timings, their ratio and the same final validation loss on both sides."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "overhead.py"
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_overhead", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_overhead_times_the_same_training_through_the_service_and_directly(tmp_path):
-    overhead = _load_module()
+def test_quick_overhead_times_the_same_training_through_the_service_and_directly(bench_module, tmp_path):
+    overhead = bench_module("overhead")
     results = overhead.run(tmp_path, quick=True)
 
     assert [r["name"] for r in results] == ["overhead-xgboost", "overhead-pytorch"]

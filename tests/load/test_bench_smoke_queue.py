@@ -3,23 +3,9 @@ time, and the same fits in one process; every job completes and the figures are 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "job_queue.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_job_queue", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_queue_quick_completes_every_job_and_reports_the_overhead(tmp_path):
-    [result] = _load_module().run(tmp_path, quick=True)
+def test_queue_quick_completes_every_job_and_reports_the_overhead(bench_module, tmp_path):
+    [result] = bench_module("job_queue").run(tmp_path, quick=True)
 
     assert result["name"] == "job_queue"
     measured, baseline = result["measured"], result["baseline"]["fits_back_to_back"]

@@ -3,23 +3,9 @@ WatchTrainingMetrics and from the raw grpc.aio baseline; real figures and a comp
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "replay.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_replay", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_replay_quick_reads_the_whole_history_from_the_service_and_from_raw_grpc(tmp_path):
-    replay = _load_module()
+def test_replay_quick_reads_the_whole_history_from_the_service_and_from_raw_grpc(bench_module, tmp_path):
+    replay = bench_module("replay")
     [result] = replay.run(tmp_path, quick=True)
 
     assert result["name"] == "replay"

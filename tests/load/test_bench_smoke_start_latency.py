@@ -3,23 +3,9 @@ baseline process; the result carries real figures and a computed verdict."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "start_latency.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_start_latency", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_start_latency_quick_measures_the_service_and_a_plain_process(tmp_path):
-    [result] = _load_module().run(tmp_path, quick=True)
+def test_start_latency_quick_measures_the_service_and_a_plain_process(bench_module, tmp_path):
+    [result] = bench_module("start_latency").run(tmp_path, quick=True)
 
     assert result["name"] == "start_latency"
     measured, baseline = result["measured"], result["baseline"]["plain_process"]

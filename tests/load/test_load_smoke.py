@@ -3,23 +3,9 @@ Every call succeeds and every watcher sees each metric point once, in order."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "load.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("bench_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_short_load_has_no_errors_and_no_sequence_gaps(tmp_path, servers_postgres_url):
-    load = _load_module()
+def test_a_short_load_has_no_errors_and_no_sequence_gaps(bench_module, tmp_path, servers_postgres_url):
+    load = bench_module("load")
     plan = load.Plan(clients=5, watchers=10, duration=5.0, jobs=1, churn_interval=1.0, baseline=False)
 
     backend = "postgres" if servers_postgres_url else "sqlite"
