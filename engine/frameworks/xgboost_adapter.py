@@ -434,17 +434,18 @@ class XGBoostRun(TrainingRun):
 
     # -- predictions --
 
-    def _proba(self, dmatrix: Any) -> np.ndarray:
-        """Probabilities with one column per class, in self._classes order."""
-        p = np.asarray(self._booster.predict(dmatrix), dtype=np.float64)
+    def _proba(self, dmatrix: Any, predicted: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities with one column per class, in self._classes order (of `predicted`, the
+        booster's output on dmatrix, when it is at hand)."""
+        p = np.asarray(self._booster.predict(dmatrix) if predicted is None else predicted, dtype=np.float64)
         if p.ndim == 1:  # binary:logistic gives P(classes[1])
             return np.column_stack([1.0 - p, p])
         return p
 
-    def _normalized_proba(self, dmatrix: Any) -> np.ndarray:
+    def _normalized_proba(self, dmatrix: Any, predicted: np.ndarray | None = None) -> np.ndarray:
         # softprob rows are float32 and may sum to 1 +- 1e-7, which sklearn's log loss
         # warns about; metrics and predictions see them rescaled in float64.
-        proba = self._proba(dmatrix)
+        proba = self._proba(dmatrix, predicted)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _predictions(self, dmatrix: Any) -> np.ndarray:
@@ -457,19 +458,18 @@ class XGBoostRun(TrainingRun):
         """Metrics of the booster on `dmatrix` (labels y); `codes`, y's class indices when known,
         spare classifiers encoding the labels again (every round measures the same rows)."""
         if self._classifier:
-            if codes is not None and len(codes) and len(self._classes) == 2:
-                # binary:logistic: P(classes[1]) alone, measured as it comes (every round, so no
-                # two-column copy of it; [1 - p, p] rows sum to 1 without rescaling).
-                positive = np.asarray(self._booster.predict(dmatrix), dtype=np.float64)
-                if positive.ndim == 1 and np.isfinite(positive).all():
-                    metrics = binary_metrics_of_codes(codes, positive)
-                    metrics.pop("loss")
-                    return {"validation_loss": loss, **metrics}
-            proba = self._normalized_proba(dmatrix)
-            if codes is not None and len(codes) and np.isfinite(proba).all():
-                metrics = classification_metrics_of_codes(codes, proba)
+            predicted = np.asarray(self._booster.predict(dmatrix), dtype=np.float64)
+            known = codes is not None and len(codes) > 0
+            if known and predicted.ndim == 1 and np.isfinite(predicted).all():
+                # binary:logistic gives P(classes[1]) alone: measured as it comes (every round, so
+                # no two-column copy of it; [1 - p, p] rows sum to 1 without rescaling).
+                metrics = binary_metrics_of_codes(codes, predicted)
             else:
-                metrics = classification_metrics(y, proba, self._classes)
+                proba = self._normalized_proba(dmatrix, predicted)
+                if known and np.isfinite(proba).all():
+                    metrics = classification_metrics_of_codes(codes, proba)
+                else:
+                    metrics = classification_metrics(y, proba, self._classes)
         else:
             metrics = regression_metrics(y, self._booster.predict(dmatrix))
         # XGBoost's own eval metric (logloss, mlogloss, rmse) is the loss it reports.
