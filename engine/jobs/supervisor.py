@@ -292,7 +292,11 @@ def supervise(
                 closed = False
                 try:
                     while handle.conn.poll() and len(batch) < 1000:
-                        batch.append(handle.conn.recv())
+                        message = handle.conn.recv()
+                        if message[0] == "batch":  # an epoch's messages, sent together (worker._Channel.together)
+                            batch.extend(message[1])
+                        else:
+                            batch.append(message)
                 except (EOFError, OSError):
                     closed = True  # the worker closed its end: everything it sent has been read
                 if batch:

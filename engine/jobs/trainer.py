@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
@@ -704,20 +704,23 @@ class ModelTrainer:
         points: list[dict[str, Any]] = []
         logs: list[tuple[str, str, str, int]] = []
 
+        def progress(statements, stamped: list[dict[str, Any]]) -> None:
+            # In the journal's transaction: one commit per batch, and the job's row (spec and
+            # all) is not read back for every epoch.
+            if not stamped:
+                return
+            last = stamped[-1]
+            updated = statements.run(_PROGRESS, {
+                "job_name": name, "current_epoch": int(last["epoch"]), "total_epochs": int(last["total_epochs"]),
+                "latest_metrics": {k: v for k, v in last.items() if k != "time"}, "update_time": _now()})
+            if updated == 0:
+                raise NotFound(f"training job {name} not found")
+
         def flush() -> None:
-            if logs:
-                self._journal.append_logs(name, list(logs))
+            if logs or points:
+                self._journal.append(name, logs=list(logs), points=list(points), in_transaction=progress)
                 logs.clear()
-            if points:
-                stamped = self._journal.append_metrics(name, list(points))
                 points.clear()
-                last = stamped[-1]
-                with self._db.session() as s:
-                    row = self._row(s, name)
-                    row.current_epoch = int(last["epoch"])
-                    row.total_epochs = int(last["total_epochs"])
-                    row.latest_metrics = {k: v for k, v in last.items() if k != "time"}
-                    row.update_time = _now()
 
         for kind, payload in batch:
             if kind == "log":
@@ -947,6 +950,12 @@ class ModelTrainer:
     def count_by_state(self) -> dict[str, int]:
         with self._db.session() as s:
             return dict(s.execute(select(TrainingJobRow.state, func.count()).group_by(TrainingJobRow.state)).all())
+
+
+# What each recorded epoch changes in its job's row (Journal.append's transaction).
+_PROGRESS = (update(TrainingJobRow).where(TrainingJobRow.name == bindparam("job_name"))
+             .values(current_epoch=bindparam("current_epoch"), total_epochs=bindparam("total_epochs"),
+                     latest_metrics=bindparam("latest_metrics"), update_time=bindparam("update_time")))
 
 
 def _prune_checkpoints(directory: Path, recorded_epoch: int, keep: int) -> None:

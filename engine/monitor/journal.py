@@ -19,12 +19,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select
-from sqlalchemy.engine import Compiled
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from engine.monitor.bus import Bus
 from engine.monitor.tensorboard import TensorBoardLogs
-from engine.store.database import Database
+from engine.store.database import Database, DriverStatements
 from engine.store.models import LogEntryRow, MetricPointRow
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -42,7 +41,6 @@ class Journal:
         self.tensorboard = tensorboard
         self._lock = threading.Lock()
         self._next: dict[tuple[str, str], int] = {}
-        self._compiled: dict[Select, Compiled] = {}  # _driver_rows' statements, compiled for this database
         # A recorded point (its values, sequence and time) as the bytes streams send: the server
         # gives it (its TrainingMetrics encoding), so the engine stores them without knowing the
         # format. None: points are stored without (encoded_metrics_after then cannot be used).
@@ -60,46 +58,71 @@ class Journal:
         self._next[key] = first + count
         return first
 
-    def append_metrics(self, job: str, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Persist metric points (TrainingMetrics fields) and wake watchers. Returns them sequenced."""
-        if not points:
+    def append(self, job: str, logs: list[tuple[str, str, str, int]] = (), points: list[dict[str, Any]] = (),
+               in_transaction: Callable[[DriverStatements, list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+        """Persist (level, message, source, epoch) log entries and metric points (TrainingMetrics
+        fields) in one transaction, together with the caller's `in_transaction(statements, stamped
+        points)`, then wake watchers. Returns the points sequenced.
+
+        One transaction per batch because a worker reports an epoch's point and log lines
+        together: on 2 cores each commit the server makes is time taken from the training."""
+        if not logs and not points:
             return []
         with self._lock:
-            first = self._reserve(job, "metrics", len(points))
-            stamped = [{**values, "sequence": first + offset, "time": now()} for offset, values in enumerate(points)]
-            encode = self.encode_metric
-            rows = [{"job": job, "sequence": point["sequence"], "time": point["time"],
-                     "epoch": int(values.get("epoch", 0)), "values": values,
-                     "wire": encode(point) if encode is not None else None}
-                    for values, point in zip(points, stamped)]
-            with self._db.session() as s:
-                s.execute(insert(MetricPointRow), rows)
-            # Under the lock: the feed gets each job's points in sequence order.
-            self._bus.publish(job, "metrics", stamped)
+            log_rows: list[dict[str, Any]] = []
+            if logs:
+                first = self._reserve(job, "logs", len(logs))
+                log_rows = [{"job": job, "sequence": first + offset, "time": now(), "level": LEVELS.get(level, 20),
+                             "message": message, "source": source, "epoch": epoch}
+                            for offset, (level, message, source, epoch) in enumerate(logs)]
+            stamped: list[dict[str, Any]] = []
+            point_rows: list[dict[str, Any]] = []
+            if points:
+                first = self._reserve(job, "metrics", len(points))
+                stamped = [{**values, "sequence": first + offset, "time": now()}
+                           for offset, values in enumerate(points)]
+                encode = self.encode_metric
+                point_rows = [{"job": job, "sequence": point["sequence"], "time": point["time"],
+                               "epoch": int(values.get("epoch", 0)), "values": values,
+                               "wire": encode(point) if encode is not None else None}
+                              for values, point in zip(points, stamped)]
+            try:
+                with self._db.driver_transaction() as statements:
+                    if log_rows:
+                        statements.run(_INSERT_LOGS, log_rows)
+                    if point_rows:
+                        statements.run(_INSERT_POINTS, point_rows)
+                    if in_transaction is not None:
+                        in_transaction(statements, stamped)
+            except BaseException:
+                # Rolled back: the reserved sequences were not used; read them back next time, no gap.
+                self._next.pop((job, "logs"), None)
+                self._next.pop((job, "metrics"), None)
+                raise
+            # Under the lock: the feeds get each job's records in sequence order.
+            if log_rows:
+                self._bus.publish(job, "logs", [_log_dict(row) for row in log_rows])
+            if stamped:
+                self._bus.publish(job, "metrics", stamped)
             # Once committed, under the lock: the charts hold exactly the recorded points, in order.
-            warning = self.tensorboard.write(job, stamped) if self.tensorboard else ""
+            warning = self.tensorboard.write(job, stamped) if self.tensorboard and stamped else ""
         if warning:
             self.log(job, warning, "warning")
         return stamped
 
+    def append_metrics(self, job: str, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Persist metric points (TrainingMetrics fields) and wake watchers. Returns them sequenced."""
+        return self.append(job, points=points)
+
     def append_logs(self, job: str, entries: list[tuple[str, str, str, int]]) -> None:
         """Persist (level, message, source, epoch) log entries and wake watchers."""
-        if not entries:
-            return
-        with self._lock:
-            first = self._reserve(job, "logs", len(entries))
-            rows = [{"job": job, "sequence": first + offset, "time": now(), "level": LEVELS.get(level, 20),
-                     "message": message, "source": source, "epoch": epoch}
-                    for offset, (level, message, source, epoch) in enumerate(entries)]
-            with self._db.session() as s:
-                s.execute(insert(LogEntryRow), rows)
-            self._bus.publish(job, "logs", [_log_dict(row) for row in rows])
+        self.append(job, logs=entries)
 
     def log(self, job: str, message: str, level: str = "info", epoch: int = 0) -> None:
         self.append_logs(job, [(level, message, "engine", epoch)])
 
     def metrics_after(self, job: str, after: int, limit: int) -> list[dict[str, Any]]:
-        rows = self._driver_rows(_METRICS_AFTER, {"job": job, "after": after, "limit": limit})
+        rows = self._db.driver_rows(_METRICS_AFTER, {"job": job, "after": after, "limit": limit})
         return [_decoded(*row) for row in rows]
 
     def encoded_metrics_after(self, job: str, after: int, limit: int) -> tuple[list[bytes], int]:
@@ -109,7 +132,7 @@ class Journal:
         encode = self.encode_metric
         if encode is None:
             raise RuntimeError("encoded_metrics_after needs Journal.encode_metric")
-        rows = self._driver_rows(_ENCODED_AFTER, {"job": job, "after": after, "limit": limit})
+        rows = self._db.driver_rows(_ENCODED_AFTER, {"job": job, "after": after, "limit": limit})
         # The drivers give a BLOB/bytea as bytes; a replay reads each point's here, so nothing else
         # happens to it. The values of points stored without are read only when there are some.
         unencoded = [sequence for sequence, wire in rows if wire is None]
@@ -120,26 +143,6 @@ class Journal:
         else:
             encoded = [wire for _, wire in rows]
         return encoded, rows[-1][0] if rows else after
-
-    def _driver_rows(self, statement: Select, params: dict[str, Any]) -> list[tuple]:
-        """The rows of `statement`, read on the database driver's own cursor as plain tuples.
-
-        A replay reads many thousands of rows; SQLAlchemy's result rows and its column types
-        (which decode each JSON value and parse each SQLite timestamp in Python) cost more than the
-        database does. Columns come back as the driver gives them: SQLite timestamps and JSON as
-        text, PostgreSQL's already decoded."""
-        compiled = self._compiled.get(statement)
-        if compiled is None:
-            compiled = self._compiled[statement] = statement.compile(dialect=self._db.engine.dialect)
-        bound = compiled.construct_params(params)
-        arguments = tuple(bound[name] for name in compiled.positiontup) if compiled.positional else bound
-        with self._db.engine.connect() as connection:
-            cursor = connection.connection.dbapi_connection.cursor()
-            try:
-                cursor.execute(compiled.string, arguments)
-                return cursor.fetchall()
-            finally:
-                cursor.close()
 
     def latest_metric(self, job: str) -> dict[str, Any] | None:
         with self._db.session() as s:
@@ -182,6 +185,14 @@ class Journal:
                 self.tensorboard.delete(job)
         self._bus.forget(job)
 
+
+# The statements of the hot paths, run on the driver's cursor (Database.driver_rows and
+# driver_transaction): a replay reads many thousands of rows, and SQLAlchemy's result rows and
+# column types (decoding each JSON value, parsing each SQLite timestamp) cost more than the
+# database does; every epoch of every job writes a point and a log line. Read columns come back
+# as the driver gives them: SQLite timestamps and JSON as text, PostgreSQL's already decoded.
+_INSERT_POINTS = insert(MetricPointRow)
+_INSERT_LOGS = insert(LogEntryRow)
 
 _METRICS_AFTER = (select(MetricPointRow.sequence, MetricPointRow.time, MetricPointRow.values)
                   .where(MetricPointRow.job == bindparam("job"), MetricPointRow.sequence > bindparam("after"))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Compiled, Engine
+from sqlalchemy.sql import Executable
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import tenancy
@@ -30,6 +32,7 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._compiled: dict[Executable, Compiled] = {}  # driver statements, compiled for this database
 
     def create_schema(self, upgrade_older: bool = False) -> None:
         """Create an empty database at the newest schema revision (Alembic, engine/store/migrate.py).
@@ -59,6 +62,30 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
 
+    # ----- the driver's own cursor, for the hot paths (a replay's reads, every epoch's writes)
+    #
+    # SQLAlchemy's sessions, cache keys and result rows cost far more Python than the database
+    # does for a handful of rows: with a job training on every core, each millisecond of it is
+    # taken from the training. Statements given here are module constants, compiled once.
+
+    def compiled(self, statement: Executable) -> Compiled:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = statement.compile(dialect=self.engine.dialect)
+        return compiled
+
+    def driver_rows(self, statement: Executable, params: dict[str, Any]) -> list[tuple]:
+        """The rows of `statement` as the driver gives them (plain tuples: SQLite timestamps and
+        JSON as text, PostgreSQL's already decoded)."""
+        with self.engine.connect() as connection:
+            return DriverStatements(self, connection).run(statement, params, fetch=True)
+
+    @contextmanager
+    def driver_transaction(self) -> Iterator[DriverStatements]:
+        """Statements run on the driver's cursor in one transaction, committed at the end."""
+        with self.engine.begin() as connection:
+            yield DriverStatements(self, connection)
+
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets stream readers proceed while a supervisor thread writes metric points.
@@ -85,3 +112,35 @@ def add_new(s: Session, row, key, taken: str) -> None:
     if s.get(type(row), key) is not None:
         raise AlreadyExists(taken)
     s.add(row)
+
+
+class DriverStatements:
+    """Compiled statements run on one connection's driver cursor, each parameter through its
+    column type's bind processor (JSON to text, SQLite timestamps to text), as SQLAlchemy would."""
+
+    def __init__(self, db: Database, connection):
+        self._db = db
+        self._connection = connection
+
+    def run(self, statement: Executable, params: dict[str, Any] | list[dict[str, Any]], fetch: bool = False):
+        """Execute with one parameter set, or many (executemany). Returns the rows when `fetch`,
+        else the number of rows changed."""
+        compiled = self._db.compiled(statement)
+        processors = compiled._bind_processors
+        many = isinstance(params, list)
+
+        def bound(values: dict[str, Any]):
+            values = compiled.construct_params(values)
+            for name, process in processors.items():
+                values[name] = process(values[name])
+            return tuple(values[name] for name in compiled.positiontup) if compiled.positional else values
+
+        cursor = self._connection.connection.dbapi_connection.cursor()
+        try:
+            if many:
+                cursor.executemany(compiled.string, [bound(values) for values in params])
+            else:
+                cursor.execute(compiled.string, bound(params))
+            return cursor.fetchall() if fetch else cursor.rowcount
+        finally:
+            cursor.close()

@@ -1,3 +1,4 @@
+import pytest
 import threading
 
 from engine.monitor.bus import Bus
@@ -65,3 +66,32 @@ def test_points_keep_their_encoding_and_older_points_are_encoded_when_read(tmp_p
     assert journal.encoded_metrics_after("job", 1, 1) == ([b'{"e": 2, "s": 2}'], 2)
     assert journal.encoded_metrics_after("job", 3, 10) == ([], 3)
     assert [p["epoch"] for p in journal.metrics_after("job", 0, 10)] == [1, 2, 3]  # the values as ever
+
+
+def test_an_epochs_logs_points_and_the_callers_update_commit_together_or_not_at_all(tmp_path):
+    from engine.store.models import LogEntryRow, MetricPointRow
+
+    journal, _ = _journal(tmp_path)
+
+    def fail(statements, stamped):
+        assert [p["sequence"] for p in stamped] == [1]
+        raise RuntimeError("the job's row is gone")
+
+    with pytest.raises(RuntimeError):
+        journal.append("job", logs=[("info", "epoch 1", "worker", 1)], points=[{"epoch": 1}], in_transaction=fail)
+    assert journal.metrics_after("job", 0, 10) == []
+    assert journal.logs_after("job", 0, 10)[0] == []
+
+    seen = []
+    stamped = journal.append("job", logs=[("info", "epoch 1", "worker", 1)],
+                             points=[{"epoch": 1, "values": {"nested": [1, 2]}}],
+                             in_transaction=lambda statements, points: seen.append(points))
+    # Nothing was lost to the failed attempt: the sequences start at 1, without a gap.
+    assert [p["sequence"] for p in stamped] == [1] and seen == [stamped]
+    # Written on the driver's cursor, read back through the ORM's column types: the same values.
+    with journal._db.session() as s:
+        point = s.get(MetricPointRow, ("job", 1))
+        entry = s.get(LogEntryRow, ("job", 1))
+        assert point.values == {"epoch": 1, "values": {"nested": [1, 2]}}
+        assert point.time.replace(tzinfo=None) == stamped[0]["time"].replace(tzinfo=None)
+        assert (entry.message, entry.level, entry.source, entry.epoch) == ("epoch 1", 20, "worker", 1)
