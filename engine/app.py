@@ -36,6 +36,10 @@ class EngineSettings:
     # Idle warm workers kept ready (engine/jobs/supervisor.py); None: one per job slot, at
     # most DEFAULT_MAX_WARM_WORKERS; 0: every job starts in a freshly spawned process.
     warm_workers: int | None = None
+    # Where jobs' workers run (engine/jobs/executors.py): "local" processes, or "ray" tasks on
+    # the cluster at ray_address ("auto": the cluster this machine belongs to).
+    executor: str = "local"
+    ray_address: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     default_timeout_seconds: float = 0.0
     default_memory_limit_bytes: int = 0  # for jobs without resources.memory; 0: no limit
@@ -48,6 +52,8 @@ class EngineSettings:
     ingest_limits: IngestLimits = field(default_factory=IngestLimits)
 
     def resolved_warm_workers(self) -> int:
+        if self.executor != "local":
+            return 0  # warm workers are local processes; a Ray cluster starts its own
         if self.warm_workers is None:
             return min(self.max_concurrent_jobs, DEFAULT_MAX_WARM_WORKERS)
         return self.warm_workers
@@ -85,6 +91,8 @@ class Engine:
                 default_timeout_seconds=settings.default_timeout_seconds,
                 default_memory_limit_bytes=settings.default_memory_limit_bytes,
                 warm_workers=settings.resolved_warm_workers(),
+                executor=settings.executor,
+                ray_address=settings.ray_address,
             ),
             self.models,
             self.storage,
@@ -98,6 +106,7 @@ class Engine:
 
     def start(self) -> None:
         self.db.create_schema()
+        self.trainer.executor.start()  # a Ray cluster that cannot be reached stops the start, saying so
         self.data.sweep()
         self.trainer.recover()
         self.tuning.recover()

@@ -80,6 +80,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         database_url=config.database_url,
         max_concurrent_jobs=config.max_concurrent_jobs,
         warm_workers=config.warm_workers,
+        executor=config.executor,
+        ray_address=config.ray_address,
         max_upload_bytes=config.max_upload_bytes,
         storage=config.storage,
         load_policy=config.load_policy,

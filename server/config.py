@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.data.ingest import IngestLimits
 from engine.errors import ForgeError
+from engine.jobs.executors import EXECUTORS
 from engine.jobs.spec import parse_memory
 from engine.models.registry import LoadPolicy
 from engine.storage.artifacts import STORAGE_TYPES, StorageConfig
@@ -32,6 +33,9 @@ class ServerConfig:
     # Idle warm workers (forked from a process with the frameworks imported) kept ready for
     # jobs to start in; None: one per job slot, at most 4; 0: every job spawns a fresh process.
     warm_workers: int | None = None
+    # Where jobs' workers run: "local" processes or "ray" tasks on the cluster at ray_address.
+    executor: str = "local"
+    ray_address: str = ""
     max_upload_bytes: int = 1 << 30
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
@@ -99,6 +103,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              "kept ready so a job's worker starts in milliseconds instead of seconds; each runs "
                              "one job and is replaced. 0: every job starts a fresh Python process "
                              "(env FORGE_TRAINING_WARM_WORKERS; default: one per job slot, at most 4)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=_env("EXECUTOR", d.executor),
+                        help="where jobs' workers run: local processes, or tasks on a Ray cluster (--ray-address; "
+                             "docs/ray.md) (env FORGE_TRAINING_EXECUTOR; default %(default)s)")
+    parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", ""),
+                        help="with --executor ray: the cluster's address, e.g. 10.0.0.5:6379 or "
+                             "ray://head:10001; default: the cluster this machine belongs to (ray start) "
+                             "(env FORGE_TRAINING_RAY_ADDRESS)")
     parser.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", d.max_upload_bytes)),
                         help="largest dataset upload accepted (env FORGE_TRAINING_MAX_UPLOAD_BYTES; "
                              "default %(default)s)")
@@ -206,6 +217,11 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
     if args.warm_workers is not None and not 0 <= args.warm_workers <= args.max_concurrent_jobs:
         raise SystemExit(f"--warm-workers must be between 0 (none) and --max-concurrent-jobs "
                          f"({args.max_concurrent_jobs}), got {args.warm_workers}")
+    if args.ray_address and args.executor != "ray":
+        raise SystemExit("--ray-address is for --executor ray; add --executor ray, or leave --ray-address out")
+    if args.executor == "ray" and args.warm_workers:
+        raise SystemExit("--warm-workers are local processes; with --executor ray the cluster starts the workers: "
+                         "leave --warm-workers out")
     tls = check_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
     if args.max_message_bytes < MIN_MESSAGE_BYTES:
         raise SystemExit(f"--max-message-bytes must be at least {MIN_MESSAGE_BYTES} (export chunks are 1 MiB)")
@@ -238,6 +254,8 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         database_url=args.database_url,
         max_concurrent_jobs=args.max_concurrent_jobs,
         warm_workers=args.warm_workers,
+        executor=args.executor,
+        ray_address=args.ray_address,
         max_upload_bytes=args.max_upload_bytes,
         shutdown_grace_seconds=args.shutdown_grace,
         log_level=args.log_level.upper(),

@@ -11,6 +11,7 @@ import sys
 from server import config as server_config
 from server import keys_command, logs, migrate_command
 from engine.apikeys import ApiKeys
+from engine.errors import FailedPrecondition
 from engine.store.migrate import SchemaMismatch
 from server.app import ListenError, create_server
 
@@ -96,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         except ListenError as exc:  # a taken port or a foreign host: the operator's to fix too
             log.error("%s", exc)
+            return 2
+        except FailedPrecondition as exc:  # e.g. a Ray cluster (--executor ray) that does not answer
+            log.error("%s", exc.message)
             return 2
     elif args.command == "keys":
         return keys_command.run(args)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# Ray clusters in tests are one node on loopback: Ray otherwise swaps 127.0.0.1 for this
+# machine's own network address. Read when ray is first imported (by whatever imports it), so
+# set before any test module loads; the variable is named for the platforms where it is the default.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 class PostgresDatabases:
@@ -244,6 +251,37 @@ def s3_endpoint():
 
 
 @pytest.fixture(scope="session")
+def ray_address(tmp_path_factory):
+    """A Ray cluster's address: FORGE_TEST_RAY_ADDRESS (.ci/run starts a head with
+    `ray start --head`), else a head started here on a free port and stopped at the end."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    given = os.environ.get("FORGE_TEST_RAY_ADDRESS")
+    if given:
+        yield given
+        return
+    ray = Path(sys.executable).with_name("ray")
+    if not ray.exists() and not shutil.which("ray"):
+        pytest.fail("the ray command is missing: make venv installs it")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = str(ray if ray.exists() else "ray")
+    started = subprocess.run([command, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                              "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.fail(f"ray start --head failed: {started.stderr[-2000:]}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([command, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
 def write_matmul_onnx():
     """write(path, width) -> sha256: an ONNX model nobody trained here, x [n, 4] @ W [4, width]
     with random (incompressible) W, about 16 * width bytes; written once, never held twice."""
@@ -298,7 +336,7 @@ def postgres(postgres_url) -> PostgresDatabases:
 
 @pytest.fixture
 def serve_processes():
-    """start(data_dir) -> (process, port): `forge-training serve` as a process of its own (to
+    """start(data_dir, *flags) -> (process, port): `forge-training serve` as a process of its own (to
     measure its memory, or kill it with SIGKILL); every one still alive is stopped at the end."""
     import re
     import subprocess
@@ -307,10 +345,10 @@ def serve_processes():
 
     started: list[subprocess.Popen] = []
 
-    def start(data_dir: Path) -> tuple[subprocess.Popen, int]:
+    def start(data_dir: Path, *flags: str) -> tuple[subprocess.Popen, int]:
         process = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--address", "127.0.0.1:0", "--data-dir", str(data_dir),
-             *serve_database_flags(data_dir)], stderr=subprocess.PIPE, text=True)
+             *serve_database_flags(data_dir), *flags], stderr=subprocess.PIPE, text=True)
         started.append(process)
         deadline = time.monotonic() + 60
         seen: list[str] = []
@@ -376,3 +414,38 @@ def cancel_unfinished(client):
                 client.cancel(name)
 
     return cancel
+
+
+# ----- finding a job's worker process (to kill it for real) and waiting for its progress
+
+def _worker_pid(client, job: str, attempt: int = 1, timeout: float = 120) -> int:
+    """The pid of the job's worker for `attempt`, from the line every worker logs first:
+    "worker 1234 started (attempt 1)"."""
+    pattern = re.compile(rf"worker (\d+) started \(attempt {attempt}\)")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in client.stream_logs(job, follow=False):
+            found = pattern.match(entry.message)
+            if found:
+                return int(found.group(1))
+        time.sleep(0.05)
+    raise AssertionError(f"no worker of {job} started attempt {attempt} within {timeout:g} s")
+
+
+@pytest.fixture(scope="session")
+def worker_pid():
+    """worker_pid(client, job, attempt=1): the pid of a job's worker process."""
+    return _worker_pid
+
+
+def _wait_for_epoch(client, name: str, epoch: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get_job(name).current_epoch < epoch:
+        assert time.monotonic() < deadline, f"{name} did not reach epoch {epoch}"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def wait_for_epoch():
+    """wait_for_epoch(client, job, epoch, timeout=120): until the job has recorded that epoch."""
+    return _wait_for_epoch

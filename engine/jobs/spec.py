@@ -91,6 +91,20 @@ _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|k|M|G|T)?\s*")
 MIN_MEMORY_BYTES = 32 * 2**20
 
 
+def parse_cpu(text: str, field: str = "resources.cpu") -> float:
+    """A Kubernetes CPU quantity ("2", "1.5", "500m") in cores; 0 for ""."""
+    text = text.strip()
+    if not text:
+        return 0.0
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        cores = -1.0
+    if not cores > 0 or cores != cores or cores == float("inf"):
+        raise InvalidArgument.field(field, f"{text!r} is not a CPU quantity; use cores such as \"2\" or \"500m\"")
+    return cores
+
+
 def parse_memory(text: str, field: str = "resources.memory") -> int:
     """Bytes of a memory quantity such as "512Mi", "2Gi" or "1.5G"; 0 for "" (no limit)."""
     if not text.strip():

@@ -174,7 +174,26 @@ class WarmPool:
             return
 
 
-class WorkerHandle:
+class Supervised:
+    """What supervise() and the trainer keep about any running worker, wherever it runs."""
+
+    def supervised(self, timeout_seconds: float, memory_limit: int) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.started = time.monotonic()
+        # The terminal message (kind, payload); its state change is applied once the worker is gone.
+        self.outcome: tuple[str, Any] | None = None
+        # Why supervision itself failed (e.g. the database refused a write), if it did.
+        self.failure = ""
+        self.timed_out = False
+        self.kill_reason = ""
+        # Bytes of resident memory the worker and its children may use together; 0: no limit.
+        self.memory_limit = memory_limit
+        self.peak_memory = 0
+        # The last epoch whose metrics were recorded before this worker started (a crash replay).
+        self.recorded_epoch = 0
+
+
+class WorkerHandle(Supervised):
     """A running worker process and the pipe to it: a warm worker from `pool` when one is idle,
     else a freshly spawned process."""
 
@@ -196,20 +215,8 @@ class WorkerHandle:
                                           daemon=True)
             self.process.start()
             child.close()
-        self.timeout_seconds = timeout_seconds
-        self.started = time.monotonic()
-        # The terminal message (kind, payload); its state change is applied once the process is gone.
-        self.outcome: tuple[str, Any] | None = None
-        # Why supervision itself failed (e.g. the database refused a write), if it did.
-        self.failure = ""
-        self.timed_out = False
-        self.kill_reason = ""
-        # Bytes of resident memory the worker and its children may use together; 0: no limit.
-        self.memory_limit = memory_limit
-        self.peak_memory = 0
+        self.supervised(timeout_seconds, memory_limit)
         self._memory_checked = 0.0
-        # The last epoch whose metrics were recorded before this worker started (a crash replay).
-        self.recorded_epoch = 0
         self._send_lock = threading.Lock()
         try:
             self._identity = psutil.Process(self.process.pid)
@@ -227,6 +234,11 @@ class WorkerHandle:
             return self._identity.is_running() and self._identity.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
+
+    @property
+    def exitcode(self) -> int | None:
+        """None while it runs; its exit status, or -N when signal N ended it."""
+        return self.process.exitcode
 
     def join(self, timeout: float) -> None:
         self.process.join(timeout)

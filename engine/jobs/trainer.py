@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,9 @@ from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, Invalid
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
-from engine.jobs.spec import MAX_RETRIES, MODEL_TYPES, TrainingSpec, parse_memory
-from engine.jobs.supervisor import WarmPool, WorkerHandle, supervise
+from engine.jobs.spec import MAX_RETRIES, MODEL_TYPES, TrainingSpec, parse_cpu, parse_memory
+from engine.jobs.executors import make_executor
+from engine.jobs.supervisor import WorkerHandle, supervise
 from engine.models.registry import ModelRegistry
 from engine.monitor.bus import Bus
 from engine.monitor.journal import Journal
@@ -212,6 +213,10 @@ class TrainerSettings:
     # Idle workers forked ahead from the warm template (supervisor.WarmPool); 0: every job
     # starts in a freshly spawned process.
     warm_workers: int = 0
+    # Where workers run (executors.EXECUTORS): "local" processes, or tasks on a Ray cluster at
+    # ray_address.
+    executor: str = "local"
+    ray_address: str = ""
 
 
 class ModelTrainer:
@@ -229,7 +234,7 @@ class ModelTrainer:
         self._threads: list[threading.Thread] = []
         self._accepting = True
         # Started by the first dispatch (recover() runs one when the engine starts).
-        self.warm_pool = WarmPool(settings.warm_workers)
+        self.executor = make_executor(settings.executor, settings.warm_workers, settings.ray_address)
 
     # ----- paths
 
@@ -296,7 +301,7 @@ class ModelTrainer:
         checkpoint and pause."""
         with self._lock:
             self._accepting = False
-            self.warm_pool.stop()
+            self.executor.stop_starting()
             handles = list(self._workers.values())
             for handle in handles:
                 with self._db.session() as s:
@@ -319,6 +324,7 @@ class ModelTrainer:
             handle.kill("shutdown")
         for thread in list(self._threads):
             thread.join(15)
+        self.executor.close()
 
     # ----- requests
 
@@ -403,6 +409,8 @@ class ModelTrainer:
         if spec.resources.timeout_seconds < 0:
             raise InvalidArgument.field("resources.timeout", "must not be negative")
         parse_memory(spec.resources.memory)
+        parse_cpu(spec.resources.cpu)  # Ray's CPU request (--executor ray); checked whatever the executor
+        self.executor.check(asdict(spec.resources))
         if not 0 <= spec.retry_policy.max_retries <= MAX_RETRIES:
             raise InvalidArgument.field("training_config.retry_policy.max_retries",
                                         f"must be between 0 and {MAX_RETRIES}, got {spec.retry_policy.max_retries}")
@@ -581,7 +589,7 @@ class ModelTrainer:
         """Start pending jobs while worker slots are free, highest priority first."""
         with self._lock:
             if self._accepting:
-                self.warm_pool.start()
+                self.executor.start()
             while self._accepting and len(self._workers) < self.settings.max_concurrent_jobs:
                 with self._db.session() as s:
                     row = s.scalars(
@@ -619,7 +627,8 @@ class ModelTrainer:
                 # metrics are already recorded, and the replay (exact on CPU) must not add them twice.
                 recorded = self._journal.latest_metric(name)
                 try:
-                    handle = WorkerHandle(name, payload, timeout, memory_limit, self.warm_pool)
+                    handle = self.executor.launch(name, payload, timeout, memory_limit,
+                                                  payload["spec"].get("resources") or {})
                     handle.recorded_epoch = int(recorded["epoch"]) if recorded else 0
                 except Exception as exc:  # could not even start a process: the job fails, the queue goes on
                     self._finish(name, states.FAILED, f"could not start a worker: {exc}",
@@ -810,7 +819,7 @@ class ModelTrainer:
         # A worker stopped for its timeout or memory limit fails, whatever it reported last.
         if handle.outcome is not None and handle.kill_reason not in ("timeout", "memory"):
             self._apply_outcome(handle.job, *handle.outcome)
-        code = handle.process.exitcode
+        code = handle.exitcode
         row = self.get_job(handle.job)
         if row.state in states.FINAL or row.state in (states.PENDING, states.PAUSED) or handle.job in self._workers:
             return

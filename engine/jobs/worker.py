@@ -121,6 +121,12 @@ def wait_for_job(conn, niceness: int) -> None:
     _run(job["payload"], conn, _Channel(conn, parent_is_server=False))
 
 
+def run_job(payload: dict[str, Any], conn) -> None:
+    """Entry point of a worker that some other executor started (a Ray task): `conn` has a
+    pipe's send, poll and recv, and the executor tells the server when the worker is gone."""
+    _run(payload, conn, _Channel(conn, parent_is_server=False))
+
+
 def _run(payload: dict[str, Any], conn, channel: _Channel) -> None:
     current_epoch = [0]
 

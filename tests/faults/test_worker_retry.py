@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 
 import grpc
 import pytest
@@ -31,13 +30,6 @@ def _sgd(dataset: str, epochs: int, max_retries: int, checkpoint_every: int = 0,
             "resources": resources}
 
 
-def _wait_for_epoch(client, name: str, epoch: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get_job(name).current_epoch < epoch:
-        assert time.monotonic() < deadline, f"{name} did not reach epoch {epoch}"
-        time.sleep(0.02)
-
-
 def _logs(client, name: str) -> list[str]:
     return [e.message for e in client.stream_logs(name, follow=False)]
 
@@ -48,12 +40,12 @@ def _assert_each_epoch_once(client, name: str, last: int) -> None:
     assert [p.sequence for p in points] == list(range(1, last + 1))
 
 
-def test_a_killed_worker_resumes_from_its_checkpoint_until_its_retries_run_out(client, bc, worker_pid):
+def test_a_killed_worker_resumes_from_its_checkpoint_until_its_retries_run_out(client, bc, worker_pid, wait_for_epoch):
     victim = client.start_training(_sgd(bc.name, 3000, max_retries=1, checkpoint_every=5), training_job_id="retried")
     bystander = client.start_training(_sgd(bc.name, 600, max_retries=0), training_job_id="retry-bystander")
     first = worker_pid(client, victim.name, attempt=1)
-    _wait_for_epoch(client, victim.name, 12)
-    _wait_for_epoch(client, bystander.name, 2)
+    wait_for_epoch(client, victim.name, 12)
+    wait_for_epoch(client, bystander.name, 2)
     os.kill(first, signal.SIGKILL)
 
     second = worker_pid(client, victim.name, attempt=2)
@@ -66,7 +58,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_until_its_retries_run_out(c
     assert checkpoint >= 10 and checkpoint % 5 == 0
     # The new worker trains on from there, past where the first one died.
     died_at = client.get_job(victim.name).current_epoch
-    _wait_for_epoch(client, victim.name, died_at + 10)
+    wait_for_epoch(client, victim.name, died_at + 10)
     assert f"resumed from the checkpoint of epoch {checkpoint}" in _logs(client, victim.name)
     assert client.get_job(bystander.name).state == common_pb2.JOB_STATE_RUNNING
 
@@ -84,10 +76,11 @@ def test_a_killed_worker_resumes_from_its_checkpoint_until_its_retries_run_out(c
     assert done.attempt_count == 1
 
 
-def test_a_killed_worker_without_a_checkpoint_starts_over_and_records_each_epoch_once(client, bc, worker_pid):
+def test_a_killed_worker_without_a_checkpoint_starts_over_and_records_each_epoch_once(client, bc, worker_pid,
+                                                                                     wait_for_epoch):
     job = client.start_training(_sgd(bc.name, 400, max_retries=2), training_job_id="retried-from-scratch")
     pid = worker_pid(client, job.name)
-    _wait_for_epoch(client, job.name, 20)
+    wait_for_epoch(client, job.name, 20)
     os.kill(pid, signal.SIGKILL)
 
     done = client.wait(job.name, timeout=120)
@@ -101,13 +94,14 @@ def test_a_killed_worker_without_a_checkpoint_starts_over_and_records_each_epoch
 
 
 def test_a_killed_server_restarts_a_job_without_a_checkpoint_when_its_policy_allows(serve_processes, tmp_path,
-                                                                                      breast_cancer_csv):
+                                                                                      breast_cancer_csv,
+                                                                                      wait_for_epoch):
     data_dir = tmp_path / "data"
     process, port = serve_processes(data_dir)
     with Client(f"127.0.0.1:{port}") as c:
         data = c.upload_dataset(breast_cancer_csv, dataset_id="bc", label_column="target")
         job = c.start_training(_sgd(data.name, 400, max_retries=1), training_job_id="restarted")
-        _wait_for_epoch(c, job.name, 20)
+        wait_for_epoch(c, job.name, 20)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
 

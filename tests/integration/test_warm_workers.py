@@ -55,7 +55,7 @@ def _template_and_idle(server_pid: int, idle: int, timeout: float = 180) -> tupl
 
 
 def _idle_pids(running, count: int, timeout: float = 180) -> list[int]:
-    pool = running.engine.trainer.warm_pool
+    pool = running.engine.trainer.executor.warm_pool
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         idle = [worker.process.pid for worker in pool.idle() if worker.process.is_alive()]
@@ -173,7 +173,7 @@ def test_without_warm_workers_each_job_spawns_a_fresh_process(tmp_path, breast_c
         worker = psutil.Process(pid)
         assert worker.ppid() == os.getpid() and any("spawn_main" in part for part in worker.cmdline())
         assert worker.nice() == os.nice(0) + 10
-        assert engine.trainer.warm_pool.idle() == []
+        assert engine.trainer.executor.warm_pool.idle() == []
         engine.trainer.cancel(job.name)
         deadline = time.monotonic() + 60
         while engine.trainer.get_job(job.name).state != states.CANCELLED:

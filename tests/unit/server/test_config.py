@@ -78,3 +78,31 @@ def test_job_defaults_and_ingest_limits_are_checked_at_startup():
         _parse("--default-job-memory", "lots")
     with pytest.raises(SystemExit, match="max_columns must be at least 1"):
         _parse("--max-columns", "0")
+
+
+def test_the_executor_flags_are_checked_at_startup():
+    assert _parse().executor == "local"
+    on_ray = _parse("--executor", "ray", "--ray-address", "10.0.0.5:6379")
+    assert (on_ray.executor, on_ray.ray_address) == ("ray", "10.0.0.5:6379")
+    with pytest.raises(SystemExit, match="--ray-address is for --executor ray"):
+        _parse("--ray-address", "10.0.0.5:6379")
+    with pytest.raises(SystemExit, match="--warm-workers are local processes"):
+        _parse("--executor", "ray", "--warm-workers", "1")
+    with pytest.raises(SystemExit):
+        _parse("--executor", "kubernetes")
+
+
+def test_a_ray_cluster_that_does_not_answer_stops_the_start_saying_where_and_what_to_do():
+    import socket
+
+    from engine.errors import FailedPrecondition
+    from engine.jobs.ray_executor import RayExecutor
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(FailedPrecondition) as refused:
+        RayExecutor(f"127.0.0.1:{port}").start()
+    assert refused.value.message == (
+        f"--executor ray: could not connect to the Ray cluster at 127.0.0.1:{port}: nothing answers at "
+        f"127.0.0.1:{port} (Connection refused); start one (ray start --head) or give its address with --ray-address")

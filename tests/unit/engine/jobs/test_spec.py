@@ -1,11 +1,11 @@
-"""resources.memory quantities, and specs stored before retry_policy existed."""
+"""resources.memory and resources.cpu quantities, and specs stored before retry_policy existed."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine.errors import InvalidArgument
-from engine.jobs.spec import TrainingSpec, parse_memory
+from engine.jobs.spec import TrainingSpec, parse_cpu, parse_memory
 
 
 @pytest.mark.parametrize(("text", "size"), [
@@ -28,6 +28,19 @@ def test_a_bad_memory_quantity_names_the_field_and_the_fix(text, says):
         parse_memory(text)
     assert refused.value.violations[0].field == "resources.memory"
     assert refused.value.violations[0].description == says
+
+
+@pytest.mark.parametrize(("text", "cores"), [("2", 2.0), ("1.5", 1.5), ("500m", 0.5), (" 250m ", 0.25), ("", 0.0)])
+def test_cpu_quantities_in_kubernetes_notation(text, cores):
+    assert parse_cpu(text) == cores
+
+
+@pytest.mark.parametrize("text", ["two", "0", "-1", "1.5cores", "nan", "inf", "m"])
+def test_a_bad_cpu_quantity_names_the_field_and_the_fix(text):
+    with pytest.raises(InvalidArgument) as refused:
+        parse_cpu(text)
+    assert refused.value.violations[0].field == "resources.cpu"
+    assert refused.value.violations[0].description == f"{text!r} is not a CPU quantity; use cores such as \"2\" or \"500m\""
 
 
 def test_a_spec_stored_without_a_retry_policy_retries_nothing():

@@ -305,16 +305,20 @@ type ResourceConfig struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// CPU cores, as a Kubernetes-style quantity ("2", "500m"). Empty means the
-	// server's default.
+	// CPU cores, as a Kubernetes-style quantity ("2", "500m"). With local
+	// workers it is recorded, not enforced; on a Ray cluster (the server's
+	// --executor ray) it is the task's CPU request, 1 when empty. A request no
+	// node of the cluster can meet fails StartTraining with RESOURCE_EXHAUSTED.
 	Cpu string `protobuf:"bytes,1,opt,name=cpu,proto3" json:"cpu,omitempty"`
 	// Memory limit of the job's worker process and its child processes (their
 	// resident memory together), as a Kubernetes-style quantity ("16Gi",
 	// "512Mi", "2G"; at least 32Mi). A worker past it is stopped and the job
 	// fails saying so. Empty means the server's default, which is no limit
-	// unless the server sets one.
+	// unless the server sets one. On a Ray cluster it is the task's memory
+	// request, which Ray schedules by but does not measure.
 	Memory string `protobuf:"bytes,2,opt,name=memory,proto3" json:"memory,omitempty"`
-	// Number of GPUs. 0 means CPU only.
+	// Number of GPUs. 0 means CPU only. On a Ray cluster, the task's GPU
+	// request.
 	Gpu int32 `protobuf:"varint,3,opt,name=gpu,proto3" json:"gpu,omitempty"`
 	// Wall-clock limit for the job; past it the job fails with a clear reason.
 	// Unset means the server's default.

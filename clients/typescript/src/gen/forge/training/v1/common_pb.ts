@@ -21,8 +21,10 @@ export const file_forge_training_v1_common: GenFile = /*@__PURE__*/
  */
 export type ResourceConfig = Message<"forge.training.v1.ResourceConfig"> & {
   /**
-   * CPU cores, as a Kubernetes-style quantity ("2", "500m"). Empty means the
-   * server's default.
+   * CPU cores, as a Kubernetes-style quantity ("2", "500m"). With local
+   * workers it is recorded, not enforced; on a Ray cluster (the server's
+   * --executor ray) it is the task's CPU request, 1 when empty. A request no
+   * node of the cluster can meet fails StartTraining with RESOURCE_EXHAUSTED.
    *
    * @generated from field: string cpu = 1;
    */
@@ -33,14 +35,16 @@ export type ResourceConfig = Message<"forge.training.v1.ResourceConfig"> & {
    * resident memory together), as a Kubernetes-style quantity ("16Gi",
    * "512Mi", "2G"; at least 32Mi). A worker past it is stopped and the job
    * fails saying so. Empty means the server's default, which is no limit
-   * unless the server sets one.
+   * unless the server sets one. On a Ray cluster it is the task's memory
+   * request, which Ray schedules by but does not measure.
    *
    * @generated from field: string memory = 2;
    */
   memory: string;
 
   /**
-   * Number of GPUs. 0 means CPU only.
+   * Number of GPUs. 0 means CPU only. On a Ray cluster, the task's GPU
+   * request.
    *
    * @generated from field: int32 gpu = 3;
    */
