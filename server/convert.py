@@ -173,7 +173,8 @@ def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
                       validation=rules_from_proto(dc.validation, "data_config.validation")
                       if dc.HasField("validation") else {}),
         resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
-                               timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority),
+                               timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority,
+                               workers=rc.workers),
         labels=dict(request.labels),
         model_id=request.model_id,
     )
@@ -232,6 +233,7 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     res = spec.resources
     request.resources.cpu, request.resources.memory = res.cpu, res.memory
     request.resources.gpu, request.resources.priority = res.gpu, res.priority
+    request.resources.workers = res.workers
     if res.timeout_seconds:
         request.resources.timeout.FromNanoseconds(int(res.timeout_seconds * 1e9))
     return request

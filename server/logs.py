@@ -51,7 +51,9 @@ class JsonFormatter(logging.Formatter):
         if span.is_valid:
             entry["trace_id"], entry["span_id"] = f"{span.trace_id:032x}", f"{span.span_id:016x}"
         for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRIBUTES and key not in entry:
+            # A leading underscore marks a library's own bookkeeping, not an `extra=` field:
+            # Ray's record factory stamps every record with _ray_timestamp_ns once it is imported.
+            if key not in _STANDARD_ATTRIBUTES and key not in entry and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -526,6 +526,10 @@ class PyTorchRun(TrainingRun):
         work = (min(spec.batch_size, len(data.y_train)) or spec.batch_size) * _multiply_adds(self._config)
         self._threads = 1 if work < _ONE_THREAD_BELOW else torch.get_num_threads()
         self._epoch = 0
+        # Data-parallel training (data_parallel): the module wrapped in DistributedDataParallel,
+        # this worker's rank and the number of workers. One worker trains self._module itself.
+        self._train_module = self._module
+        self._rank, self._world = 0, 1
 
     # -- setup --
 
@@ -836,14 +840,17 @@ class PyTorchRun(TrainingRun):
         lr = self._schedule.lr_for_epoch(epoch)
         for group in self._optimizer.param_groups:
             group["lr"] = lr
-        batches = list(self.epoch_order(epoch).to(self._device).split(spec.batch_size))
+        order = self.epoch_order(epoch)
+        if self._world > 1:  # this worker's share (see data_parallel)
+            order = order[:len(order) // self._world * self._world][self._rank::self._world]
+        batches = list(order.to(self._device).split(spec.batch_size))
         if spec.regularization.batch_norm and len(batches) > 1 and len(batches[-1]) == 1:
             # Batch normalization cannot normalize one row; it joins the batch before it.
             batches[-2:] = [torch.cat(batches[-2:])]
         k = max(1, spec.gradient_accumulation_steps)
         l1 = spec.regularization.l1
         clip = spec.regularization.gradient_clip_norm
-        optimizer, scaler, module = self._optimizer, self._scaler, self._module
+        optimizer, scaler, module = self._optimizer, self._scaler, self._train_module
 
         losses = []
         gradient_norm = None
@@ -886,7 +893,14 @@ class PyTorchRun(TrainingRun):
                     optimizer.zero_grad(set_to_none=True)
             self._rng = self._capture_rng()
 
-        metrics = {"training_loss": float(torch.stack(losses).mean()) * self._loss_unit}
+        training_loss = torch.stack(losses).mean()
+        if self._world > 1:  # the mean of the workers' means: each took as many batches
+            import torch.distributed as dist
+
+            training_loss = training_loss.float().clone()
+            dist.all_reduce(training_loss)
+            training_loss /= self._world
+        metrics = {"training_loss": float(training_loss) * self._loss_unit}
         with _threads(self._threads):
             validation = self._measure(self._X_val, self._y_val_t, self._y_val)
         metrics["validation_loss"] = validation.pop("loss")
@@ -896,6 +910,26 @@ class PyTorchRun(TrainingRun):
         self._schedule.observe(epoch, metrics)
         self._epoch = epoch
         return EpochResult(metrics=metrics, extra={"batches": float(len(batches))}, logs=logs)
+
+    def data_parallel(self) -> None:
+        """Train together with the other workers of the initialised torch.distributed group
+        (Ray Train's TorchTrainer; resources.workers): the module is wrapped in
+        DistributedDataParallel, which starts every worker from rank 0's weights and averages
+        gradients at every step. Each worker trains on its share of each epoch's order (the
+        same permutation everywhere, rows rank, rank + N, ...; the last len % N rows of the
+        order are left out that epoch so every worker takes the same number of steps) in
+        batches of batch_size, and the epoch's training loss is averaged over the workers.
+        Validation runs on every worker with the same weights, so every worker measures the
+        same metrics and makes the same early-stopping decision."""
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        self._rank, self._world = dist.get_rank(), dist.get_world_size()
+        if len(self._X_train) < self._world:
+            raise InvalidArgument.field("resources.workers", f"{self._world} workers need at least as many training "
+                                        f"rows; the data has {len(self._X_train)}")
+        device_ids = [self._device.index or 0] if self._device.type == "cuda" else None
+        self._train_module = DistributedDataParallel(self._module, device_ids=device_ids)
 
     def epoch_order(self, epoch: int) -> Any:
         """The order epoch `epoch` visits the training rows in: a permutation drawn from a

@@ -21,10 +21,12 @@ directory (a shared path) or object storage (docs/ray.md).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from engine.errors import FailedPrecondition, ResourceExhausted
@@ -35,6 +37,11 @@ log = logging.getLogger("forge.engine.ray")
 
 # How long a supervisor waits in the mailbox for a job's messages before looking at its task.
 _TAKE_SECONDS = 0.25
+# How Ray Train (v2) reports a worker whose process or node died (classes of a private module,
+# so known by name): with the RayActorError of a task, what makes a data-parallel job "lost".
+_LOST_WORKER = frozenset({"WorkerHealthCheckFailedError", "WorkerHealthCheckTimeoutError"})
+# The messages that end a worker's report (worker.py).
+_OUTCOMES = frozenset({"completed", "failed", "paused", "cancelled"})
 
 
 class _Mailbox:
@@ -47,6 +54,7 @@ class _Mailbox:
         self._to_server: dict[str, list[Any]] = defaultdict(list)
         self._arrived: dict[str, Any] = {}
         self._to_worker: dict[str, list[str]] = defaultdict(list)
+        self._concluded: set[str] = set()  # jobs whose worker sent its outcome
 
     def _event(self, job: str):
         event = self._arrived.get(job)
@@ -56,7 +64,12 @@ class _Mailbox:
 
     async def put(self, job: str, message: Any) -> None:
         self._to_server[job].append(message)
+        if message[0] in _OUTCOMES:
+            self._concluded.add(job)
         self._event(job).set()
+
+    async def concluded(self, job: str) -> bool:
+        return job in self._concluded
 
     async def take(self, job: str, timeout: float) -> list[Any]:
         """The job's messages, waiting up to `timeout` seconds for the first."""
@@ -80,6 +93,7 @@ class _Mailbox:
     async def forget(self, job: str) -> None:
         for table in (self._to_server, self._arrived, self._to_worker):
             table.pop(job, None)
+        self._concluded.discard(job)
 
 
 class _WorkerEnd:
@@ -117,11 +131,98 @@ class _WorkerEnd:
         pass
 
 
-def _run_job(payload: dict[str, Any], mailbox) -> None:
-    """The body of a job's Ray task."""
+def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
+             per_worker: dict[str, Any] | None = None) -> None:
+    """The body of a job's Ray task: the worker itself, or, for a data-parallel job, the driver
+    of a Ray Train TorchTrainer whose `workers` workers each run worker.run_rank. `key`: this
+    attempt's place in the mailbox (a late message of an earlier attempt never reaches it)."""
     from engine.jobs import worker
 
-    worker.run_job(payload, _WorkerEnd(mailbox, payload["job"]))
+    if workers <= 1:
+        worker.run_job(payload, _WorkerEnd(mailbox, key))
+        return
+    from ray.exceptions import RayActorError
+    from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+    from ray.train.torch import TorchTrainer
+
+    per_worker = per_worker or {}
+    resources = {"CPU": per_worker.get("num_cpus", 1.0)}
+    if per_worker.get("num_gpus"):
+        resources["GPU"] = per_worker["num_gpus"]
+    if per_worker.get("memory"):
+        resources["memory"] = per_worker["memory"]
+    trainer = TorchTrainer(
+        _train_rank, train_loop_config={"payload": payload, "mailbox": mailbox, "key": key},
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu="GPU" in resources, resources_per_worker=resources),
+        # Ray Train's own files (no checkpoints: the workers write the job's own, as any worker
+        # does) beside the job's checkpoints, on the storage the cluster shares.
+        run_config=RunConfig(name=f"attempt-{payload.get('attempt', 1)}",
+                             storage_path=str(Path(payload["checkpoint_dir"]) / "ray-train"),
+                             # Never restarted by Ray Train itself, not even after a preemption: it
+                             # would replay epochs from the resume point it was started with. The
+                             # job's retry policy resumes it from the recorded checkpoint instead.
+                             failure_config=FailureConfig(max_failures=0, max_preemption_failures=0)))
+    try:
+        trainer.fit()
+    except TrainingFailedError as exc:
+        import ray
+
+        if ray.get(mailbox.concluded.remote(key)):
+            return  # rank 0 reported the outcome (e.g. completed) before the group failed: it stands
+        errors = list(_errors_in(exc))
+        if any(isinstance(error, RayActorError) or type(error).__name__ in _LOST_WORKER for error in errors):
+            # As if the job's one worker had been killed: its retry policy resumes it from the
+            # checkpoint. (The other workers then fail too, on the broken connection.)
+            raise WorkerLost(f"a data-parallel worker was lost: {str(exc).strip().splitlines()[0]}") from None
+        _report_failure(_WorkerEnd(mailbox, key), exc, errors)
+
+
+def _report_failure(end: _WorkerEnd, exc: BaseException, errors: list[BaseException]) -> None:
+    """A data-parallel worker raised: the job fails as a single worker's would, with the
+    error's code when it is one of ours (e.g. INVALID_ARGUMENT naming a field)."""
+    from engine.errors import ForgeError
+
+    ours = next((error for error in errors if isinstance(error, ForgeError)), None)
+    if ours is not None:
+        end.send(("failed", {"code": ours.code, "message": ours.message}))
+        return
+    failures = getattr(exc, "worker_failures", None) or {}
+    first = next(iter(failures.values()), exc)
+    text = str(first).strip()
+    end.send(("log", [("error", text, 0)]))
+    last = text.splitlines()[-1] if text else type(first).__name__
+    end.send(("failed", {"code": "INTERNAL", "message": f"a data-parallel worker failed: {last}"}))
+
+
+def _train_rank(config: dict[str, Any]) -> None:
+    """One data-parallel worker (a Ray Train worker, in its torch.distributed group)."""
+    import ray.train
+
+    from engine.jobs import worker
+
+    payload = config["payload"]
+    rank = ray.train.get_context().get_world_rank()
+    worker.run_rank(payload, _WorkerEnd(config["mailbox"], config["key"]) if rank == 0 else None, rank)
+
+
+class WorkerLost(RuntimeError):
+    """A data-parallel job lost one of its workers (its process or node died)."""
+
+
+def _errors_in(exc: BaseException):
+    """`exc` and every error it carries: causes, contexts, Ray's wrapped causes and Ray Train's
+    failures per worker."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        carried = [current.__cause__, current.__context__, getattr(current, "cause", None),
+                   *(getattr(current, "worker_failures", None) or {}).values()]
+        pending += [error for error in carried if isinstance(error, BaseException)]
 
 
 class _ServerEnd:
@@ -139,7 +240,8 @@ class _ServerEnd:
         import ray
 
         ended = not self._handle.alive()  # looked at first: a task that ended has put everything
-        self._buffer = ray.get(self._handle.mailbox.take.remote(self._handle.job, 0.0 if ended else min(timeout, _TAKE_SECONDS)))
+        wait = 0.0 if ended else min(timeout, _TAKE_SECONDS)
+        self._buffer = ray.get(self._handle.mailbox.take.remote(self._handle.key, wait))
         if not self._buffer and ended:
             self._closed = True
         return bool(self._buffer) or self._closed
@@ -152,7 +254,7 @@ class _ServerEnd:
         raise EOFError("the task ended")
 
     def close(self) -> None:
-        self._handle.mailbox.forget.remote(self._handle.job)
+        self._handle.mailbox.forget.remote(self._handle.key)
 
 
 class RayWorkerHandle(Supervised):
@@ -163,8 +265,17 @@ class RayWorkerHandle(Supervised):
     def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float, executor: RayExecutor,
                  options: dict[str, Any]):
         self.job = job
+        self.key = f"{job}@{uuid.uuid4().hex}"  # this attempt's messages and commands in the mailbox
         self.mailbox = executor.mailbox
-        self.ref = executor.task.options(**options, name=f"forge-training:{job}").remote(payload, self.mailbox)
+        payload = _absolute_paths(payload)
+        workers = int((payload["spec"].get("resources") or {}).get("workers") or 0)
+        if workers > 1:
+            # The task only drives Ray Train; each of its workers asks for the job's resources.
+            self.ref = executor.task.options(num_cpus=0, name=f"forge-training:{job}").remote(
+                payload, self.mailbox, self.key, workers, options)
+        else:
+            self.ref = executor.task.options(**options, name=f"forge-training:{job}").remote(
+                payload, self.mailbox, self.key)
         self.conn = _ServerEnd(self)
         # Ray schedules by resources.memory; it does not measure a task's memory per job.
         self.supervised(timeout_seconds, memory_limit=0)
@@ -197,13 +308,17 @@ class RayWorkerHandle(Supervised):
                     ray.exceptions.RayActorError) as exc:
                 log.warning("%s: Ray lost the job's worker: %s", self.job, str(exc).splitlines()[0])
                 self._exitcode = -signal.SIGKILL
+            except ray.exceptions.RayTaskError as exc:
+                lost = isinstance(exc.cause, WorkerLost)
+                log.warning("%s: %s", self.job, exc.cause if lost else exc)
+                self._exitcode = -signal.SIGKILL if lost else 1
             except ray.exceptions.RayError as exc:
                 log.warning("%s: the job's Ray task failed: %s", self.job, exc)
                 self._exitcode = 1
         return self._exitcode
 
     def command(self, kind: str) -> None:
-        self.mailbox.command.remote(self.job, kind)
+        self.mailbox.command.remote(self.key, kind)
 
     def kill(self, reason: str) -> None:
         import ray
@@ -253,7 +368,11 @@ class RayExecutor:
             raise FailedPrecondition(
                 f"--executor ray: could not connect to the Ray cluster at {where}: {str(exc).splitlines()[0]}; "
                 "start one (ray start --head) or give its address with --ray-address") from None
-        self.mailbox = ray.remote(num_cpus=0)(_Mailbox).remote()
+        # On the server's own node: it fails with the server, never with another node.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.mailbox = ray.remote(num_cpus=0, scheduling_strategy=here)(_Mailbox).remote()
         self.task = ray.remote(max_calls=1, max_retries=0)(_run_job)
 
     def options(self, resources: dict[str, Any]) -> dict[str, Any]:
@@ -276,18 +395,25 @@ class RayExecutor:
         options = self.options(resources)
         wanted = {"CPU": options["num_cpus"], "GPU": options.get("num_gpus", 0), "memory": options.get("memory", 0)}
         nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-        if any(all(node.get(key, 0) >= amount for key, amount in wanted.items() if amount) for node in nodes):
-            return
-        largest = max(nodes, key=lambda node: node.get("CPU", 0), default={})
         asked = ", ".join(f"{_amount(key, amount)}" for key, amount in wanted.items() if amount)
-        raise ResourceExhausted(
-            f"resources: no node of the Ray cluster has {asked} (the largest has "
-            f"{', '.join(_amount(key, largest.get(key, 0)) for key in wanted)}); ask for less in resources.cpu, "
-            "resources.gpu and resources.memory, or add a larger node")
+        if not any(all(node.get(key, 0) >= amount for key, amount in wanted.items() if amount) for node in nodes):
+            largest = max(nodes, key=lambda node: node.get("CPU", 0), default={})
+            raise ResourceExhausted(
+                f"resources: no node of the Ray cluster has {asked} (the largest has "
+                f"{', '.join(_amount(key, largest.get(key, 0)) for key in wanted)}); ask for less in resources.cpu, "
+                "resources.gpu and resources.memory, or add a larger node")
+        workers = int(resources.get("workers") or 0)
+        room = sum(min(int(node.get(key, 0) // amount) for key, amount in wanted.items() if amount) for node in nodes)
+        if workers > room:
+            raise ResourceExhausted(
+                f"resources.workers: the Ray cluster has room for {room} workers of {asked} each, not {workers}; "
+                "ask for fewer workers or less per worker, or add nodes")
 
     def launch(self, job: str, payload: dict[str, Any], timeout_seconds: float, memory_limit: int,
                resources: dict[str, Any]) -> RayWorkerHandle:
-        self.check(resources)
+        # Not checked again here (StartTraining did): a retry after a node died waits for Ray
+        # to have room again rather than failing the job.
+        self.start()
         return RayWorkerHandle(job, payload, timeout_seconds, self, self.options(resources))
 
     def stop_starting(self) -> None:
@@ -320,3 +446,21 @@ def _unreachable(address: str, timeout: float = 5.0) -> str:
     except OSError as exc:
         return f"nothing answers at {address} ({exc.strerror or exc})"
     return ""
+
+
+def _absolute_paths(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with its paths absolute: a Ray worker does not run in the server's working
+    directory (and Ray Train moves each of its workers to a directory of its own), so a data dir
+    given as a relative path (the default ./forge-data) must not reach it as one."""
+    def absolute(path: str) -> str:
+        return os.path.abspath(path) if path else path
+
+    payload = dict(payload)
+    for key in ("checkpoint_dir", "artifact_dir", "data_dir"):
+        if payload.get(key):
+            payload[key] = absolute(payload[key])
+    payload["datasets"] = {part: {**info, "path": absolute(info["path"])} if info else info
+                           for part, info in (payload.get("datasets") or {}).items()}
+    if payload.get("resume") and payload["resume"].get("path"):
+        payload["resume"] = {**payload["resume"], "path": absolute(payload["resume"]["path"])}
+    return payload

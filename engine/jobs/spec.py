@@ -91,6 +91,10 @@ _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|k|M|G|T)?\s*")
 MIN_MEMORY_BYTES = 32 * 2**20
 
 
+# Data-parallel workers one job may ask for (resources.workers).
+MAX_WORKERS = 256
+
+
 def parse_cpu(text: str, field: str = "resources.cpu") -> float:
     """A Kubernetes CPU quantity ("2", "1.5", "500m") in cores; 0 for ""."""
     text = text.strip()
@@ -127,6 +131,8 @@ class ResourceSpec:
     gpu: int = 0
     timeout_seconds: float = 0.0
     priority: int = 0
+    # Data-parallel workers of one PyTorch job (Ray Train, --executor ray); 0 or 1: one.
+    workers: int = 0
 
 
 @dataclass

@@ -27,11 +27,11 @@ from engine import names
 from engine.callbacks.early_stopping import metric_key
 from engine.data.manager import DataManager
 from engine.data.training_data import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, input_kind
-from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound
+from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound, Unimplemented
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
-from engine.jobs.spec import MAX_RETRIES, MODEL_TYPES, TrainingSpec, parse_cpu, parse_memory
+from engine.jobs.spec import MAX_RETRIES, MAX_WORKERS, MODEL_TYPES, TrainingSpec, parse_cpu, parse_memory
 from engine.jobs.executors import make_executor
 from engine.jobs.supervisor import WorkerHandle, supervise
 from engine.models.registry import ModelRegistry
@@ -410,6 +410,16 @@ class ModelTrainer:
             raise InvalidArgument.field("resources.timeout", "must not be negative")
         parse_memory(spec.resources.memory)
         parse_cpu(spec.resources.cpu)  # Ray's CPU request (--executor ray); checked whatever the executor
+        workers = spec.resources.workers
+        if not 0 <= workers <= MAX_WORKERS:
+            raise InvalidArgument.field("resources.workers", f"must be between 0 and {MAX_WORKERS}, got {workers}")
+        if workers > 1 and spec.framework != "pytorch":
+            raise Unimplemented(f"resources.workers: data-parallel training over several workers is implemented for "
+                                f"PyTorch only, not yet for {spec.framework}; leave resources.workers at 0 or 1")
+        if workers > 1 and self.executor.name != "ray":
+            raise FailedPrecondition(f"resources.workers: {workers} data-parallel workers need a server on a Ray "
+                                     "cluster (forge-training serve --executor ray; docs/ray.md); this one runs "
+                                     "jobs in local worker processes: leave resources.workers at 0 or 1")
         self.executor.check(asdict(spec.resources))
         if not 0 <= spec.retry_policy.max_retries <= MAX_RETRIES:
             raise InvalidArgument.field("training_config.retry_policy.max_retries",

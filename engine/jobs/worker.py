@@ -11,6 +11,7 @@ checksums travel over the pipe.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -44,6 +45,9 @@ class _Channel:
         self._server = os.getppid() if parent_is_server else None
         self._held: list[tuple[str, Any]] | None = None
 
+    # The worker that writes checkpoints and artifacts: the only one, unless data-parallel.
+    primary = True
+
     def send(self, kind: str, payload: Any = None) -> None:
         if self._held is not None:
             self._held.append((kind, payload))
@@ -69,6 +73,11 @@ class _Channel:
     def log(self, message: str, level: str = "info", epoch: int = 0) -> None:
         self.send("log", [(level, message, epoch)])
 
+    @staticmethod
+    def agree(decision: Any) -> Any:
+        """The decision all of a job's workers act on: with one worker, its own."""
+        return decision
+
     def command(self) -> str | None:
         """The last command waiting, if any ("cancel" wins over "pause"). A worker whose server
         died (kill -9) stops here: the restarted server resumes its job from the checkpoint."""
@@ -83,6 +92,40 @@ class _Channel:
         except (EOFError, ConnectionError):  # the server's end of the pipe closed with it
             raise _ServerGone("the server that started this worker is gone") from None
         return latest
+
+
+class _RankChannel:
+    """The channel of one of a data-parallel job's workers (resources.workers > 1): rank 0
+    talks to the server, the others say nothing; every rank acts on the same command at the
+    same epoch (rank 0's, broadcast), so they stop, pause or go on together."""
+
+    def __init__(self, channel: _Channel | None, rank: int):
+        self._channel = channel
+        self.primary = rank == 0
+
+    def send(self, kind: str, payload: Any = None) -> None:
+        if self.primary:
+            self._channel.send(kind, payload)
+
+    def log(self, message: str, level: str = "info", epoch: int = 0) -> None:
+        if self.primary:
+            self._channel.log(message, level, epoch)
+
+    def together(self):
+        return self._channel.together() if self.primary else contextlib.nullcontext()
+
+    def agree(self, decision: Any) -> Any:
+        """Rank 0's decision, on every rank: whether to stop must never differ between workers
+        (one that stopped alone would leave the others waiting in a collective), even where
+        their metrics differ in the last bit (GPU reductions)."""
+        import torch.distributed as dist
+
+        decided = [decision if self.primary else None]
+        dist.broadcast_object_list(decided, src=0)
+        return decided[0]
+
+    def command(self) -> str | None:
+        return self.agree(self._channel.command() if self.primary else None)
 
 
 def _become_worker(niceness: int) -> None:
@@ -127,7 +170,16 @@ def run_job(payload: dict[str, Any], conn) -> None:
     _run(payload, conn, _Channel(conn, parent_is_server=False))
 
 
-def _run(payload: dict[str, Any], conn, channel: _Channel) -> None:
+def run_rank(payload: dict[str, Any], conn, rank: int) -> None:
+    """Entry point of one of a data-parallel job's workers, in an initialised torch.distributed
+    group (Ray Train's TorchTrainer): `conn` (rank 0's only) is as run_job's. A failure is
+    raised, not reported: the group stops instead of waiting on the failed worker, and the
+    driver, which sees every worker's failure, tells a lost worker (retried) from an error."""
+    _run(payload, conn, _RankChannel(_Channel(conn, parent_is_server=False) if rank == 0 else None, rank),
+         reraise=True)
+
+
+def _run(payload: dict[str, Any], conn, channel: _Channel | _RankChannel, reraise: bool = False) -> None:
     current_epoch = [0]
 
     def _forward_warning(message, category, filename, lineno, file=None, line=None):
@@ -139,12 +191,17 @@ def _run(payload: dict[str, Any], conn, channel: _Channel) -> None:
     except _ServerGone as exc:
         raise SystemExit(str(exc)) from None
     except ForgeError as exc:
+        if reraise:
+            raise
         channel.send("failed", {"code": exc.code, "message": exc.message})
     except BaseException as exc:  # the job fails; the supervisor records why
+        if reraise:
+            raise
         channel.log("".join(traceback.format_exception(exc)).rstrip(), "error", current_epoch[0])
         channel.send("failed", {"code": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"})
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 def _finite(value: Any) -> bool:
@@ -209,6 +266,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     else:
         run = adapter.create_run(spec, data)
         epoch = 0
+    if spec.resources.workers > 1:
+        run.data_parallel()  # with the other workers of the torch.distributed group
+        channel.log(f"training on {spec.resources.workers} data-parallel workers (DistributedDataParallel)")
     total = run.total_epochs
     channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": versions})
 
@@ -222,7 +282,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
 
     def write_checkpoint(path: Path, at_epoch: int) -> tuple[int, str]:
         """Written atomically (temporary file, fsync, rename): a write that fails, e.g. on a full
-        disk, leaves the checkpoints already there untouched."""
+        disk, leaves the checkpoints already there untouched. Data-parallel workers hold the
+        same weights: the primary alone writes them."""
+        if not channel.primary:
+            return 0, ""
         try:
             return write_bytes_atomic(path, checkpoint_bytes(at_epoch))
         except OSError as exc:
@@ -305,13 +368,16 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 save_checkpoint(epoch)
             summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             channel.log(f"epoch {epoch}/{total}: {summary} ({seconds:.2f} s)", "info", epoch)
+            stop_reason, finished = channel.agree((stop_reason, bool(result.finished)))
             if stop_reason:
                 channel.log(stop_reason, "info", epoch)
                 break
-            if result.finished:
+            if finished:
                 break
 
     current_epoch[0] = 0
+    if not channel.primary:
+        return  # the primary exports the model and reports the outcome
     if best_state is not None and best_state[0] != epoch:
         run.restore(best_state[1])
         channel.log(f"restored the weights of epoch {best_state[0]}, the best by {stopper.metric}")

@@ -69,24 +69,24 @@ class Journal:
         if not logs and not points:
             return []
         with self._lock:
-            log_rows: list[dict[str, Any]] = []
-            if logs:
-                first = self._reserve(job, "logs", len(logs))
-                log_rows = [{"job": job, "sequence": first + offset, "time": now(), "level": LEVELS.get(level, 20),
-                             "message": message, "source": source, "epoch": epoch}
-                            for offset, (level, message, source, epoch) in enumerate(logs)]
-            stamped: list[dict[str, Any]] = []
-            point_rows: list[dict[str, Any]] = []
-            if points:
-                first = self._reserve(job, "metrics", len(points))
-                stamped = [{**values, "sequence": first + offset, "time": now()}
-                           for offset, values in enumerate(points)]
-                encode = self.encode_metric
-                point_rows = [{"job": job, "sequence": point["sequence"], "time": point["time"],
-                               "epoch": int(values.get("epoch", 0)), "values": values,
-                               "wire": encode(point) if encode is not None else None}
-                              for values, point in zip(points, stamped)]
             try:
+                log_rows: list[dict[str, Any]] = []
+                if logs:
+                    first = self._reserve(job, "logs", len(logs))
+                    log_rows = [{"job": job, "sequence": first + offset, "time": now(),
+                                 "level": LEVELS.get(level, 20), "message": message, "source": source, "epoch": epoch}
+                                for offset, (level, message, source, epoch) in enumerate(logs)]
+                stamped: list[dict[str, Any]] = []
+                point_rows: list[dict[str, Any]] = []
+                if points:
+                    first = self._reserve(job, "metrics", len(points))
+                    stamped = [{**values, "sequence": first + offset, "time": now()}
+                               for offset, values in enumerate(points)]
+                    encode = self.encode_metric
+                    point_rows = [{"job": job, "sequence": point["sequence"], "time": point["time"],
+                                   "epoch": int(values.get("epoch", 0)), "values": values,
+                                   "wire": encode(point) if encode is not None else None}
+                                  for values, point in zip(points, stamped)]
                 with self._db.driver_transaction() as statements:
                     if log_rows:
                         statements.run(_INSERT_LOGS, log_rows)
@@ -95,7 +95,7 @@ class Journal:
                     if in_transaction is not None:
                         in_transaction(statements, stamped)
             except BaseException:
-                # Rolled back: the reserved sequences were not used; read them back next time, no gap.
+                # Nothing was written: the reserved sequences were not used; read them back next time, no gap.
                 self._next.pop((job, "logs"), None)
                 self._next.pop((job, "metrics"), None)
                 raise

@@ -165,3 +165,83 @@ def test_resources_become_ray_requests_and_impossible_ones_are_refused_at_once(r
     fits = ray_client.start_training(_spec(bc.name, cpu="500m", memory="256Mi"), training_job_id="fits")
     done = ray_client.wait(fits.name, timeout=180)
     assert done.state == common_pb2.JOB_STATE_COMPLETED, done.state_message
+
+
+def test_a_pytorch_job_trains_on_two_data_parallel_ray_workers(ray_client, bc, tmp_path, breast_cancer_frame,
+                                                              wait_for_epoch):
+    spec = _spec(bc.name, "pytorch", "mlp", epochs=40, checkpoint_every=2)
+    spec["resources"]["workers"] = 2
+    spec["trainingConfig"]["batchSize"] = 32
+    job = ray_client.start_training(spec, training_job_id="ddp")
+    wait_for_epoch(ray_client, job.name, 3, timeout=300)
+    # Pause and resume reach both workers at the same epoch (rank 0's command, broadcast).
+    paused = ray_client.pause(job.name, wait=True, timeout=180)
+    assert paused.state == common_pb2.JOB_STATE_PAUSED, paused.state_message
+    ray_client.resume(job.name)
+    done = ray_client.wait(job.name, timeout=300)
+    assert done.state == common_pb2.JOB_STATE_COMPLETED, done.state_message
+    logs = _logs(ray_client, job.name)
+    assert "training on 2 data-parallel workers (DistributedDataParallel)" in logs
+    assert f"resumed from the checkpoint of epoch {paused.current_epoch}" in logs
+
+    points = list(ray_client.watch_metrics(job.name, follow=False))
+    assert [p.epoch for p in points] == list(range(1, 41))
+    assert [p.sequence for p in points] == list(range(1, 41))
+    # Each worker took half of the training rows: 8 batches of 32, not the 16 of one worker.
+    training_rows = int(logs[[m.startswith("data: ") for m in logs].index(True)].split()[1])
+    assert points[-1].extra["batches"] == -(-(training_rows // 2) // 32)
+    assert points[-1].validation_loss < points[0].validation_loss
+
+    onnx_path = tmp_path / "ddp.onnx"
+    ray_client.export_model(job.name, "onnx", onnx_path)
+    features = breast_cancer_frame.drop(columns=["target"]).head(60)
+    predicted = np.asarray(Model.from_file(onnx_path).predict(features))
+    assert np.mean(predicted == breast_cancer_frame["target"].head(60).astype(str).to_numpy()) >= 0.85
+
+
+def test_a_data_parallel_job_that_loses_a_worker_resumes_from_its_checkpoint(ray_client, bc, wait_for_epoch):
+    spec = _spec(bc.name, "pytorch", "mlp", epochs=120, checkpoint_every=5, max_retries=1)
+    spec["resources"]["workers"] = 2
+    job = ray_client.start_training(spec, training_job_id="ddp-lost")
+    wait_for_epoch(ray_client, job.name, 12, timeout=300)
+    workers = [p for p in psutil.process_iter(["cmdline"])
+               if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))]
+    assert len(workers) == 2, workers
+    workers[1].kill()
+
+    done = ray_client.wait(job.name, timeout=300)
+    assert done.state == common_pb2.JOB_STATE_COMPLETED, done.state_message
+    assert done.attempt_count == 2 and done.current_epoch == 120
+    logs = _logs(ray_client, job.name)
+    retried = [m for m in logs if m.startswith("worker died")]
+    found = re.fullmatch(r"worker died \(SIGKILL\); retrying from checkpoint epoch (\d+) \(retry 1 of 1\)",
+                         retried[0]) if len(retried) == 1 else None
+    assert found, retried
+    assert f"resumed from the checkpoint of epoch {found.group(1)}" in logs
+    points = list(ray_client.watch_metrics(job.name, follow=False))
+    assert [p.epoch for p in points] == list(range(1, 121))
+
+
+def test_data_parallel_requests_are_checked_naming_the_field(ray_client, client, bc, breast_cancer_csv):
+    spec = _spec(bc.name, "pytorch", "mlp")
+    with pytest.raises(ForgeTrainingError) as too_many:
+        ray_client.start_training({**spec, "resources": {"workers": 3, "cpu": "1"}}, training_job_id="ddp-too-many")
+    assert too_many.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "resources.workers: the Ray cluster has room for 2 workers of 1 CPU each, not 3" in too_many.value.message
+
+    with pytest.raises(ForgeTrainingError) as other_framework:
+        ray_client.start_training({**_spec(bc.name), "resources": {"workers": 2}}, training_job_id="ddp-sklearn")
+    assert other_framework.value.code == grpc.StatusCode.UNIMPLEMENTED
+    assert "resources.workers" in other_framework.value.message and "PyTorch only" in other_framework.value.message
+
+    with pytest.raises(ForgeTrainingError) as negative:
+        ray_client.start_training({**spec, "resources": {"workers": -1}}, training_job_id="ddp-negative")
+    assert negative.value.code == grpc.StatusCode.INVALID_ARGUMENT and "resources.workers" in negative.value.message
+
+    # A server with local workers (the session's) cannot spread a job over several.
+    local = client.upload_dataset(breast_cancer_csv, dataset_id="bc-ddp-local", label_column="target")
+    with pytest.raises(ForgeTrainingError) as not_on_ray:
+        client.start_training({**_spec(local.name, "pytorch", "mlp"), "resources": {"workers": 2}},
+                              training_job_id="ddp-local")
+    assert not_on_ray.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "need a server on a Ray cluster (forge-training serve --executor ray" in not_on_ray.value.message

@@ -106,3 +106,22 @@ def test_a_ray_cluster_that_does_not_answer_stops_the_start_saying_where_and_wha
     assert refused.value.message == (
         f"--executor ray: could not connect to the Ray cluster at 127.0.0.1:{port}: nothing answers at "
         f"127.0.0.1:{port} (Connection refused); start one (ray start --head) or give its address with --ray-address")
+
+
+def test_a_ray_task_is_given_absolute_paths_whatever_the_data_dir_was_given_as(tmp_path, monkeypatch):
+    from engine.jobs.ray_executor import _absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    payload = {"job": "projects/p/trainingJobs/j", "checkpoint_dir": "forge-data/checkpoints/p/j",
+               "artifact_dir": "forge-data/artifacts/p/j", "data_dir": "forge-data", "spec": {},
+               "datasets": {"train": {"path": "forge-data/datasets/p/t/data.parquet", "sha256": "x"},
+                            "validation": None},
+               "resume": {"epoch": 5, "path": "forge-data/checkpoints/p/j/epoch-000005.ckpt"}}
+    given = _absolute_paths(payload)
+    assert given["data_dir"] == str(tmp_path / "forge-data")
+    assert given["datasets"]["train"] == {"path": str(tmp_path / "forge-data/datasets/p/t/data.parquet"),
+                                          "sha256": "x"}
+    assert given["datasets"]["validation"] is None
+    assert given["resume"]["path"] == str(tmp_path / "forge-data/checkpoints/p/j/epoch-000005.ckpt")
+    assert given["checkpoint_dir"].startswith(str(tmp_path)) and given["artifact_dir"].startswith(str(tmp_path))
+    assert payload["data_dir"] == "forge-data"  # the server's own copy is unchanged

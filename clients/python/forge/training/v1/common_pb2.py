@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66orge/training/v1/common.proto\x12\x11\x66orge.training.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9d\x01\n\x0eResourceConfig\x12\x10\n\x03\x63pu\x18\x01 \x01(\tR\x03\x63pu\x12\x16\n\x06memory\x18\x02 \x01(\tR\x06memory\x12\x10\n\x03gpu\x18\x03 \x01(\x05R\x03gpu\x12\x33\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x1a\n\x08priority\x18\x05 \x01(\x05R\x08priority*\xe2\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x15\n\x11JOB_STATE_PAUSING\x10\x03\x12\x14\n\x10JOB_STATE_PAUSED\x10\x04\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x06\x12\x14\n\x10JOB_STATE_FAILED\x10\x07\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x08*\xb6\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45XPORT_FORMAT_ONNX\x10\x01\x12\x1c\n\x18\x45XPORT_FORMAT_SAVEDMODEL\x10\x02\x12\x18\n\x14\x45XPORT_FORMAT_PICKLE\x10\x03\x12\x17\n\x13\x45XPORT_FORMAT_TORCH\x10\x04\x12\x1e\n\x1a\x45XPORT_FORMAT_XGBOOST_JSON\x10\x05*\xbe\x01\n\tModelType\x12\x1a\n\x16MODEL_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_TYPE_CLASSIFICATION\x10\x01\x12\x19\n\x15MODEL_TYPE_REGRESSION\x10\x02\x12 \n\x1cMODEL_TYPE_ANOMALY_DETECTION\x10\x03\x12\x1a\n\x16MODEL_TYPE_FORECASTING\x10\x04\x12\x1d\n\x19MODEL_TYPE_RECOMMENDATION\x10\x05*z\n\x08LogLevel\x12\x19\n\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n\x0eLOG_LEVEL_INFO\x10\x02\x12\x15\n\x11LOG_LEVEL_WARNING\x10\x03\x12\x13\n\x0fLOG_LEVEL_ERROR\x10\x04\x42RZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66orge/training/v1/common.proto\x12\x11\x66orge.training.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb7\x01\n\x0eResourceConfig\x12\x10\n\x03\x63pu\x18\x01 \x01(\tR\x03\x63pu\x12\x16\n\x06memory\x18\x02 \x01(\tR\x06memory\x12\x10\n\x03gpu\x18\x03 \x01(\x05R\x03gpu\x12\x33\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x1a\n\x08priority\x18\x05 \x01(\x05R\x08priority\x12\x18\n\x07workers\x18\x06 \x01(\x05R\x07workers*\xe2\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x15\n\x11JOB_STATE_PAUSING\x10\x03\x12\x14\n\x10JOB_STATE_PAUSED\x10\x04\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x06\x12\x14\n\x10JOB_STATE_FAILED\x10\x07\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x08*\xb6\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45XPORT_FORMAT_ONNX\x10\x01\x12\x1c\n\x18\x45XPORT_FORMAT_SAVEDMODEL\x10\x02\x12\x18\n\x14\x45XPORT_FORMAT_PICKLE\x10\x03\x12\x17\n\x13\x45XPORT_FORMAT_TORCH\x10\x04\x12\x1e\n\x1a\x45XPORT_FORMAT_XGBOOST_JSON\x10\x05*\xbe\x01\n\tModelType\x12\x1a\n\x16MODEL_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_TYPE_CLASSIFICATION\x10\x01\x12\x19\n\x15MODEL_TYPE_REGRESSION\x10\x02\x12 \n\x1cMODEL_TYPE_ANOMALY_DETECTION\x10\x03\x12\x1a\n\x16MODEL_TYPE_FORECASTING\x10\x04\x12\x1d\n\x19MODEL_TYPE_RECOMMENDATION\x10\x05*z\n\x08LogLevel\x12\x19\n\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n\x0eLOG_LEVEL_INFO\x10\x02\x12\x15\n\x11LOG_LEVEL_WARNING\x10\x03\x12\x13\n\x0fLOG_LEVEL_ERROR\x10\x04\x42RZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +33,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'forge.training.v1.common_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1'
-  _globals['_JOBSTATE']._serialized_start=246
-  _globals['_JOBSTATE']._serialized_end=472
-  _globals['_EXPORTFORMAT']._serialized_start=475
-  _globals['_EXPORTFORMAT']._serialized_end=657
-  _globals['_MODELTYPE']._serialized_start=660
-  _globals['_MODELTYPE']._serialized_end=850
-  _globals['_LOGLEVEL']._serialized_start=852
-  _globals['_LOGLEVEL']._serialized_end=974
+  _globals['_JOBSTATE']._serialized_start=272
+  _globals['_JOBSTATE']._serialized_end=498
+  _globals['_EXPORTFORMAT']._serialized_start=501
+  _globals['_EXPORTFORMAT']._serialized_end=683
+  _globals['_MODELTYPE']._serialized_start=686
+  _globals['_MODELTYPE']._serialized_end=876
+  _globals['_LOGLEVEL']._serialized_start=878
+  _globals['_LOGLEVEL']._serialized_end=1000
   _globals['_RESOURCECONFIG']._serialized_start=86
-  _globals['_RESOURCECONFIG']._serialized_end=243
+  _globals['_RESOURCECONFIG']._serialized_end=269
 # @@protoc_insertion_point(module_scope)

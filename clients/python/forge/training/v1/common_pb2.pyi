@@ -74,15 +74,17 @@ LOG_LEVEL_WARNING: LogLevel
 LOG_LEVEL_ERROR: LogLevel
 
 class ResourceConfig(_message.Message):
-    __slots__ = ("cpu", "memory", "gpu", "timeout", "priority")
+    __slots__ = ("cpu", "memory", "gpu", "timeout", "priority", "workers")
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     GPU_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     cpu: str
     memory: str
     gpu: int
     timeout: _duration_pb2.Duration
     priority: int
-    def __init__(self, cpu: _Optional[str] = ..., memory: _Optional[str] = ..., gpu: _Optional[int] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+    workers: int
+    def __init__(self, cpu: _Optional[str] = ..., memory: _Optional[str] = ..., gpu: _Optional[int] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
