@@ -90,6 +90,15 @@ class EpochResult:
 class TrainingRun(abc.ABC):
     """One model being trained. Created by an adapter inside a worker process."""
 
+    def data_parallel(self) -> None:
+        """Train together with the other workers of an initialised collective (resources.workers;
+        FrameworkAdapter.data_parallel says which). Only adapters that support it override this."""
+        raise NotImplementedError(f"{type(self).__name__} does not train on several workers")
+
+    def leave_data_parallel(self) -> None:
+        """Training is over on every worker: what follows (the primary's export) is this
+        worker's alone, so nothing of it may wait on the others."""
+
     #: The number of epochs this run will take; may be less than spec.epochs
     #: for estimators that fit in one pass (then 1).
     total_epochs: int
@@ -149,6 +158,15 @@ class FrameworkAdapter(abc.ABC):
     input_kinds: ClassVar[tuple[str, ...]] = ("tabular",)
     #: Whether missing feature values are fine (XGBoost learns a direction for them).
     accepts_missing_values: ClassVar[bool] = False
+    #: How one job trains on several data-parallel workers (resources.workers, on Ray): "torch"
+    #: (torch.distributed, Ray Train's TorchTrainer) or "xgboost" (XGBoost's collective, Ray
+    #: Train's XGBoostTrainer); None: not at all.
+    data_parallel: ClassVar[str | None] = None
+
+    def worker_share(self, data: TrainingData, rank: int, world: int) -> TrainingData:
+        """The data worker `rank` of `world` data-parallel workers trains on: all of it unless
+        the framework shares rows out up front (the run may share them out per epoch instead)."""
+        return data
 
     @abc.abstractmethod
     def validate(self, spec: TrainingSpec) -> None:

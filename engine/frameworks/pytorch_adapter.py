@@ -1174,6 +1174,7 @@ def _read_state(state: bytes, device: Any) -> dict[str, Any]:
 
 
 class PyTorchAdapter(FrameworkAdapter):
+    data_parallel = "torch"  # PyTorchRun.data_parallel: each epoch's order shared out
     name = "pytorch"
     input_kinds = ("tabular", "text", "interactions", "sequence")
 

@@ -56,7 +56,7 @@ import platform
 import re
 import struct
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -519,6 +519,23 @@ class XGBoostRun(TrainingRun):
                 return InvalidArgument.field(f"{HP}.{name}", f"xgboost rejected it: {_LOG_PREFIX.sub('', text)}")
         return exc
 
+    def data_parallel(self) -> None:
+        """Nothing to wrap: in XGBoost's collective (Ray Train's XGBoostTrainer) every update
+        and eval_set already works with the other workers; the rows were shared out up front
+        (XGBoostAdapter.worker_share)."""
+        import xgboost.collective
+
+        if not xgboost.collective.is_distributed():
+            raise RuntimeError("data_parallel needs XGBoost's collective (Ray Train's XGBoostTrainer)")
+
+    def leave_data_parallel(self) -> None:
+        # Every DMatrix made in the collective waits for the other workers' (the primary's
+        # export makes some for its parity check): the workers leave it together here.
+        # Finalizing again when Ray Train's CommunicatorContext exits is harmless.
+        import xgboost.collective
+
+        xgboost.collective.finalize()
+
     def state_bytes(self) -> bytes:
         header = json.dumps({
             "format": _STATE_FORMAT,
@@ -684,6 +701,18 @@ class XGBoostAdapter(FrameworkAdapter):
     def planned_epochs(self, spec: TrainingSpec) -> int:
         """One epoch per boosting round; no xgboost import (server side)."""
         return _plan(spec).total_epochs
+
+    data_parallel = "xgboost"
+
+    def worker_share(self, data: TrainingData, rank: int, world: int) -> TrainingData:
+        """Rows rank, rank + world, ... of the training data: XGBoost's collective sums the
+        workers' gradient histograms (and their quantile sketches, and the eval metrics) each
+        round, so the workers together train on all rows. Validation rows stay whole on every
+        worker: the same model measures the same metrics everywhere."""
+        if len(data.y_train) < world:
+            raise InvalidArgument.field("resources.workers", f"{world} workers need at least as many training "
+                                        f"rows; the data has {len(data.y_train)}")
+        return replace(data, X_train=data.X_train[rank::world], y_train=data.y_train[rank::world])
 
     def create_run(self, spec: TrainingSpec, data: TrainingData) -> XGBoostRun:
         return XGBoostRun(spec, data)

@@ -134,7 +134,7 @@ class _WorkerEnd:
 def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
              per_worker: dict[str, Any] | None = None) -> None:
     """The body of a job's Ray task: the worker itself, or, for a data-parallel job, the driver
-    of a Ray Train TorchTrainer whose `workers` workers each run worker.run_rank. `key`: this
+    of a Ray Train TorchTrainer or XGBoostTrainer whose `workers` workers each run worker.run_rank. `key`: this
     attempt's place in the mailbox (a late message of an earlier attempt never reaches it)."""
     from engine.jobs import worker
 
@@ -143,7 +143,14 @@ def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
         return
     from ray.exceptions import RayActorError
     from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
-    from ray.train.torch import TorchTrainer
+
+    from engine.frameworks.registry import get_adapter
+
+    collective = get_adapter(payload["spec"]["framework"]).data_parallel
+    if collective == "xgboost":
+        from ray.train.xgboost import XGBoostTrainer as Trainer
+    else:
+        from ray.train.torch import TorchTrainer as Trainer
 
     per_worker = per_worker or {}
     resources = {"CPU": per_worker.get("num_cpus", 1.0)}
@@ -151,8 +158,8 @@ def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
         resources["GPU"] = per_worker["num_gpus"]
     if per_worker.get("memory"):
         resources["memory"] = per_worker["memory"]
-    trainer = TorchTrainer(
-        _train_rank, train_loop_config={"payload": payload, "mailbox": mailbox, "key": key},
+    trainer = Trainer(
+        _train_rank, train_loop_config={"payload": payload, "mailbox": mailbox, "key": key, "collective": collective},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu="GPU" in resources, resources_per_worker=resources),
         # Ray Train's own files (no checkpoints: the workers write the job's own, as any worker
         # does) beside the job's checkpoints, on the storage the cluster shares.
@@ -186,12 +193,20 @@ def _report_failure(end: _WorkerEnd, exc: BaseException, errors: list[BaseExcept
     if ours is not None:
         end.send(("failed", {"code": ours.code, "message": ours.message}))
         return
-    failures = getattr(exc, "worker_failures", None) or {}
-    first = next(iter(failures.values()), exc)
-    text = str(first).strip()
-    end.send(("log", [("error", text, 0)]))
-    last = text.splitlines()[-1] if text else type(first).__name__
-    end.send(("failed", {"code": "INTERNAL", "message": f"a data-parallel worker failed: {last}"}))
+    failures = getattr(exc, "worker_failures", None) or {0: exc}
+    # Every worker's error, each under its rank: the first to fail is often not the one
+    # listed first (the others then fail on the broken connection).
+    end.send(("log", [("error", f"data-parallel worker {rank}: {str(error).strip()}", 0)
+                      for rank, error in sorted(failures.items())]))
+    summary = "; ".join(f"worker {rank}: {_headline(error)}" for rank, error in sorted(failures.items()))
+    end.send(("failed", {"code": "INTERNAL", "message": f"a data-parallel worker failed ({summary})"}))
+
+
+def _headline(error: BaseException) -> str:
+    """The line of an error's text that says what went wrong (not a stack frame)."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    said = [line for line in lines if line and not line.startswith(("[bt]", "Stack trace", "File ", "Traceback"))]
+    return said[-1] if said else type(error).__name__
 
 
 def _train_rank(config: dict[str, Any]) -> None:
@@ -201,8 +216,10 @@ def _train_rank(config: dict[str, Any]) -> None:
     from engine.jobs import worker
 
     payload = config["payload"]
-    rank = ray.train.get_context().get_world_rank()
-    worker.run_rank(payload, _WorkerEnd(config["mailbox"], config["key"]) if rank == 0 else None, rank)
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    worker.run_rank(payload, _WorkerEnd(config["mailbox"], config["key"]) if rank == 0 else None, rank,
+                    context.get_world_size(), config["collective"])
 
 
 class WorkerLost(RuntimeError):

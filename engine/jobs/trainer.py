@@ -413,9 +413,9 @@ class ModelTrainer:
         workers = spec.resources.workers
         if not 0 <= workers <= MAX_WORKERS:
             raise InvalidArgument.field("resources.workers", f"must be between 0 and {MAX_WORKERS}, got {workers}")
-        if workers > 1 and spec.framework != "pytorch":
+        if workers > 1 and not adapter.data_parallel:
             raise Unimplemented(f"resources.workers: data-parallel training over several workers is implemented for "
-                                f"PyTorch only, not yet for {spec.framework}; leave resources.workers at 0 or 1")
+                                f"PyTorch and XGBoost, not for {spec.framework}; leave resources.workers at 0 or 1")
         if workers > 1 and self.executor.name != "ray":
             raise FailedPrecondition(f"resources.workers: {workers} data-parallel workers need a server on a Ray "
                                      "cluster (forge-training serve --executor ray; docs/ray.md); this one runs "

@@ -99,9 +99,11 @@ class _RankChannel:
     talks to the server, the others say nothing; every rank acts on the same command at the
     same epoch (rank 0's, broadcast), so they stop, pause or go on together."""
 
-    def __init__(self, channel: _Channel | None, rank: int):
+    def __init__(self, channel: _Channel | None, rank: int, world: int, collective: str):
         self._channel = channel
         self.primary = rank == 0
+        self.rank, self.world = rank, world
+        self._collective = collective  # "torch" or "xgboost" (FrameworkAdapter.data_parallel)
 
     def send(self, kind: str, payload: Any = None) -> None:
         if self.primary:
@@ -118,6 +120,11 @@ class _RankChannel:
         """Rank 0's decision, on every rank: whether to stop must never differ between workers
         (one that stopped alone would leave the others waiting in a collective), even where
         their metrics differ in the last bit (GPU reductions)."""
+        if self._collective == "xgboost":
+            import xgboost.collective
+
+            # Boxed: the root may not broadcast None (no command waiting is None).
+            return xgboost.collective.broadcast((decision,) if self.primary else None, 0)[0]
         import torch.distributed as dist
 
         decided = [decision if self.primary else None]
@@ -170,13 +177,14 @@ def run_job(payload: dict[str, Any], conn) -> None:
     _run(payload, conn, _Channel(conn, parent_is_server=False))
 
 
-def run_rank(payload: dict[str, Any], conn, rank: int) -> None:
+def run_rank(payload: dict[str, Any], conn, rank: int, world: int, collective: str) -> None:
     """Entry point of one of a data-parallel job's workers, in an initialised torch.distributed
-    group (Ray Train's TorchTrainer): `conn` (rank 0's only) is as run_job's. A failure is
+    group (Ray Train's TorchTrainer or XGBoostTrainer, `collective` "torch" or "xgboost"):
+    `conn` (rank 0's only) is as run_job's. A failure is
     raised, not reported: the group stops instead of waiting on the failed worker, and the
     driver, which sees every worker's failure, tells a lost worker (retried) from an error."""
-    _run(payload, conn, _RankChannel(_Channel(conn, parent_is_server=False) if rank == 0 else None, rank),
-         reraise=True)
+    channel = _Channel(conn, parent_is_server=False) if rank == 0 else None
+    _run(payload, conn, _RankChannel(channel, rank, world, collective), reraise=True)
 
 
 def _run(payload: dict[str, Any], conn, channel: _Channel | _RankChannel, reraise: bool = False) -> None:
@@ -232,6 +240,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     data = build_training_data(
         spec, datasets["train"]["path"], datasets["validation"]["path"] if datasets.get("validation") else None
     )
+    parallel = spec.resources.workers > 1
+    if parallel:
+        data = adapter.worker_share(data, channel.rank, channel.world)
     channel.log(
         f"data: {len(data.X_train)} training rows, "
         f"{0 if data.X_val is None else len(data.X_val)} validation rows, {len(data.feature_names)} features"
@@ -266,9 +277,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     else:
         run = adapter.create_run(spec, data)
         epoch = 0
-    if spec.resources.workers > 1:
-        run.data_parallel()  # with the other workers of the torch.distributed group
-        channel.log(f"training on {spec.resources.workers} data-parallel workers (DistributedDataParallel)")
+    if parallel:
+        run.data_parallel()  # with the other workers of its collective
+        how = "DistributedDataParallel" if adapter.data_parallel == "torch" else "XGBoost's collective"
+        channel.log(f"training on {spec.resources.workers} data-parallel workers ({how})")
     total = run.total_epochs
     channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": versions})
 
@@ -376,6 +388,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 break
 
     current_epoch[0] = 0
+    if parallel:
+        run.leave_data_parallel()
     if not channel.primary:
         return  # the primary exports the model and reports the outcome
     if best_state is not None and best_state[0] != epoch:

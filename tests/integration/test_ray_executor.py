@@ -222,6 +222,35 @@ def test_a_data_parallel_job_that_loses_a_worker_resumes_from_its_checkpoint(ray
     assert [p.epoch for p in points] == list(range(1, 121))
 
 
+def test_an_xgboost_job_trains_on_two_data_parallel_ray_workers(ray_client, bc, tmp_path, breast_cancer_frame):
+    spec = _spec(bc.name, "xgboost", "classifier", epochs=20, checkpoint_every=5)
+    spec["resources"]["workers"] = 2
+    job = ray_client.start_training(spec, training_job_id="xgb-ddp")
+    done = ray_client.wait(job.name, timeout=300)
+    assert done.state == common_pb2.JOB_STATE_COMPLETED, done.state_message
+    logs = _logs(ray_client, job.name)
+    assert "training on 2 data-parallel workers (XGBoost's collective)" in logs
+    # Rank 0 reports its own share: half of the training rows (the other worker has the rest).
+    single = ray_client.start_training(_spec(bc.name, "xgboost", "classifier", epochs=20), training_job_id="xgb-one")
+    assert ray_client.wait(single.name, timeout=300).state == common_pb2.JOB_STATE_COMPLETED
+    rows = {name: int(next(m for m in _logs(ray_client, name) if m.startswith("data: ")).split()[1])
+            for name in (job.name, single.name)}
+    assert rows[job.name] == -(-rows[single.name] // 2)
+
+    points = list(ray_client.watch_metrics(job.name, follow=False))
+    assert [p.epoch for p in points] == list(range(1, 21))
+    one = list(ray_client.watch_metrics(single.name, follow=False))
+    # Histograms summed over both workers: the same data, so nearly the same model as one worker's.
+    assert abs(points[-1].validation_loss - one[-1].validation_loss) < 0.05
+    assert points[-1].validation_loss < points[0].validation_loss
+
+    onnx_path = tmp_path / "xgb-ddp.onnx"
+    ray_client.export_model(job.name, "onnx", onnx_path)
+    features = breast_cancer_frame.drop(columns=["target"]).head(60)
+    predicted = np.asarray(Model.from_file(onnx_path).predict(features))
+    assert np.mean(predicted == breast_cancer_frame["target"].head(60).astype(str).to_numpy()) >= 0.9
+
+
 def test_data_parallel_requests_are_checked_naming_the_field(ray_client, client, bc, breast_cancer_csv):
     spec = _spec(bc.name, "pytorch", "mlp")
     with pytest.raises(ForgeTrainingError) as too_many:
@@ -232,7 +261,8 @@ def test_data_parallel_requests_are_checked_naming_the_field(ray_client, client,
     with pytest.raises(ForgeTrainingError) as other_framework:
         ray_client.start_training({**_spec(bc.name), "resources": {"workers": 2}}, training_job_id="ddp-sklearn")
     assert other_framework.value.code == grpc.StatusCode.UNIMPLEMENTED
-    assert "resources.workers" in other_framework.value.message and "PyTorch only" in other_framework.value.message
+    assert "resources.workers" in other_framework.value.message
+    assert "implemented for PyTorch and XGBoost, not for sklearn" in other_framework.value.message
 
     with pytest.raises(ForgeTrainingError) as negative:
         ray_client.start_training({**spec, "resources": {"workers": -1}}, training_job_id="ddp-negative")

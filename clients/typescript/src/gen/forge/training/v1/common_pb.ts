@@ -66,12 +66,15 @@ export type ResourceConfig = Message<"forge.training.v1.ResourceConfig"> & {
   priority: number;
 
   /**
-   * Data-parallel workers training one PyTorch job together (DistributedDataParallel over
-   * Ray Train's TorchTrainer): each holds a copy of the network, trains on its share of
-   * every epoch's rows (batch_size rows per worker and step) and their gradients are
-   * averaged. Each worker asks for `cpu`, `gpu` and `memory`. 0 or 1: one worker. More
-   * needs a server on a Ray cluster (--executor ray; FAILED_PRECONDITION otherwise);
-   * frameworks other than PyTorch answer UNIMPLEMENTED.
+   * Data-parallel workers training one job together on a Ray cluster. PyTorch:
+   * DistributedDataParallel over Ray Train's TorchTrainer; each worker holds a copy
+   * of the network, trains on its share of every epoch's rows (batch_size rows per
+   * worker and step) and their gradients are averaged. XGBoost: Ray Train's
+   * XGBoostTrainer; each worker holds its share of the training rows and their
+   * gradient histograms are summed every round. Each worker asks for `cpu`, `gpu`
+   * and `memory`. 0 or 1: one worker. More needs a server on a Ray cluster
+   * (--executor ray; FAILED_PRECONDITION otherwise); other frameworks answer
+   * UNIMPLEMENTED.
    *
    * @generated from field: int32 workers = 6;
    */
