@@ -47,6 +47,16 @@ def _spec(dataset: str, framework: str = "sklearn", architecture: str = "sgd", e
             "resources": resources}
 
 
+def _assert_the_export_predicts(client, job: str, tmp_path, frame, accuracy: float) -> None:
+    """The job's ONNX export, downloaded whole (size and sha256 checked by the SDK), labels the
+    first 60 rows of the data with at least `accuracy`."""
+    path = tmp_path / "model.onnx"
+    meta = client.export_model(job, "onnx", path)
+    assert meta.size_bytes == path.stat().st_size > 0
+    predicted = np.asarray(Model.from_file(path).predict(frame.drop(columns=["target"]).head(60)))
+    assert np.mean(predicted == frame["target"].head(60).astype(str).to_numpy()) >= accuracy
+
+
 def _logs(client, name: str) -> list[str]:
     return [e.message for e in client.stream_logs(name, follow=False)]
 
@@ -67,13 +77,7 @@ def test_an_xgboost_job_runs_as_a_ray_task_and_exports_a_working_model(ray_clien
     logs = _logs(ray_client, job.name)
     assert [m for m in logs if m.startswith("epoch 8/8")], logs
 
-    onnx_path = tmp_path / "model.onnx"
-    meta = ray_client.export_model(job.name, "onnx", onnx_path)
-    assert meta.size_bytes == onnx_path.stat().st_size > 0
-    model = Model.from_file(onnx_path)
-    features = breast_cancer_frame.drop(columns=["target"]).head(40)
-    predicted = np.asarray(model.predict(features))
-    assert np.mean(predicted == breast_cancer_frame["target"].head(40).astype(str).to_numpy()) >= 0.9
+    _assert_the_export_predicts(ray_client, job.name, tmp_path, breast_cancer_frame, 0.9)
 
 
 def test_pause_resume_and_cancel_reach_the_ray_task(ray_client, bc, worker_pid, wait_for_epoch):
@@ -192,11 +196,7 @@ def test_a_pytorch_job_trains_on_two_data_parallel_ray_workers(ray_client, bc, t
     assert points[-1].extra["batches"] == -(-(training_rows // 2) // 32)
     assert points[-1].validation_loss < points[0].validation_loss
 
-    onnx_path = tmp_path / "ddp.onnx"
-    ray_client.export_model(job.name, "onnx", onnx_path)
-    features = breast_cancer_frame.drop(columns=["target"]).head(60)
-    predicted = np.asarray(Model.from_file(onnx_path).predict(features))
-    assert np.mean(predicted == breast_cancer_frame["target"].head(60).astype(str).to_numpy()) >= 0.85
+    _assert_the_export_predicts(ray_client, job.name, tmp_path, breast_cancer_frame, 0.85)
 
 
 def test_a_data_parallel_job_that_loses_a_worker_resumes_from_its_checkpoint(ray_client, bc, wait_for_epoch):
@@ -244,11 +244,7 @@ def test_an_xgboost_job_trains_on_two_data_parallel_ray_workers(ray_client, bc, 
     assert abs(points[-1].validation_loss - one[-1].validation_loss) < 0.05
     assert points[-1].validation_loss < points[0].validation_loss
 
-    onnx_path = tmp_path / "xgb-ddp.onnx"
-    ray_client.export_model(job.name, "onnx", onnx_path)
-    features = breast_cancer_frame.drop(columns=["target"]).head(60)
-    predicted = np.asarray(Model.from_file(onnx_path).predict(features))
-    assert np.mean(predicted == breast_cancer_frame["target"].head(60).astype(str).to_numpy()) >= 0.9
+    _assert_the_export_predicts(ray_client, job.name, tmp_path, breast_cancer_frame, 0.9)
 
 
 def test_data_parallel_requests_are_checked_naming_the_field(ray_client, client, bc, breast_cancer_csv):
