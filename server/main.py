@@ -24,6 +24,8 @@ async def serve(config: server_config.ServerConfig) -> None:
     log.info("forge-training serving on %s:%d (data dir %s, %d concurrent jobs, artifacts in %s)", host,
              running.port, config.data_dir.resolve(), config.max_concurrent_jobs,
              running.engine.storage.config.describe())
+    if config.executor == "ray":
+        log.info("jobs run as tasks on the Ray cluster at %s (docs/ray.md)", config.ray_address or "this machine's")
     for level, line in security_summary(config, running):
         log.log(level, "%s", line)
     for line in observability_summary(config, running):

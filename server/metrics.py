@@ -69,17 +69,21 @@ class EngineCollector(Collector):
                                 value=self.trainer.settings.max_concurrent_jobs)
         # "training_job", not "job": Prometheus gives every series the scrape job's name as `job`.
         cpu = CounterMetricFamily("forge_worker_cpu_seconds", "CPU seconds (user and system) used by a running "
-                                  "worker and the processes it started.", labels=["training_job"])
+                                  "worker and the processes it started; absent for a worker on a Ray cluster.",
+                                  labels=["training_job"])
         memory = GaugeMetricFamily("forge_worker_memory_bytes", "Resident memory of a running worker and the "
-                                   "processes it started.", labels=["training_job"])
+                                   "processes it started (a worker on a Ray cluster: as it measured it at the "
+                                   "end of its last epoch).", labels=["training_job"])
         gpu = GaugeMetricFamily("forge_worker_gpu_utilization_ratio", "Utilization (0-1) of a worker's GPU, as "
                                 "the worker measured it at the end of its last epoch; absent without a GPU.",
                                 labels=["training_job"])
         gpu_memory = GaugeMetricFamily("forge_worker_gpu_memory_bytes", "Memory used on a worker's GPU at the end "
                                        "of its last epoch; absent without a GPU.", labels=["training_job"])
         for worker in workers:
-            cpu.add_metric([worker.job], worker.cpu_seconds)
-            memory.add_metric([worker.job], worker.memory_bytes)
+            if worker.cpu_seconds is not None:
+                cpu.add_metric([worker.job], worker.cpu_seconds)
+            if worker.memory_bytes is not None:
+                memory.add_metric([worker.job], worker.memory_bytes)
             if worker.gpu_usage is not None:
                 gpu.add_metric([worker.job], worker.gpu_usage)
             if worker.gpu_memory_bytes is not None:

@@ -278,6 +278,7 @@ class RayWorkerHandle(Supervised):
     """A job's Ray task, supervised like a local worker process (supervisor.WorkerHandle)."""
 
     warm = False
+    local = False
 
     def __init__(self, job: str, payload: dict[str, Any], timeout_seconds: float, executor: RayExecutor,
                  options: dict[str, Any]):

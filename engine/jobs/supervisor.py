@@ -177,6 +177,9 @@ class WarmPool:
 class Supervised:
     """What supervise() and the trainer keep about any running worker, wherever it runs."""
 
+    # Whether the worker's processes are on this machine (tree() lists them).
+    local = True
+
     def supervised(self, timeout_seconds: float, memory_limit: int) -> None:
         self.timeout_seconds = timeout_seconds
         self.started = time.monotonic()

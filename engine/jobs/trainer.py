@@ -194,11 +194,12 @@ def _now() -> datetime:
 class WorkerResources:
     """What one running worker uses, for monitoring: its process tree's CPU time and resident
     memory now, and the GPU use it reported with its last epoch (None without a GPU, or before
-    its first epoch ends)."""
+    its first epoch ends). A worker on another machine (a Ray task) has no process tree here:
+    its CPU time is unknown (None) and its memory is what it reported with its last epoch."""
 
     job: str
-    cpu_seconds: float
-    memory_bytes: int
+    cpu_seconds: float | None
+    memory_bytes: int | None
     gpu_usage: float | None = None
     gpu_memory_bytes: int | None = None
 
@@ -951,6 +952,12 @@ class ModelTrainer:
                                     .where(TrainingJobRow.name.in_([h.job for h in handles]))).all())
         found = []
         for handle in handles:
+            usage = (latest.get(handle.job) or {}).get("resource_usage") or {}
+            gpu = usage.get("gpu_present", False)
+            gpu_usage, gpu_memory = (usage.get("gpu_usage"), usage.get("gpu_memory")) if gpu else (None, None)
+            if not handle.local:
+                found.append(WorkerResources(handle.job, None, usage.get("memory_usage"), gpu_usage, gpu_memory))
+                continue
             cpu, memory = 0.0, 0
             for i, process in enumerate(handle.tree()):
                 try:
@@ -960,10 +967,7 @@ class ModelTrainer:
                     memory += process.memory_info().rss
                 except psutil.Error:  # exited between the listing and the reading
                     pass
-            usage = (latest.get(handle.job) or {}).get("resource_usage") or {}
-            gpu = usage.get("gpu_present", False)
-            found.append(WorkerResources(handle.job, cpu, memory, usage.get("gpu_usage") if gpu else None,
-                                         usage.get("gpu_memory") if gpu else None))
+            found.append(WorkerResources(handle.job, cpu, memory, gpu_usage, gpu_memory))
         return found
 
     def count_by_state(self) -> dict[str, int]:

@@ -241,10 +241,12 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         spec, datasets["train"]["path"], datasets["validation"]["path"] if datasets.get("validation") else None
     )
     parallel = spec.resources.workers > 1
+    all_rows = len(data.X_train)
     if parallel:
         data = adapter.worker_share(data, channel.rank, channel.world)
+    share = f" (this worker's share of {all_rows})" if len(data.X_train) != all_rows else ""
     channel.log(
-        f"data: {len(data.X_train)} training rows, "
+        f"data: {len(data.X_train)} training rows{share}, "
         f"{0 if data.X_val is None else len(data.X_val)} validation rows, {len(data.feature_names)} features"
     )
 

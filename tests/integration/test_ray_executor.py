@@ -80,9 +80,13 @@ def test_an_xgboost_job_runs_as_a_ray_task_and_exports_a_working_model(ray_clien
     _assert_the_export_predicts(ray_client, job.name, tmp_path, breast_cancer_frame, 0.9)
 
 
-def test_pause_resume_and_cancel_reach_the_ray_task(ray_client, bc, worker_pid, wait_for_epoch):
+def test_pause_resume_and_cancel_reach_the_ray_task(ray_client, ray_server, bc, worker_pid, wait_for_epoch):
     job = ray_client.start_training(_spec(bc.name, epochs=4000, checkpoint_every=10), training_job_id="ray-pause")
     wait_for_epoch(ray_client, job.name, 15)
+    # Monitoring (/metrics): the task's processes are not on this machine, so no CPU time;
+    # its memory is what the worker measured with its last epoch.
+    running = {w.job: w for w in ray_server.engine.trainer.worker_resources()}[job.name]
+    assert running.cpu_seconds is None and running.memory_bytes > 10 * 2**20
     paused = ray_client.pause(job.name, wait=True, timeout=120)
     assert paused.state == common_pb2.JOB_STATE_PAUSED, paused.state_message
     at = paused.current_epoch
@@ -236,6 +240,8 @@ def test_an_xgboost_job_trains_on_two_data_parallel_ray_workers(ray_client, bc, 
     rows = {name: int(next(m for m in _logs(ray_client, name) if m.startswith("data: ")).split()[1])
             for name in (job.name, single.name)}
     assert rows[job.name] == -(-rows[single.name] // 2)
+    assert f"training rows (this worker's share of {rows[single.name]})," in \
+        next(m for m in logs if m.startswith("data: "))
 
     points = list(ray_client.watch_metrics(job.name, follow=False))
     assert [p.epoch for p in points] == list(range(1, 21))
