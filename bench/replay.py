@@ -3,7 +3,7 @@ streaming the same points.
 
 The job is real: a `forge-training serve` process trains a few SGD epochs on scikit-learn's
 bundled breast cancer data. A real job of 100k epochs would take hours, so its history is then
-grown to REPLAY_POINTS points through the engine's own Journal API (`Journal.append_metrics`,
+grown to REPLAY_POINTS points through the engine's own Journal API (`Journal.append`,
 what the server calls for every epoch a worker reports), with the server stopped, each point a
 copy of one of the job's real points under the next epoch number. The server is started again
 on that data: what is measured is the read path only, `WatchTrainingMetrics(from_sequence=0,
@@ -37,7 +37,7 @@ RUNS = 3
 QUICK_RUNS = 1
 TARGET_RATIO = 0.5
 REAL_EPOCHS = 3
-# Points written per Journal.append_metrics call while the history is grown (one transaction each).
+# Points written per Journal.append call while the history is grown (one transaction each).
 WRITE_BATCH = 5_000
 
 
@@ -95,7 +95,7 @@ def grow_history(data_dir: Path, job: str, real_points: list, total: int) -> flo
                 epoch += 1
                 batch.append({**templates[epoch % len(templates)], "epoch": epoch, "total_epochs": total,
                               "progress": epoch / total})
-            journal.append_metrics(job, batch)
+            journal.append(job, points=batch)
     finally:
         db.close()
     return time.perf_counter() - started

@@ -1174,8 +1174,8 @@ def _read_state(state: bytes, device: Any) -> dict[str, Any]:
 
 
 class PyTorchAdapter(FrameworkAdapter):
-    data_parallel = "torch"  # PyTorchRun.data_parallel: each epoch's order shared out
     name = "pytorch"
+    data_parallel = "torch"  # PyTorchRun.data_parallel: each epoch's order shared out
     input_kinds = ("tabular", "text", "interactions", "sequence")
 
     def validate(self, spec: TrainingSpec) -> None:

@@ -693,6 +693,7 @@ def _split_state(state: bytes) -> tuple[dict[str, Any], bytes]:
 
 class XGBoostAdapter(FrameworkAdapter):
     name = "xgboost"
+    data_parallel = "xgboost"  # XGBoost's collective; rows shared out by worker_share
     accepts_missing_values = True
 
     def validate(self, spec: TrainingSpec) -> None:
@@ -701,8 +702,6 @@ class XGBoostAdapter(FrameworkAdapter):
     def planned_epochs(self, spec: TrainingSpec) -> int:
         """One epoch per boosting round; no xgboost import (server side)."""
         return _plan(spec).total_epochs
-
-    data_parallel = "xgboost"
 
     def worker_share(self, data: TrainingData, rank: int, world: int) -> TrainingData:
         """Rows rank, rank + world, ... of the training data: XGBoost's collective sums the

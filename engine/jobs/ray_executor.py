@@ -20,6 +20,7 @@ directory (a shared path) or object storage (docs/ray.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from engine.errors import FailedPrecondition, ResourceExhausted
+from engine.errors import FailedPrecondition, ForgeError, ResourceExhausted
 from engine.jobs.spec import parse_cpu, parse_memory
 from engine.jobs.supervisor import Supervised
 
@@ -48,9 +49,6 @@ class _Mailbox:
     """Each job's messages to the server and commands to its worker (a Ray actor)."""
 
     def __init__(self) -> None:
-        import asyncio
-
-        self._asyncio = asyncio
         self._to_server: dict[str, list[Any]] = defaultdict(list)
         self._arrived: dict[str, Any] = {}
         self._to_worker: dict[str, list[str]] = defaultdict(list)
@@ -59,7 +57,7 @@ class _Mailbox:
     def _event(self, job: str):
         event = self._arrived.get(job)
         if event is None:
-            event = self._arrived[job] = self._asyncio.Event()
+            event = self._arrived[job] = asyncio.Event()
         return event
 
     async def put(self, job: str, message: Any) -> None:
@@ -76,8 +74,8 @@ class _Mailbox:
         event = self._event(job)
         if not self._to_server[job] and timeout > 0:
             try:
-                await self._asyncio.wait_for(event.wait(), timeout)
-            except self._asyncio.TimeoutError:
+                await asyncio.wait_for(event.wait(), timeout)
+            except asyncio.TimeoutError:
                 pass
         event.clear()
         messages, self._to_server[job] = self._to_server[job], []
@@ -134,8 +132,9 @@ class _WorkerEnd:
 def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
              per_worker: dict[str, Any] | None = None) -> None:
     """The body of a job's Ray task: the worker itself, or, for a data-parallel job, the driver
-    of a Ray Train TorchTrainer or XGBoostTrainer whose `workers` workers each run worker.run_rank. `key`: this
-    attempt's place in the mailbox (a late message of an earlier attempt never reaches it)."""
+    of a Ray Train TorchTrainer or XGBoostTrainer whose `workers` workers each run
+    worker.run_rank, each asking for `per_worker` (RayExecutor.options). `key`: this attempt's
+    place in the mailbox (a late message of an earlier attempt never reaches it)."""
     from engine.jobs import worker
 
     if workers <= 1:
@@ -152,12 +151,7 @@ def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
     else:
         from ray.train.torch import TorchTrainer as Trainer
 
-    per_worker = per_worker or {}
-    resources = {"CPU": per_worker.get("num_cpus", 1.0)}
-    if per_worker.get("num_gpus"):
-        resources["GPU"] = per_worker["num_gpus"]
-    if per_worker.get("memory"):
-        resources["memory"] = per_worker["memory"]
+    resources = {name: amount for name, amount in _ray_resources(per_worker or {}).items() if amount}
     trainer = Trainer(
         _train_rank, train_loop_config={"payload": payload, "mailbox": mailbox, "key": key, "collective": collective},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu="GPU" in resources, resources_per_worker=resources),
@@ -187,8 +181,6 @@ def _run_job(payload: dict[str, Any], mailbox, key: str, workers: int = 1,
 def _report_failure(end: _WorkerEnd, exc: BaseException, errors: list[BaseException]) -> None:
     """A data-parallel worker raised: the job fails as a single worker's would, with the
     error's code when it is one of ours (e.g. INVALID_ARGUMENT naming a field)."""
-    from engine.errors import ForgeError
-
     ours = next((error for error in errors if isinstance(error, ForgeError)), None)
     if ours is not None:
         end.send(("failed", {"code": ours.code, "message": ours.message}))
@@ -210,7 +202,7 @@ def _headline(error: BaseException) -> str:
 
 
 def _train_rank(config: dict[str, Any]) -> None:
-    """One data-parallel worker (a Ray Train worker, in its torch.distributed group)."""
+    """One data-parallel worker (a Ray Train worker, in its job's collective)."""
     import ray.train
 
     from engine.jobs import worker
@@ -410,8 +402,7 @@ class RayExecutor:
         import ray
 
         self.start()
-        options = self.options(resources)
-        wanted = {"CPU": options["num_cpus"], "GPU": options.get("num_gpus", 0), "memory": options.get("memory", 0)}
+        wanted = _ray_resources(self.options(resources))
         nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
         asked = ", ".join(f"{_amount(key, amount)}" for key, amount in wanted.items() if amount)
         if not any(all(node.get(key, 0) >= amount for key, amount in wanted.items() if amount) for node in nodes):
@@ -445,6 +436,12 @@ class RayExecutor:
         if ray.is_initialized():
             ray.shutdown()
         self.task = self.mailbox = None
+
+
+def _ray_resources(options: dict[str, Any]) -> dict[str, float]:
+    """Task options (RayExecutor.options) under the names of Ray's resources, 0 where not asked:
+    how Ray Train's workers ask for them and how ray.nodes() counts them."""
+    return {"CPU": options.get("num_cpus", 1.0), "GPU": options.get("num_gpus", 0), "memory": options.get("memory", 0)}
 
 
 def _amount(resource: str, amount: float) -> str:

@@ -7,6 +7,7 @@ stored in the metadata database and sent to worker processes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,7 @@ def parse_cpu(text: str, field: str = "resources.cpu") -> float:
         cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
     except ValueError:
         cores = -1.0
-    if not cores > 0 or cores != cores or cores == float("inf"):
+    if not (cores > 0 and math.isfinite(cores)):
         raise InvalidArgument.field(field, f"{text!r} is not a CPU quantity; use cores such as \"2\" or \"500m\"")
     return cores
 
@@ -131,7 +132,7 @@ class ResourceSpec:
     gpu: int = 0
     timeout_seconds: float = 0.0
     priority: int = 0
-    # Data-parallel workers of one PyTorch job (Ray Train, --executor ray); 0 or 1: one.
+    # Data-parallel workers of one PyTorch or XGBoost job (Ray Train, --executor ray); 0 or 1: one.
     workers: int = 0
 
 

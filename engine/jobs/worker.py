@@ -11,7 +11,6 @@ checksums travel over the pipe.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import math
@@ -21,7 +20,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +113,7 @@ class _RankChannel:
             self._channel.log(message, level, epoch)
 
     def together(self):
-        return self._channel.together() if self.primary else contextlib.nullcontext()
+        return self._channel.together() if self.primary else nullcontext()
 
     def agree(self, decision: Any) -> Any:
         """Rank 0's decision, on every rank: whether to stop must never differ between workers
@@ -178,11 +177,12 @@ def run_job(payload: dict[str, Any], conn) -> None:
 
 
 def run_rank(payload: dict[str, Any], conn, rank: int, world: int, collective: str) -> None:
-    """Entry point of one of a data-parallel job's workers, in an initialised torch.distributed
-    group (Ray Train's TorchTrainer or XGBoostTrainer, `collective` "torch" or "xgboost"):
-    `conn` (rank 0's only) is as run_job's. A failure is
-    raised, not reported: the group stops instead of waiting on the failed worker, and the
-    driver, which sees every worker's failure, tells a lost worker (retried) from an error."""
+    """Entry point of one of a data-parallel job's workers, in its initialised collective
+    (`collective`: "torch", a torch.distributed group under Ray Train's TorchTrainer, or
+    "xgboost", XGBoost's collective under its XGBoostTrainer); `conn` (rank 0's only) is as
+    run_job's. A failure is raised, not reported: the group stops instead of waiting on the
+    failed worker, and the driver, which sees every worker's failure, tells a lost worker
+    (retried) from an error."""
     channel = _Channel(conn, parent_is_server=False) if rank == 0 else None
     _run(payload, conn, _RankChannel(channel, rank, world, collective), reraise=True)
 

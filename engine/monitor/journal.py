@@ -110,16 +110,8 @@ class Journal:
             self.log(job, warning, "warning")
         return stamped
 
-    def append_metrics(self, job: str, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Persist metric points (TrainingMetrics fields) and wake watchers. Returns them sequenced."""
-        return self.append(job, points=points)
-
-    def append_logs(self, job: str, entries: list[tuple[str, str, str, int]]) -> None:
-        """Persist (level, message, source, epoch) log entries and wake watchers."""
-        self.append(job, logs=entries)
-
     def log(self, job: str, message: str, level: str = "info", epoch: int = 0) -> None:
-        self.append_logs(job, [(level, message, "engine", epoch)])
+        self.append(job, logs=[(level, message, "engine", epoch)])
 
     def metrics_after(self, job: str, after: int, limit: int) -> list[dict[str, Any]]:
         rows = self._db.driver_rows(_METRICS_AFTER, {"job": job, "after": after, "limit": limit})

@@ -126,6 +126,9 @@ class DriverStatements:
         """Execute with one parameter set, or many (executemany). Returns the rows when `fetch`,
         else the number of rows changed."""
         compiled = self._db.compiled(statement)
+        # SQLAlchemy's own processor for each bind (its column type's), the ones its execute
+        # applies; private, so tests/unit/engine/monitor/test_journal.py reads every written
+        # type back through the ORM.
         processors = compiled._bind_processors
         many = isinstance(params, list)
 

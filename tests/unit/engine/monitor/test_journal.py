@@ -15,10 +15,10 @@ def _journal(tmp_path, bus=None):
 
 def test_sequences_are_contiguous_and_survive_a_restart(tmp_path):
     journal, _ = _journal(tmp_path)
-    journal.append_metrics("job", [{"epoch": 1}, {"epoch": 2}])
+    journal.append("job", points=[{"epoch": 1}, {"epoch": 2}])
     journal.log("job", "hello")
     restarted, _ = _journal(tmp_path)  # a new server process reads the last sequence back
-    restarted.append_metrics("job", [{"epoch": 3}])
+    restarted.append("job", points=[{"epoch": 3}])
     assert [p["sequence"] for p in restarted.metrics_after("job", 0, 10)] == [1, 2, 3]
     assert [p["epoch"] for p in restarted.metrics_after("job", 1, 10)] == [2, 3]
     assert restarted.latest_metric("job")["epoch"] == 3
@@ -27,7 +27,7 @@ def test_sequences_are_contiguous_and_survive_a_restart(tmp_path):
 
 def test_log_filters_report_how_far_they_scanned(tmp_path):
     journal, _ = _journal(tmp_path)
-    journal.append_logs("job", [("info", "epoch 1", "worker", 1), ("warning", "slow", "worker", 1),
+    journal.append("job", logs=[("info", "epoch 1", "worker", 1), ("warning", "slow", "worker", 1),
                                 ("info", "epoch 2", "worker", 2)])
     warnings, scanned = journal.logs_after("job", 0, 10, min_level=30)
     assert [e["message"] for e in warnings] == ["slow"] and scanned == 3
@@ -46,10 +46,10 @@ def test_appending_wakes_a_waiting_watcher(tmp_path):
 
 def test_delete_forgets_the_history(tmp_path):
     journal, _ = _journal(tmp_path)
-    journal.append_metrics("job", [{"epoch": 1}])
+    journal.append("job", points=[{"epoch": 1}])
     journal.delete("job")
     assert journal.metrics_after("job", 0, 10) == []
-    journal.append_metrics("job", [{"epoch": 1}])
+    journal.append("job", points=[{"epoch": 1}])
     assert journal.latest_metric("job")["sequence"] == 1
 
 
@@ -57,9 +57,9 @@ def test_points_keep_their_encoding_and_older_points_are_encoded_when_read(tmp_p
     import json
 
     journal, _ = _journal(tmp_path)
-    journal.append_metrics("job", [{"epoch": 1, "accuracy": 0.5}])  # no encoder yet: stored without
+    journal.append("job", points=[{"epoch": 1, "accuracy": 0.5}])  # no encoder yet: stored without
     journal.encode_metric = lambda point: json.dumps({"e": point["epoch"], "s": point["sequence"]}).encode()
-    journal.append_metrics("job", [{"epoch": 2}, {"epoch": 3}])
+    journal.append("job", points=[{"epoch": 2}, {"epoch": 3}])
     journal.encode_metric = lambda point: b"encoded when read"  # the stored bytes are what is read back
     assert journal.encoded_metrics_after("job", 0, 10) == (
         [b"encoded when read", b'{"e": 2, "s": 2}', b'{"e": 3, "s": 3}'], 3)

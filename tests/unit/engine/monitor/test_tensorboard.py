@@ -96,9 +96,9 @@ def test_a_damaged_record_is_refused_by_the_reader(tmp_path):
 
 def test_a_restarted_server_adds_a_file_and_repeats_nothing(tmp_path):
     journal = _journal(tmp_path)
-    journal.append_metrics(JOB, [_point(1), _point(2)])
+    journal.append(JOB, points=[_point(1), _point(2)])
     restarted = _journal(tmp_path)  # a new server process, possibly within the same second
-    restarted.append_metrics(JOB, [_point(3)])
+    restarted.append(JOB, points=[_point(3)])
     directory = restarted.tensorboard.log_dir(JOB)
     files = sorted(p.name for p in directory.iterdir())
     assert len(files) == 2 and files[1].split(".")[3] > files[0].split(".")[3]  # read in the order written
@@ -107,18 +107,18 @@ def test_a_restarted_server_adds_a_file_and_repeats_nothing(tmp_path):
 
 def test_deleting_the_job_deletes_its_event_files(tmp_path):
     journal = _journal(tmp_path)
-    journal.append_metrics(JOB, [_point(1)])
+    journal.append(JOB, points=[_point(1)])
     journal.delete(JOB)
     assert journal.tensorboard.written_dir(JOB) == ""
-    journal.append_metrics(JOB, [_point(1)])  # the same id again starts a fresh chart
+    journal.append(JOB, points=[_point(1)])  # the same id again starts a fresh chart
     assert [step for step, _, _ in _read(journal.tensorboard.log_dir(JOB))["loss/train"]] == [1]
 
 
 def test_a_write_failure_warns_once_and_never_stops_the_metrics(tmp_path):
     journal = _journal(tmp_path)
     (tmp_path / "tensorboard").write_text("a file where the directory should be")
-    journal.append_metrics(JOB, [_point(1)])
-    journal.append_metrics(JOB, [_point(2)])
+    journal.append(JOB, points=[_point(1)])
+    journal.append(JOB, points=[_point(2)])
     assert [p["epoch"] for p in journal.metrics_after(JOB, 0, 10)] == [1, 2]
     warnings, _ = journal.logs_after(JOB, 0, 10, min_level=30)
     assert len(warnings) == 1
