@@ -40,9 +40,18 @@ class EngineSettings:
     # the cluster at ray_address ("auto": the cluster this machine belongs to).
     executor: str = "local"
     ray_address: str = ""
+    # False: datasets, models and job history are served, but nothing trains and no worker
+    # process starts (the seed's TrainingConfiguration.enabled).
+    training_enabled: bool = True
+    # Where checkpoints live (one folder per project); None: <data_dir>/checkpoints.
+    checkpoint_dir: Path | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     default_timeout_seconds: float = 0.0
     default_memory_limit_bytes: int = 0  # for jobs without resources.memory; 0: no limit
+    # For jobs whose resources leave them unset: a CPU request ("2", "500m"), GPUs, priority.
+    default_cpu: str = ""
+    default_gpu: int = 0
+    default_priority: int = 0
     storage: StorageConfig = field(default_factory=StorageConfig)
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
     # Folders CreateDataset and data sources may read local files (and SQLite databases) from;
@@ -52,7 +61,7 @@ class EngineSettings:
     ingest_limits: IngestLimits = field(default_factory=IngestLimits)
 
     def resolved_warm_workers(self) -> int:
-        if self.executor != "local":
+        if self.executor != "local" or not self.training_enabled:
             return 0  # warm workers are local processes; a Ray cluster starts its own
         if self.warm_workers is None:
             return min(self.max_concurrent_jobs, DEFAULT_MAX_WARM_WORKERS)
@@ -93,6 +102,11 @@ class Engine:
                 warm_workers=settings.resolved_warm_workers(),
                 executor=settings.executor,
                 ray_address=settings.ray_address,
+                enabled=settings.training_enabled,
+                checkpoint_dir=settings.checkpoint_dir,
+                default_cpu=settings.default_cpu,
+                default_gpu=settings.default_gpu,
+                default_priority=settings.default_priority,
             ),
             self.models,
             self.storage,
@@ -106,7 +120,8 @@ class Engine:
 
     def start(self) -> None:
         self.db.create_schema()
-        self.trainer.executor.start()  # a Ray cluster that cannot be reached stops the start, saying so
+        if self.settings.training_enabled:
+            self.trainer.executor.start()  # a Ray cluster that cannot be reached stops the start, saying so
         self.data.sweep()
         self.trainer.recover()
         self.tuning.recover()

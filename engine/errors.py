@@ -73,6 +73,12 @@ class Unimplemented(ForgeError):
     code = "UNIMPLEMENTED"
 
 
+class Unavailable(ForgeError):
+    """The service cannot do this now or here (e.g. training is disabled in its configuration)."""
+
+    code = "UNAVAILABLE"
+
+
 class DeadlineExceeded(ForgeError):
     code = "DEADLINE_EXCEEDED"
 

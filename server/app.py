@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.apikeys import ApiKeys
-from engine.app import Engine, EngineSettings
+from engine.app import Engine
 from forge.training.v1 import (
     data_service_pb2,
     data_service_pb2_grpc,
@@ -75,21 +75,7 @@ class RunningServer:
 
 async def create_server(config: ServerConfig) -> RunningServer:
     """Start the engine and a server on config.address (port 0 picks a free port)."""
-    engine = Engine(EngineSettings(
-        data_dir=config.data_dir,
-        database_url=config.database_url,
-        max_concurrent_jobs=config.max_concurrent_jobs,
-        warm_workers=config.warm_workers,
-        executor=config.executor,
-        ray_address=config.ray_address,
-        max_upload_bytes=config.max_upload_bytes,
-        storage=config.storage,
-        load_policy=config.load_policy,
-        data_roots=config.data_roots,
-        ingest_limits=config.ingest_limits,
-        default_timeout_seconds=config.default_job_timeout_seconds,
-        default_memory_limit_bytes=config.default_job_memory_bytes,
-    ))
+    engine = Engine(config.engine_settings())
     engine.tuning.make_spec = engine.pipelines.make_spec = convert.spec_from_request_dict
     engine.journal.encode_metric = convert.metric_wire
     engine.pipelines.functions.update(config.pipeline_functions)

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.app import EngineSettings
 from engine.data.ingest import IngestLimits
 from engine.errors import ForgeError
 from engine.jobs.executors import EXECUTORS
-from engine.jobs.spec import parse_memory
+from engine.jobs.spec import parse_cpu, parse_memory
 from engine.models.registry import LoadPolicy
 from engine.storage.artifacts import STORAGE_TYPES, StorageConfig
 from server.logs import LOG_FORMATS
@@ -36,6 +37,10 @@ class ServerConfig:
     # Where jobs' workers run: "local" processes or "ray" tasks on the cluster at ray_address.
     executor: str = "local"
     ray_address: str = ""
+    # False: nothing trains and no worker process starts; training methods answer UNAVAILABLE.
+    training_enabled: bool = True
+    # Checkpoints, one folder per project; None: <data_dir>/checkpoints.
+    checkpoint_dir: Path | None = None
     max_upload_bytes: int = 1 << 30
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
@@ -61,6 +66,10 @@ class ServerConfig:
     # For jobs that do not say (resources.timeout / resources.memory); 0: no limit.
     default_job_timeout_seconds: float = 0.0
     default_job_memory_bytes: int = 0
+    # For jobs whose resources leave them unset: a CPU request, GPUs and a queue priority.
+    default_job_cpu: str = ""
+    default_job_gpu: int = 0
+    default_job_priority: int = 0
     # Prometheus /metrics: host:port of its HTTP listener (port 0 picks a free one); "": none.
     # It shares the server's TLS (HTTPS with tls_cert, mutual with tls_client_ca).
     metrics_address: str = ""
@@ -71,6 +80,29 @@ class ServerConfig:
     # otlp: the collector's OTLP/HTTP traces URL; "": the OTEL_EXPORTER_OTLP_* environment,
     # else http://localhost:4318/v1/traces.
     tracing_endpoint: str = ""
+
+    def engine_settings(self) -> EngineSettings:
+        """The engine's part of this configuration: what an embedded engine is built from too."""
+        return EngineSettings(
+            data_dir=self.data_dir,
+            database_url=self.database_url,
+            max_concurrent_jobs=self.max_concurrent_jobs,
+            warm_workers=self.warm_workers,
+            executor=self.executor,
+            ray_address=self.ray_address,
+            training_enabled=self.training_enabled,
+            checkpoint_dir=self.checkpoint_dir,
+            max_upload_bytes=self.max_upload_bytes,
+            storage=self.storage,
+            load_policy=self.load_policy,
+            data_roots=self.data_roots,
+            ingest_limits=self.ingest_limits,
+            default_timeout_seconds=self.default_job_timeout_seconds,
+            default_memory_limit_bytes=self.default_job_memory_bytes,
+            default_cpu=self.default_job_cpu,
+            default_gpu=self.default_job_gpu,
+            default_priority=self.default_job_priority,
+        )
 
 
 def _env(name: str, default):
@@ -90,6 +122,9 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerConfig()
+    parser.add_argument("--config", type=Path, default=_env("CONFIG", None), metavar="FILE",
+                        help="a YAML configuration file (docs/configuration.md#the-configuration-file); "
+                             "environment variables and flags override what it says (env FORGE_TRAINING_CONFIG)")
     parser.add_argument("--address", default=_env("ADDRESS", d.address),
                         help="host:port to listen on (env FORGE_TRAINING_ADDRESS; default %(default)s)")
     add_database_arguments(parser)
@@ -110,6 +145,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --executor ray: the cluster's address, e.g. 10.0.0.5:6379 or "
                              "ray://head:10001; default: the cluster this machine belongs to (ray start) "
                              "(env FORGE_TRAINING_RAY_ADDRESS)")
+    parser.add_argument("--no-training", dest="training_enabled", action="store_false",
+                        default=_env("NO_TRAINING", "") not in ("1", "true"),
+                        help="serve datasets, models and job history without training: no worker process starts, "
+                             "and the methods that would start a job answer UNAVAILABLE (env FORGE_TRAINING_NO_TRAINING=1)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=_env("CHECKPOINT_DIR", None),
+                        help="where jobs' checkpoints live, one folder per project "
+                             "(env FORGE_TRAINING_CHECKPOINT_DIR; default: checkpoints/ in the data dir)")
     parser.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", d.max_upload_bytes)),
                         help="largest dataset upload accepted (env FORGE_TRAINING_MAX_UPLOAD_BYTES; "
                              "default %(default)s)")
@@ -179,23 +221,36 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--default-job-memory", default=_env("DEFAULT_JOB_MEMORY", ""),
                         help="memory limit of a job without resources.memory, e.g. 8Gi; empty: none "
                              "(env FORGE_TRAINING_DEFAULT_JOB_MEMORY)")
+    limits.add_argument("--default-job-cpu", default=_env("DEFAULT_JOB_CPU", ""),
+                        help="CPU request of a job without resources.cpu, e.g. 2 or 500m (a Ray task's num_cpus) "
+                             "(env FORGE_TRAINING_DEFAULT_JOB_CPU)")
+    limits.add_argument("--default-job-gpu", type=int, default=int(_env("DEFAULT_JOB_GPU", 0)),
+                        help="GPUs of a job without resources.gpu; a job whose framework sees no GPU trains on the "
+                             "CPU and says so in its log (env FORGE_TRAINING_DEFAULT_JOB_GPU)")
+    limits.add_argument("--default-job-priority", type=int, default=int(_env("DEFAULT_JOB_PRIORITY", 0)),
+                        help="queue priority of a job without resources.priority; higher starts first "
+                             "(env FORGE_TRAINING_DEFAULT_JOB_PRIORITY)")
     security.add_argument("--max-message-bytes", type=int,
                           default=int(_env("MAX_MESSAGE_BYTES", d.max_message_bytes)),
                           help="largest gRPC message received or sent (env FORGE_TRAINING_MAX_MESSAGE_BYTES; "
                                "default %(default)s)")
     storage = parser.add_argument_group(
         "artifact storage", "where exported and saved models live; credentials come from the environment "
-        "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3, GOOGLE_APPLICATION_CREDENTIALS for gcs), never flags")
+        "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3, GOOGLE_APPLICATION_CREDENTIALS for gcs, "
+        "AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_KEY for azure), never flags")
     storage.add_argument("--storage-type", choices=STORAGE_TYPES, default=_env("STORAGE_TYPE", "local"),
-                         help="local, s3 or gcs (env FORGE_TRAINING_STORAGE_TYPE; default %(default)s)")
+                         help="local, s3, gcs or azure (env FORGE_TRAINING_STORAGE_TYPE; default %(default)s)")
     storage.add_argument("--storage-path", default=_env("STORAGE_PATH", ""),
                          help="local: base directory (default: the data dir)")
-    storage.add_argument("--storage-bucket", default=_env("STORAGE_BUCKET", ""), help="s3/gcs: the bucket")
-    storage.add_argument("--storage-prefix", default=_env("STORAGE_PREFIX", ""), help="s3/gcs: a key prefix")
+    storage.add_argument("--storage-bucket", default=_env("STORAGE_BUCKET", ""),
+                         help="s3/gcs: the bucket; azure: the container")
+    storage.add_argument("--storage-prefix", default=_env("STORAGE_PREFIX", ""), help="s3/gcs/azure: a key prefix")
     storage.add_argument("--storage-region", default=_env("STORAGE_REGION", ""), help="s3: the region")
     storage.add_argument("--storage-endpoint-url", default=_env("STORAGE_ENDPOINT_URL", ""),
-                         help="s3: an S3-compatible endpoint, e.g. MinIO")
+                         help="s3: an S3-compatible endpoint, e.g. MinIO; gcs: an emulator (no credentials sent)")
     storage.add_argument("--storage-project", default=_env("STORAGE_PROJECT", ""), help="gcs: the project")
+    storage.add_argument("--storage-account", default=_env("STORAGE_ACCOUNT", ""),
+                         help="azure: the storage account (default: the one AZURE_STORAGE_CONNECTION_STRING names)")
     parser.add_argument("--model-root", action="append",
                         default=[r for r in _env("MODEL_ROOTS", "").split(",") if r],
                         help="a directory or URI LoadModel may read besides the storage's models/ directory; "
@@ -234,6 +289,13 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         raise SystemExit(str(exc)) from None
     if args.default_job_timeout < 0:
         raise SystemExit("--default-job-timeout must be 0 (no limit) or more seconds")
+    if args.default_job_cpu:
+        try:
+            parse_cpu(args.default_job_cpu, "--default-job-cpu")
+        except ForgeError as exc:
+            raise SystemExit(exc.message) from None
+    if args.default_job_gpu < 0:
+        raise SystemExit("--default-job-gpu must be 0 or more GPUs")
     if not is_loopback(args.address) and not args.insecure and not (args.auth == "api-key" and tls):
         missing = " and ".join(m for m, ok in (("--auth api-key", args.auth == "api-key"),
                                                 ("--tls-cert/--tls-key", tls)) if not ok)
@@ -243,7 +305,8 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
     check_observability(args, tls)
     storage = StorageConfig(type=args.storage_type, base_path=args.storage_path, bucket=args.storage_bucket,
                             prefix=args.storage_prefix, region=args.storage_region,
-                            endpoint_url=args.storage_endpoint_url, project=args.storage_project)
+                            endpoint_url=args.storage_endpoint_url, project=args.storage_project,
+                            account=args.storage_account)
     try:
         storage.validate()
     except ValueError as exc:
@@ -256,6 +319,8 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         warm_workers=args.warm_workers,
         executor=args.executor,
         ray_address=args.ray_address,
+        training_enabled=args.training_enabled,
+        checkpoint_dir=args.checkpoint_dir,
         max_upload_bytes=args.max_upload_bytes,
         shutdown_grace_seconds=args.shutdown_grace,
         log_level=args.log_level.upper(),
@@ -272,6 +337,9 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         ingest_limits=ingest_limits,
         default_job_timeout_seconds=args.default_job_timeout,
         default_job_memory_bytes=job_memory,
+        default_job_cpu=args.default_job_cpu,
+        default_job_gpu=args.default_job_gpu,
+        default_job_priority=args.default_job_priority,
         metrics_address=args.metrics_address,
         log_format=args.log_format,
         tracing=args.tracing,

@@ -8,8 +8,10 @@ import logging
 import signal
 import sys
 
+import yaml
+
 from server import config as server_config
-from server import keys_command, logs, migrate_command
+from server import config_file, keys_command, logs, migrate_command
 from engine.apikeys import ApiKeys
 from engine.errors import FailedPrecondition
 from engine.store.migrate import SchemaMismatch
@@ -84,13 +86,52 @@ def build_parser() -> argparse.ArgumentParser:
     server_config.add_serve_arguments(serve_parser)
     keys_command.add_parser(commands)
     migrate_command.add_parser(commands)
+    config_parser = commands.add_parser("config", help="the server's effective configuration",
+                                        description="What `forge-training serve` would run with, given the same "
+                                                    "--config file, environment and flags.")
+    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser(
+        "show", help="print the effective configuration as YAML, secrets masked",
+        description="Prints, as YAML in the configuration file's shape, what `forge-training serve` would run with "
+                    "given the same --config file, environment and flags (it takes every flag of serve); secrets "
+                    "are masked and credentials shown only as set or not. A configuration serve would refuse "
+                    "exits 1 with the same one-line reason.")
+    server_config.add_serve_arguments(show)
     return parser
 
 
+def effective_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                     argv: list[str]) -> server_config.ServerConfig:
+    """The configuration `serve` runs with: the --config file under the environment under the
+    flags, checked whole. A bad value stops with one line naming the key or flag and the fix."""
+    command = parser._subparsers._group_actions[0].choices[args.command]
+    if args.command == "config":
+        command = command._subparsers._group_actions[0].choices[args.config_command]
+    settings = None
+    if args.config:
+        try:
+            settings = config_file.load(args.config)
+            config_file.apply(settings, command, args, argv)
+        except config_file.ConfigFileError as exc:
+            raise SystemExit(f"forge-training: {exc}") from None
+    try:
+        return server_config.from_args(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            raise SystemExit(f"forge-training: {config_file.explain(exc.code, settings, command)}") from None
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        config = effective_config(parser, args, argv)
+        sys.stdout.write(yaml.safe_dump(config_file.effective(config, args), sort_keys=False))
+        return 0
     if args.command == "serve":
-        config = server_config.from_args(args)
+        config = effective_config(parser, args, argv)
         logs.configure(config.log_level, config.log_format)
         try:
             asyncio.run(serve(config))

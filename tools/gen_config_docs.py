@@ -34,6 +34,13 @@ OTHER_VARIABLES = (
      "Credentials of the S3 artifact store (and of s3:// dataset URIs), read by the AWS SDK; never flags."),
     ("GOOGLE_APPLICATION_CREDENTIALS", "the server, `--storage-type gcs`",
      "A service-account key file for the GCS artifact store (and gs:// dataset URIs); never flags."),
+    ("AZURE_STORAGE_CONNECTION_STRING", "the server, `--storage-type azure`",
+     "The Blob Storage account's connection string: its account, key and endpoint (an emulator such as Azurite "
+     "is named by its BlobEndpoint); never flags."),
+    ("AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN", "the server, "
+     "`--storage-type azure`", "Without a connection string: the account (or `--storage-account`) and its key or "
+     "a SAS token; without either, Azure's default credential chain (a managed identity, a service principal "
+     "in AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET)."),
 )
 
 
@@ -71,9 +78,13 @@ def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [a for a in parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
 
 
+SWITCHES = (argparse._StoreTrueAction, argparse._StoreFalseAction)
+EXAMPLE = ROOT / "examples" / "forge.yaml"
+
+
 def _probe_value(action: argparse.Action) -> str:
     """A value for a candidate variable that would change this flag's default if it read it."""
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, SWITCHES):
         return "1"
     if action.choices:
         return next(str(c) for c in action.choices if c != action.default)
@@ -120,8 +131,8 @@ def _default(action: argparse.Action) -> str:
     value = action.default
     if action.required:
         return "required"
-    if isinstance(action, argparse._StoreTrueAction):
-        return "off" if not value else "on"
+    if isinstance(action, SWITCHES):
+        return "off" if value == isinstance(action, argparse._StoreFalseAction) else "on"
     if value is None or value == "" or value == []:
         return "–"
     if isinstance(value, (list, tuple)):
@@ -130,7 +141,7 @@ def _default(action: argparse.Action) -> str:
 
 
 def _value(action: argparse.Action) -> str:
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, SWITCHES):
         return "switch"
     if action.choices:
         return " \\| ".join(f"`{c}`" for c in action.choices)
@@ -167,7 +178,7 @@ def _flag(action: argparse.Action) -> str:
 def _environment_cell(action: argparse.Action, variable: Variable | None) -> str:
     if variable is None:
         return "–"
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, SWITCHES):
         return f"`{variable.name}=1`"
     return f"`{variable.name}`" + (" (comma-separated)" if variable.comma_separated else "")
 
@@ -189,6 +200,32 @@ def render_command(path: tuple[str, ...], parser: argparse.ArgumentParser) -> li
                          f"| {_default(action)} | {_help(parser, action, variable)} |")
         lines.append("")
     return lines
+
+
+def render_config_file(path: tuple[str, ...], parser: argparse.ArgumentParser) -> list[str]:
+    """The configuration file: an example and every key with the flag it stands for."""
+    from server import config_file
+
+    lines = [
+        "### The configuration file", "",
+        "`forge-training serve --config FILE` (or `FORGE_TRAINING_CONFIG`) reads a YAML file whose top level "
+        "mirrors the seed's `TrainingConfiguration`; the service's own settings sit under `server:`. Each key "
+        "stands for one flag: the flag's environment variable overrides the file, and the flag on the command "
+        "line overrides both. The effective values are checked at start like flags; an error names the key, "
+        "the file and the value expected. Relative paths are relative to the directory the server starts in. "
+        "Credentials are never read from the file: each object store reads its own from the environment "
+        "(the last table of this page). `forge-training config show` prints the effective configuration "
+        "with secrets masked.", "",
+        f"An example ([{EXAMPLE.relative_to(ROOT)}](../{EXAMPLE.relative_to(ROOT)})):", "",
+        "```yaml", EXAMPLE.read_text().rstrip("\n"), "```", "",
+        "| Key | Flag | Environment |", "| --- | --- | --- |",
+    ]
+    actions = {a.dest: a for a in options(parser)}
+    for key in config_file.KEYS:
+        action = actions[key.dest]
+        variable = environment_variable(path, action)
+        lines.append(f"| `{key.path}` | {_flag(action)} | {_environment_cell(action, variable)} |")
+    return lines + [""]
 
 
 def options_in(group: argparse._ArgumentGroup) -> list[argparse.Action]:
@@ -216,7 +253,12 @@ def generate() -> str:
             continue
         if not options(command) and command._subparsers is not None:
             continue
+        if path == ("config", "show"):  # serve's flags again: not repeated here
+            lines += ["### `forge-training config show`", "", " ".join(command.description.split()), ""]
+            continue
         lines += render_command(path, command)
+        if path == ("serve",):
+            lines += render_config_file(path, command)
     lines += ["## Other environment variables", "", "| Variable | Read by | Meaning |", "| --- | --- | --- |"]
     lines += [f"| `{'`, `'.join(n.split(', '))}` | {who} | {what} |"
               for n, who, what in OTHER_VARIABLES]

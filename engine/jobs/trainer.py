@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from engine import names
 from engine.callbacks.early_stopping import metric_key
 from engine.data.manager import DataManager
 from engine.data.training_data import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, input_kind
-from engine.errors import AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound, Unimplemented
+from engine.errors import (AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound, Unavailable,
+                           Unimplemented)
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
 from engine.jobs import states
@@ -218,6 +219,24 @@ class TrainerSettings:
     # ray_address.
     executor: str = "local"
     ray_address: str = ""
+    # False: this engine trains nothing (the seed's TrainingConfiguration.enabled): no worker
+    # process starts, and the methods that would start one raise Unavailable.
+    enabled: bool = True
+    # Checkpoints live here, one folder per project; None: <data_dir>/checkpoints.
+    checkpoint_dir: Path | None = None
+    # For jobs whose resources leave them unset (the seed's DefaultResources).
+    default_cpu: str = ""
+    default_gpu: int = 0
+    default_priority: int = 0
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else Path(self.data_dir) / "checkpoints"
+
+
+TRAINING_DISABLED = ("training is disabled on this server (its configuration says enabled: false, or it was "
+                     "started with --no-training): start a server with training enabled to run jobs; datasets, "
+                     "models and job history can still be read here")
 
 
 class ModelTrainer:
@@ -243,7 +262,7 @@ class ModelTrainer:
         """The job's checkpoint directory: under checkpoints.path when given (checked by _validate to
         stay inside the project's checkpoint directory), always ending in the job id so jobs that
         share a path never prune each other's checkpoints."""
-        root = self.settings.data_dir / "checkpoints" / names.project_of(name)
+        root = self.settings.checkpoint_root / names.project_of(name)
         sub = (spec or {}).get("checkpoints", {}).get("path") or ""
         return root / sub / names.short_id(name)
 
@@ -329,7 +348,22 @@ class ModelTrainer:
 
     # ----- requests
 
+    def check_enabled(self) -> None:
+        """Unavailable when this engine trains nothing (TrainerSettings.enabled is False)."""
+        if not self.settings.enabled:
+            raise Unavailable(TRAINING_DISABLED)
+
+    def with_defaults(self, spec: TrainingSpec) -> TrainingSpec:
+        """`spec` with the server's default CPU, GPU and priority where its resources leave them
+        unset (0 or empty), so the job records what it was given."""
+        r, s = spec.resources, self.settings
+        resources = replace(r, cpu=r.cpu or s.default_cpu, gpu=r.gpu or s.default_gpu,
+                            priority=r.priority or s.default_priority)
+        return spec if resources == r else replace(spec, resources=resources)
+
     def start_training(self, project: str, job_id: str, spec: TrainingSpec) -> TrainingJobRow:
+        self.check_enabled()
+        spec = self.with_defaults(spec)
         if not self._accepting:
             raise FailedPrecondition("the server is shutting down; start the job again once it is back")
         job_id = names.validate_id(job_id, "training_job_id") if job_id else names.new_id("job")
@@ -401,7 +435,7 @@ class ModelTrainer:
             _check_monitored(spec, spec.checkpoints.monitor_metric, "training_config.checkpoints.monitor_metric")
         path = spec.checkpoints.path
         if path:
-            root = (self.settings.data_dir / "checkpoints" / project).resolve()
+            root = (self.settings.checkpoint_root / project).resolve()
             target = (root / path).resolve() if "\x00" not in path else root  # resolve() raises on a NUL
             if "\x00" in path or Path(path).is_absolute() or not target.is_relative_to(root) or target == root:
                 raise InvalidArgument.field("training_config.checkpoints.path",
@@ -529,6 +563,7 @@ class ModelTrainer:
         return self.get_job(name)
 
     def resume(self, name: str) -> TrainingJobRow:
+        self.check_enabled()
         with self._lock:
             with self._db.session() as s:
                 row = self._row(s, name)
@@ -598,6 +633,8 @@ class ModelTrainer:
 
     def dispatch(self) -> None:
         """Start pending jobs while worker slots are free, highest priority first."""
+        if not self.settings.enabled:
+            return  # jobs stay queued for a server that trains
         with self._lock:
             if self._accepting:
                 self.executor.start()

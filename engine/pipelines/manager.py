@@ -155,6 +155,8 @@ class PipelineManager:
         execution_id = names.validate_id(execution_id, "execution_id") if execution_id else names.new_id("run")
         execution = f"{name}/executions/{execution_id}"
         parsed = definition.parse_stages(pipeline.stages, field="pipeline.stages", functions=self.functions)
+        if any(stage.type == "model_training" for stage in parsed):
+            self._engine.trainer.check_enabled()  # refused whole rather than failing at its training stage
         now = _now()
         row = PipelineExecutionRow(
             name=execution, project=pipeline.project, pipeline=name,

@@ -1,13 +1,17 @@
 """Artifact storage: where exported models and saved models live, behind one interface.
 
-Three backends, chosen by StorageConfig.type as the seed's StorageConfig describes:
+Four backends, chosen by StorageConfig.type as the seed's StorageConfig describes:
   local  a directory (default: the server's data dir); writes are atomic renames with fsync.
   s3     a bucket and prefix through s3fs; any S3-compatible endpoint (endpoint_url). An
          object appears whole or not at all (a PUT is atomic), so no rename is needed.
-  gcs    a bucket and prefix through gcsfs (`pip install 'forge-training[gcs]'`).
+  gcs    a bucket and prefix through gcsfs; endpoint_url for an emulator.
+  azure  a Blob Storage container and prefix through adlfs.
 Credentials never pass through the configuration, so they are never logged or stored:
 s3fs/botocore read AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (or a
-profile) from the environment, gcsfs reads GOOGLE_APPLICATION_CREDENTIALS.
+profile) from the environment, gcsfs reads GOOGLE_APPLICATION_CREDENTIALS, adlfs reads
+AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN (or
+a service principal) with the account name. A connection string also names a non-default
+endpoint, such as the Azurite emulator's.
 
 An artifact is recorded as {"uri", "sha256", "size_bytes"}; every read verifies them.
 Records written before storage backends existed carry "path" instead of "uri": `location`
@@ -30,8 +34,10 @@ from typing import IO, Any
 from engine.errors import DataLoss, FailedPrecondition, InvalidArgument, PermissionDenied
 from engine.storage.files import CHUNK, write_atomic
 
-STORAGE_TYPES = ("local", "s3", "gcs")
-_SCHEMES = {"s3": "s3", "gcs": "gs"}
+STORAGE_TYPES = ("local", "s3", "gcs", "azure")
+_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
+# The optional package each remote store needs (pyproject.toml's extras of the same name).
+_PACKAGES = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs"}
 
 
 @dataclass(frozen=True)
@@ -39,20 +45,30 @@ class StorageConfig:
     type: str = "local"
     #: local: the base directory (default: the data dir).
     base_path: str = ""
-    #: s3 / gcs: the bucket, and a key prefix inside it.
+    #: s3 / gcs: the bucket (azure: the container), and a key prefix inside it.
     bucket: str = ""
     prefix: str = ""
-    #: s3: the region, and an endpoint for S3-compatible stores (MinIO, a local moto server).
+    #: s3: the region; s3 / gcs: an endpoint for compatible stores and emulators (MinIO, moto).
     region: str = ""
     endpoint_url: str = ""
     #: gcs: the project that owns the bucket.
     project: str = ""
+    #: azure: the storage account (not needed with AZURE_STORAGE_CONNECTION_STRING).
+    account: str = ""
 
     def validate(self) -> None:
         if self.type not in STORAGE_TYPES:
             raise ValueError(f"storage type {self.type!r} is not one of {', '.join(STORAGE_TYPES)}")
         if self.type != "local" and not self.bucket:
-            raise ValueError(f"{self.type} storage needs a bucket (--storage-bucket)")
+            what = "container" if self.type == "azure" else "bucket"
+            raise ValueError(f"{self.type} storage needs a {what} (--storage-bucket)")
+        if self.type == "azure" and self.endpoint_url:
+            raise ValueError("azure storage takes its endpoint from AZURE_STORAGE_CONNECTION_STRING "
+                             "(BlobEndpoint=...), not --storage-endpoint-url: leave it out")
+        if (self.type == "azure" and not self.account and not os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+                and not os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")):
+            raise ValueError("azure storage needs the storage account (--storage-account), or "
+                             "AZURE_STORAGE_CONNECTION_STRING in the environment")
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -61,12 +77,17 @@ class StorageConfig:
     def from_dict(cls, data: dict[str, str]) -> "StorageConfig":
         return cls(**data)
 
+    @property
+    def scheme(self) -> str:
+        return _SCHEMES[self.type]
+
     def describe(self) -> str:
         """For the startup log: where artifacts go (nothing here is a secret)."""
         if self.type == "local":
             return f"local directory {self.base_path}"
         extra = f" via {self.endpoint_url}" if self.endpoint_url else ""
-        return f"{self.type} {_SCHEMES[self.type]}://{self.bucket}/{self.prefix.strip('/')}{extra}"
+        account = f" (account {self.account})" if self.account else ""
+        return f"{self.type} {self.scheme}://{self.bucket}/{self.prefix.strip('/')}{extra}{account}"
 
 
 def location(info: dict[str, Any]) -> str:
@@ -124,20 +145,25 @@ class ArtifactStore:
         if self._fs is None:
             import fsspec
 
+            config = self.config
             options: dict[str, Any] = {"skip_instance_cache": True}
-            if self.config.type == "s3":
-                client = {k: v for k, v in (("endpoint_url", self.config.endpoint_url),
-                                            ("region_name", self.config.region)) if v}
+            if config.type == "s3":
+                client = {k: v for k, v in (("endpoint_url", config.endpoint_url),
+                                            ("region_name", config.region)) if v}
                 if client:
                     options["client_kwargs"] = client
-            elif self.config.type == "gcs" and self.config.project:
-                options["project"] = self.config.project
+            elif config.type == "gcs":
+                if config.project:
+                    options["project"] = config.project
+                if config.endpoint_url:  # an emulator: no Google credentials to look for
+                    options.update(endpoint_url=config.endpoint_url, token="anon")
+            elif config.type == "azure" and config.account:
+                options["account_name"] = config.account
             try:
-                self._fs = fsspec.filesystem(_SCHEMES[self.config.type], **options)
+                self._fs = fsspec.filesystem(config.scheme, **options)
             except ImportError as exc:
-                extra = "gcs" if self.config.type == "gcs" else "s3"
-                raise RuntimeError(f"{self.config.type} storage needs a package this server lacks ({exc}); "
-                                   f"install forge-training[{extra}]") from None
+                raise RuntimeError(f"{config.type} storage needs {_PACKAGES[config.type]}, which this server lacks "
+                                   f"({exc}): pip install {_PACKAGES[config.type]}") from None
         return self._fs
 
     # ----- writing

@@ -63,6 +63,7 @@ class TuningManager:
     # ----- the API
 
     def start(self, project: str, tuning_id: str, spec: dict[str, Any]) -> TuningJobRow:
+        self._trainer.check_enabled()
         tuning_id = names.validate_id(tuning_id, "tuning_job_id") if tuning_id else names.new_id("tune")
         if len(tuning_id) > 55:  # trial jobs are named <tuning id>-t<number>
             raise InvalidArgument.field("tuning_job_id", "is longer than 55 characters; trials add a suffix")

@@ -71,6 +71,10 @@ def test_remote_stores_name_their_uris_and_check_containment():
     with pytest.raises(ValueError, match="bucket"):
         ArtifactStore(StorageConfig(type="s3"))
     with pytest.raises(ValueError, match="storage type"):
+        ArtifactStore(StorageConfig(type="ftp", bucket="x"))
+    azure = ArtifactStore(StorageConfig(type="azure", bucket="models", prefix="team", account="acct"))
+    assert azure.root == "az://models/team"
+    with pytest.raises(ValueError, match="--storage-account"):
         ArtifactStore(StorageConfig(type="azure", bucket="x"))
 
 

@@ -113,7 +113,8 @@ def _run_client_command(argv: list[str], offered: dict) -> int:
 def _describe(exc: ForgeTrainingError, args: argparse.Namespace | None) -> str:
     """The SDK's one-line error, with what to do when the cause is the connection."""
     text = str(exc)
-    if exc.code == grpc.StatusCode.UNAVAILABLE and args is not None:
+    # A status the server sent (e.g. training disabled there) says all; only a connection failure needs the hint.
+    if exc.code == grpc.StatusCode.UNAVAILABLE and exc.status is None and args is not None:
         return (f"{text} (is a forge-training server running at {connect.target(args)}? pass --target HOST:PORT "
                 f"or set {connect.TARGET_ENV})")
     if exc.code == grpc.StatusCode.UNAUTHENTICATED:

@@ -1,4 +1,4 @@
-"""Commands another installed package adds: the server registers `serve`, `keys` and `migrate` in
+"""Commands another installed package adds: the server registers `serve`, `keys`, `migrate` and `config` in
 the `forge_training.commands` entry-point group, each a function taking the whole argv
 (`[name, *rest]`). Nothing of the server is imported unless one of its commands runs."""
 
