@@ -36,7 +36,8 @@ serve: $(STAMP)
 # server or a worker process, so two share the 2 cores well (15 min -> 10.5 min here).
 PYTEST_PARALLEL := -n 2 --dist loadfile
 
-test: $(STAMP)
+# $(BUF) stands for the npm tools of package.json: buf, and Azurite for the Azure storage tests.
+test: $(STAMP) $(BUF)
 	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # Speed against the frameworks themselves and raw gRPC (bench/README.md): results in
@@ -50,7 +51,7 @@ test-sdks: test-typescript test-go
 # The server-level suites again with every test server's metadata in PostgreSQL rather than
 # SQLite. Needs FORGE_TEST_POSTGRES_URL (`. .ci/postgres.sh; start_postgres`; .ci/run does it).
 # One process: its run on two workers is not yet checked (CI's time allows ~8 min serially).
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) $(BUF)
 	FORGE_TEST_DATABASE=postgresql $(PY) -m pytest tests/integration tests/faults tests/load
 
 $(BUF): package.json

@@ -84,9 +84,9 @@ class Engine:
         self.bus = Bus()
         self.db = Database(settings.resolved_database_url(), on_commit=self.bus.publish)
         self.journal = Journal(self.db, self.bus, TensorBoardLogs(settings.data_dir / "tensorboard"))
-        self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes,
-                                data_roots=settings.data_roots, limits=settings.ingest_limits)
         self.storage = ArtifactStore(settings.storage, settings.data_dir)
+        self.data = DataManager(self.db, settings.data_dir, settings.max_upload_bytes,
+                                data_roots=settings.data_roots, limits=settings.ingest_limits, store=self.storage)
         self.models = ModelRegistry(self.db, self.storage, settings.load_policy, inspect_isolated,
                                     settings.data_dir / "tmp")
         self.trainer = ModelTrainer(

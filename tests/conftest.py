@@ -220,34 +220,82 @@ def postgres_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    """A local S3-compatible endpoint (moto in server mode) on loopback, stopped at the end."""
+def _local_endpoint(name: str, command, ready_url: str | None = None):
+    """Run an object-store emulator on a free loopback port until the session ends: `command(port)`
+    is its argv; it is ready when an HTTP request to it gets any answer. Yields its URL."""
     import socket
     import subprocess
-    import sys
     import time
+    import urllib.error
     import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(ready_url or url, timeout=1)
             break
+        except urllib.error.HTTPError:
+            break  # it answered, if only to refuse an anonymous request
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                pytest.fail("moto server did not start")
+                pytest.fail(f"{name} did not start")
             time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(10)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible endpoint (moto in server mode) on loopback, stopped at the end."""
+    import sys
+
+    yield from _local_endpoint("moto server", lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                                            "-p", str(port)])
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint():
+    """A local Google Cloud Storage emulator (gcp-storage-emulator, in memory) on loopback."""
+    import sys
+
+    yield from _local_endpoint("gcp-storage-emulator", lambda port: [
+        sys.executable, "-m", "gcp_storage_emulator", "start", "--host",
+        "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"])
+
+
+# Azurite's well-known development account (its documentation's; it guards nothing).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """A local Azure Blob Storage (Azurite, from npm: package.json) on loopback; yields the
+    connection string a client uses, as AZURE_STORAGE_CONNECTION_STRING."""
+    binary = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Azurite is missing: make test installs it (npm install)")
+        pytest.skip("Azurite is not installed: run `npm install` (make test does)")
+    workspace = tmp_path_factory.mktemp("azurite")
+    for url in _local_endpoint("Azurite", lambda port: [
+            str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workspace),
+            "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"]):
+        yield (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+               f"BlobEndpoint={url}/{AZURITE_ACCOUNT};")
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,9 @@ from engine.data.sources import load_source
 from engine.data.validation import validate as validate_rules
 from engine.data.schema import DataSchema
 from engine.data.splits import split_table
-from engine.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from engine.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from engine.paging import next_token, page_bounds, parse_filter
+from engine.storage.artifacts import ArtifactStore
 from engine.storage.files import verify
 from engine.store.database import Database
 from engine.store.models import DataPipelineRow, DataSourceRow, DatasetRow
@@ -40,8 +41,13 @@ DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 
 class DataManager:
     def __init__(self, db: Database, data_dir: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *,
-                 data_roots: tuple[str, ...] | None = None, limits: IngestLimits | None = None):
+                 data_roots: tuple[str, ...] | None = None, limits: IngestLimits | None = None,
+                 store: ArtifactStore | None = None):
         self._db = db
+        # An object store (s3, gcs, azure) keeps a copy of every dataset file, so a server
+        # with an empty data dir (or a Ray node without it) fetches what it needs; local
+        # storage keeps none: the data dir is the dataset's one home.
+        self.store = store if store is not None and not store.local else None
         self._data_dir = data_dir
         self._root = data_dir / "datasets"
         self.uploads_dir = data_dir / "uploads"
@@ -52,6 +58,24 @@ class DataManager:
 
     def _dir(self, name: str) -> Path:
         return self._root / names.project_of(name) / names.short_id(name)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        """Where a dataset's file lives in the object store: the data dir's own layout."""
+        return f"datasets/{names.project_of(name)}/{names.short_id(name)}/data.parquet"
+
+    def stored(self, row: DatasetRow) -> dict[str, Any] | None:
+        """The object store's copy of `row`'s file ({uri, sha256, size_bytes}); None without one."""
+        if self.store is None:
+            return None
+        return {"uri": self.store.uri(self._key(row.name)), "sha256": row.sha256, "size_bytes": row.size_bytes}
+
+    def local_file(self, row: DatasetRow) -> str:
+        """The path of `row`'s file on this machine, fetched from the object store (and its
+        sha256 checked) when the data dir lacks it."""
+        if self.store is not None:
+            self.store.restore(self.stored(row), row.path)
+        return row.path
 
     def _new_name(self, project: str, dataset_id: str, field: str) -> str:
         dataset_id = names.validate_id(dataset_id, field) if dataset_id else names.new_id("ds")
@@ -307,7 +331,7 @@ class DataManager:
 
     def _readable(self, name: str, field: str = "name") -> DatasetRow:
         row = self.get(name, field=field)
-        verify(row.path, row.sha256)
+        verify(self.local_file(row), row.sha256)
         return row
 
     @staticmethod
@@ -382,17 +406,25 @@ class DataManager:
             shutil.rmtree(staged, ignore_errors=True)
             raise AlreadyExists(f"dataset {name} already exists: choose another id") from None
         result.path = str(final / "data.parquet")
+        if self.store is not None:
+            try:
+                self.store.put_file(result.path, self._key(name), result.size_bytes, result.sha256)
+            except Exception as exc:  # the store refused or cannot be reached: nothing is recorded
+                shutil.rmtree(final, ignore_errors=True)
+                raise Unavailable(f"could not store dataset {name} in {self.store.config.describe()}: {exc}; "
+                                  "nothing was created, try again once the store answers") from exc
         try:
             return self._insert(name, project, result, config, source_uri=source_uri, lineage=lineage,
                                 version=version)
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
+            if self.store is not None:
+                self.store.delete(self.store.uri(self._key(name)))
             raise
 
     def split(self, name: str, ratios: list[float], *, seed: int, stratify_column: str, shuffle: bool,
               dataset_ids: Iterable[str], group_column: str = "", time_column: str = "") -> list[DatasetRow]:
-        parent = self.get(name)
-        verify(parent.path, parent.sha256)
+        parent = self._readable(name)
         project = names.project_of(name)
         ids = list(dataset_ids)
         base = names.short_id(name)
@@ -440,7 +472,7 @@ class DataManager:
         row = self.get(name)
         if limit > 10_000:
             raise InvalidArgument.field("limit", f"must be at most 10000, got {limit}")
-        return read_records(row.path, offset, limit or 100, columns or None)
+        return read_records(self.local_file(row), offset, limit or 100, columns or None)
 
     def list(self, project: str, page_size: int, page_token: str, filter_: str) -> tuple[list[DatasetRow], str]:
         terms = parse_filter(filter_, {"type"})
@@ -463,6 +495,8 @@ class DataManager:
                 raise NotFound(f"dataset {name} not found")
             s.delete(row)
         shutil.rmtree(self._dir(name), ignore_errors=True)
+        if self.store is not None:
+            self.store.delete(self.store.uri(self._key(name)))
 
     def _insert(self, name: str, project: str, result: IngestResult, config: dict[str, Any], *, source_uri: str,
                 lineage: dict[str, Any], version: int = 1) -> DatasetRow:

@@ -266,6 +266,27 @@ class ModelTrainer:
         sub = (spec or {}).get("checkpoints", {}).get("path") or ""
         return root / sub / names.short_id(name)
 
+    def _checkpoint_key(self, path: str | Path) -> str:
+        """Where a checkpoint file (or a job's checkpoint folder) lives in an object store: its
+        place under the checkpoint directory, under checkpoints/."""
+        relative = Path(path).resolve().relative_to(self.settings.checkpoint_root.resolve())
+        return f"checkpoints/{relative.as_posix()}"
+
+    def _store_checkpoint(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint record, with its object-store copy's uri once uploaded (object stores
+        only): a server or Ray node whose data dir lacks the file fetches and verifies it. A
+        failed upload leaves the checkpoint in the data dir alone, and the job's log says so."""
+        if self.store.local:
+            return payload
+        try:
+            stored = self.store.put_file(payload["path"], self._checkpoint_key(payload["path"]),
+                                         payload["size_bytes"], payload["sha256"])
+        except Exception as exc:  # the store is down: training goes on, the local copy still resumes
+            self._journal.log(name, f"the checkpoint of epoch {payload['epoch']} is only in the data dir: storing it "
+                                    f"in {self.store.config.describe()} failed ({exc})", "warning")
+            return payload
+        return {**payload, "uri": stored["uri"]}
+
     @staticmethod
     def _artifact_key(name: str) -> str:
         """Where the job's artifacts live in the artifact store."""
@@ -539,9 +560,12 @@ class ModelTrainer:
         self._journal.delete(name)
         if self._models is not None:
             self._models.forget_job(name)
-        shutil.rmtree(self._checkpoint_dir(name, row.spec), ignore_errors=True)
+        checkpoints = self._checkpoint_dir(name, row.spec)
+        shutil.rmtree(checkpoints, ignore_errors=True)
         shutil.rmtree(self._artifact_dir(name), ignore_errors=True)
         self.store.delete(self.store.uri(self._artifact_key(name)))
+        if not self.store.local:
+            self.store.delete(self.store.uri(self._checkpoint_key(checkpoints)))
 
     def pause(self, name: str) -> TrainingJobRow:
         with self._lock:
@@ -699,6 +723,8 @@ class ModelTrainer:
                 ds = self._datasets.get(ref, field=f"data_config.{key}")
                 processed_by = self.processed_by(ds)
                 parts[part] = {"name": ds.name, "path": ds.path, "sha256": ds.sha256, "version": ds.version,
+                               # The object store's copy, for a worker whose machine lacks the file.
+                               "stored": self._datasets.stored(ds),
                                "lineage": ds.lineage, "processed_by": processed_by,
                                # The raw columns an exported model takes: before any processing.
                                "raw_types": processed_by.pop("raw_types", None) or _column_types(ds)}
@@ -803,12 +829,15 @@ class ModelTrainer:
                 row.update_time = _now()
             self._bus.publish(name)
         elif kind in ("checkpoint", "paused"):
+            payload = self._store_checkpoint(name, payload)
             with self._db.session() as s:
                 row = self._row(s, name)
                 row.checkpoint = payload
                 row.update_time = _now()
                 keep = row.spec.get("checkpoints", {}).get("keep_last") or 3
-            _prune_checkpoints(Path(payload["path"]).parent, int(payload["epoch"]), keep)
+            pruned = _prune_checkpoints(Path(payload["path"]).parent, int(payload["epoch"]), keep)
+            for path in pruned if not self.store.local else ():
+                self.store.delete(self.store.uri(self._checkpoint_key(path)))
         elif kind == "completed":
             with self._db.session() as s:
                 row = self._row(s, name)
@@ -1018,7 +1047,7 @@ _PROGRESS = (update(TrainingJobRow).where(TrainingJobRow.name == bindparam("job_
                      latest_metrics=bindparam("latest_metrics"), update_time=bindparam("update_time")))
 
 
-def _prune_checkpoints(directory: Path, recorded_epoch: int, keep: int) -> None:
+def _prune_checkpoints(directory: Path, recorded_epoch: int, keep: int) -> list[Path]:
     """Keep the newest `keep` periodic checkpoints up to the one just recorded; delete older ones.
 
     Done here, once the checkpoint is recorded, rather than by the worker: the recorded one is
@@ -1033,5 +1062,7 @@ def _prune_checkpoints(directory: Path, recorded_epoch: int, keep: int) -> None:
             continue
         if epoch <= recorded_epoch:
             recorded.append((epoch, path))
-    for _, path in sorted(recorded)[:-max(1, keep)]:
+    pruned = [path for _, path in sorted(recorded)[:-max(1, keep)]]
+    for path in pruned:
         path.unlink(missing_ok=True)
+    return pruned

@@ -233,8 +233,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     sampler = ResourceSampler()
 
     channel.log(f"worker {os.getpid()} started (attempt {payload.get('attempt', 1)})")
+    store = _store(payload)
     for part in ("train", "validation", "test"):
         if datasets.get(part):
+            store.restore(datasets[part].get("stored"), datasets[part]["path"])  # e.g. a Ray node without it
             verify(datasets[part]["path"], datasets[part]["sha256"])
     adapter = get_adapter(spec.framework)
     data = build_training_data(
@@ -266,7 +268,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
                 "job": payload["job"]}
     if resume:
-        saved, state, resume = _readable_checkpoint(resume, checkpoint_dir, channel)
+        saved, state, resume = _readable_checkpoint(payload, resume, checkpoint_dir, channel)
         if saved.get("framework") != spec.framework:
             raise RuntimeError(f"checkpoint of epoch {resume['epoch']} was written by {saved.get('framework')!r}, "
                                f"not {spec.framework!r}")
@@ -440,7 +442,14 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     )
 
 
-def _readable_checkpoint(resume: dict[str, Any], checkpoint_dir: Path,
+def _store(payload: dict[str, Any]):
+    """The job's artifact store, as the server configured it."""
+    from engine.storage.artifacts import ArtifactStore, StorageConfig
+
+    return ArtifactStore(StorageConfig.from_dict(payload["storage"]), payload.get("data_dir"))
+
+
+def _readable_checkpoint(payload: dict[str, Any], resume: dict[str, Any], checkpoint_dir: Path,
                          channel: _Channel) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
     """(manifest, state, resume record) of the recorded checkpoint, or, when it is corrupted or
     truncated, of the newest older one that still reads whole (the zip's CRCs check it). The
@@ -450,6 +459,7 @@ def _readable_checkpoint(resume: dict[str, Any], checkpoint_dir: Path,
     from engine.storage.files import read_verified
 
     try:
+        _store(payload).restore(resume, resume["path"])  # an object store's copy, when this machine lacks it
         saved, state = checkpoint.unpack(read_verified(resume["path"], resume["sha256"]))
         return saved, state, resume
     except (DataLoss, OSError) as exc:
@@ -478,10 +488,9 @@ def _store_artifacts(payload: dict[str, Any], run, final_state: bytes, manifest:
     its uri, sha256 and size (and, for exports, the signature an inference engine needs)."""
     from engine.export.formats import FORMATS
     from engine.export.package import array_signature, package_onnx
-    from engine.storage.artifacts import ArtifactStore, StorageConfig
     from engine.storage.files import write_bytes_atomic
 
-    store = ArtifactStore(StorageConfig.from_dict(payload["storage"]), payload.get("data_dir"))
+    store = _store(payload)
     staging = Path(payload["artifact_dir"])  # the store itself, for local storage
     key = payload["artifact_key"]
     train = payload["datasets"]["train"]

@@ -45,7 +45,7 @@ class ModelEvaluator:
                 "state": {"path": str(local), "sha256": state["sha256"]},
                 "preprocessing": model_info.get("preprocessing") or {},
                 "classes": model_info.get("classes") or [],
-                "dataset": {"path": ds.path, "sha256": ds.sha256},
+                "dataset": {"path": self._data.local_file(ds), "sha256": ds.sha256},
                 "fitted_processing": self._processing_to_apply(model_info, ds),
             }, self.timeout_seconds)
         finally:
@@ -72,7 +72,7 @@ class ModelEvaluator:
                 "task": version.model_type or model_info.get("task", ""),
                 "features": model_info.get("features") or [], "classes": model_info.get("classes") or [],
                 "raw_columns": bool(info.get("raw_columns")), "label_column": ds.label_column,
-                "dataset": {"path": ds.path, "sha256": ds.sha256},
+                "dataset": {"path": self._data.local_file(ds), "sha256": ds.sha256},
             }, self.timeout_seconds)
         finally:
             if not self._store.local:

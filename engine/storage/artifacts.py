@@ -160,7 +160,15 @@ class ArtifactStore:
             elif config.type == "azure" and config.account:
                 options["account_name"] = config.account
             try:
-                self._fs = fsspec.filesystem(config.scheme, **options)
+                if config.type == "gcs" and config.endpoint_url:
+                    # gcsfs's default class asks Google's storage-control API (over TLS gRPC to
+                    # the endpoint) for each bucket's layout; an emulator has no such API, and
+                    # the lookup stalls for a minute per bucket. The plain class goes straight to JSON.
+                    from gcsfs.core import GCSFileSystem
+
+                    self._fs = GCSFileSystem(**options)
+                else:
+                    self._fs = fsspec.filesystem(config.scheme, **options)
             except ImportError as exc:
                 raise RuntimeError(f"{config.type} storage needs {_PACKAGES[config.type]}, which this server lacks "
                                    f"({exc}): pip install {_PACKAGES[config.type]}") from None
@@ -323,6 +331,16 @@ class ArtifactStore:
             raise DataLoss(f"stored artifact {location(info).rsplit('/', 1)[-1]} is corrupted: sha256 {digest} != "
                            f"recorded {info['sha256']}")
         return Path(dest)
+
+    def restore(self, info: dict[str, Any] | None, local_path: str | os.PathLike) -> Path:
+        """`local_path`, fetched from this store and verified first when the file is missing
+        there and `info` records a stored copy (a data dir lost or never shared, e.g. a new
+        server or another Ray node, with the metadata database and the object store intact).
+        A file that is there is returned as it is: its reader verifies what it reads."""
+        path = Path(local_path)
+        if path.is_file() or self.local or not info or not info.get("uri"):
+            return path
+        return self.fetch(info, path)
 
     def iter_chunks(self, uri: str, offset: int = 0, chunk_size: int = CHUNK) -> Iterator[bytes]:
         with self.open(uri) as f:
