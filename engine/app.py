@@ -113,9 +113,8 @@ class Engine:
         )
 
         self.evaluator = ModelEvaluator(self.trainer, self.models, self.data, self.storage, settings.data_dir / "tmp")
-        # The server gives it the TrainingRequest -> TrainingSpec conversion (make_spec).
         self.tuning = TuningManager(self.db, self.trainer, self.journal)
-        # Custom stage functions and make_spec come from the server's configuration.
+        # Custom stage functions come from the configuration (ServerConfig.pipeline_functions).
         self.pipelines = PipelineManager(self.db, self)
 
     def start(self) -> None:

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from engine.errors import ForgeError
+from engine.jobs.spec import parse_duration
 from server.config import ENV_PREFIX
 
 
@@ -63,18 +65,12 @@ def _path(value: Any) -> Path:
     return Path(_text(value))
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
 def _duration(value: Any) -> float:
     """Seconds, from a number of seconds or a string such as 90s, 30m, 6h."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    found = _DURATION.match(value) if isinstance(value, str) else None
-    if not found:
-        raise ValueError("a duration such as 90s, 30m or 6h (or a number of seconds)")
-    return float(found.group(1)) * _SECONDS[found.group(2)]
+    try:
+        return parse_duration(value, "")
+    except ForgeError:
+        raise ValueError("a duration such as 90s, 30m or 6h (or a number of seconds)") from None
 
 
 def _texts(value: Any) -> list[str]:

@@ -8,17 +8,9 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from engine.errors import InvalidArgument, Unimplemented
-from engine.jobs.spec import (
-    CheckpointSpec,
-    DataSpec,
-    EarlyStoppingSpec,
-    LRSchedulerSpec,
-    RegularizationSpec,
-    ResourceSpec,
-    TrainingSpec,
-    WorkerRetrySpec,
-)
+from engine.errors import InvalidArgument
+from engine.jobs.request import spec_from_request
+from engine.jobs.spec import TrainingSpec
 from engine.storage.artifacts import location
 from engine.tuning.manager import trial_dict
 from engine.store.models import DatasetRow, TrainingJobRow
@@ -124,67 +116,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def spec_from_proto(request: training_job_pb2.TrainingRequest) -> TrainingSpec:
-    mc, tc, dc, rc = request.model_config, request.training_config, request.data_config, request.resources
-    reg, es, lr, ck = tc.regularization, tc.early_stopping, tc.lr_scheduler, tc.checkpoints
-    if request.validation.cross_validation.enabled:
-        raise Unimplemented("spec.validation.cross_validation is not implemented yet; leave it unset")
-    if request.callbacks:
-        raise Unimplemented("spec.callbacks are not implemented yet; use training_config.early_stopping and "
-                            "training_config.checkpoints")
-    if mc.output_shape:
-        raise InvalidArgument.field("model_config.output_shape", "is derived from the data (classes or targets); "
-                                                                 "leave it unset")
-    if mc.pretrained_path or mc.frozen_layers:
-        raise Unimplemented("spec.model_config.pretrained_path (fine-tuning) is not implemented yet")
-    return TrainingSpec(
-        framework=mc.framework.strip().lower(),
-        architecture=mc.architecture.strip().lower(),
-        model_type=model_type_str(request.model_type),
-        hyperparameters=struct_to_dict(mc.hyperparameters),
-        input_shape=[int(d) for d in mc.input_shape],
-        display_name=request.display_name,
-        epochs=tc.epochs or 10,
-        batch_size=tc.batch_size or 32,
-        learning_rate=tc.learning_rate,
-        optimizer=tc.optimizer.strip().lower(),
-        optimizer_config=struct_to_dict(tc.optimizer_config),
-        loss_function=tc.loss_function.strip().lower(),
-        seed=tc.seed,
-        gradient_accumulation_steps=tc.gradient_accumulation_steps,
-        mixed_precision=tc.mixed_precision,
-        regularization=RegularizationSpec(l1=reg.l1, l2=reg.l2, dropout=reg.dropout, batch_norm=reg.batch_norm,
-                                          weight_decay=reg.weight_decay, gradient_clip_norm=reg.gradient_clip_norm),
-        early_stopping=EarlyStoppingSpec(enabled=es.enabled, patience=es.patience if es.patience else 5,
-                                         metric=es.metric, mode=es.mode.lower(), min_delta=es.min_delta,
-                                         restore_best=es.restore_best),
-        lr_scheduler=LRSchedulerSpec(type=lr.type, step_size=lr.step_size, gamma=lr.gamma,
-                                     warmup_epochs=lr.warmup_epochs, min_lr=lr.min_lr, patience=lr.patience,
-                                     metric=lr.metric),
-        checkpoints=CheckpointSpec(enabled=ck.enabled, save_best=ck.save_best, save_latest=ck.save_latest,
-                                   every_n_epochs=ck.every_n_epochs or 1, keep_last=ck.keep_last or 3,
-                                   monitor_metric=ck.monitor_metric or "val_loss", path=ck.path),
-        retry_policy=WorkerRetrySpec(max_retries=tc.retry_policy.max_retries),
-        data=DataSpec(train_dataset=dc.train_dataset, validation_dataset=dc.validation_dataset,
-                      test_dataset=dc.test_dataset, label_column=dc.label_column,
-                      feature_columns=list(dc.feature_columns),
-                      validation_fraction=dc.validation_fraction or (0.0 if dc.no_validation else 0.15),
-                      no_validation=dc.no_validation, text_column=dc.text_column, time_column=dc.time_column,
-                      user_column=dc.user_column, item_column=dc.item_column, window_size=dc.window_size,
-                      validation=rules_from_proto(dc.validation, "data_config.validation")
-                      if dc.HasField("validation") else {}),
-        resources=ResourceSpec(cpu=rc.cpu, memory=rc.memory, gpu=rc.gpu,
-                               timeout_seconds=_timeout_seconds(rc.timeout), priority=rc.priority,
-                               workers=rc.workers),
-        labels=dict(request.labels),
-        model_id=request.model_id,
-    )
-
-
-def _timeout_seconds(value) -> float:
-    seconds = value.seconds + value.nanos / 1e9
-    if not 0 <= seconds <= 366 * 24 * 3600:
-        raise InvalidArgument.field("resources.timeout", "must be between 0 and 366 days")
-    return seconds
+    """The engine's reading of a request (engine/jobs/request.py), which an application using
+    the engine in-process gets too: the server only turns the message into its JSON form."""
+    return spec_from_request(message_dict(request))
 
 
 def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
@@ -666,7 +600,7 @@ def spec_from_request_dict(request: dict[str, Any]) -> TrainingSpec:
     except json_format.ParseError as exc:
         # No field of its own: the caller (a tuning spec, a pipeline stage) names where the request is.
         raise InvalidArgument(f"the training request does not fit TrainingRequest: {exc}") from None
-    return spec_from_proto(message)
+    return spec_from_proto(message)  # checked against the proto first: then read as any request is
 
 
 def full_enum_names(data: Any, descriptor, path: str = "") -> Any:

@@ -96,6 +96,22 @@ MIN_MEMORY_BYTES = 32 * 2**20
 MAX_WORKERS = 256
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """Seconds, from a number of seconds or a string such as "90s", "1.5s" (the proto's JSON form
+    of a Duration), "30m", "6h" or "2d"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(value)
+    found = _DURATION.match(value) if isinstance(value, str) else None
+    if not found:
+        raise InvalidArgument.field(field, f"{value!r} is not a duration: use seconds, or a string such as 90s, "
+                                           "30m or 6h")
+    return float(found.group(1)) * _SECONDS[found.group(2)]
+
+
 def parse_cpu(text: str, field: str = "resources.cpu") -> float:
     """A Kubernetes CPU quantity ("2", "1.5", "500m") in cores; 0 for ""."""
     text = text.strip()

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from engine import names, tenancy
 from engine.errors import FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.jobs import states
+from engine.jobs.request import spec_from_request
 from engine.pipelines import definition, schedule as schedules, stages as stage_runners
 from engine.store.database import Database, add_new, fetch
 from engine.store.models import (
@@ -64,7 +65,9 @@ class PipelineManager:
                  functions: dict[str, Callable] | None = None):
         self._db = db
         self._engine = engine
-        self.make_spec = make_spec  # TrainingRequest JSON -> TrainingSpec, given by the server
+        # TrainingRequest JSON -> TrainingSpec: the engine's own reading, unless the server adds
+        # its check against the proto first.
+        self.make_spec = make_spec or spec_from_request
         self.functions: dict[str, Callable] = dict(functions or {})
         self._executors: dict[str, _Executor] = {}
         self._lock = threading.Lock()

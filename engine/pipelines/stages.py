@@ -780,8 +780,6 @@ def _model_training(v: dict[str, Any], p: _Params, ctx: StageContext) -> dict[st
 
 
 def _start_training(v: dict[str, Any], p: _Params, ctx: StageContext):
-    if ctx.make_spec is None:
-        raise StageFailed("this server cannot build training requests for pipelines", "INTERNAL")
     request_field = v["request_field"]
     relative = request_field[len(p.field):].lstrip(".")
     prefix = f"{relative}." if relative else ""

@@ -28,6 +28,7 @@ from engine import names, tenancy
 from engine.callbacks.early_stopping import default_mode, metric_key
 from engine.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from engine.jobs import states
+from engine.jobs.request import spec_from_request
 from engine.jobs.spec import TrainingSpec
 from engine.jobs.trainer import ModelTrainer
 from engine.monitor.journal import Journal
@@ -56,7 +57,9 @@ class TuningManager:
         self._journal = journal
         # Turns a TrainingRequest in JSON form into a TrainingSpec; the server provides it (the
         # request's proto lives there). Without one, StartTuning is refused.
-        self.make_spec = make_spec
+        # TrainingRequest JSON -> TrainingSpec: the engine's own reading, unless the server adds
+        # its check against the proto first.
+        self.make_spec = make_spec or spec_from_request
         self._controllers: dict[str, _Controller] = {}
         self._lock = threading.Lock()
 
@@ -144,8 +147,6 @@ class TuningManager:
 
     def _settings(self, project: str, spec: dict[str, Any]) -> dict[str, Any]:
         """The stored, validated form of a TuningSpec (JSON form, snake_case)."""
-        if self.make_spec is None:
-            raise FailedPrecondition("this server cannot build training requests for trials")
         base = spec.get("base_request")
         if not base:
             raise InvalidArgument.field("spec.base_request", "is required: the TrainingRequest every trial "

@@ -104,7 +104,7 @@ def test_unknown_enum_values_and_bad_settings_are_invalid_argument(server, bc):
         with pytest.raises(grpc.RpcError) as err:
             start(request, timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "model_type: unknown value 99" in err.value.details()
+        assert "model_type: 99 is not a ModelType: use one of classification" in err.value.details()
     with Client(server.target) as c:
         spec = _sgd(bc.name, epochs=5)
         spec["trainingConfig"]["earlyStopping"] = {"enabled": True, "minDelta": -1}

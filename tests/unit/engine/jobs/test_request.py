@@ -1,0 +1,116 @@
+"""The engine's one reading of a TrainingRequest dict (engine/jobs/request.py): the same spec
+and the same refusals whether the request came over gRPC or from a Python application."""
+
+from __future__ import annotations
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from engine.errors import InvalidArgument, Unimplemented
+from engine.jobs import request as engine_request
+from engine.jobs.request import spec_from_request
+from forge.training.v1 import training_job_pb2
+from server.convert import spec_from_request_dict
+
+FULL = {
+    "displayName": "churn", "modelType": "classification", "modelId": "churn-model", "labels": {"team": "ml"},
+    "modelConfig": {"framework": " PyTorch ", "architecture": "MLP", "hyperparameters": {"hidden": [8, 4]},
+                    "inputShape": [3]},
+    "trainingConfig": {"epochs": 7, "batchSize": 16, "learningRate": 0.01, "optimizer": "Adam",
+                       "optimizerConfig": {"betas": [0.9, 0.99]}, "lossFunction": "cross_entropy", "seed": "42",
+                       "gradientAccumulationSteps": 2, "mixedPrecision": True,
+                       "regularization": {"l2": 0.1, "dropout": 0.2, "batchNorm": True, "gradientClipNorm": 1.0},
+                       "earlyStopping": {"enabled": True, "patience": 3, "metric": "val_loss", "mode": "MIN",
+                                         "minDelta": 0.001, "restoreBest": True},
+                       "lrScheduler": {"type": "step", "stepSize": 2, "gamma": 0.5},
+                       "checkpoints": {"enabled": True, "saveBest": True, "everyNEpochs": 2, "keepLast": 2,
+                                       "path": "churn/v1"},
+                       "retryPolicy": {"maxRetries": 2}},
+    "dataConfig": {"trainDataset": "train", "validationDataset": "val", "labelColumn": "churned",
+                   "featureColumns": ["a", "b"], "validation": {"requiredColumns": ["a"], "minRows": "10",
+                                                                "constraints": [{"column": "a", "min": 0,
+                                                                                 "dataType": "float64"}]}},
+    "resources": {"cpu": "2", "memory": "1Gi", "gpu": 1, "timeout": "90s", "priority": 3},
+}
+
+
+@pytest.mark.parametrize("request_dict", [
+    FULL,
+    {"model_type": "MODEL_TYPE_REGRESSION", "model_config": {"framework": "sklearn", "architecture": "ridge"},
+     "data_config": {"train_dataset": "d", "label_column": "y", "no_validation": True}},
+    {"modelType": 4, "modelConfig": {"framework": "xgboost", "architecture": "regressor"},
+     "trainingConfig": {"epochs": 0}, "resources": {"timeout": "0.5s", "workers": 2}},
+    {},
+])
+def test_the_engine_reads_a_request_as_the_server_does(request_dict):
+    assert spec_from_request(request_dict) == spec_from_request_dict(request_dict)
+
+
+def test_a_full_request_becomes_the_spec_it_says():
+    spec = spec_from_request(FULL)
+    assert (spec.framework, spec.architecture, spec.model_type, spec.seed) == ("pytorch", "mlp", "classification", 42)
+    assert spec.resources.timeout_seconds == 90 and spec.early_stopping.mode == "min"
+    assert spec.data.validation["constraints"][0]["data_type"] == "float64" and spec.data.validation_fraction == 0.15
+    assert spec.checkpoints.every_n_epochs == 2 and spec.retry_policy.max_retries == 2
+    defaults = spec_from_request({})
+    assert (defaults.epochs, defaults.batch_size, defaults.checkpoints.monitor_metric) == (10, 32, "val_loss")
+
+
+@pytest.mark.parametrize("bad, field, words", [
+    ({"trainingConfig": {"epocs": 3}}, "trainingConfig.epocs", "is not a field of trainingConfig"),
+    ({"training_config": {"epochs": "ten"}}, "training_config.epochs", "must be an integer"),
+    ({"training_config": {"epochs": 2.5}}, "training_config.epochs", "must be an integer"),
+    ({"model_type": "clasification"}, "model_type", "is not a ModelType"),
+    ({"resources": {"timeout": "soon"}}, "resources.timeout", "is not a duration"),
+    ({"resources": {"timeout": "400d"}}, "resources.timeout", "between 0 and 366 days"),
+    ({"model_config": {"output_shape": [2]}}, "model_config.output_shape", "is derived from the data"),
+    ({"data_config": {"validation": {"constraints": [{"dataType": "decimal"}]}}},
+     "data_config.validation.constraints[0].data_type", "is not a DataType"),
+    ({"labels": {"a": 1}}, "labels", "an object of strings"),
+    ({"model_config": "mlp"}, "model_config", "must be an object"),
+])
+def test_a_bad_request_is_refused_naming_the_field(bad, field, words):
+    with pytest.raises(InvalidArgument) as err:
+        spec_from_request(bad)
+    assert err.value.violations[0].field == field and words in err.value.message
+
+
+@pytest.mark.parametrize("unbuilt", [
+    {"callbacks": [{"name": "x", "type": "slack"}]},
+    {"validation": {"crossValidation": {"enabled": True, "folds": 5}}},
+    {"modelConfig": {"pretrainedPath": "models/base.pt"}},
+])
+def test_what_is_not_built_yet_is_unimplemented_on_both_paths(unbuilt):
+    with pytest.raises(Unimplemented):
+        spec_from_request(unbuilt)
+    with pytest.raises(Unimplemented):
+        spec_from_request_dict(unbuilt)
+
+
+def _kind(field: FieldDescriptor):
+    if field.message_type is not None:
+        name = field.message_type.full_name
+        if field.message_type.GetOptions().map_entry:
+            return "labels"
+        if name == "google.protobuf.Struct":
+            return "struct"
+        if name == "google.protobuf.Duration":
+            return "duration"
+        if field.is_repeated:
+            return "list"
+        return {f.name: _kind(f) for f in field.message_type.fields}
+    if field.enum_type is not None:
+        return {"ModelType": "model_type", "DataType": "str"}[field.enum_type.name]
+    scalar = {FieldDescriptor.TYPE_STRING: "str", FieldDescriptor.TYPE_BOOL: "bool",
+              FieldDescriptor.TYPE_DOUBLE: "float", FieldDescriptor.TYPE_FLOAT: "float"}.get(field.type, "int")
+    return {"str": "strs", "int": "ints"}[scalar] if field.is_repeated else scalar
+
+
+def test_the_engines_description_of_the_request_is_the_proto():
+    expected = {f.name: _kind(f) for f in training_job_pb2.TrainingRequest.DESCRIPTOR.fields}
+    # Read by their own code: the rules' constraints (a list of sections), the callbacks.
+    expected["data_config"]["validation"]["constraints"] = "list"
+    assert engine_request.REQUEST == expected
+    constraint = training_job_pb2.TrainingDataConfig.DESCRIPTOR.fields_by_name["validation"].message_type
+    assert engine_request.CONSTRAINT == {f.name: _kind(f) for f in
+                                         constraint.fields_by_name["constraints"].message_type.fields}
