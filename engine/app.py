@@ -1,26 +1,54 @@
-"""The engine assembled: database, bus, journal, data manager and trainer.
+"""The engine assembled: database, bus, journal, data manager, trainer, pipelines, tuning.
 
-This is the one object the server holds. Nothing here knows about gRPC.
+This is the one object the server holds, and what a Python application uses to train in its
+own process without a server (docs/embedding.md):
+
+    from engine import Engine, EngineSettings
+
+    with Engine(EngineSettings(data_dir="./forge-data")) as forge:
+        data = forge.data.create_dataset("default", "churn", {"source_uri": "churn.csv", "label_column": "churned"})
+        job = forge.start_training({"modelType": "classification", ...})
+        for point in forge.watch_metrics(job.name):
+            print(point["epoch"], point["validation_loss"])
+
+`trainer` (ModelTrainer), `data` (DataManager), `pipelines` (PipelineManager), `models`
+(ModelRegistry) and `tuning` (TuningManager) are the very objects the gRPC servicers call;
+the methods below add what a Python caller needs on top: requests as dicts read exactly as
+the server reads them, bare ids, blocking iterators over metrics and logs, a verified copy
+of an export. Errors are the engine's (engine.errors), each with the gRPC code the server
+would answer. Nothing here knows about gRPC.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.data.ingest import IngestLimits
+from engine.errors import InvalidArgument
 from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
+from engine import names
+from engine.jobs import states
+from engine.jobs.request import spec_from_request
+from engine.jobs.spec import TrainingSpec
 from engine.jobs.trainer import ModelTrainer, TrainerSettings
 from engine.models.evaluation import ModelEvaluator
 from engine.models.inspect import inspect_isolated
 from engine.models.registry import LoadPolicy, ModelRegistry
 from engine.monitor.bus import Bus
-from engine.monitor.journal import Journal
+from engine.monitor.follow import follow
+from engine.monitor.journal import LEVELS, Journal
 from engine.monitor.tensorboard import TensorBoardLogs
 from engine.storage.artifacts import ArtifactStore, StorageConfig
 from engine.pipelines.manager import PipelineManager
 from engine.tuning.manager import TuningManager
 from engine.store.database import Database
+from engine.store.models import TrainingJobRow
+from engine.tenancy import DEFAULT_PROJECT
 
 
 # Idle warm workers cost little memory of their own (they share the warm template's pages), but
@@ -127,7 +155,90 @@ class Engine:
         self.pipelines.recover()
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Running jobs checkpoint and pause (workers still busy after `grace_seconds` are
+        killed); a later start on the same data dir and database resumes them."""
         self.tuning.shutdown()  # first: a stopping controller must not resume the trials pausing now
         self.pipelines.shutdown()
         self.trainer.shutdown(grace_seconds)
         self.db.close()
+
+    # ----- in-process use
+
+    def __enter__(self) -> "Engine":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.shutdown()
+
+    def start_training(self, request: Mapping[str, Any] | TrainingSpec, job_id: str = "",
+                       project: str = DEFAULT_PROJECT) -> TrainingJobRow:
+        """Queue a job. `request` is a TrainingRequest in its JSON form (the dict the SDKs and
+        the CLI take: camelCase or snake_case keys, short enum names) or a TrainingSpec;
+        `job_id` is generated when empty. Raises InvalidArgument naming a bad field."""
+        spec = request if isinstance(request, TrainingSpec) else spec_from_request(request)
+        return self.trainer.start_training(project, job_id, spec)
+
+    def job(self, job: str, project: str = DEFAULT_PROJECT) -> TrainingJobRow:
+        """A training job by name or bare id."""
+        return self.trainer.get_job(self._job_name(job, project))
+
+    def wait(self, job: str, timeout: float | None = None, project: str = DEFAULT_PROJECT) -> TrainingJobRow:
+        """The job once it is COMPLETED, FAILED or CANCELLED; TimeoutError after `timeout` seconds."""
+        name = self._job_name(job, project)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            version = self.bus.version(name)
+            row = self.trainer.get_job(name)
+            if row.state in states.FINAL:
+                return row
+            left = 5.0 if deadline is None else min(5.0, deadline - time.monotonic())
+            if left <= 0:
+                raise TimeoutError(f"job {name} is still {row.state} after {timeout} s")
+            self.bus.wait_blocking(name, version, left)
+
+    def watch_metrics(self, job: str, from_sequence: int = 0, follow_job: bool = True,
+                      project: str = DEFAULT_PROJECT) -> Iterator[dict[str, Any]]:
+        """The job's metric points after `from_sequence` (each a dict with "sequence", "epoch",
+        "training_loss", "validation_loss", ...), then, with `follow_job`, each new one as it is
+        recorded, until the job ends."""
+        name = self._job_name(job, project)
+
+        def fetch(after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+            points = self.journal.metrics_after(name, after, limit)
+            return points, points[-1]["sequence"] if points else after
+
+        return follow(self.bus, name, fetch, self._state_of, from_sequence, follow_job)
+
+    def logs(self, job: str, from_sequence: int = 0, follow_job: bool = False, min_level: str = "debug",
+             contains: str = "", project: str = DEFAULT_PROJECT) -> Iterator[dict[str, Any]]:
+        """The job's log entries ("sequence", "time", "level", "message", "source", "epoch") after
+        `from_sequence` at `min_level` or above and containing `contains`; with `follow_job`,
+        new ones as they come, until the job ends."""
+        name = self._job_name(job, project)
+        if min_level not in LEVELS:
+            raise InvalidArgument.field("min_level", f"{min_level!r}: use one of {', '.join(LEVELS)}")
+
+        def fetch(after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+            return self.journal.logs_after(name, after, limit, LEVELS[min_level], contains)
+
+        return follow(self.bus, name, fetch, self._state_of, from_sequence, follow_job)
+
+    def export_model(self, name: str, fmt: str, dest: str | os.PathLike,
+                     project: str = DEFAULT_PROJECT) -> dict[str, Any]:
+        """Copy a job's (or a model version's) export in `fmt` ("onnx", "pickle", "torch",
+        "savedmodel", "xgboost_json", as its framework offers) to the file `dest`, checked
+        against its recorded sha256 as it is written. Returns the artifact's record (uri,
+        sha256, size_bytes, and for ONNX its inputs and outputs)."""
+        if "/models/" in name:
+            _, info = self.models.artifact(name, fmt, check=False)
+        else:
+            _, info = self.trainer.artifact(self._job_name(name, project), fmt, check=False)
+        self.storage.download(info, dest)  # DataLoss, and no file, when the bytes changed
+        return info
+
+    def _job_name(self, job: str, project: str) -> str:
+        return names.resolve(job, "trainingJobs", "job", project)
+
+    def _state_of(self, name: str) -> str:
+        return self.trainer.get_job(name).state

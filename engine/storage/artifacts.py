@@ -320,6 +320,11 @@ class ArtifactStore:
         if self.local:
             self.verify(info)
             return Path(location(info))
+        return self.download(info, dest)
+
+    def download(self, info: dict[str, Any], dest: str | os.PathLike) -> Path:
+        """A copy of a stored artifact at `dest`, written atomically and hashed as it is written;
+        DataLoss (and no file) when the bytes do not match the record."""
 
         def download(tmp: str) -> None:
             with self.open(location(info)) as src, open(tmp, "wb") as out:
