@@ -1,18 +1,19 @@
-"""Extension integration: the seed's extension_integration example, where an application turns
-training on inside itself (`ai.NewExtension(ai.WithEnableTraining(true), ...)`), starts and
-stops it with the app, resolves the trainer from its container and plugs in its own code.
+"""Extension integration: the seed's extension_integration example ("Option 1"), where an
+application turns training on inside itself (`ai.NewExtension(ai.WithEnableTraining(true),
+...)`), starts and stops it with the app, resolves the trainer from its container and plugs in
+its own code.
 
-Here the application embeds the forge-training server in its own process:
+Here the application embeds the forge-training service in its own process:
 
 | seed | here |
 | --- | --- |
-| `ai.WithTrainingConfig(ai.TrainingConfiguration{...})` | `server.config.ServerConfig` (the same settings as `forge-training serve`'s flags) |
-| `CheckpointPath`, `ModelPath`, `DataPath` | one `data_dir`, holding `checkpoints/`, `models/` and `datasets/` |
-| `MaxConcurrentJobs` | `max_concurrent_jobs` |
-| `DefaultResources.Timeout`, `.Memory` | `default_job_timeout_seconds`, `default_job_memory_bytes` |
-| `Storage{Type: "local", Local: {BasePath}}` | `StorageConfig(type="local", base_path=...)` (s3 and gcs too) |
-| `app.Start(ctx)` / `app.Stop(ctx)` | `server.app.create_server(config)` / `RunningServer.stop(grace)`: running jobs checkpoint and pause |
-| `forge.InjectType[ai.ModelTrainer](app.Container())` | a `Client` on the loopback address: `client.trainer`, `client.data`, `client.pipelines` are the ModelTrainer, DataManager and PipelineManager |
+| `ai.WithTrainingConfig(ai.TrainingConfiguration{...})` | the same keys in YAML (`TRAINING_CONFIGURATION` below; `forge-training serve --config` reads the same file), loaded by `server.main.load_config` with the environment and flags over it |
+| `Enabled` | `enabled` (false: datasets and models are served, training methods answer UNAVAILABLE, no worker starts) |
+| `CheckpointPath`, `ModelPath`, `DataPath` | `checkpoint_path`, `model_path`, `data_path` |
+| `MaxConcurrentJobs`, `DefaultResources{CPU, Memory, GPU, Timeout, Priority}` | `max_concurrent_jobs`, `default_resources` (for jobs whose request leaves them unset; recorded in each job) |
+| `Storage{Type: "local", Local: {BasePath}}` | `storage` (local, s3, gcs or azure) |
+| `app.Start(ctx)` / `app.Stop(ctx)` | `server.app.BackgroundServer(config)` / `.stop()`: running jobs checkpoint and pause (an asyncio application awaits `create_server(config)` on its own loop) |
+| `forge.InjectType[ai.ModelTrainer](app.Container())` | a `Client` on the bound loopback port: `client.trainer`, `client.data`, `client.pipelines` are the ModelTrainer, DataManager and PipelineManager (in-process without gRPC: `engine.Engine`, see basic_training.py) |
 
 The application's own code plugs in as a custom pipeline stage: `release_gate` below is a
 function of this process, registered in `ServerConfig.pipeline_functions` (a standalone server
@@ -24,12 +25,10 @@ What is not supported, said plainly:
 - Custom training callbacks. `TrainingRequest.callbacks` is refused with UNIMPLEMENTED (this
   example shows the refusal); the built-in ones are configured in `training_config`: early
   stopping (used here), learning-rate schedules and checkpoints.
-- Custom framework adapters from the application: training runs in freshly spawned worker
-  processes, which know only the built-in frameworks (scikit-learn, XGBoost, PyTorch, TensorFlow).
-- Server-wide default CPU, GPU or priority (`DefaultResources.CPU/GPU/Priority`): those are per
-  job (`TrainingRequest.resources`); only the timeout and the memory limit have server defaults.
-- Separate checkpoint, model and data paths, Azure storage, and a dependency-injection
-  container: the services are reached over gRPC, even from the same process.
+- Custom framework adapters from the application: training runs in worker processes, which
+  know only the built-in frameworks (scikit-learn, XGBoost, PyTorch, TensorFlow).
+- A dependency-injection container: the services are reached over gRPC, even from the same
+  process (or called directly through `engine.Engine`).
 
     .venv/bin/python examples/extension_integration.py [--small] [--data-dir DIR]
 
@@ -40,10 +39,9 @@ temporary data dir unless --data-dir is given) and stops it at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,34 +52,6 @@ from sklearn.datasets import load_breast_cancer  # noqa: E402
 from _common import upload_frame  # noqa: E402
 from forge.training import Client, ForgeTrainingError, common_pb2, model_pb2  # noqa: E402
 from forge.training.v1 import pipeline_pb2  # noqa: E402
-
-
-class EmbeddedTraining:
-    """forge-training running inside this process, on its own event loop thread: started with
-    the application, stopped with it (jobs still running checkpoint and pause, and resume when
-    the application starts again on the same data dir)."""
-
-    def __init__(self, config):
-        self.config = config
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="forge-training", daemon=True)
-        self._running = None
-        self.client: Client | None = None
-
-    def __enter__(self) -> EmbeddedTraining:
-        from server.app import create_server
-
-        self._thread.start()
-        self._running = asyncio.run_coroutine_threadsafe(create_server(self.config), self._loop).result(60)
-        self.client = Client(f"127.0.0.1:{self._running.port}")
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.client.close()
-        stop = self._running.stop(self.config.shutdown_grace_seconds)
-        asyncio.run_coroutine_threadsafe(stop, self._loop).result(self.config.shutdown_grace_seconds + 60)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @dataclass
@@ -104,30 +74,49 @@ class ReleaseGate:
         return {"approved": approved, "reason": reason}
 
 
-def training_config(data_dir: Path, gate: ReleaseGate):
-    """The seed's TrainingConfiguration, as this service's server configuration."""
-    from engine.storage.artifacts import StorageConfig
-    from server.config import ServerConfig
+# The seed's TrainingConfiguration, as the service's configuration file.
+TRAINING_CONFIGURATION = """
+enabled: true
+data_path: {data_dir}
+checkpoint_path: {data_dir}/checkpoints
+model_path: {data_dir}/training-storage
+max_concurrent_jobs: 5
+default_resources:
+  cpu: 8
+  memory: 16Gi
+  gpu: 1        # a framework that sees no GPU trains on the CPU, and the job's log says so
+  timeout: 6h
+  priority: 2
+storage:
+  type: local
+server:
+  address: 127.0.0.1:0      # loopback only, a free port: nothing outside reaches it
+  shutdown_grace: 15s
+"""
 
-    return ServerConfig(
-        address="127.0.0.1:0",                      # loopback only, a free port: nothing outside reaches it
-        data_dir=data_dir,                           # CheckpointPath, ModelPath and DataPath in one
-        max_concurrent_jobs=5,                       # MaxConcurrentJobs
-        default_job_timeout_seconds=6 * 3600,        # DefaultResources.Timeout
-        default_job_memory_bytes=16 * 1024 ** 3,     # DefaultResources.Memory: 16Gi
-        storage=StorageConfig(type="local", base_path=str(data_dir / "training-storage")),  # Storage
-        pipeline_functions={"release_gate": gate},  # the application's own code
-        shutdown_grace_seconds=15.0,
-    )
+
+def training_config(data_dir: Path, gate: ReleaseGate):
+    """The server configuration from the YAML above, plus the application's own code."""
+    from server.main import load_config
+
+    path = data_dir / "forge.yaml"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(TRAINING_CONFIGURATION.format(data_dir=data_dir))
+    config = load_config(path)
+    return dataclasses.replace(config, pipeline_functions={"release_gate": gate})
 
 
 def run(small: bool = False, data_dir: Path | None = None) -> dict:
+    from server.app import BackgroundServer
+
     gate = ReleaseGate(min_recall=0.8, min_accuracy=0.9)
     with tempfile.TemporaryDirectory() as tmp:
-        config = training_config(Path(data_dir or tmp), gate)
-        with EmbeddedTraining(config) as training:
-            results = use_training(training.client, gate, small)
-        results["artifacts_under_storage_path"] = any((Path(config.storage.base_path) / "models").rglob("*.onnx"))
+        config = training_config(Path(data_dir or tmp).resolve(), gate)
+        with BackgroundServer(config) as server, Client(f"127.0.0.1:{server.port}") as client:
+            results = use_training(client, gate, small)
+        results["artifacts_under_model_path"] = any((Path(config.storage.base_path) / "artifacts").rglob("*.onnx"))
+        results["release_under_model_path"] = any((Path(config.storage.base_path) / "models").rglob("*.onnx"))
+        results["checkpoints_under_checkpoint_path"] = bool(list(Path(config.checkpoint_dir).rglob("*.ckpt")))
     results["audit"] = gate.audit
     return results
 
@@ -145,11 +134,15 @@ def use_training(client: Client, gate: ReleaseGate, small: bool) -> dict:
         "modelConfig": {"framework": "xgboost", "architecture": "classifier", "hyperparameters": {"max_depth": 3}},
         "trainingConfig": {"epochs": 200, "learningRate": 0.3 if small else 0.1, "seed": 3,
                            "earlyStopping": {"enabled": True, "metric": "val_loss", "patience": 5,
-                                             "restoreBest": True}},
+                                             "restoreBest": True},
+                           "checkpoints": {"enabled": True, "saveLatest": True}},
         "dataConfig": {"trainDataset": train.name, "validationDataset": val.name, "testDataset": test.name,
                        "labelColumn": "target"},
     }
     job = client.start_training(request, training_job_id="my-model")
+    resources = job.spec.resources  # the configuration's default_resources, recorded in the job
+    print(f"default resources given to the job: cpu {resources.cpu}, gpu {resources.gpu}, "
+          f"priority {resources.priority}")
     print(f"training started: {job.name}")
     job = client.wait(job.name, timeout=300)
     print(f"{job.name}: {common_pb2.JobState.Name(job.state)}, {job.state_message}")
@@ -180,7 +173,8 @@ def use_training(client: Client, gate: ReleaseGate, small: bool) -> dict:
     stages = {s.stage_id: pipeline_pb2.StageState.Name(s.state).removeprefix("STAGE_STATE_").lower()
               for s in done.stages}
     version = client.get_model(job.model_version)
-    return {"job_state": common_pb2.JobState.Name(job.state), "epochs_run": job.current_epoch,
+    return {"job_resources": (resources.cpu, resources.gpu, resources.priority),
+            "job_state": common_pb2.JobState.Name(job.state), "epochs_run": job.current_epoch,
             "epochs_asked": job.total_epochs, "early_stopping": job.state_message,
             "custom_callback_refused": refused, "execution_state": common_pb2.JobState.Name(done.state),
             "stages": stages, "model_stage": model_pb2.ModelStage.Name(version.stage),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 
 import grpc
@@ -120,6 +121,64 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, engine=engine, health=health_servicer, metrics=metrics,
                          metrics_port=metrics_port, tracer=tracer)
+
+
+class BackgroundServer:
+    """The gRPC service inside an application's own process, on an event loop thread of its own
+    (for an application without asyncio, or one that keeps its loop to itself):
+
+        with BackgroundServer(config) as server:          # started with the application
+            client = Client(f"127.0.0.1:{server.port}")
+        # stopped with it: running jobs checkpoint and pause, and resume at the next start
+
+    An asyncio application awaits create_server(config) on its own loop instead and keeps the
+    RunningServer. A bad configuration or a taken port raises at start (ListenError,
+    SchemaMismatch, FailedPrecondition), as `forge-training serve` reports them."""
+
+    def __init__(self, config: ServerConfig, start_timeout: float = 120.0):
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="forge-training", daemon=True)
+        self.thread.start()
+        try:
+            self.running: RunningServer = self.call(create_server(config), start_timeout)
+        except BaseException:
+            self._close_loop()
+            raise
+
+    @property
+    def port(self) -> int:
+        """The port the service listens on (the one chosen when the address asked for port 0)."""
+        return self.running.port
+
+    @property
+    def engine(self) -> Engine:
+        return self.running.engine
+
+    def call(self, coroutine, timeout: float | None = 60.0):
+        """Run `coroutine` on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop taking calls; running jobs get `grace_seconds` (default: the configuration's) to
+        checkpoint and pause."""
+        if not self.thread.is_alive():
+            return
+        grace = self.config.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        try:
+            self.call(self.running.stop(grace), timeout=grace + 120)
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def __enter__(self) -> "BackgroundServer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
 
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:

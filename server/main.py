@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -120,6 +121,19 @@ def effective_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
         if isinstance(exc.code, str):
             raise SystemExit(f"forge-training: {config_file.explain(exc.code, settings, command)}") from None
         raise
+
+
+def load_config(path: str | Path | None = None, *flags: str) -> server_config.ServerConfig:
+    """The configuration `forge-training serve --config PATH FLAGS...` would run with, for an
+    application that embeds the service (server.app.BackgroundServer / create_server): the
+    file, under the FORGE_TRAINING_* environment, under `flags`, checked as serve checks them.
+    ValueError, naming the key or flag, when it is not valid."""
+    argv = ["serve", *(["--config", str(path)] if path else []), *flags]
+    parser = build_parser()
+    try:
+        return effective_config(parser, parser.parse_args(argv), argv)
+    except SystemExit as exc:  # argparse and the checks speak to a command line; a library raises
+        raise ValueError(str(exc.code).removeprefix("forge-training: ")) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -131,39 +130,19 @@ def breast_cancer_csv(tmp_path_factory, breast_cancer_frame) -> Path:
     return path
 
 
-class ServerThread:
-    """A real forge-training server on its own event loop in a background thread."""
+def ServerThread(data_dir: Path, max_concurrent_jobs: int = 2, database_url: str = "", **settings):
+    """A real forge-training server on its own event loop in a background thread (the
+    BackgroundServer applications embed), on a free loopback port."""
+    from server.app import BackgroundServer
+    from server.config import ServerConfig
 
-    def __init__(self, data_dir: Path, max_concurrent_jobs: int = 2, database_url: str = "", **settings):
-        from server.config import ServerConfig
-
-        # settings: any other ServerConfig field, e.g. storage or load_policy.
-        self.config = ServerConfig(address="127.0.0.1:0", data_dir=data_dir, max_concurrent_jobs=max_concurrent_jobs,
-                                   shutdown_grace_seconds=15.0, database_url=database_url or database_for(data_dir),
-                                   **settings)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running = self._call(self._start())
-        self.port = self.running.port
-        self.engine = self.running.engine
-
-    async def _start(self):
-        from server.app import create_server
-
-        return await create_server(self.config)
-
-    def _call(self, coro, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._call(self.running.stop(self.config.shutdown_grace_seconds), timeout=120)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+    # settings: any other ServerConfig field, e.g. storage or load_policy.
+    config = ServerConfig(address="127.0.0.1:0", data_dir=data_dir, max_concurrent_jobs=max_concurrent_jobs,
+                          shutdown_grace_seconds=15.0, database_url=database_url or database_for(data_dir),
+                          **settings)
+    running = BackgroundServer(config)
+    running.target = f"127.0.0.1:{running.port}"
+    return running
 
 
 @pytest.fixture(scope="session")
@@ -183,9 +162,9 @@ def client(server):
 
 def _servers(default_dir):
     """A start(data_dir=None, **settings) function, and every server it started stopped at the end."""
-    started: list[ServerThread] = []
+    started: list = []  # BackgroundServer
 
-    def start(data_dir: Path | None = None, **kwargs) -> ServerThread:
+    def start(data_dir: Path | None = None, **kwargs):
         running = ServerThread(data_dir or default_dir(), **kwargs)
         started.append(running)
         return running

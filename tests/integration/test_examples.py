@@ -60,8 +60,9 @@ def test_train_to_inference(client, examples):
     assert results["batches"] < results["requests"]  # concurrent requests shared onnxruntime runs
 
 
-def test_basic_training(client, examples):
-    results = examples("basic_training").run(client, small=True)
+def test_basic_training(examples, tmp_path):
+    results = examples("basic_training").run(small=True, data_dir=tmp_path / "engine")  # in-process, no server
+    assert results["epochs_streamed"] == list(range(1, results["epochs_run"] + 1))  # every point, once, in order
     # Early stopping ended the job well before the 100 epochs asked, with the checkpoint of its
     # last epoch written (save_latest); the model SaveModel wrote is the one the job exported.
     assert results["epochs_run"] < results["epochs_asked"] == 100
@@ -101,6 +102,9 @@ def test_training_pipeline(client, examples):
 
 def test_extension_integration(examples, tmp_path):
     results = examples("extension_integration").run(small=True, data_dir=tmp_path / "embedded")
+    # The seed's TrainingConfiguration, from YAML: default resources, checkpoint and model paths.
+    assert results["job_resources"] == ("8", 1, 2)
+    assert results["artifacts_under_model_path"] and results["checkpoints_under_checkpoint_path"]
     assert results["job_state"] == "JOB_STATE_COMPLETED" and results["epochs_run"] < results["epochs_asked"]
     assert "early stopping" in results["early_stopping"]
     assert results["custom_callback_refused"] == "UNIMPLEMENTED"
@@ -110,4 +114,4 @@ def test_extension_integration(examples, tmp_path):
     assert results["stages"] == {"evaluate": "succeeded", "gate": "succeeded",
                                  "deploy": "succeeded" if approved else "skipped"}
     assert results["model_stage"] == ("MODEL_STAGE_PRODUCTION" if approved else "MODEL_STAGE_UNSPECIFIED")
-    assert results["artifacts_under_storage_path"] == approved  # the configured storage path holds the release
+    assert results["release_under_model_path"] == approved  # the configured model path holds the release

@@ -160,3 +160,12 @@ def test_the_example_file_is_a_valid_configuration(clean_env):
     example = Path(__file__).resolve().parents[3] / "examples" / "forge.yaml"
     config, _ = _effective("--config", str(example))
     assert config.training_enabled and config.default_job_memory_bytes == 8 * 1024 ** 3
+
+
+def test_an_application_loads_the_same_configuration_and_gets_value_errors(clean_env, tmp_path):
+    path = _write(tmp_path, SEED_LIKE)
+    config = server_main.load_config(path, "--address", "127.0.0.1:0")
+    assert config.address == "127.0.0.1:0" and config.default_job_priority == 2
+    (tmp_path / "bad.yaml").write_text("enabled: maybe\n")
+    with pytest.raises(ValueError, match="enabled: expected true or false, got 'maybe'"):
+        server_main.load_config(tmp_path / "bad.yaml")
