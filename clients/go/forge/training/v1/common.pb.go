@@ -305,7 +305,8 @@ type ResourceConfig struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// CPU cores, as a Kubernetes-style quantity ("2", "500m"). With local
+	// CPU cores, as a Kubernetes-style quantity ("2", "500m"). Empty means the
+	// server's default (default_resources.cpu), recorded in the job. With local
 	// workers it is recorded, not enforced; on a Ray cluster (the server's
 	// --executor ray) it is the task's CPU request, 1 when empty. A request no
 	// node of the cluster can meet fails StartTraining with RESOURCE_EXHAUSTED.
@@ -317,13 +318,17 @@ type ResourceConfig struct {
 	// unless the server sets one. On a Ray cluster it is the task's memory
 	// request, which Ray schedules by but does not measure.
 	Memory string `protobuf:"bytes,2,opt,name=memory,proto3" json:"memory,omitempty"`
-	// Number of GPUs. 0 means CPU only. On a Ray cluster, the task's GPU
-	// request.
+	// Number of GPUs. 0 means the server's default (default_resources.gpu,
+	// recorded in the job), which is CPU only unless the server sets one. A
+	// framework that sees no GPU trains on the CPU and the job's log says so. On
+	// a Ray cluster, the task's GPU request.
 	Gpu int32 `protobuf:"varint,3,opt,name=gpu,proto3" json:"gpu,omitempty"`
 	// Wall-clock limit for the job; past it the job fails with a clear reason.
 	// Unset means the server's default.
 	Timeout *durationpb.Duration `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	// Scheduling priority; higher runs first among pending jobs. Default 0.
+	// Scheduling priority; higher runs first among pending jobs. 0 means the
+	// server's default (default_resources.priority, recorded in the job), which
+	// is 0 unless the server sets one.
 	Priority int32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
 	// Data-parallel workers training one job together on a Ray cluster. PyTorch:
 	// DistributedDataParallel over Ray Train's TorchTrainer; each worker holds a copy

@@ -21,7 +21,8 @@ export const file_forge_training_v1_common: GenFile = /*@__PURE__*/
  */
 export type ResourceConfig = Message<"forge.training.v1.ResourceConfig"> & {
   /**
-   * CPU cores, as a Kubernetes-style quantity ("2", "500m"). With local
+   * CPU cores, as a Kubernetes-style quantity ("2", "500m"). Empty means the
+   * server's default (default_resources.cpu), recorded in the job. With local
    * workers it is recorded, not enforced; on a Ray cluster (the server's
    * --executor ray) it is the task's CPU request, 1 when empty. A request no
    * node of the cluster can meet fails StartTraining with RESOURCE_EXHAUSTED.
@@ -43,8 +44,10 @@ export type ResourceConfig = Message<"forge.training.v1.ResourceConfig"> & {
   memory: string;
 
   /**
-   * Number of GPUs. 0 means CPU only. On a Ray cluster, the task's GPU
-   * request.
+   * Number of GPUs. 0 means the server's default (default_resources.gpu,
+   * recorded in the job), which is CPU only unless the server sets one. A
+   * framework that sees no GPU trains on the CPU and the job's log says so. On
+   * a Ray cluster, the task's GPU request.
    *
    * @generated from field: int32 gpu = 3;
    */
@@ -59,7 +62,9 @@ export type ResourceConfig = Message<"forge.training.v1.ResourceConfig"> & {
   timeout?: Duration | undefined;
 
   /**
-   * Scheduling priority; higher runs first among pending jobs. Default 0.
+   * Scheduling priority; higher runs first among pending jobs. 0 means the
+   * server's default (default_resources.priority, recorded in the job), which
+   * is 0 unless the server sets one.
    *
    * @generated from field: int32 priority = 5;
    */
