@@ -21,7 +21,9 @@ would answer. Nothing here knows about gRPC.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -99,8 +101,29 @@ class EngineSettings:
         return self.database_url or f"sqlite:///{(self.data_dir / 'forge.db').resolve()}"
 
 
+def _check_process_can_train(settings: EngineSettings) -> None:
+    """Refuse, saying what to change, the two ways a Python program cannot host worker processes.
+
+    Workers are started with multiprocessing's "spawn" (and the warm template's fork server),
+    which import the program's main script again in each new process, as `__mp_main__`: code
+    outside `if __name__ == "__main__":` runs there too, and an Engine built by it would start
+    jobs from inside a worker. multiprocessing marks a process that is still importing its
+    parent's main module with `_inheriting` (what its own "bootstrapping phase" error checks).
+    A program read from standard input has no script to import, so no worker could start."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError("an Engine is being created while a worker process imports the program's main script: "
+                           "keep the code that creates it under `if __name__ == \"__main__\":` (docs/embedding.md)")
+    main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if (settings.training_enabled and settings.executor == "local" and main_path
+            and getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None) is None
+            and not os.path.exists(main_path)):
+        raise RuntimeError(f"worker processes cannot start from a program read from {main_path}: save it to a file "
+                           "(or run it with python -c), or build the Engine with training_enabled=False")
+
+
 class Engine:
     def __init__(self, settings: EngineSettings):
+        _check_process_can_train(settings)
         if settings.max_concurrent_jobs < 1:
             raise ValueError("max_concurrent_jobs must be at least 1")
         if not 0 <= settings.resolved_warm_workers() <= settings.max_concurrent_jobs:

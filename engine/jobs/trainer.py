@@ -176,7 +176,9 @@ def _worker_death(code: int | None) -> str:
         name = _signal_name(code)
         hint = " (the system may have run out of memory, or someone ran kill -9)" if -code == signal.SIGKILL else ""
         return f"the worker process was killed by {name}{hint}; the job's checkpoints and logs are kept"
-    return f"the worker process exited unexpectedly with code {code}; see the job's logs"
+    return (f"the worker process exited unexpectedly with code {code}; see the job's logs (an error before the "
+            "worker reached the job, such as importing the program's main script, is on the standard error of "
+            "the process running the engine)")
 
 
 def _mib(size: int) -> str:

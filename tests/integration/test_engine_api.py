@@ -6,8 +6,12 @@ the same data dir sees the same jobs."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import onnxruntime as ort
 import psutil
@@ -114,3 +118,23 @@ def test_export_refuses_changed_bytes_and_writes_nothing(tmp_path, breast_cancer
         with pytest.raises(DataLoss):
             forge.export_model(job.name, "pickle", tmp_path / "bad.pkl")
         assert not (tmp_path / "bad.pkl").exists()
+
+
+def test_programs_that_cannot_host_workers_are_told_what_to_change(tmp_path):
+    """Workers import the program's main script again (multiprocessing's spawn): an Engine built
+    at a script's top level would start jobs from inside each worker, and a program read from
+    standard input has no script to import. Both are refused with what to change."""
+    program = (f"import sys\nsys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+               "from engine import Engine, EngineSettings\n"
+               f"Engine(EngineSettings(data_dir={str(tmp_path / 'data')!r}))\n")
+    refused = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1
+    assert "worker processes cannot start from a program read from <stdin>: save it to a file" in refused.stderr
+
+    me = multiprocessing.current_process()
+    me._inheriting = True  # what multiprocessing sets while a new process imports its parent's main script
+    try:
+        with pytest.raises(RuntimeError, match='keep the code that creates it under `if __name__ == "__main__":`'):
+            Engine(EngineSettings(data_dir=tmp_path / "x"))
+    finally:
+        del me._inheriting
