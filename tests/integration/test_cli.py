@@ -318,13 +318,20 @@ def test_the_installed_script_runs_client_commands_and_forwards_server_ones(serv
     assert helped.returncode == 0
     commands = set(re.findall(r"^    (\S+)\s", helped.stdout, re.M))
     assert {"datasets", "jobs", "export", "models", "pipelines", "tuning", "plot", "serve", "keys",
-            "migrate"} <= commands
+            "migrate", "config"} <= commands
 
     # A server command gets its own argv: migrate reports on a data dir that has no database yet.
     migrate = subprocess.run([FORGE_TRAINING, "migrate", "--show", "--data-dir", str(tmp_path)],
                              capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stderr
     assert migrate.stdout.startswith(f"database: none yet at {tmp_path / 'forge.db'}")
+
+    # config show prints the effective configuration, the database password masked.
+    shown = subprocess.run([FORGE_TRAINING, "config", "show", "--data-dir", str(tmp_path),
+                            "--database-url", "postgresql://forge:hunter2@db/forge"],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "database_url: postgresql://forge:****@db/forge" in shown.stdout and "hunter2" not in shown.stdout
 
     # A client command imports neither the server nor the engine.
     probe = ("import json, sys\nfrom forge.training.cli import main\n"
