@@ -188,7 +188,11 @@ class Engine:
     # ----- in-process use
 
     def __enter__(self) -> "Engine":
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # e.g. a database refused: close what the constructor opened
+            self.shutdown(0)
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -140,9 +140,11 @@ class BackgroundServer:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="forge-training", daemon=True)
         self.thread.start()
+        starting = asyncio.run_coroutine_threadsafe(create_server(config), self.loop)
         try:
-            self.running: RunningServer = self.call(create_server(config), start_timeout)
+            self.running: RunningServer = starting.result(start_timeout)
         except BaseException:
+            starting.cancel()  # a start still under way (a timeout) stops where it is
             self._close_loop()
             raise
 
@@ -173,6 +175,8 @@ class BackgroundServer:
     def _close_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
     def __enter__(self) -> "BackgroundServer":
         return self

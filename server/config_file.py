@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from engine.errors import ForgeError
 from engine.jobs.spec import parse_duration
+from engine.storage.artifacts import masked_url
 from server.config import ENV_PREFIX
 
 
@@ -183,9 +183,27 @@ def load(path: Path) -> FileSettings:
         raise ConfigFileError(f"{path}: expected a mapping of keys (enabled, data_path, storage, server, ...) "
                               f"at the top, got {type(document).__name__}")
     settings = FileSettings(Path(path), {}, {})
-    for dotted, value in _leaves(document, ""):
+    leaves = list(_leaves(document, ""))
+    _check_storage_sections(Path(path), leaves)
+    for dotted, value in leaves:
         _take(settings, dotted, value)
     return settings
+
+
+def _check_storage_sections(path: Path, leaves: list[tuple[str, Any]]) -> None:
+    """One storage section, the one storage.type names: the seed lists a section per backend,
+    and a file that keeps another backend's section would have it silently ignored (or mixed in)."""
+    given = dict(leaves)
+    sections = sorted({k.split(".")[1] for k in given if k.startswith("storage.") and k.count(".") >= 2})
+    kind = given.get("storage.type")
+    if kind is not None:
+        for section in sections:
+            if section != kind:
+                raise ConfigFileError(f"{path}: storage.{section} is given but storage.type is {kind!r}: remove the "
+                                      f"{section} section, or set storage.type: {section}")
+    elif len(sections) > 1:
+        raise ConfigFileError(f"{path}: storage has sections {' and '.join(sections)}: set storage.type to the one "
+                              "to use and remove the others")
 
 
 def _leaves(node: dict, prefix: str):
@@ -232,7 +250,7 @@ def apply(settings: FileSettings, parser: argparse.ArgumentParser, args: argpars
         if action.choices and value not in action.choices:
             raise ConfigFileError(f"{settings.path}: {settings.keys[dest]}: expected one of "
                                   f"{', '.join(map(str, action.choices))}, got {value!r}")
-        if _on_command_line(action, argv) or os.environ.get(env_name(action)) is not None:
+        if _on_command_line(action, argv) or os.environ.get(env_name(action)):  # an empty variable: unset
             continue
         setattr(args, dest, value)
 
@@ -244,7 +262,7 @@ def _on_command_line(action: argparse.Action, argv: list[str]) -> bool:
 
 def env_name(action: argparse.Action) -> str:
     """The FORGE_TRAINING_* variable of a serve flag: its name, plural for repeatable ones
-    (the rule tools/gen_config_docs.py checks against the parser)."""
+    (tests/unit/server/test_config_file.py holds every key's to the variable its flag reads)."""
     name = action.option_strings[-1].lstrip("-").replace("-", "_").upper()
     return ENV_PREFIX + (name + "S" if isinstance(action, argparse._AppendAction) else name)
 
@@ -260,23 +278,14 @@ def explain(message: str, settings: FileSettings | None, parser: argparse.Argume
     return message
 
 
-def mask_url(url: str) -> str:
-    """A database URL with its password replaced by ****."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def effective(config, args: argparse.Namespace) -> dict[str, Any]:
     """The effective configuration in the file's own shape, secrets masked: `config show`."""
     storage = config.storage
     section = {"local": {"base_path": storage.base_path},
                "s3": {"bucket": storage.bucket, "prefix": storage.prefix, "region": storage.region,
-                      "endpoint_url": storage.endpoint_url},
+                      "endpoint_url": masked_url(storage.endpoint_url)},
                "gcs": {"bucket": storage.bucket, "prefix": storage.prefix, "project_id": storage.project,
-                       "endpoint_url": storage.endpoint_url},
+                       "endpoint_url": masked_url(storage.endpoint_url)},
                "azure": {"container": storage.bucket, "prefix": storage.prefix,
                          "account_name": storage.account}}[storage.type]
     tls = {"cert": config.tls_cert, "key": config.tls_key, "client_ca": config.tls_client_ca}
@@ -296,7 +305,7 @@ def effective(config, args: argparse.Namespace) -> dict[str, Any]:
                     **({"credentials": _credentials(storage.type)} if storage.type != "local" else {})},
         "server": {
             "address": config.address,
-            "database_url": mask_url(config.database_url) if config.database_url
+            "database_url": masked_url(config.database_url) if config.database_url
             else f"sqlite:///{Path(config.data_dir).resolve() / 'forge.db'}",
             "executor": config.executor,
             "ray_address": config.ray_address or None,
@@ -316,7 +325,7 @@ def effective(config, args: argparse.Namespace) -> dict[str, Any]:
                        "max_expanded_bytes": config.ingest_limits.max_expanded_bytes},
             "observability": {"log_level": config.log_level, "log_format": config.log_format,
                               "metrics_address": config.metrics_address or None, "tracing": config.tracing,
-                              "tracing_endpoint": config.tracing_endpoint or None},
+                              "tracing_endpoint": masked_url(config.tracing_endpoint) or None},
         },
     }
     return shown

@@ -45,10 +45,6 @@ def _str_to_enum(enum_type, value: str, prefix: str) -> int:
     return enum_type.Value(prefix + value.upper())
 
 
-def model_type_str(value: int) -> str:
-    return enum_str(common_pb2.ModelType, value, "MODEL_TYPE_", "model_type")
-
-
 def export_format_str(value: int, field: str = "format") -> str:
     if value == 0:
         raise InvalidArgument.field(field, "is required: ONNX, PICKLE, SAVEDMODEL or TORCH", "REQUIRED")

@@ -145,14 +145,15 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             raise InvalidArgument.field("batch_size", f"must be between 1 and 10000, got {size}")
         columns = list(request.columns) or None
         convert.enum_str(dataset_pb2.RecordFormat, request.format, "RECORD_FORMAT_", "format")  # a known value
+        path = await _run(self.data.local_file, row)  # fetched from the object store when the data dir lacks it
         if request.format == dataset_pb2.RECORD_FORMAT_ARROW_IPC:
-            chunks = await _run(iter_arrow_batches, row.path, size, request.offset, columns)
+            chunks = await _run(iter_arrow_batches, path, size, request.offset, columns)
             while True:
                 chunk = await _run(next, chunks, None)
                 if chunk is None:
                     return
                 yield pb.StreamRecordsResponse(offset=chunk[0], arrow_ipc=chunk[1])
-        batches = await _run(iter_record_batches, row.path, size, request.offset, columns)
+        batches = await _run(iter_record_batches, path, size, request.offset, columns)
         index = request.offset
         while True:
             batch = await _run(next, batches, None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import logging
 import signal
 import sys
@@ -83,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The server's commands (also read by tools/gen_config_docs.py for docs/configuration.md)."""
     parser = argparse.ArgumentParser(prog="forge-training", description="forge-training: train models over gRPC")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the gRPC server")
+    # No abbreviated flags: a flag given on the command line must be seen as given, to win over
+    # the configuration file (config_file.apply matches the names as written).
+    serve_parser = commands.add_parser("serve", help="run the gRPC server", allow_abbrev=False)
     server_config.add_serve_arguments(serve_parser)
     keys_command.add_parser(commands)
     migrate_command.add_parser(commands)
@@ -92,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "--config file, environment and flags.")
     config_commands = config_parser.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser(
-        "show", help="print the effective configuration as YAML, secrets masked",
+        "show", help="print the effective configuration as YAML, secrets masked", allow_abbrev=False,
         description="Prints, as YAML in the configuration file's shape, what `forge-training serve` would run with "
                     "given the same --config file, environment and flags (it takes every flag of serve); secrets "
                     "are masked and credentials shown only as set or not. A configuration serve would refuse "
@@ -130,10 +134,14 @@ def load_config(path: str | Path | None = None, *flags: str) -> server_config.Se
     ValueError, naming the key or flag, when it is not valid."""
     argv = ["serve", *(["--config", str(path)] if path else []), *flags]
     parser = build_parser()
+    usage = io.StringIO()
     try:
-        return effective_config(parser, parser.parse_args(argv), argv)
+        with contextlib.redirect_stderr(usage):  # argparse prints its complaint, then exits
+            args = parser.parse_args(argv)
+        return effective_config(parser, args, argv)
     except SystemExit as exc:  # argparse and the checks speak to a command line; a library raises
-        raise ValueError(str(exc.code).removeprefix("forge-training: ")) from None
+        said = exc.code if isinstance(exc.code, str) else usage.getvalue().strip().splitlines()[-1]
+        raise ValueError(said.removeprefix("forge-training: ")) from None
 
 
 def main(argv: list[str] | None = None) -> int:

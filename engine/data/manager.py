@@ -419,7 +419,7 @@ class DataManager:
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             if self.store is not None:
-                self.store.delete(self.store.uri(self._key(name)))
+                self.store.discard(self.store.uri(self._key(name)))
             raise
 
     def split(self, name: str, ratios: list[float], *, seed: int, stratify_column: str, shuffle: bool,
@@ -496,7 +496,7 @@ class DataManager:
             s.delete(row)
         shutil.rmtree(self._dir(name), ignore_errors=True)
         if self.store is not None:
-            self.store.delete(self.store.uri(self._key(name)))
+            self.store.discard(self.store.uri(self._key(name)))
 
     def _insert(self, name: str, project: str, result: IngestResult, config: dict[str, Any], *, source_uri: str,
                 lineage: dict[str, Any], version: int = 1) -> DatasetRow:

@@ -24,13 +24,13 @@ from engine.errors import InvalidArgument, Unimplemented
 from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, DataSpec, EarlyStoppingSpec, LRSchedulerSpec,
                               RegularizationSpec, ResourceSpec, TrainingSpec, WorkerRetrySpec, parse_duration)
 
-# Field kinds: "str", "int", "float", "bool", "duration", "model_type", "struct" (any JSON
+# Field kinds: "str", "int", "float", "bool", "duration", "model_type", "data_type", "struct" (any JSON
 # object), "strs", "ints", "labels" (string -> string), "list" (objects, read by their own
 # code), or a nested section (a dict of its fields).
 RULES = {"required_columns": "strs", "min_rows": "int", "max_null_fraction": "float", "constraints": "list",
          "fail_on_violation": "bool", "conditions": "strs"}
 CONSTRAINT = {"column": "str", "min": "float", "max": "float", "allowed_values": "strs", "pattern": "str",
-              "not_null": "bool", "data_type": "str", "unique": "bool"}
+              "not_null": "bool", "data_type": "data_type", "unique": "bool"}
 REQUEST = {
     "display_name": "str",
     "model_type": "model_type",
@@ -146,7 +146,11 @@ def _section(value: Any, fields: dict[str, Any], path: str) -> dict[str, Any]:
 def _constraint(value: Any, path: str) -> dict[str, Any]:
     constraint = _section(value, CONSTRAINT, path)
     if "data_type" in constraint:
-        short = constraint["data_type"].strip().upper().removeprefix("DATA_TYPE_").lower().replace("-", "_")
+        given = constraint["data_type"]
+        if isinstance(given, int) and 1 <= given <= len(_DATA_TYPES):  # the proto's numbering
+            given = _DATA_TYPES[given - 1]
+        short = given.strip().upper().removeprefix("DATA_TYPE_").lower().replace("-", "_") \
+            if isinstance(given, str) else ""
         if short not in _DATA_TYPES:
             raise InvalidArgument.field(f"{path}.data_type", f"{constraint['data_type']!r} is not a DataType: use "
                                                              f"one of {', '.join(_DATA_TYPES)}")
@@ -173,6 +177,9 @@ def _value(value: Any, kind: str, where: str) -> Any:
         return parse_duration(value, where)
     elif kind == "model_type":
         return _model_type(value, where)
+    elif kind == "data_type":  # a name or the proto's number; checked by _constraint
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return value
     elif kind == "struct":
         if isinstance(value, Mapping):
             return dict(value)
@@ -184,7 +191,7 @@ def _value(value: Any, kind: str, where: str) -> Any:
     elif kind == "labels":
         if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             return dict(value)
-    expected = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
+    expected = {"str": "a string", "data_type": "a DataType name", "bool": "true or false", "int": "an integer", "float": "a number",
                 "struct": "an object", "strs": "a list of strings", "ints": "a list of integers",
                 "list": "a list", "labels": "an object of strings"}[kind]
     raise InvalidArgument.field(where, f"must be {expected}, got {_kind_of(value)} {value!r}")

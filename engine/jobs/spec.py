@@ -96,14 +96,15 @@ MIN_MEMORY_BYTES = 32 * 2**20
 MAX_WORKERS = 256
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"^\s*(-?(?:\d+(?:\.\d*)?|\.\d+))\s*(ms|s|m|h|d)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 def parse_duration(value: Any, field: str) -> float:
     """Seconds, from a number of seconds or a string such as "90s", "1.5s" (the proto's JSON form
-    of a Duration), "30m", "6h" or "2d"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+    of a Duration), "30m", "6h" or "2d". A negative one is returned as it is: the caller says
+    what range its field takes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     found = _DURATION.match(value) if isinstance(value, str) else None
     if not found:

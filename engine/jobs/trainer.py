@@ -270,24 +270,10 @@ class ModelTrainer:
 
     def _checkpoint_key(self, path: str | Path) -> str:
         """Where a checkpoint file (or a job's checkpoint folder) lives in an object store: its
-        place under the checkpoint directory, under checkpoints/."""
+        place under the checkpoint directory, under checkpoints/. The worker uploads each one
+        there as it writes it (worker.save_checkpoint); the server prunes and deletes them."""
         relative = Path(path).resolve().relative_to(self.settings.checkpoint_root.resolve())
         return f"checkpoints/{relative.as_posix()}"
-
-    def _store_checkpoint(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """The checkpoint record, with its object-store copy's uri once uploaded (object stores
-        only): a server or Ray node whose data dir lacks the file fetches and verifies it. A
-        failed upload leaves the checkpoint in the data dir alone, and the job's log says so."""
-        if self.store.local:
-            return payload
-        try:
-            stored = self.store.put_file(payload["path"], self._checkpoint_key(payload["path"]),
-                                         payload["size_bytes"], payload["sha256"])
-        except Exception as exc:  # the store is down: training goes on, the local copy still resumes
-            self._journal.log(name, f"the checkpoint of epoch {payload['epoch']} is only in the data dir: storing it "
-                                    f"in {self.store.config.describe()} failed ({exc})", "warning")
-            return payload
-        return {**payload, "uri": stored["uri"]}
 
     @staticmethod
     def _artifact_key(name: str) -> str:
@@ -567,7 +553,7 @@ class ModelTrainer:
         shutil.rmtree(self._artifact_dir(name), ignore_errors=True)
         self.store.delete(self.store.uri(self._artifact_key(name)))
         if not self.store.local:
-            self.store.delete(self.store.uri(self._checkpoint_key(checkpoints)))
+            self.store.discard(self.store.uri(self._checkpoint_key(checkpoints)))
 
     def pause(self, name: str) -> TrainingJobRow:
         with self._lock:
@@ -742,6 +728,9 @@ class ModelTrainer:
             "artifact_key": self._artifact_key(row.name),
             "data_dir": str(self.settings.data_dir),
             "storage": self.store.config.to_dict(),
+            # Where the worker copies each checkpoint in an object store (none for local storage).
+            "checkpoint_key": None if self.store.local else self._checkpoint_key(self._checkpoint_dir(row.name,
+                                                                                                     row.spec)),
             "resume": resume,
         }
 
@@ -831,7 +820,6 @@ class ModelTrainer:
                 row.update_time = _now()
             self._bus.publish(name)
         elif kind in ("checkpoint", "paused"):
-            payload = self._store_checkpoint(name, payload)
             with self._db.session() as s:
                 row = self._row(s, name)
                 row.checkpoint = payload
@@ -839,7 +827,7 @@ class ModelTrainer:
                 keep = row.spec.get("checkpoints", {}).get("keep_last") or 3
             pruned = _prune_checkpoints(Path(payload["path"]).parent, int(payload["epoch"]), keep)
             for path in pruned if not self.store.local else ():
-                self.store.delete(self.store.uri(self._checkpoint_key(path)))
+                self.store.discard(self.store.uri(self._checkpoint_key(path)))
         elif kind == "completed":
             with self._db.session() as s:
                 row = self._row(s, name)

@@ -322,6 +322,12 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         # more epochs before it notices, and must not delete the checkpoint the restarted server
         # resumes from.
         info = {"epoch": at_epoch, "path": str(path), "sha256": digest, "size_bytes": size, "tracker": tracker_state()}
+        if payload.get("checkpoint_key") and digest:  # an object store: a copy where any machine finds it
+            try:
+                info["uri"] = store.put_file(path, f"{payload['checkpoint_key']}/{path.name}", size, digest)["uri"]
+            except Exception as exc:  # the store is down: training goes on, the local copy still resumes here
+                channel.log(f"the checkpoint of epoch {at_epoch} is only in the data dir: storing it in "
+                            f"{store.config.describe()} failed ({exc})", "warning")
         channel.send("checkpoint", info)
         return info
 

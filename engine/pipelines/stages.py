@@ -111,6 +111,7 @@ from engine import names
 from engine.data import expressions
 from engine.data.splits import RATIO_TOLERANCE
 from engine.data.validation import parse_rules
+from engine.jobs.request import spec_from_request
 from engine.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -154,7 +155,7 @@ class StageContext:
     metrics: Callable[[dict[str, float]], None] = _nothing       # a metrics event (each epoch of a training)
     # Set on cancel or timeout: stop promptly (cancelling any job started) and raise StageCancelled.
     cancelled: threading.Event = dataclass_field(default_factory=threading.Event)
-    make_spec: Callable[[dict], Any] | None = None               # TrainingRequest JSON -> TrainingSpec
+    make_spec: Callable[[dict], Any] = spec_from_request         # TrainingRequest JSON -> TrainingSpec
     functions: dict[str, Callable[[dict, "StageContext"], dict]] = dataclass_field(default_factory=dict)
     handles: dict[str, Any] = dataclass_field(default_factory=dict)  # what an earlier try remembered
     remember: Callable[[dict[str, Any]], None] = _nothing        # persist handles now (merged into them)

@@ -21,6 +21,7 @@ reads both. Local URIs are plain absolute paths.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -32,7 +33,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import DataLoss, FailedPrecondition, InvalidArgument, PermissionDenied
-from engine.storage.files import CHUNK, write_atomic
+from engine.storage.files import CHUNK, write_atomic, write_atomic_hashed
+
+log = logging.getLogger("forge.engine.storage")
 
 STORAGE_TYPES = ("local", "s3", "gcs", "azure")
 _SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
@@ -85,9 +88,33 @@ class StorageConfig:
         """For the startup log: where artifacts go (nothing here is a secret)."""
         if self.type == "local":
             return f"local directory {self.base_path}"
-        extra = f" via {self.endpoint_url}" if self.endpoint_url else ""
+        extra = f" via {masked_url(self.endpoint_url)}" if self.endpoint_url else ""
         account = f" (account {self.account})" if self.account else ""
         return f"{self.type} {self.scheme}://{self.bucket}/{self.prefix.strip('/')}{extra}{account}"
+
+
+_SECRET_QUERY_KEYS = ("password", "passwd", "secret", "token", "sig", "key", "credential")
+
+
+def masked_url(url: str) -> str:
+    """`url` safe to log or show: a password in its user part and the values of query
+    parameters that look like secrets (password, token, sig, ...) replaced by ****."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "****"
+    masked = url  # edited in place: rebuilding would rewrite sqlite:////abs/path as sqlite://abs/path
+    if parts.password:
+        masked = masked.replace(f":{parts.password}@", ":****@", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(any(s in k.lower() for s in _SECRET_QUERY_KEYS) for k, _ in pairs):
+            query = urlencode([(k, "****" if any(s in k.lower() for s in _SECRET_QUERY_KEYS) else v)
+                               for k, v in pairs], safe="*")
+            masked = masked.replace("?" + parts.query, "?" + query, 1)
+    return masked
 
 
 def location(info: dict[str, Any]) -> str:
@@ -323,19 +350,30 @@ class ArtifactStore:
         return self.download(info, dest)
 
     def download(self, info: dict[str, Any], dest: str | os.PathLike) -> Path:
-        """A copy of a stored artifact at `dest`, written atomically and hashed as it is written;
-        DataLoss (and no file) when the bytes do not match the record."""
+        """A copy of a stored artifact at `dest`, hashed as it is written and checked before it
+        takes the name: `dest` never holds bytes that do not match the record (a reader that
+        finds the file there may use it), and a file already there stays as it was. DataLoss
+        when they do not match."""
 
-        def download(tmp: str) -> None:
-            with self.open(location(info)) as src, open(tmp, "wb") as out:
+        def copy(out) -> None:
+            with self.open(location(info)) as src:
                 shutil.copyfileobj(src, out, CHUNK)
+            if out.hexdigest() != info["sha256"]:
+                raise DataLoss(f"stored artifact {location(info).rsplit('/', 1)[-1]} is corrupted: sha256 "
+                               f"{out.hexdigest()} != recorded {info['sha256']}")
 
-        _, digest = write_atomic(dest, download)
-        if digest != info["sha256"]:
-            Path(dest).unlink(missing_ok=True)
-            raise DataLoss(f"stored artifact {location(info).rsplit('/', 1)[-1]} is corrupted: sha256 {digest} != "
-                           f"recorded {info['sha256']}")
+        write_atomic_hashed(dest, copy)
         return Path(dest)
+
+    def discard(self, uri: str) -> bool:
+        """delete(uri) for clean-up that must not fail what it follows (pruning old checkpoints,
+        a deleted dataset's copy): a store that refuses is logged, not raised. Whether it went."""
+        try:
+            self.delete(uri)
+            return True
+        except Exception as exc:  # a store outage: the object stays, as an orphan the log names
+            log.warning("could not delete %s from %s: %s", uri, self.config.describe(), exc)
+            return False
 
     def restore(self, info: dict[str, Any] | None, local_path: str | os.PathLike) -> Path:
         """`local_path`, fetched from this store and verified first when the file is missing

@@ -55,8 +55,6 @@ class TuningManager:
         self._db = db
         self._trainer = trainer
         self._journal = journal
-        # Turns a TrainingRequest in JSON form into a TrainingSpec; the server provides it (the
-        # request's proto lives there). Without one, StartTuning is refused.
         # TrainingRequest JSON -> TrainingSpec: the engine's own reading, unless the server adds
         # its check against the proto first.
         self.make_spec = make_spec or spec_from_request

@@ -124,3 +124,24 @@ def test_datasets_checkpoints_and_models_round_trip_through_the_store(backend, s
         assert not backend.fs.exists(backend.path("checkpoints/default/store-pause"))
         client.delete_dataset(data.name)
         assert not backend.fs.exists(backend.path(dataset_key))
+
+
+def test_a_store_that_refuses_loses_nothing_and_says_so(start_server, s3_endpoint, breast_cancer_csv, tmp_path,
+                                                        monkeypatch):
+    """A bucket that does not exist (or refuses): the dataset is not created, the answer says
+    where it could not be stored, and the server goes on serving."""
+    from engine.storage.artifacts import StorageConfig
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "forge"), ("AWS_SECRET_ACCESS_KEY", "not-a-secret"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    storage = StorageConfig(type="s3", bucket="no-such-bucket", region="us-east-1", endpoint_url=s3_endpoint)
+    server = start_server(tmp_path / "refused", storage=storage, warm_workers=0)
+    with Client(server.target) as client:
+        with pytest.raises(ForgeTrainingError) as err:
+            client.upload_dataset(breast_cancer_csv, dataset_id="bc-refused", label_column="target")
+        assert err.value.code.name == "UNAVAILABLE"
+        assert "could not store dataset projects/default/datasets/bc-refused in s3 s3://no-such-bucket" in \
+            err.value.message and "nothing was created" in err.value.message
+        assert list(client.list_datasets()) == []
+        assert not (tmp_path / "refused" / "datasets" / "default" / "bc-refused").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine.storage.artifacts import masked_url
 from server import config_file, main as server_main
 
 SEED_LIKE = """
@@ -71,11 +72,15 @@ def test_the_seeds_configuration_sets_the_server_and_engine(clean_env, tmp_path)
 def test_environment_overrides_the_file_and_flags_override_both(clean_env, tmp_path):
     path = str(_write(tmp_path, SEED_LIKE))
     clean_env.setenv("FORGE_TRAINING_MAX_CONCURRENT_JOBS", "3")
+    clean_env.setenv("FORGE_TRAINING_ADDRESS", "")  # empty: unset, as the flag's parser reads it
     clean_env.setenv("FORGE_TRAINING_DEFAULT_JOB_GPU", "0")
     config, _ = _effective("--config", path, "--default-job-gpu=2", "--log-format", "text")
     assert config.max_concurrent_jobs == 3  # environment over file
     assert config.default_job_gpu == 2 and config.log_format == "text"  # flags over environment and file
     assert config.default_job_priority == 2  # the file where nothing else speaks
+    assert config.address == "127.0.0.1:50999"
+    with pytest.raises(SystemExit):  # abbreviations would dodge the precedence rule: not accepted
+        _effective("--config", path, "--max-conc", "4")
     clean_env.setenv("FORGE_TRAINING_CONFIG", path)  # the file itself can come from the environment
     assert _effective()[0].max_concurrent_jobs == 3
 
@@ -107,6 +112,8 @@ def test_every_key_is_a_serve_flag_and_its_environment_variable_is_the_one_the_f
     ("default_resources:\n  cpu: -2", "(set by default_resources.cpu in"),
     ("storage:\n  type: s3", "s3 storage needs a bucket"),
     ("model_path: a\nstorage:\n  local:\n    base_path: b", "storage.local.base_path and model_path set the same"),
+    ("storage:\n  type: gcs\n  s3:\n    bucket: b", "storage.s3 is given but storage.type is 'gcs'"),
+    ("storage:\n  s3:\n    bucket: b\n  gcs:\n    bucket: c", "storage has sections gcs and s3: set storage.type"),
     ("- a list", "expected a mapping of keys"),
     ("enabled: [", "not valid YAML"),
 ])
@@ -140,7 +147,11 @@ def test_config_show_prints_the_effective_configuration_with_secrets_masked(clea
                                                 "AWS_SECRET_ACCESS_KEY": "**** (set)",
                                                 "AWS_SESSION_TOKEN": "(not set)", "AWS_PROFILE": "(not set)"}}
     assert shown["max_concurrent_jobs"] == 4 and shown["default_resources"]["timeout"] == "21600s"
-    assert config_file.mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"  # nothing to mask
+    assert masked_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"  # nothing to mask
+    assert masked_url("postgresql://db/forge?user=f&password=p1&sslmode=require") == \
+        "postgresql://db/forge?user=f&password=****&sslmode=require"
+    assert masked_url("https://u:pw@collector:4318/v1/traces?token=abc") == \
+        "https://u:****@collector:4318/v1/traces?token=****"
 
 
 def test_the_keys_documented_are_the_keys_read():
@@ -169,3 +180,8 @@ def test_an_application_loads_the_same_configuration_and_gets_value_errors(clean
     (tmp_path / "bad.yaml").write_text("enabled: maybe\n")
     with pytest.raises(ValueError, match="enabled: expected true or false, got 'maybe'"):
         server_main.load_config(tmp_path / "bad.yaml")
+
+
+def test_an_application_gets_a_flag_mistake_as_a_value_error(clean_env):
+    with pytest.raises(ValueError, match="argument --executor: invalid choice: 'slurm'"):
+        server_main.load_config(None, "--executor", "slurm")

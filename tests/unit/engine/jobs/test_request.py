@@ -42,7 +42,10 @@ FULL = {
      "trainingConfig": {"epochs": 0}, "resources": {"timeout": "0.5s", "workers": 2}},
     {},
 ])
-def test_the_engine_reads_a_request_as_the_server_does(request_dict):
+def test_a_request_reads_the_same_in_process_as_through_its_proto(request_dict):
+    """The server parses the request into its message and hands the engine the message's JSON
+    form (ints for int64, full enum names, snake_case, durations as strings); an application
+    hands the engine its dict as written. Both must give the same spec."""
     assert spec_from_request(request_dict) == spec_from_request_dict(request_dict)
 
 
@@ -63,6 +66,9 @@ def test_a_full_request_becomes_the_spec_it_says():
     ({"model_type": "clasification"}, "model_type", "is not a ModelType"),
     ({"resources": {"timeout": "soon"}}, "resources.timeout", "is not a duration"),
     ({"resources": {"timeout": "400d"}}, "resources.timeout", "between 0 and 366 days"),
+    ({"resources": {"timeout": "-5s"}}, "resources.timeout", "between 0 and 366 days"),
+    ({"data_config": {"validation": {"constraints": [{"data_type": 9}]}}},
+     "data_config.validation.constraints[0].data_type", "is not a DataType: use one of int64"),
     ({"model_config": {"output_shape": [2]}}, "model_config.output_shape", "is derived from the data"),
     ({"data_config": {"validation": {"constraints": [{"dataType": "decimal"}]}}},
      "data_config.validation.constraints[0].data_type", "is not a DataType"),
@@ -100,7 +106,7 @@ def _kind(field: FieldDescriptor):
             return "list"
         return {f.name: _kind(f) for f in field.message_type.fields}
     if field.enum_type is not None:
-        return {"ModelType": "model_type", "DataType": "str"}[field.enum_type.name]
+        return {"ModelType": "model_type", "DataType": "data_type"}[field.enum_type.name]
     scalar = {FieldDescriptor.TYPE_STRING: "str", FieldDescriptor.TYPE_BOOL: "bool",
               FieldDescriptor.TYPE_DOUBLE: "float", FieldDescriptor.TYPE_FLOAT: "float"}.get(field.type, "int")
     return {"str": "strs", "int": "ints"}[scalar] if field.is_repeated else scalar
