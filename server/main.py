@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         config = effective_config(parser, args, argv)
         logs.configure(config.log_level, config.log_format)
+        if args.config:
+            log.info("configuration from %s, with FORGE_TRAINING_* variables and flags over it "
+                     "(forge-training config show prints the result)", Path(args.config).resolve())
         try:
             asyncio.run(serve(config))
         except SchemaMismatch as exc:  # the operator's to fix: the message says how, no traceback needed

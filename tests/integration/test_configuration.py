@@ -73,7 +73,7 @@ def test_serve_runs_from_the_seeds_configuration_file(tmp_path, breast_cancer_cs
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
-        assert f"serving on 127.0.0.1:{port}" in output
+        assert f"serving on 127.0.0.1:{port}" in output and f"configuration from {config}" in output
         assert "2 concurrent jobs" in output  # FORGE_TRAINING_MAX_CONCURRENT_JOBS over the file's 1
         assert output.lstrip().startswith("{")  # observability.log_format: json
     finally:
