@@ -146,6 +146,16 @@ def ServerThread(data_dir: Path, max_concurrent_jobs: int = 2, database_url: str
 
 
 @pytest.fixture(scope="session")
+def engine_settings():
+    """engine_settings(data_dir, **fields): EngineSettings of an in-process engine, on the database
+    a test server on data_dir uses (so make test-postgres runs the engine on PostgreSQL too)."""
+    from engine import EngineSettings
+
+    return lambda data_dir, **fields: EngineSettings(data_dir=data_dir, database_url=database_for(data_dir),
+                                                     **fields)
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
     running = ServerThread(tmp_path_factory.mktemp("forge-data"))
     yield running

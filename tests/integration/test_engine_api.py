@@ -28,9 +28,10 @@ REQUEST = {
 }
 
 
-def test_an_application_trains_in_process_with_the_services_behaviour(tmp_path, breast_cancer_csv, start_server):
+def test_an_application_trains_in_process_with_the_services_behaviour(tmp_path, breast_cancer_csv, start_server,
+                                                                      engine_settings):
     data_dir = tmp_path / "forge-data"
-    with Engine(EngineSettings(data_dir=data_dir, max_concurrent_jobs=1, warm_workers=0)) as forge:
+    with Engine(engine_settings(data_dir, max_concurrent_jobs=1, warm_workers=0)) as forge:
         data = forge.data.create_dataset("default", "tumours", {"source_uri": str(breast_cancer_csv),
                                                                 "label_column": "target"})
         train, test = forge.data.split(data.name, [0.8, 0.2], seed=3, stratify_column="target", shuffle=True,
@@ -84,8 +85,9 @@ def test_an_application_trains_in_process_with_the_services_behaviour(tmp_path, 
         assert meta.sha256 == exported["sha256"]
 
 
-def test_metrics_arrive_while_the_job_runs_and_training_can_be_turned_off(tmp_path, breast_cancer_csv):
-    with Engine(EngineSettings(data_dir=tmp_path / "a", warm_workers=0)) as forge:
+def test_metrics_arrive_while_the_job_runs_and_training_can_be_turned_off(tmp_path, breast_cancer_csv,
+                                                                         engine_settings):
+    with Engine(engine_settings(tmp_path / "a", warm_workers=0)) as forge:
         data = forge.data.create_dataset("default", "bc", {"source_uri": str(breast_cancer_csv), "label_column": "target"})
         job = forge.start_training({**REQUEST, "trainingConfig": {"epochs": 400, "seed": 1},
                                     "dataConfig": {"trainDataset": data.name, "labelColumn": "target"}})
@@ -101,14 +103,14 @@ def test_metrics_arrive_while_the_job_runs_and_training_can_be_turned_off(tmp_pa
         assert all(p["sequence"] > first[-1]["sequence"] for p in rest)
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    with Engine(EngineSettings(data_dir=tmp_path / "b", training_enabled=False)) as reader:
+    with Engine(engine_settings(tmp_path / "b", training_enabled=False)) as reader:
         with pytest.raises(Unavailable, match="training is disabled"):
             reader.start_training(REQUEST)
         assert {p.pid for p in psutil.Process().children(recursive=True)} - before == set()  # no worker
 
 
-def test_export_refuses_changed_bytes_and_writes_nothing(tmp_path, breast_cancer_csv):
-    with Engine(EngineSettings(data_dir=tmp_path / "d", warm_workers=0)) as forge:
+def test_export_refuses_changed_bytes_and_writes_nothing(tmp_path, breast_cancer_csv, engine_settings):
+    with Engine(engine_settings(tmp_path / "d", warm_workers=0)) as forge:
         data = forge.data.create_dataset("default", "bc", {"source_uri": str(breast_cancer_csv), "label_column": "target"})
         job = forge.wait(forge.start_training({**REQUEST, "dataConfig": {"trainDataset": data.name,
                                                                           "labelColumn": "target"}}).name, 60)
