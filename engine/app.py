@@ -23,26 +23,26 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data.ingest import IngestLimits
-from engine.errors import InvalidArgument
-from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
 from engine import names
+from engine.data.ingest import IngestLimits
+from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
+from engine.errors import InvalidArgument
 from engine.jobs import states
 from engine.jobs.request import spec_from_request
 from engine.jobs.spec import TrainingSpec
+from engine.jobs.supervisor import main_script
 from engine.jobs.trainer import ModelTrainer, TrainerSettings
 from engine.models.evaluation import ModelEvaluator
 from engine.models.inspect import inspect_isolated
 from engine.models.registry import LoadPolicy, ModelRegistry
 from engine.monitor.bus import Bus
-from engine.monitor.follow import follow
+from engine.monitor.follow import WAKE_SECONDS, follow
 from engine.monitor.journal import LEVELS, Journal
 from engine.monitor.tensorboard import TensorBoardLogs
 from engine.storage.artifacts import ArtifactStore, StorageConfig
@@ -113,10 +113,8 @@ def _check_process_can_train(settings: EngineSettings) -> None:
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError("an Engine is being created while a worker process imports the program's main script: "
                            "keep the code that creates it under `if __name__ == \"__main__\":` (docs/embedding.md)")
-    main_path = getattr(sys.modules.get("__main__"), "__file__", None)
-    if (settings.training_enabled and settings.executor == "local" and main_path
-            and getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None) is None
-            and not os.path.exists(main_path)):
+    main_path = main_script()
+    if settings.training_enabled and settings.executor == "local" and main_path and not os.path.exists(main_path):
         raise RuntimeError(f"worker processes cannot start from a program read from {main_path}: save it to a file "
                            "(or run it with python -c), or build the Engine with training_enabled=False")
 
@@ -219,7 +217,7 @@ class Engine:
             row = self.trainer.get_job(name)
             if row.state in states.FINAL:
                 return row
-            left = 5.0 if deadline is None else min(5.0, deadline - time.monotonic())
+            left = WAKE_SECONDS if deadline is None else min(WAKE_SECONDS, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"job {name} is still {row.state} after {timeout} s")
             self.bus.wait_blocking(name, version, left)

@@ -7,6 +7,7 @@ them in one place (server/errors.py). The engine itself never imports grpc.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,21 @@ class ForgeError(Exception):
 
 def _rebuild(cls: type, message: str, violations: tuple) -> "ForgeError":
     return cls(message, violations=violations)
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words, for a message that says what was expected instead."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
 
 
 class InvalidArgument(ForgeError):

@@ -145,6 +145,30 @@ def ServerThread(data_dir: Path, max_concurrent_jobs: int = 2, database_url: str
     return running
 
 
+def _tool(name: str):
+    """tools/<name>.py as a module (the tools are scripts, not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def api_docs():
+    """tools/gen_api_docs.py, which writes docs/api/ from the proto comments."""
+    return _tool("gen_api_docs")
+
+
+@pytest.fixture(scope="session")
+def config_docs():
+    """tools/gen_config_docs.py, which writes docs/configuration.md from the serve parser."""
+    return _tool("gen_config_docs")
+
+
 @pytest.fixture(scope="session")
 def engine_settings():
     """engine_settings(data_dir, **fields): EngineSettings of an in-process engine, on the database

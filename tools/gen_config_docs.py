@@ -14,6 +14,7 @@ the flag's default, so the page lists only variables that work.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import sys
@@ -102,6 +103,7 @@ class Variable:
     comma_separated: bool = False
 
 
+@functools.cache  # asked again for each configuration-file key: each probe builds the parser twice
 def environment_variable(path: tuple[str, ...], action: argparse.Action) -> Variable | None:
     """The FORGE_TRAINING_* variable that sets this flag's default, found by setting it."""
     if not action.option_strings:

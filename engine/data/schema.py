@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from engine.errors import InvalidArgument
 
+# In the proto's DataType order (1 int64 ... 6 binary): engine/jobs/request.py reads its numbers by it.
 DATA_TYPES = ("int64", "float64", "string", "bool", "timestamp", "binary")
 
 # An integer column is treated as categorical (a class label, a code, a flag) when it

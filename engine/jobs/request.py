@@ -20,7 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from engine.errors import InvalidArgument, Unimplemented
+from engine.data.schema import DATA_TYPES
+from engine.errors import InvalidArgument, Unimplemented, json_kind
 from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, DataSpec, EarlyStoppingSpec, LRSchedulerSpec,
                               RegularizationSpec, ResourceSpec, TrainingSpec, WorkerRetrySpec, parse_duration)
 
@@ -62,7 +63,6 @@ REQUEST = {
     "model_id": "str",
 }
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-_DATA_TYPES = ("int64", "float64", "string", "bool", "timestamp", "binary")  # the proto's DataType
 MAX_TIMEOUT_SECONDS = 366 * 24 * 3600
 
 
@@ -126,7 +126,7 @@ def _section(value: Any, fields: dict[str, Any], path: str) -> dict[str, Any]:
     """`value` read as the section `fields` describes: snake_case keys, each value of its kind;
     null or absent fields are left out (their defaults apply)."""
     if not isinstance(value, Mapping):
-        raise InvalidArgument.field(path or "request", f"must be an object, got {_kind_of(value)}")
+        raise InvalidArgument.field(path or "request", f"must be an object, got {json_kind(value)}")
     out: dict[str, Any] = {}
     for key, item in value.items():
         name = _CAMEL.sub("_", str(key)).lower() if not str(key).islower() else str(key)
@@ -147,13 +147,13 @@ def _constraint(value: Any, path: str) -> dict[str, Any]:
     constraint = _section(value, CONSTRAINT, path)
     if "data_type" in constraint:
         given = constraint["data_type"]
-        if isinstance(given, int) and 1 <= given <= len(_DATA_TYPES):  # the proto's numbering
-            given = _DATA_TYPES[given - 1]
+        if isinstance(given, int) and 1 <= given <= len(DATA_TYPES):  # the proto's numbering
+            given = DATA_TYPES[given - 1]
         short = given.strip().upper().removeprefix("DATA_TYPE_").lower().replace("-", "_") \
             if isinstance(given, str) else ""
-        if short not in _DATA_TYPES:
+        if short not in DATA_TYPES:
             raise InvalidArgument.field(f"{path}.data_type", f"{constraint['data_type']!r} is not a DataType: use "
-                                                             f"one of {', '.join(_DATA_TYPES)}")
+                                                             f"one of {', '.join(DATA_TYPES)}")
         constraint["data_type"] = short
     return constraint
 
@@ -194,7 +194,7 @@ def _value(value: Any, kind: str, where: str) -> Any:
     expected = {"str": "a string", "data_type": "a DataType name", "bool": "true or false", "int": "an integer", "float": "a number",
                 "struct": "an object", "strs": "a list of strings", "ints": "a list of integers",
                 "list": "a list", "labels": "an object of strings"}[kind]
-    raise InvalidArgument.field(where, f"must be {expected}, got {_kind_of(value)} {value!r}")
+    raise InvalidArgument.field(where, f"must be {expected}, got {json_kind(value)} {value!r}")
 
 
 def _number(value: Any) -> float | int | None:
@@ -224,8 +224,3 @@ def _model_type(value: Any, where: str) -> str:
             return "" if short == "unspecified" else short
     raise InvalidArgument.field(where, f"{value!r} is not a ModelType: use one of {', '.join(MODEL_TYPES)} "
                                        "(or the full name, e.g. MODEL_TYPE_CLASSIFICATION)")
-
-
-def _kind_of(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)

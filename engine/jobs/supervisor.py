@@ -43,14 +43,21 @@ MEMORY_SAMPLE_SECONDS = 0.1
 WARM_WAIT_SECONDS = 1.0
 
 
+def main_script() -> str | None:
+    """The program's main script when it was run by path (a file, or "<stdin>"), which every
+    spawned worker imports again, as `__mp_main__`; None for a module run with -m or python -c."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        return None
+    return getattr(main, "__file__", None)
+
+
 def _template_preload() -> list[str]:
     """What the template imports: engine.jobs.warm_template, and the server's main script when
     it was run by path (e.g. the forge-training command): a process forked from the template
     runs that script first, as a spawned one does, unless the template already has. A main
     module run with -m is never run again, and must not be (server/__main__.py serves)."""
-    main = sys.modules["__main__"]
-    by_path = getattr(getattr(main, "__spec__", None), "name", None) is None and getattr(main, "__file__", None)
-    return ["engine.jobs.warm_template", *(["__main__"] if by_path else [])]
+    return ["engine.jobs.warm_template", *(["__main__"] if main_script() else [])]
 
 
 class WarmWorker:

@@ -268,7 +268,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
                 "job": payload["job"]}
     if resume:
-        saved, state, resume = _readable_checkpoint(payload, resume, checkpoint_dir, channel)
+        saved, state, resume = _readable_checkpoint(store, resume, checkpoint_dir, channel)
         if saved.get("framework") != spec.framework:
             raise RuntimeError(f"checkpoint of epoch {resume['epoch']} was written by {saved.get('framework')!r}, "
                                f"not {spec.framework!r}")
@@ -420,7 +420,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                      for part, info in datasets.items() if info},
     }
     final_state = checkpoint.pack(run.state_bytes(), {**manifest, "epoch": epoch})
-    artifacts = _store_artifacts(payload, run, final_state, {**manifest, "epoch": epoch}, model_info, channel)
+    artifacts = _store_artifacts(payload, store, run, final_state, {**manifest, "epoch": epoch}, model_info, channel)
     test_metrics: dict[str, float] = {}
     if datasets.get("test"):
         try:
@@ -455,7 +455,7 @@ def _store(payload: dict[str, Any]):
     return ArtifactStore(StorageConfig.from_dict(payload["storage"]), payload.get("data_dir"))
 
 
-def _readable_checkpoint(payload: dict[str, Any], resume: dict[str, Any], checkpoint_dir: Path,
+def _readable_checkpoint(store, resume: dict[str, Any], checkpoint_dir: Path,
                          channel: _Channel) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
     """(manifest, state, resume record) of the recorded checkpoint, or, when it is corrupted or
     truncated, of the newest older one that still reads whole (the zip's CRCs check it). The
@@ -465,7 +465,7 @@ def _readable_checkpoint(payload: dict[str, Any], resume: dict[str, Any], checkp
     from engine.storage.files import read_verified
 
     try:
-        _store(payload).restore(resume, resume["path"])  # an object store's copy, when this machine lacks it
+        store.restore(resume, resume["path"])  # an object store's copy, when this machine lacks it
         saved, state = checkpoint.unpack(read_verified(resume["path"], resume["sha256"]))
         return saved, state, resume
     except (DataLoss, OSError) as exc:
@@ -488,7 +488,7 @@ def _readable_checkpoint(payload: dict[str, Any], resume: dict[str, Any], checkp
                    "start the job again")
 
 
-def _store_artifacts(payload: dict[str, Any], run, final_state: bytes, manifest: dict[str, Any],
+def _store_artifacts(payload: dict[str, Any], store, run, final_state: bytes, manifest: dict[str, Any],
                      model_info: dict[str, Any], channel: _Channel) -> dict[str, Any]:
     """Write the final state and every export format to the artifact store, each recorded with
     its uri, sha256 and size (and, for exports, the signature an inference engine needs)."""
@@ -496,7 +496,6 @@ def _store_artifacts(payload: dict[str, Any], run, final_state: bytes, manifest:
     from engine.export.package import array_signature, package_onnx
     from engine.storage.files import write_bytes_atomic
 
-    store = _store(payload)
     staging = Path(payload["artifact_dir"])  # the store itself, for local storage
     key = payload["artifact_key"]
     train = payload["datasets"]["train"]

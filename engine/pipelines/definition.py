@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from engine.data import expressions
-from engine.errors import FieldViolation, InvalidArgument
+from engine.errors import FieldViolation, InvalidArgument, json_kind
 from engine.names import validate_id
 
 STAGE_TYPES = (
@@ -908,20 +908,6 @@ def _typed(value: Any, kind: str) -> tuple[bool, Any]:
     return False, value
 
 
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
-
-
 def parse_template_parameters(parameters: list[dict], field: str = "template.parameters") -> list[dict]:
     """Validated template parameters: {"name", "description", "type", "required"[, "default_value"]}.
 
@@ -969,7 +955,7 @@ def parse_template_parameters(parameters: list[dict], field: str = "template.par
             if not ok:
                 violations.append(_violation(
                     f"{prefix}.default_value",
-                    f"{_describe(raw.get('default_value'))} is {_kind_of(raw.get('default_value'))}, but the parameter's "
+                    f"{_describe(raw.get('default_value'))} is {json_kind(raw.get('default_value'))}, but the parameter's "
                     f"type is {kind}: give {_TYPE_WORDS[kind]}",
                 ))
         required = raw.get("required", False)
@@ -1016,7 +1002,7 @@ def instantiate_template(stages: list[dict], parameters: list[dict], config: dic
             if not ok:
                 violations.append(_violation(
                     f"{field}.{name}",
-                    f"{_describe(config[name])} is {_kind_of(config[name])}, but {name!r} is of type {kind}: "
+                    f"{_describe(config[name])} is {json_kind(config[name])}, but {name!r} is of type {kind}: "
                     f"give {_TYPE_WORDS[kind]}",
                 ))
                 continue

@@ -4,31 +4,10 @@ A failure says which command regenerates the stale page."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def api_docs():
-    return _tool("gen_api_docs")
-
-
-@pytest.fixture(scope="module")
-def config_docs():
-    return _tool("gen_config_docs")
 
 
 def test_api_reference_is_fresh(api_docs):
