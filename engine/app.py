@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from engine.jobs.request import spec_from_request
 from engine.jobs.spec import TrainingSpec
 from engine.jobs.supervisor import main_script
 from engine.jobs.trainer import ModelTrainer, TrainerSettings
+from engine.monitor import metrics_export
 from engine.models.evaluation import ModelEvaluator
 from engine.models.inspect import inspect_isolated
 from engine.models.registry import LoadPolicy, ModelRegistry
@@ -248,6 +250,13 @@ class Engine:
             return self.journal.logs_after(name, after, limit, LEVELS[min_level], contains)
 
         return follow(self.bus, name, fetch, self._state_of, from_sequence, follow_job)
+
+    def export_metrics(self, job: str, fmt: str = "json", project: str = DEFAULT_PROJECT) -> Iterator[bytes]:
+        """The job's whole metric history as a JSON or CSV document ("json", "csv"), in chunks
+        (engine/monitor/metrics_export.py says what the documents hold)."""
+        name = self._job_name(job, project)
+        self.trainer.get_job(name)  # NotFound for an unknown job
+        return metrics_export.export_metrics(name, partial(self.journal.metrics_after, name), fmt)
 
     def export_model(self, name: str, fmt: str, dest: str | os.PathLike,
                      project: str = DEFAULT_PROJECT) -> dict[str, Any]:

@@ -20,7 +20,7 @@ _VIEWER = {
     "PipelineService": {"GetPipeline", "ListPipelines", "GetExecution", "ListExecutions", "WatchExecution",
                         "GetTemplate", "ListTemplates"},
     "TrainerService": {"GetTrainingJob", "ListTrainingJobs", "GetTrainingMetrics", "WatchTrainingMetrics",
-                       "GetTrainingLogs", "StreamTrainingLogs", "ExportModel", "ListModels", "GetModel",
+                       "GetTrainingLogs", "StreamTrainingLogs", "ExportTrainingMetrics", "ExportModel", "ListModels", "GetModel",
                        "GetTuningJob", "ListTuningJobs", "WatchTuningJob"},
 }
 _ADMIN = {

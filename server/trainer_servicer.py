@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+from functools import partial
 
 from engine import names
 from engine.app import Engine
 from engine.errors import DataLoss, InvalidArgument
 from engine.export.formats import FORMATS, parse_format
+from engine.monitor import metrics_export
 from engine.monitor.journal import log_passes
 from engine.paging import next_token, page_bounds
 from engine.storage.artifacts import location
@@ -148,6 +150,18 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
                                                share_key=("logs", request.min_level, request.contains),
                                                feed=Feed("logs", passed)):
             yield pb.StreamTrainingLogsResponse(entries=entries, job_state=convert.job_state_enum(state))
+
+    @rpc
+    async def ExportTrainingMetrics(self, request, context):
+        job = self._job(request.name)
+        await _run(self.trainer.get_job, job)  # NOT_FOUND for unknown jobs
+        fmt = metrics_export.parse_format(pb.MetricsExportFormat.Name(request.format)
+                                          if request.format else "json")
+        chunks = metrics_export.export_metrics(job, partial(self.engine.journal.metrics_after, job), fmt)
+        content_type = metrics_export.FORMATS[fmt]
+        while (chunk := await _run(next, chunks, None)) is not None:  # a page read per chunk, off the loop
+            yield pb.ExportTrainingMetricsResponse(content_type=content_type, data=chunk)
+            content_type = ""
 
     @rpc
     async def SaveModel(self, request, context) -> pb.SaveModelResponse:

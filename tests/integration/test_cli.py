@@ -5,6 +5,7 @@ main(argv); one test runs the installed script, which also forwards the server's
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -168,6 +169,16 @@ def test_a_job_from_yaml_is_watched_logged_exported_and_plotted(forge, client, s
     with Image.open(tmp_path / "curves.png") as png:
         assert png.size[0] >= 600 and png.size[1] >= 600  # two panels: losses, scores
         assert len(png.convert("RGB").getcolors(1 << 20)) > 50  # lines, legend and text, not a blank canvas
+
+    # The metric history as a document: CSV to a file, JSON on stdout, the values the server recorded.
+    as_csv = forge("jobs", "metrics", "cli-sgd", "--format", "csv", "-o", str(tmp_path / "metrics.csv"))
+    assert as_csv.code == 0 and as_csv.err.startswith(f"wrote {tmp_path / 'metrics.csv'}: csv, ")
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [(int(r["epoch"]), float(r["validation_loss"]), float(r["accuracy"])) for r in rows] == [
+        (p.epoch, p.validation_loss, p.accuracy) for p in history]
+    document = json.loads(forge("jobs", "metrics", "cli-sgd").out)
+    assert document["job"] == job.name and [p["f1_score"] for p in document["points"]] == [
+        p.f1_score for p in history]
 
     model = json.loads(forge("models", "show", job.model_version, "--output", "json").out)
     assert model["trainingJob"] == job.name and model["exportFormats"] == ["EXPORT_FORMAT_ONNX", "EXPORT_FORMAT_PICKLE"]

@@ -120,6 +120,12 @@ def export_format(value: str | int) -> int:
     return _enum_value(common_pb2.ExportFormat, "EXPORT_FORMAT_", value, "export format")
 
 
+def metrics_export_format(value: str | int) -> int:
+    """MetricsExportFormat from "json", "csv" (any case) or the enum."""
+    return _enum_value(trainer_service_pb2.MetricsExportFormat, "METRICS_EXPORT_FORMAT_", value,
+                       "metrics export format")
+
+
 def model_stage(value: str | int) -> int:
     """ModelStage from "staging", "production", "archived", "none" (any case) or the enum."""
     if isinstance(value, str) and value.strip().lower() in ("none", "unspecified", ""):
@@ -765,6 +771,19 @@ class Client:
         """Every metric point of a job, oldest first."""
         request = trainer_service_pb2.GetTrainingMetricsRequest(name=_name(name), page_size=page_size)
         return list(self._pages(self.trainer.GetTrainingMetrics, request, "history"))
+
+    def export_metrics(self, name: Resource, format: str | int = "json") -> bytes:
+        """A job's whole metric history as one document: "json" ({"job", "format_version",
+        "points": [...]}) or "csv" (a header, then one row per point; extra metrics as
+        ``extra.<name>`` columns)."""
+        request = trainer_service_pb2.ExportTrainingMetricsRequest(
+            name=_name(name), format=metrics_export_format(format)
+        )
+        try:
+            call = self.trainer.ExportTrainingMetrics(request, metadata=self._metadata)  # long histories take long
+            return b"".join(message.data for message in call)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
 
     def watch_metrics(
         self,

@@ -44,6 +44,9 @@ type TrainerServiceClient interface {
 	// Streams log entries from a sequence on: history first, then live entries
 	// until the job ends (when follow is set).
 	StreamTrainingLogs(ctx context.Context, in *StreamTrainingLogsRequest, opts ...grpc.CallOption) (TrainerService_StreamTrainingLogsClient, error)
+	// Streams a job's whole metric history as one JSON or CSV document, in
+	// chunks; the first message carries the content type.
+	ExportTrainingMetrics(ctx context.Context, in *ExportTrainingMetricsRequest, opts ...grpc.CallOption) (TrainerService_ExportTrainingMetricsClient, error)
 	// Writes a completed job's model to a path under the server's model
 	// directory.
 	SaveModel(ctx context.Context, in *SaveModelRequest, opts ...grpc.CallOption) (*SaveModelResponse, error)
@@ -232,6 +235,38 @@ func (x *trainerServiceStreamTrainingLogsClient) Recv() (*StreamTrainingLogsResp
 	return m, nil
 }
 
+func (c *trainerServiceClient) ExportTrainingMetrics(ctx context.Context, in *ExportTrainingMetricsRequest, opts ...grpc.CallOption) (TrainerService_ExportTrainingMetricsClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_TrainerService_serviceDesc.Streams[2], "/forge.training.v1.TrainerService/ExportTrainingMetrics", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &trainerServiceExportTrainingMetricsClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type TrainerService_ExportTrainingMetricsClient interface {
+	Recv() (*ExportTrainingMetricsResponse, error)
+	grpc.ClientStream
+}
+
+type trainerServiceExportTrainingMetricsClient struct {
+	grpc.ClientStream
+}
+
+func (x *trainerServiceExportTrainingMetricsClient) Recv() (*ExportTrainingMetricsResponse, error) {
+	m := new(ExportTrainingMetricsResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func (c *trainerServiceClient) SaveModel(ctx context.Context, in *SaveModelRequest, opts ...grpc.CallOption) (*SaveModelResponse, error) {
 	out := new(SaveModelResponse)
 	err := c.cc.Invoke(ctx, "/forge.training.v1.TrainerService/SaveModel", in, out, opts...)
@@ -251,7 +286,7 @@ func (c *trainerServiceClient) LoadModel(ctx context.Context, in *LoadModelReque
 }
 
 func (c *trainerServiceClient) ExportModel(ctx context.Context, in *ExportModelRequest, opts ...grpc.CallOption) (TrainerService_ExportModelClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_TrainerService_serviceDesc.Streams[2], "/forge.training.v1.TrainerService/ExportModel", opts...)
+	stream, err := c.cc.NewStream(ctx, &_TrainerService_serviceDesc.Streams[3], "/forge.training.v1.TrainerService/ExportModel", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +390,7 @@ func (c *trainerServiceClient) ListTuningJobs(ctx context.Context, in *ListTunin
 }
 
 func (c *trainerServiceClient) WatchTuningJob(ctx context.Context, in *WatchTuningJobRequest, opts ...grpc.CallOption) (TrainerService_WatchTuningJobClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_TrainerService_serviceDesc.Streams[3], "/forge.training.v1.TrainerService/WatchTuningJob", opts...)
+	stream, err := c.cc.NewStream(ctx, &_TrainerService_serviceDesc.Streams[4], "/forge.training.v1.TrainerService/WatchTuningJob", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -426,6 +461,9 @@ type TrainerServiceServer interface {
 	// Streams log entries from a sequence on: history first, then live entries
 	// until the job ends (when follow is set).
 	StreamTrainingLogs(*StreamTrainingLogsRequest, TrainerService_StreamTrainingLogsServer) error
+	// Streams a job's whole metric history as one JSON or CSV document, in
+	// chunks; the first message carries the content type.
+	ExportTrainingMetrics(*ExportTrainingMetricsRequest, TrainerService_ExportTrainingMetricsServer) error
 	// Writes a completed job's model to a path under the server's model
 	// directory.
 	SaveModel(context.Context, *SaveModelRequest) (*SaveModelResponse, error)
@@ -498,6 +536,9 @@ func (UnimplementedTrainerServiceServer) GetTrainingLogs(context.Context, *GetTr
 }
 func (UnimplementedTrainerServiceServer) StreamTrainingLogs(*StreamTrainingLogsRequest, TrainerService_StreamTrainingLogsServer) error {
 	return status.Errorf(codes.Unimplemented, "method StreamTrainingLogs not implemented")
+}
+func (UnimplementedTrainerServiceServer) ExportTrainingMetrics(*ExportTrainingMetricsRequest, TrainerService_ExportTrainingMetricsServer) error {
+	return status.Errorf(codes.Unimplemented, "method ExportTrainingMetrics not implemented")
 }
 func (UnimplementedTrainerServiceServer) SaveModel(context.Context, *SaveModelRequest) (*SaveModelResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SaveModel not implemented")
@@ -752,6 +793,27 @@ type trainerServiceStreamTrainingLogsServer struct {
 }
 
 func (x *trainerServiceStreamTrainingLogsServer) Send(m *StreamTrainingLogsResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func _TrainerService_ExportTrainingMetrics_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportTrainingMetricsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TrainerServiceServer).ExportTrainingMetrics(m, &trainerServiceExportTrainingMetricsServer{stream})
+}
+
+type TrainerService_ExportTrainingMetricsServer interface {
+	Send(*ExportTrainingMetricsResponse) error
+	grpc.ServerStream
+}
+
+type trainerServiceExportTrainingMetricsServer struct {
+	grpc.ServerStream
+}
+
+func (x *trainerServiceExportTrainingMetricsServer) Send(m *ExportTrainingMetricsResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
@@ -1089,6 +1151,11 @@ var _TrainerService_serviceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamTrainingLogs",
 			Handler:       _TrainerService_StreamTrainingLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportTrainingMetrics",
+			Handler:       _TrainerService_ExportTrainingMetrics_Handler,
 			ServerStreams: true,
 		},
 		{

@@ -1,8 +1,9 @@
-"""`forge-training jobs`: start from a spec file, list, show, watch, logs, pause, resume, cancel."""
+"""`forge-training jobs`: start from a spec file, list, show, watch, logs, metrics, pause, resume, cancel."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from forge.training.cli import exit_codes, specs
 from forge.training.cli.arguments import add_command, add_group, add_limit, limited
@@ -49,6 +50,13 @@ def register(commands, common) -> None:
     logs.add_argument("--level", default=None, help="the lowest level shown: debug, info, warning or error")
     logs.add_argument("--contains", default="", metavar="TEXT", help="only entries containing TEXT")
     logs.add_argument("--from-sequence", type=int, default=0, metavar="N", help="only entries after sequence N")
+
+    metrics = add_command(actions, "metrics", common, run_metrics,
+                          "a job's whole metric history as a JSON or CSV document (stdout, or -o FILE)",
+                          "forge-training jobs metrics cancer-sgd --format csv -o cancer-sgd.csv")
+    metrics.add_argument("job", metavar="JOB")
+    metrics.add_argument("--format", default="json", choices=("json", "csv"), help="the document (default: json)")
+    metrics.add_argument("-o", "--output-file", default="", metavar="FILE", help="write it here instead of stdout")
 
     for name, run, help in (("pause", run_pause, "pause a job after its current epoch (it checkpoints)"),
                             ("resume", run_resume, "resume a paused job from its checkpoint"),
@@ -163,6 +171,16 @@ def run_logs(args, client) -> int:
         else:
             print(f"{timestamp(entry.time)} {enum_name(common_pb2.LogLevel, entry.level):<7} {entry.message}",
                   flush=args.follow)
+    return exit_codes.OK
+
+
+def run_metrics(args, client) -> int:
+    document = client.export_metrics(args.job, args.format)
+    if args.output_file:
+        Path(args.output_file).write_bytes(document)
+        print(f"wrote {args.output_file}: {args.format}, {len(document)} bytes", file=sys.stderr)
+    else:
+        sys.stdout.write(document.decode())  # JSON and CSV are UTF-8 text
     return exit_codes.OK
 
 

@@ -4,12 +4,22 @@ from forge.training.v1 import model_pb2 as _model_pb2
 from forge.training.v1 import training_job_pb2 as _training_job_pb2
 from forge.training.v1 import tuning_job_pb2 as _tuning_job_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class MetricsExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRICS_EXPORT_FORMAT_UNSPECIFIED: _ClassVar[MetricsExportFormat]
+    METRICS_EXPORT_FORMAT_JSON: _ClassVar[MetricsExportFormat]
+    METRICS_EXPORT_FORMAT_CSV: _ClassVar[MetricsExportFormat]
+METRICS_EXPORT_FORMAT_UNSPECIFIED: MetricsExportFormat
+METRICS_EXPORT_FORMAT_JSON: MetricsExportFormat
+METRICS_EXPORT_FORMAT_CSV: MetricsExportFormat
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("parent", "training_job_id", "spec")
@@ -142,6 +152,22 @@ class WatchTrainingMetricsResponse(_message.Message):
     points: _containers.RepeatedCompositeFieldContainer[_metrics_pb2.TrainingMetrics]
     job_state: _common_pb2.JobState
     def __init__(self, points: _Optional[_Iterable[_Union[_metrics_pb2.TrainingMetrics, _Mapping]]] = ..., job_state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
+
+class ExportTrainingMetricsRequest(_message.Message):
+    __slots__ = ("name", "format")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    format: MetricsExportFormat
+    def __init__(self, name: _Optional[str] = ..., format: _Optional[_Union[MetricsExportFormat, str]] = ...) -> None: ...
+
+class ExportTrainingMetricsResponse(_message.Message):
+    __slots__ = ("content_type", "data")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    data: bytes
+    def __init__(self, content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class GetTrainingLogsRequest(_message.Message):
     __slots__ = ("name", "page_size", "page_token", "min_level", "contains")

@@ -93,6 +93,11 @@ class TrainerServiceStub:
                 request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.StreamTrainingLogsRequest.SerializeToString,
                 response_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.StreamTrainingLogsResponse.FromString,
                 _registered_method=True)
+        self.ExportTrainingMetrics = channel.unary_stream(
+                '/forge.training.v1.TrainerService/ExportTrainingMetrics',
+                request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsRequest.SerializeToString,
+                response_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsResponse.FromString,
+                _registered_method=True)
         self.SaveModel = channel.unary_unary(
                 '/forge.training.v1.TrainerService/SaveModel',
                 request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.SaveModelRequest.SerializeToString,
@@ -244,6 +249,14 @@ class TrainerServiceServicer:
     def StreamTrainingLogs(self, request, context):
         """Streams log entries from a sequence on: history first, then live entries
         until the job ends (when follow is set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportTrainingMetrics(self, request, context):
+        """Streams a job's whole metric history as one JSON or CSV document, in
+        chunks; the first message carries the content type.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -404,6 +417,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.StreamTrainingLogs,
                     request_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.StreamTrainingLogsRequest.FromString,
                     response_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.StreamTrainingLogsResponse.SerializeToString,
+            ),
+            'ExportTrainingMetrics': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportTrainingMetrics,
+                    request_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsRequest.FromString,
+                    response_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsResponse.SerializeToString,
             ),
             'SaveModel': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveModel,
@@ -772,6 +790,33 @@ class TrainerService:
             '/forge.training.v1.TrainerService/StreamTrainingLogs',
             forge_dot_training_dot_v1_dot_trainer__service__pb2.StreamTrainingLogsRequest.SerializeToString,
             forge_dot_training_dot_v1_dot_trainer__service__pb2.StreamTrainingLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportTrainingMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/forge.training.v1.TrainerService/ExportTrainingMetrics',
+            forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsRequest.SerializeToString,
+            forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,8 +2,8 @@
 // @generated from file forge/training/v1/trainer_service.proto (package forge.training.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ExportFormat, JobState, LogLevel } from "./common_pb.js";
 import { file_forge_training_v1_common } from "./common_pb.js";
 import type { TrainingLogEntry, TrainingMetrics } from "./metrics_pb.js";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file forge/training/v1/trainer_service.proto.
  */
 export const file_forge_training_v1_trainer_service: GenFile = /*@__PURE__*/
-  fileDesc("Cidmb3JnZS90cmFpbmluZy92MS90cmFpbmVyX3NlcnZpY2UucHJvdG8SEWZvcmdlLnRyYWluaW5nLnYxInEKFFN0YXJ0VHJhaW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIXCg90cmFpbmluZ19qb2JfaWQYAiABKAkSMAoEc3BlYxgDIAEoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nUmVxdWVzdCJNChVTdGFydFRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVR2V0VHJhaW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWR2V0VHJhaW5pbmdKb2JSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiJgChdMaXN0VHJhaW5pbmdKb2JzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJImoKGExpc3RUcmFpbmluZ0pvYnNSZXNwb25zZRI1Cg10cmFpbmluZ19qb2JzGAEgAygLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIigKGERlbGV0ZVRyYWluaW5nSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIhsKGURlbGV0ZVRyYWluaW5nSm9iUmVzcG9uc2UiJAoUUGF1c2VUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJNChVQYXVzZVRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVUmVzdW1lVHJhaW5pbmdSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWUmVzdW1lVHJhaW5pbmdSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiIlChVDYW5jZWxUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJOChZDYW5jZWxUcmFpbmluZ1Jlc3BvbnNlEjQKDHRyYWluaW5nX2pvYhgBIAEoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nSm9iIlAKGUdldFRyYWluaW5nTWV0cmljc1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSKeAQoaR2V0VHJhaW5pbmdNZXRyaWNzUmVzcG9uc2USMgoGbGF0ZXN0GAEgASgLMiIuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdNZXRyaWNzEjMKB2hpc3RvcnkYAiADKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ01ldHJpY3MSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIlIKG1dhdGNoVHJhaW5pbmdNZXRyaWNzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIIoIBChxXYXRjaFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlEjIKBnBvaW50cxgBIAMoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nTWV0cmljcxIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSKPAQoWR2V0VHJhaW5pbmdMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi4KCW1pbl9sZXZlbBgEIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkxvZ0xldmVsEhAKCGNvbnRhaW5zGAUgASgJImgKF0dldFRyYWluaW5nTG9nc1Jlc3BvbnNlEjQKB2VudHJpZXMYASADKAsyIy5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0xvZ0VudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKSAQoZU3RyZWFtVHJhaW5pbmdMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIEi4KCW1pbl9sZXZlbBgEIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkxvZ0xldmVsEhAKCGNvbnRhaW5zGAUgASgJIoIBChpTdHJlYW1UcmFpbmluZ0xvZ3NSZXNwb25zZRI0CgdlbnRyaWVzGAEgAygLMiMuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdMb2dFbnRyeRIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSJfChBTYXZlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEcGF0aBgCIAEoCRIvCgZmb3JtYXQYAyABKA4yHy5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRGb3JtYXQiRQoRU2F2ZU1vZGVsUmVzcG9uc2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgDEg4KBnNoYTI1NhgDIAEoCSJzChBMb2FkTW9kZWxSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCG1vZGVsX2lkGAMgASgJEi8KBmZvcm1hdBgEIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdCI8ChFMb2FkTW9kZWxSZXNwb25zZRInCgVtb2RlbBgBIAEoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsImMKEkV4cG9ydE1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEi8KBmZvcm1hdBgCIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdBIOCgZvZmZzZXQYAyABKAMiaAoTRXhwb3J0TW9kZWxSZXNwb25zZRIzCghtZXRhZGF0YRgBIAEoCzIhLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydE1ldGFkYXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIloKEUxpc3RNb2RlbHNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIOCgZmaWx0ZXIYBCABKAkiVwoSTGlzdE1vZGVsc1Jlc3BvbnNlEigKBm1vZGVscxgBIAMoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg9HZXRNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChBHZXRNb2RlbFJlc3BvbnNlEicKBW1vZGVsGAEgASgLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiIgoSRGVsZXRlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTRGVsZXRlTW9kZWxSZXNwb25zZSI1ChRFdmFsdWF0ZU1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB2RhdGFzZXQYAiABKAkirQIKFUV2YWx1YXRlTW9kZWxSZXNwb25zZRJGCgdtZXRyaWNzGAEgAygLMjUuZm9yZ2UudHJhaW5pbmcudjEuRXZhbHVhdGVNb2RlbFJlc3BvbnNlLk1ldHJpY3NFbnRyeRIRCglyb3dfY291bnQYAiABKAMSFAoMY2xhc3NfbGFiZWxzGAMgAygJEj8KEGNvbmZ1c2lvbl9tYXRyaXgYBCADKAsyJS5mb3JnZS50cmFpbmluZy52MS5Db25mdXNpb25NYXRyaXhSb3cSMgoJcGVyX2NsYXNzGAUgAygLMh8uZm9yZ2UudHJhaW5pbmcudjEuQ2xhc3NNZXRyaWNzGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIlUKF1VwZGF0ZU1vZGVsU3RhZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSLAoFc3RhZ2UYAiABKA4yHS5mb3JnZS50cmFpbmluZy52MS5Nb2RlbFN0YWdlIm8KGFVwZGF0ZU1vZGVsU3RhZ2VSZXNwb25zZRInCgVtb2RlbBgBIAEoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsEioKCGFyY2hpdmVkGAIgAygLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiaAoSU3RhcnRUdW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIVCg10dW5pbmdfam9iX2lkGAIgASgJEisKBHNwZWMYAyABKAsyHS5mb3JnZS50cmFpbmluZy52MS5UdW5pbmdTcGVjIkcKE1N0YXJ0VHVuaW5nUmVzcG9uc2USMAoKdHVuaW5nX2pvYhgBIAEoCzIcLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0pvYiIjChNHZXRUdW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiSAoUR2V0VHVuaW5nSm9iUmVzcG9uc2USMAoKdHVuaW5nX2pvYhgBIAEoCzIcLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0pvYiJeChVMaXN0VHVuaW5nSm9ic1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCSJkChZMaXN0VHVuaW5nSm9ic1Jlc3BvbnNlEjEKC3R1bmluZ19qb2JzGAEgAygLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChVXYXRjaFR1bmluZ0pvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgDEg4KBmZvbGxvdxgDIAEoCCJ4ChZXYXRjaFR1bmluZ0pvYlJlc3BvbnNlEi4KBmV2ZW50cxgBIAMoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0V2ZW50Ei4KCWpvYl9zdGF0ZRgCIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkpvYlN0YXRlIiMKE0NhbmNlbFR1bmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJIChRDYW5jZWxUdW5pbmdSZXNwb25zZRIwCgp0dW5pbmdfam9iGAEgASgLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iMpYTCg5UcmFpbmVyU2VydmljZRJiCg1TdGFydFRyYWluaW5nEicuZm9yZ2UudHJhaW5pbmcudjEuU3RhcnRUcmFpbmluZ1JlcXVlc3QaKC5mb3JnZS50cmFpbmluZy52MS5TdGFydFRyYWluaW5nUmVzcG9uc2USZQoOR2V0VHJhaW5pbmdKb2ISKC5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ0pvYlJlcXVlc3QaKS5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ0pvYlJlc3BvbnNlEmsKEExpc3RUcmFpbmluZ0pvYnMSKi5mb3JnZS50cmFpbmluZy52MS5MaXN0VHJhaW5pbmdKb2JzUmVxdWVzdBorLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RUcmFpbmluZ0pvYnNSZXNwb25zZRJuChFEZWxldGVUcmFpbmluZ0pvYhIrLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZVRyYWluaW5nSm9iUmVxdWVzdBosLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZVRyYWluaW5nSm9iUmVzcG9uc2USYgoNUGF1c2VUcmFpbmluZxInLmZvcmdlLnRyYWluaW5nLnYxLlBhdXNlVHJhaW5pbmdSZXF1ZXN0GiguZm9yZ2UudHJhaW5pbmcudjEuUGF1c2VUcmFpbmluZ1Jlc3BvbnNlEmUKDlJlc3VtZVRyYWluaW5nEiguZm9yZ2UudHJhaW5pbmcudjEuUmVzdW1lVHJhaW5pbmdSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuUmVzdW1lVHJhaW5pbmdSZXNwb25zZRJlCg5DYW5jZWxUcmFpbmluZxIoLmZvcmdlLnRyYWluaW5nLnYxLkNhbmNlbFRyYWluaW5nUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLkNhbmNlbFRyYWluaW5nUmVzcG9uc2UScQoSR2V0VHJhaW5pbmdNZXRyaWNzEiwuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdNZXRyaWNzUmVxdWVzdBotLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlEnkKFFdhdGNoVHJhaW5pbmdNZXRyaWNzEi4uZm9yZ2UudHJhaW5pbmcudjEuV2F0Y2hUcmFpbmluZ01ldHJpY3NSZXF1ZXN0Gi8uZm9yZ2UudHJhaW5pbmcudjEuV2F0Y2hUcmFpbmluZ01ldHJpY3NSZXNwb25zZTABEmgKD0dldFRyYWluaW5nTG9ncxIpLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nTG9nc1JlcXVlc3QaKi5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ0xvZ3NSZXNwb25zZRJzChJTdHJlYW1UcmFpbmluZ0xvZ3MSLC5mb3JnZS50cmFpbmluZy52MS5TdHJlYW1UcmFpbmluZ0xvZ3NSZXF1ZXN0Gi0uZm9yZ2UudHJhaW5pbmcudjEuU3RyZWFtVHJhaW5pbmdMb2dzUmVzcG9uc2UwARJWCglTYXZlTW9kZWwSIy5mb3JnZS50cmFpbmluZy52MS5TYXZlTW9kZWxSZXF1ZXN0GiQuZm9yZ2UudHJhaW5pbmcudjEuU2F2ZU1vZGVsUmVzcG9uc2USVgoJTG9hZE1vZGVsEiMuZm9yZ2UudHJhaW5pbmcudjEuTG9hZE1vZGVsUmVxdWVzdBokLmZvcmdlLnRyYWluaW5nLnYxLkxvYWRNb2RlbFJlc3BvbnNlEl4KC0V4cG9ydE1vZGVsEiUuZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0TW9kZWxSZXF1ZXN0GiYuZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0TW9kZWxSZXNwb25zZTABElkKCkxpc3RNb2RlbHMSJC5mb3JnZS50cmFpbmluZy52MS5MaXN0TW9kZWxzUmVxdWVzdBolLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RNb2RlbHNSZXNwb25zZRJTCghHZXRNb2RlbBIiLmZvcmdlLnRyYWluaW5nLnYxLkdldE1vZGVsUmVxdWVzdBojLmZvcmdlLnRyYWluaW5nLnYxLkdldE1vZGVsUmVzcG9uc2USXAoLRGVsZXRlTW9kZWwSJS5mb3JnZS50cmFpbmluZy52MS5EZWxldGVNb2RlbFJlcXVlc3QaJi5mb3JnZS50cmFpbmluZy52MS5EZWxldGVNb2RlbFJlc3BvbnNlEmsKEFVwZGF0ZU1vZGVsU3RhZ2USKi5mb3JnZS50cmFpbmluZy52MS5VcGRhdGVNb2RlbFN0YWdlUmVxdWVzdBorLmZvcmdlLnRyYWluaW5nLnYxLlVwZGF0ZU1vZGVsU3RhZ2VSZXNwb25zZRJiCg1FdmFsdWF0ZU1vZGVsEicuZm9yZ2UudHJhaW5pbmcudjEuRXZhbHVhdGVNb2RlbFJlcXVlc3QaKC5mb3JnZS50cmFpbmluZy52MS5FdmFsdWF0ZU1vZGVsUmVzcG9uc2USXAoLU3RhcnRUdW5pbmcSJS5mb3JnZS50cmFpbmluZy52MS5TdGFydFR1bmluZ1JlcXVlc3QaJi5mb3JnZS50cmFpbmluZy52MS5TdGFydFR1bmluZ1Jlc3BvbnNlEl8KDEdldFR1bmluZ0pvYhImLmZvcmdlLnRyYWluaW5nLnYxLkdldFR1bmluZ0pvYlJlcXVlc3QaJy5mb3JnZS50cmFpbmluZy52MS5HZXRUdW5pbmdKb2JSZXNwb25zZRJlCg5MaXN0VHVuaW5nSm9icxIoLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RUdW5pbmdKb2JzUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RUdW5pbmdKb2JzUmVzcG9uc2USZwoOV2F0Y2hUdW5pbmdKb2ISKC5mb3JnZS50cmFpbmluZy52MS5XYXRjaFR1bmluZ0pvYlJlcXVlc3QaKS5mb3JnZS50cmFpbmluZy52MS5XYXRjaFR1bmluZ0pvYlJlc3BvbnNlMAESXwoMQ2FuY2VsVHVuaW5nEiYuZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHVuaW5nUmVxdWVzdBonLmZvcmdlLnRyYWluaW5nLnYxLkNhbmNlbFR1bmluZ1Jlc3BvbnNlQlJaUGdpdGh1Yi5jb20vZm9yZ2UtdHJhaW5pbmcvZm9yZ2UtdHJhaW5pbmcvY2xpZW50cy9nby9mb3JnZS90cmFpbmluZy92MTt0cmFpbmluZ3YxYgZwcm90bzM", [file_forge_training_v1_common, file_forge_training_v1_metrics, file_forge_training_v1_model, file_forge_training_v1_training_job, file_forge_training_v1_tuning_job]);
+  fileDesc("Cidmb3JnZS90cmFpbmluZy92MS90cmFpbmVyX3NlcnZpY2UucHJvdG8SEWZvcmdlLnRyYWluaW5nLnYxInEKFFN0YXJ0VHJhaW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIXCg90cmFpbmluZ19qb2JfaWQYAiABKAkSMAoEc3BlYxgDIAEoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nUmVxdWVzdCJNChVTdGFydFRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVR2V0VHJhaW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWR2V0VHJhaW5pbmdKb2JSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiJgChdMaXN0VHJhaW5pbmdKb2JzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJImoKGExpc3RUcmFpbmluZ0pvYnNSZXNwb25zZRI1Cg10cmFpbmluZ19qb2JzGAEgAygLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIigKGERlbGV0ZVRyYWluaW5nSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIhsKGURlbGV0ZVRyYWluaW5nSm9iUmVzcG9uc2UiJAoUUGF1c2VUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJNChVQYXVzZVRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVUmVzdW1lVHJhaW5pbmdSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWUmVzdW1lVHJhaW5pbmdSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiIlChVDYW5jZWxUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJOChZDYW5jZWxUcmFpbmluZ1Jlc3BvbnNlEjQKDHRyYWluaW5nX2pvYhgBIAEoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nSm9iIlAKGUdldFRyYWluaW5nTWV0cmljc1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSKeAQoaR2V0VHJhaW5pbmdNZXRyaWNzUmVzcG9uc2USMgoGbGF0ZXN0GAEgASgLMiIuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdNZXRyaWNzEjMKB2hpc3RvcnkYAiADKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ01ldHJpY3MSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIlIKG1dhdGNoVHJhaW5pbmdNZXRyaWNzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIIoIBChxXYXRjaFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlEjIKBnBvaW50cxgBIAMoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nTWV0cmljcxIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSJkChxFeHBvcnRUcmFpbmluZ01ldHJpY3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSNgoGZm9ybWF0GAIgASgOMiYuZm9yZ2UudHJhaW5pbmcudjEuTWV0cmljc0V4cG9ydEZvcm1hdCJDCh1FeHBvcnRUcmFpbmluZ01ldHJpY3NSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSDAoEZGF0YRgCIAEoDCKPAQoWR2V0VHJhaW5pbmdMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi4KCW1pbl9sZXZlbBgEIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkxvZ0xldmVsEhAKCGNvbnRhaW5zGAUgASgJImgKF0dldFRyYWluaW5nTG9nc1Jlc3BvbnNlEjQKB2VudHJpZXMYASADKAsyIy5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0xvZ0VudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKSAQoZU3RyZWFtVHJhaW5pbmdMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIEi4KCW1pbl9sZXZlbBgEIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkxvZ0xldmVsEhAKCGNvbnRhaW5zGAUgASgJIoIBChpTdHJlYW1UcmFpbmluZ0xvZ3NSZXNwb25zZRI0CgdlbnRyaWVzGAEgAygLMiMuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdMb2dFbnRyeRIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSJfChBTYXZlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEcGF0aBgCIAEoCRIvCgZmb3JtYXQYAyABKA4yHy5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRGb3JtYXQiRQoRU2F2ZU1vZGVsUmVzcG9uc2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgDEg4KBnNoYTI1NhgDIAEoCSJzChBMb2FkTW9kZWxSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCG1vZGVsX2lkGAMgASgJEi8KBmZvcm1hdBgEIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdCI8ChFMb2FkTW9kZWxSZXNwb25zZRInCgVtb2RlbBgBIAEoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsImMKEkV4cG9ydE1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEi8KBmZvcm1hdBgCIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdBIOCgZvZmZzZXQYAyABKAMiaAoTRXhwb3J0TW9kZWxSZXNwb25zZRIzCghtZXRhZGF0YRgBIAEoCzIhLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydE1ldGFkYXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIloKEUxpc3RNb2RlbHNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIOCgZmaWx0ZXIYBCABKAkiVwoSTGlzdE1vZGVsc1Jlc3BvbnNlEigKBm1vZGVscxgBIAMoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg9HZXRNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChBHZXRNb2RlbFJlc3BvbnNlEicKBW1vZGVsGAEgASgLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiIgoSRGVsZXRlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTRGVsZXRlTW9kZWxSZXNwb25zZSI1ChRFdmFsdWF0ZU1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB2RhdGFzZXQYAiABKAkirQIKFUV2YWx1YXRlTW9kZWxSZXNwb25zZRJGCgdtZXRyaWNzGAEgAygLMjUuZm9yZ2UudHJhaW5pbmcudjEuRXZhbHVhdGVNb2RlbFJlc3BvbnNlLk1ldHJpY3NFbnRyeRIRCglyb3dfY291bnQYAiABKAMSFAoMY2xhc3NfbGFiZWxzGAMgAygJEj8KEGNvbmZ1c2lvbl9tYXRyaXgYBCADKAsyJS5mb3JnZS50cmFpbmluZy52MS5Db25mdXNpb25NYXRyaXhSb3cSMgoJcGVyX2NsYXNzGAUgAygLMh8uZm9yZ2UudHJhaW5pbmcudjEuQ2xhc3NNZXRyaWNzGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIlUKF1VwZGF0ZU1vZGVsU3RhZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSLAoFc3RhZ2UYAiABKA4yHS5mb3JnZS50cmFpbmluZy52MS5Nb2RlbFN0YWdlIm8KGFVwZGF0ZU1vZGVsU3RhZ2VSZXNwb25zZRInCgVtb2RlbBgBIAEoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsEioKCGFyY2hpdmVkGAIgAygLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiaAoSU3RhcnRUdW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIVCg10dW5pbmdfam9iX2lkGAIgASgJEisKBHNwZWMYAyABKAsyHS5mb3JnZS50cmFpbmluZy52MS5UdW5pbmdTcGVjIkcKE1N0YXJ0VHVuaW5nUmVzcG9uc2USMAoKdHVuaW5nX2pvYhgBIAEoCzIcLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0pvYiIjChNHZXRUdW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiSAoUR2V0VHVuaW5nSm9iUmVzcG9uc2USMAoKdHVuaW5nX2pvYhgBIAEoCzIcLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0pvYiJeChVMaXN0VHVuaW5nSm9ic1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCSJkChZMaXN0VHVuaW5nSm9ic1Jlc3BvbnNlEjEKC3R1bmluZ19qb2JzGAEgAygLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChVXYXRjaFR1bmluZ0pvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgDEg4KBmZvbGxvdxgDIAEoCCJ4ChZXYXRjaFR1bmluZ0pvYlJlc3BvbnNlEi4KBmV2ZW50cxgBIAMoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0V2ZW50Ei4KCWpvYl9zdGF0ZRgCIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkpvYlN0YXRlIiMKE0NhbmNlbFR1bmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJIChRDYW5jZWxUdW5pbmdSZXNwb25zZRIwCgp0dW5pbmdfam9iGAEgASgLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iKnsKE01ldHJpY3NFeHBvcnRGb3JtYXQSJQohTUVUUklDU19FWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASHgoaTUVUUklDU19FWFBPUlRfRk9STUFUX0pTT04QARIdChlNRVRSSUNTX0VYUE9SVF9GT1JNQVRfQ1NWEAIylBQKDlRyYWluZXJTZXJ2aWNlEmIKDVN0YXJ0VHJhaW5pbmcSJy5mb3JnZS50cmFpbmluZy52MS5TdGFydFRyYWluaW5nUmVxdWVzdBooLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHJhaW5pbmdSZXNwb25zZRJlCg5HZXRUcmFpbmluZ0pvYhIoLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nSm9iUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nSm9iUmVzcG9uc2USawoQTGlzdFRyYWluaW5nSm9icxIqLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RUcmFpbmluZ0pvYnNSZXF1ZXN0GisuZm9yZ2UudHJhaW5pbmcudjEuTGlzdFRyYWluaW5nSm9ic1Jlc3BvbnNlEm4KEURlbGV0ZVRyYWluaW5nSm9iEisuZm9yZ2UudHJhaW5pbmcudjEuRGVsZXRlVHJhaW5pbmdKb2JSZXF1ZXN0GiwuZm9yZ2UudHJhaW5pbmcudjEuRGVsZXRlVHJhaW5pbmdKb2JSZXNwb25zZRJiCg1QYXVzZVRyYWluaW5nEicuZm9yZ2UudHJhaW5pbmcudjEuUGF1c2VUcmFpbmluZ1JlcXVlc3QaKC5mb3JnZS50cmFpbmluZy52MS5QYXVzZVRyYWluaW5nUmVzcG9uc2USZQoOUmVzdW1lVHJhaW5pbmcSKC5mb3JnZS50cmFpbmluZy52MS5SZXN1bWVUcmFpbmluZ1JlcXVlc3QaKS5mb3JnZS50cmFpbmluZy52MS5SZXN1bWVUcmFpbmluZ1Jlc3BvbnNlEmUKDkNhbmNlbFRyYWluaW5nEiguZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHJhaW5pbmdSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHJhaW5pbmdSZXNwb25zZRJxChJHZXRUcmFpbmluZ01ldHJpY3MSLC5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ01ldHJpY3NSZXF1ZXN0Gi0uZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdNZXRyaWNzUmVzcG9uc2USeQoUV2F0Y2hUcmFpbmluZ01ldHJpY3MSLi5mb3JnZS50cmFpbmluZy52MS5XYXRjaFRyYWluaW5nTWV0cmljc1JlcXVlc3QaLy5mb3JnZS50cmFpbmluZy52MS5XYXRjaFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlMAESaAoPR2V0VHJhaW5pbmdMb2dzEikuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdMb2dzUmVxdWVzdBoqLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nTG9nc1Jlc3BvbnNlEnMKElN0cmVhbVRyYWluaW5nTG9ncxIsLmZvcmdlLnRyYWluaW5nLnYxLlN0cmVhbVRyYWluaW5nTG9nc1JlcXVlc3QaLS5mb3JnZS50cmFpbmluZy52MS5TdHJlYW1UcmFpbmluZ0xvZ3NSZXNwb25zZTABEnwKFUV4cG9ydFRyYWluaW5nTWV0cmljcxIvLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydFRyYWluaW5nTWV0cmljc1JlcXVlc3QaMC5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRUcmFpbmluZ01ldHJpY3NSZXNwb25zZTABElYKCVNhdmVNb2RlbBIjLmZvcmdlLnRyYWluaW5nLnYxLlNhdmVNb2RlbFJlcXVlc3QaJC5mb3JnZS50cmFpbmluZy52MS5TYXZlTW9kZWxSZXNwb25zZRJWCglMb2FkTW9kZWwSIy5mb3JnZS50cmFpbmluZy52MS5Mb2FkTW9kZWxSZXF1ZXN0GiQuZm9yZ2UudHJhaW5pbmcudjEuTG9hZE1vZGVsUmVzcG9uc2USXgoLRXhwb3J0TW9kZWwSJS5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRNb2RlbFJlcXVlc3QaJi5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRNb2RlbFJlc3BvbnNlMAESWQoKTGlzdE1vZGVscxIkLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiUuZm9yZ2UudHJhaW5pbmcudjEuTGlzdE1vZGVsc1Jlc3BvbnNlElMKCEdldE1vZGVsEiIuZm9yZ2UudHJhaW5pbmcudjEuR2V0TW9kZWxSZXF1ZXN0GiMuZm9yZ2UudHJhaW5pbmcudjEuR2V0TW9kZWxSZXNwb25zZRJcCgtEZWxldGVNb2RlbBIlLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZU1vZGVsUmVxdWVzdBomLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZU1vZGVsUmVzcG9uc2USawoQVXBkYXRlTW9kZWxTdGFnZRIqLmZvcmdlLnRyYWluaW5nLnYxLlVwZGF0ZU1vZGVsU3RhZ2VSZXF1ZXN0GisuZm9yZ2UudHJhaW5pbmcudjEuVXBkYXRlTW9kZWxTdGFnZVJlc3BvbnNlEmIKDUV2YWx1YXRlTW9kZWwSJy5mb3JnZS50cmFpbmluZy52MS5FdmFsdWF0ZU1vZGVsUmVxdWVzdBooLmZvcmdlLnRyYWluaW5nLnYxLkV2YWx1YXRlTW9kZWxSZXNwb25zZRJcCgtTdGFydFR1bmluZxIlLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHVuaW5nUmVxdWVzdBomLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHVuaW5nUmVzcG9uc2USXwoMR2V0VHVuaW5nSm9iEiYuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHVuaW5nSm9iUmVxdWVzdBonLmZvcmdlLnRyYWluaW5nLnYxLkdldFR1bmluZ0pvYlJlc3BvbnNlEmUKDkxpc3RUdW5pbmdKb2JzEiguZm9yZ2UudHJhaW5pbmcudjEuTGlzdFR1bmluZ0pvYnNSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuTGlzdFR1bmluZ0pvYnNSZXNwb25zZRJnCg5XYXRjaFR1bmluZ0pvYhIoLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHVuaW5nSm9iUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHVuaW5nSm9iUmVzcG9uc2UwARJfCgxDYW5jZWxUdW5pbmcSJi5mb3JnZS50cmFpbmluZy52MS5DYW5jZWxUdW5pbmdSZXF1ZXN0GicuZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHVuaW5nUmVzcG9uc2VCUlpQZ2l0aHViLmNvbS9mb3JnZS10cmFpbmluZy9mb3JnZS10cmFpbmluZy9jbGllbnRzL2dvL2ZvcmdlL3RyYWluaW5nL3YxO3RyYWluaW5ndjFiBnByb3RvMw", [file_forge_training_v1_common, file_forge_training_v1_metrics, file_forge_training_v1_model, file_forge_training_v1_training_job, file_forge_training_v1_tuning_job]);
 
 /**
  * Request of StartTraining.
@@ -493,6 +493,63 @@ export const WatchTrainingMetricsResponseSchema: GenMessage<WatchTrainingMetrics
   messageDesc(file_forge_training_v1_trainer_service, 17);
 
 /**
+ * Request of ExportTrainingMetrics.
+ *
+ * @generated from message forge.training.v1.ExportTrainingMetricsRequest
+ */
+export type ExportTrainingMetricsRequest = Message<"forge.training.v1.ExportTrainingMetricsRequest"> & {
+  /**
+   * Required. The job's resource name or id.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Optional. The document's format. Default JSON.
+   *
+   * @generated from field: forge.training.v1.MetricsExportFormat format = 2;
+   */
+  format: MetricsExportFormat;
+};
+
+/**
+ * Describes the message forge.training.v1.ExportTrainingMetricsRequest.
+ * Use `create(ExportTrainingMetricsRequestSchema)` to create a new message.
+ */
+export const ExportTrainingMetricsRequestSchema: GenMessage<ExportTrainingMetricsRequest> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_trainer_service, 18);
+
+/**
+ * One chunk of an exported metric history; the chunks' data joined is the
+ * document.
+ *
+ * @generated from message forge.training.v1.ExportTrainingMetricsResponse
+ */
+export type ExportTrainingMetricsResponse = Message<"forge.training.v1.ExportTrainingMetricsResponse"> & {
+  /**
+   * "application/json" or "text/csv"; set in the first message only.
+   *
+   * @generated from field: string content_type = 1;
+   */
+  contentType: string;
+
+  /**
+   * The next bytes of the document.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message forge.training.v1.ExportTrainingMetricsResponse.
+ * Use `create(ExportTrainingMetricsResponseSchema)` to create a new message.
+ */
+export const ExportTrainingMetricsResponseSchema: GenMessage<ExportTrainingMetricsResponse> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_trainer_service, 19);
+
+/**
  * Request of GetTrainingLogs.
  *
  * @generated from message forge.training.v1.GetTrainingLogsRequest
@@ -539,7 +596,7 @@ export type GetTrainingLogsRequest = Message<"forge.training.v1.GetTrainingLogsR
  * Use `create(GetTrainingLogsRequestSchema)` to create a new message.
  */
 export const GetTrainingLogsRequestSchema: GenMessage<GetTrainingLogsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 18);
+  messageDesc(file_forge_training_v1_trainer_service, 20);
 
 /**
  * Response of GetTrainingLogs.
@@ -567,7 +624,7 @@ export type GetTrainingLogsResponse = Message<"forge.training.v1.GetTrainingLogs
  * Use `create(GetTrainingLogsResponseSchema)` to create a new message.
  */
 export const GetTrainingLogsResponseSchema: GenMessage<GetTrainingLogsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 19);
+  messageDesc(file_forge_training_v1_trainer_service, 21);
 
 /**
  * Request of StreamTrainingLogs.
@@ -617,7 +674,7 @@ export type StreamTrainingLogsRequest = Message<"forge.training.v1.StreamTrainin
  * Use `create(StreamTrainingLogsRequestSchema)` to create a new message.
  */
 export const StreamTrainingLogsRequestSchema: GenMessage<StreamTrainingLogsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 20);
+  messageDesc(file_forge_training_v1_trainer_service, 22);
 
 /**
  * One batch of a log stream.
@@ -645,7 +702,7 @@ export type StreamTrainingLogsResponse = Message<"forge.training.v1.StreamTraini
  * Use `create(StreamTrainingLogsResponseSchema)` to create a new message.
  */
 export const StreamTrainingLogsResponseSchema: GenMessage<StreamTrainingLogsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 21);
+  messageDesc(file_forge_training_v1_trainer_service, 23);
 
 /**
  * Request of SaveModel.
@@ -681,7 +738,7 @@ export type SaveModelRequest = Message<"forge.training.v1.SaveModelRequest"> & {
  * Use `create(SaveModelRequestSchema)` to create a new message.
  */
 export const SaveModelRequestSchema: GenMessage<SaveModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 22);
+  messageDesc(file_forge_training_v1_trainer_service, 24);
 
 /**
  * Response of SaveModel.
@@ -716,7 +773,7 @@ export type SaveModelResponse = Message<"forge.training.v1.SaveModelResponse"> &
  * Use `create(SaveModelResponseSchema)` to create a new message.
  */
 export const SaveModelResponseSchema: GenMessage<SaveModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 23);
+  messageDesc(file_forge_training_v1_trainer_service, 25);
 
 /**
  * Request of LoadModel.
@@ -759,7 +816,7 @@ export type LoadModelRequest = Message<"forge.training.v1.LoadModelRequest"> & {
  * Use `create(LoadModelRequestSchema)` to create a new message.
  */
 export const LoadModelRequestSchema: GenMessage<LoadModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 24);
+  messageDesc(file_forge_training_v1_trainer_service, 26);
 
 /**
  * Response of LoadModel.
@@ -780,7 +837,7 @@ export type LoadModelResponse = Message<"forge.training.v1.LoadModelResponse"> &
  * Use `create(LoadModelResponseSchema)` to create a new message.
  */
 export const LoadModelResponseSchema: GenMessage<LoadModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 25);
+  messageDesc(file_forge_training_v1_trainer_service, 27);
 
 /**
  * Request of ExportModel.
@@ -818,7 +875,7 @@ export type ExportModelRequest = Message<"forge.training.v1.ExportModelRequest">
  * Use `create(ExportModelRequestSchema)` to create a new message.
  */
 export const ExportModelRequestSchema: GenMessage<ExportModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 26);
+  messageDesc(file_forge_training_v1_trainer_service, 28);
 
 /**
  * One message of an export stream.
@@ -853,7 +910,7 @@ export type ExportModelResponse = Message<"forge.training.v1.ExportModelResponse
  * Use `create(ExportModelResponseSchema)` to create a new message.
  */
 export const ExportModelResponseSchema: GenMessage<ExportModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 27);
+  messageDesc(file_forge_training_v1_trainer_service, 29);
 
 /**
  * Request of ListModels.
@@ -896,7 +953,7 @@ export type ListModelsRequest = Message<"forge.training.v1.ListModelsRequest"> &
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 28);
+  messageDesc(file_forge_training_v1_trainer_service, 30);
 
 /**
  * Response of ListModels.
@@ -924,7 +981,7 @@ export type ListModelsResponse = Message<"forge.training.v1.ListModelsResponse">
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 29);
+  messageDesc(file_forge_training_v1_trainer_service, 31);
 
 /**
  * Request of GetModel.
@@ -945,7 +1002,7 @@ export type GetModelRequest = Message<"forge.training.v1.GetModelRequest"> & {
  * Use `create(GetModelRequestSchema)` to create a new message.
  */
 export const GetModelRequestSchema: GenMessage<GetModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 30);
+  messageDesc(file_forge_training_v1_trainer_service, 32);
 
 /**
  * Response of GetModel.
@@ -966,7 +1023,7 @@ export type GetModelResponse = Message<"forge.training.v1.GetModelResponse"> & {
  * Use `create(GetModelResponseSchema)` to create a new message.
  */
 export const GetModelResponseSchema: GenMessage<GetModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 31);
+  messageDesc(file_forge_training_v1_trainer_service, 33);
 
 /**
  * Request of DeleteModel.
@@ -987,7 +1044,7 @@ export type DeleteModelRequest = Message<"forge.training.v1.DeleteModelRequest">
  * Use `create(DeleteModelRequestSchema)` to create a new message.
  */
 export const DeleteModelRequestSchema: GenMessage<DeleteModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 32);
+  messageDesc(file_forge_training_v1_trainer_service, 34);
 
 /**
  * Response of DeleteModel.
@@ -1002,7 +1059,7 @@ export type DeleteModelResponse = Message<"forge.training.v1.DeleteModelResponse
  * Use `create(DeleteModelResponseSchema)` to create a new message.
  */
 export const DeleteModelResponseSchema: GenMessage<DeleteModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 33);
+  messageDesc(file_forge_training_v1_trainer_service, 35);
 
 /**
  * Request of EvaluateModel.
@@ -1030,7 +1087,7 @@ export type EvaluateModelRequest = Message<"forge.training.v1.EvaluateModelReque
  * Use `create(EvaluateModelRequestSchema)` to create a new message.
  */
 export const EvaluateModelRequestSchema: GenMessage<EvaluateModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 34);
+  messageDesc(file_forge_training_v1_trainer_service, 36);
 
 /**
  * Response of EvaluateModel.
@@ -1079,7 +1136,7 @@ export type EvaluateModelResponse = Message<"forge.training.v1.EvaluateModelResp
  * Use `create(EvaluateModelResponseSchema)` to create a new message.
  */
 export const EvaluateModelResponseSchema: GenMessage<EvaluateModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 35);
+  messageDesc(file_forge_training_v1_trainer_service, 37);
 
 /**
  * Request of UpdateModelStage.
@@ -1107,7 +1164,7 @@ export type UpdateModelStageRequest = Message<"forge.training.v1.UpdateModelStag
  * Use `create(UpdateModelStageRequestSchema)` to create a new message.
  */
 export const UpdateModelStageRequestSchema: GenMessage<UpdateModelStageRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 36);
+  messageDesc(file_forge_training_v1_trainer_service, 38);
 
 /**
  * Response of UpdateModelStage.
@@ -1135,7 +1192,7 @@ export type UpdateModelStageResponse = Message<"forge.training.v1.UpdateModelSta
  * Use `create(UpdateModelStageResponseSchema)` to create a new message.
  */
 export const UpdateModelStageResponseSchema: GenMessage<UpdateModelStageResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 37);
+  messageDesc(file_forge_training_v1_trainer_service, 39);
 
 /**
  * Request of StartTuning.
@@ -1170,7 +1227,7 @@ export type StartTuningRequest = Message<"forge.training.v1.StartTuningRequest">
  * Use `create(StartTuningRequestSchema)` to create a new message.
  */
 export const StartTuningRequestSchema: GenMessage<StartTuningRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 38);
+  messageDesc(file_forge_training_v1_trainer_service, 40);
 
 /**
  * Response of StartTuning.
@@ -1191,7 +1248,7 @@ export type StartTuningResponse = Message<"forge.training.v1.StartTuningResponse
  * Use `create(StartTuningResponseSchema)` to create a new message.
  */
 export const StartTuningResponseSchema: GenMessage<StartTuningResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 39);
+  messageDesc(file_forge_training_v1_trainer_service, 41);
 
 /**
  * Request of GetTuningJob.
@@ -1212,7 +1269,7 @@ export type GetTuningJobRequest = Message<"forge.training.v1.GetTuningJobRequest
  * Use `create(GetTuningJobRequestSchema)` to create a new message.
  */
 export const GetTuningJobRequestSchema: GenMessage<GetTuningJobRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 40);
+  messageDesc(file_forge_training_v1_trainer_service, 42);
 
 /**
  * Response of GetTuningJob.
@@ -1233,7 +1290,7 @@ export type GetTuningJobResponse = Message<"forge.training.v1.GetTuningJobRespon
  * Use `create(GetTuningJobResponseSchema)` to create a new message.
  */
 export const GetTuningJobResponseSchema: GenMessage<GetTuningJobResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 41);
+  messageDesc(file_forge_training_v1_trainer_service, 43);
 
 /**
  * Request of ListTuningJobs.
@@ -1275,7 +1332,7 @@ export type ListTuningJobsRequest = Message<"forge.training.v1.ListTuningJobsReq
  * Use `create(ListTuningJobsRequestSchema)` to create a new message.
  */
 export const ListTuningJobsRequestSchema: GenMessage<ListTuningJobsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 42);
+  messageDesc(file_forge_training_v1_trainer_service, 44);
 
 /**
  * Response of ListTuningJobs.
@@ -1303,7 +1360,7 @@ export type ListTuningJobsResponse = Message<"forge.training.v1.ListTuningJobsRe
  * Use `create(ListTuningJobsResponseSchema)` to create a new message.
  */
 export const ListTuningJobsResponseSchema: GenMessage<ListTuningJobsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 43);
+  messageDesc(file_forge_training_v1_trainer_service, 45);
 
 /**
  * Request of WatchTuningJob.
@@ -1338,7 +1395,7 @@ export type WatchTuningJobRequest = Message<"forge.training.v1.WatchTuningJobReq
  * Use `create(WatchTuningJobRequestSchema)` to create a new message.
  */
 export const WatchTuningJobRequestSchema: GenMessage<WatchTuningJobRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 44);
+  messageDesc(file_forge_training_v1_trainer_service, 46);
 
 /**
  * One batch of a tuning event stream.
@@ -1367,7 +1424,7 @@ export type WatchTuningJobResponse = Message<"forge.training.v1.WatchTuningJobRe
  * Use `create(WatchTuningJobResponseSchema)` to create a new message.
  */
 export const WatchTuningJobResponseSchema: GenMessage<WatchTuningJobResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 45);
+  messageDesc(file_forge_training_v1_trainer_service, 47);
 
 /**
  * Request of CancelTuning.
@@ -1388,7 +1445,7 @@ export type CancelTuningRequest = Message<"forge.training.v1.CancelTuningRequest
  * Use `create(CancelTuningRequestSchema)` to create a new message.
  */
 export const CancelTuningRequestSchema: GenMessage<CancelTuningRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 46);
+  messageDesc(file_forge_training_v1_trainer_service, 48);
 
 /**
  * Response of CancelTuning.
@@ -1409,7 +1466,45 @@ export type CancelTuningResponse = Message<"forge.training.v1.CancelTuningRespon
  * Use `create(CancelTuningResponseSchema)` to create a new message.
  */
 export const CancelTuningResponseSchema: GenMessage<CancelTuningResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 47);
+  messageDesc(file_forge_training_v1_trainer_service, 49);
+
+/**
+ * The document ExportTrainingMetrics writes.
+ *
+ * @generated from enum forge.training.v1.MetricsExportFormat
+ */
+export enum MetricsExportFormat {
+  /**
+   * Not set: JSON.
+   *
+   * @generated from enum value: METRICS_EXPORT_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * {"job": name, "format_version": 1, "points": [...]}: every point with its
+   * sequence, time (RFC 3339, UTC), epoch, metrics, "extra" and
+   * "resource_usage" objects.
+   *
+   * @generated from enum value: METRICS_EXPORT_FORMAT_JSON = 1;
+   */
+  JSON = 1,
+
+  /**
+   * One row per point after a header; columns: sequence, time, epoch,
+   * total_epochs, progress, epoch_seconds, the metrics any point has,
+   * resource_usage.<field> and extra.<name>. Missing values are empty cells.
+   *
+   * @generated from enum value: METRICS_EXPORT_FORMAT_CSV = 2;
+   */
+  CSV = 2,
+}
+
+/**
+ * Describes the enum forge.training.v1.MetricsExportFormat.
+ */
+export const MetricsExportFormatSchema: GenEnum<MetricsExportFormat> = /*@__PURE__*/
+  enumDesc(file_forge_training_v1_trainer_service, 0);
 
 /**
  * Trains models and hands them out, as the seed's ModelTrainer.
@@ -1534,6 +1629,17 @@ export const TrainerService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamTrainingLogsRequestSchema;
     output: typeof StreamTrainingLogsResponseSchema;
+  },
+  /**
+   * Streams a job's whole metric history as one JSON or CSV document, in
+   * chunks; the first message carries the content type.
+   *
+   * @generated from rpc forge.training.v1.TrainerService.ExportTrainingMetrics
+   */
+  exportTrainingMetrics: {
+    methodKind: "server_streaming";
+    input: typeof ExportTrainingMetricsRequestSchema;
+    output: typeof ExportTrainingMetricsResponseSchema;
   },
   /**
    * Writes a completed job's model to a path under the server's model
