@@ -2,7 +2,10 @@
 
 The ratings are generated from hidden user tastes and item traits (a low-rank matrix) plus
 noise, 1 to 5 stars. The model learns an embedding per user and item; its test RMSE is
-compared with always predicting the average rating.
+compared with always predicting the average rating, and its rankings are judged as a
+recommender's: NDCG@10, MAP@10 and precision@10 of each user's test items ranked by predicted
+rating (an item is relevant when its rating is at least the mean training rating). Every
+epoch's validation point carries them too (TrainingMetrics.extra).
 """
 
 from __future__ import annotations
@@ -40,7 +43,12 @@ def run(client, small: bool = False) -> dict:
     rows, _ = client.get_records(test.name, limit=10_000)
     truth = np.array([r["rating"] for r in rows])
     baseline = float(np.sqrt(np.mean((truth - frame["rating"].mean()) ** 2)))
-    return {"test_rmse": job.test_metrics["rmse"], "baseline_rmse": baseline}
+    history = client.metric_history(job.name)
+    return {"test_rmse": job.test_metrics["rmse"], "baseline_rmse": baseline,
+            **{f"test_{k}": job.test_metrics[k] for k in ("ndcg_at_10", "map_at_10", "precision_at_10")},
+            "validation_ndcg": [p.extra["ndcg_at_10"] for p in history],
+            # EvaluateModel judges any ratings dataset the same way, e.g. next month's.
+            "evaluated_ndcg": client.evaluate_model(job.name, test.name).metrics["ndcg_at_10"]}
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from engine.callbacks.base import Callback
 
 _COMPARE = {"min": operator.lt, "max": operator.gt}
 # Metrics where larger is better; everything else (losses, errors) is minimized.
-_MAXIMIZED = {"accuracy", "precision", "recall", "f1_score", "r2", "auc"}
+_MAXIMIZED = {"accuracy", "precision", "recall", "f1_score", "r2", "auc", "roc_auc"}
+_MAXIMIZED_PREFIXES = ("ndcg_at_", "map_at_", "precision_at_")  # ranking metrics
 # The names users write in configs, mapped to TrainingMetrics fields.
 ALIASES = {"val_loss": "validation_loss", "loss": "training_loss", "train_loss": "training_loss", "f1": "f1_score"}
 
@@ -21,7 +22,8 @@ def metric_key(metric: str) -> str:
 
 
 def default_mode(metric: str) -> str:
-    return "max" if metric_key(metric) in _MAXIMIZED else "min"
+    key = metric_key(metric)
+    return "max" if key in _MAXIMIZED or key.startswith(_MAXIMIZED_PREFIXES) else "min"
 
 
 class EarlyStopping(Callback):

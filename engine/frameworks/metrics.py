@@ -184,7 +184,8 @@ def anomaly_metrics(is_anomaly: np.ndarray, predicted: np.ndarray,
 
 
 def evaluation_report(task: str, y_true: np.ndarray | None, prediction: "Prediction",
-                      classes: Sequence[Any] | None) -> dict[str, Any]:
+                      classes: Sequence[Any] | None, X: np.ndarray | None = None,
+                      reference: dict[str, float] | None = None) -> dict[str, Any]:
     """How well a trained model's `prediction` (engine.frameworks.base.Prediction) matches
     the labels y_true, by model type (JSON-serializable values):
 
@@ -204,6 +205,9 @@ def evaluation_report(task: str, y_true: np.ndarray | None, prediction: "Predict
     regression, forecasting, recommendation:
       rmse, mae, r2 (omitted under two rows), and mape, the mean of |y - prediction| / |y|
       over the rows where y is not 0 (a fraction, not a percentage; omitted when every y is 0).
+      Given the rows X and the model's metric_reference: forecasting adds smape and mase
+      (forecast_metrics), recommendation ndcg_at_10, map_at_10 and precision_at_10
+      (ranking_metrics).
     anomaly_detection (`classes`: [normal label, anomaly label] when the model knows its
     anomaly labels, else None; y_true may be None):
       anomaly_rate (the share of rows predicted anomalous); with labels and classes, also
@@ -217,7 +221,10 @@ def evaluation_report(task: str, y_true: np.ndarray | None, prediction: "Predict
     if task in REGRESSION_TASKS:
         if y_true is None:
             raise ValueError(f"a {task} report needs the true values")
-        return _regression_report(y_true, prediction.values)
+        report = _regression_report(y_true, prediction.values)
+        if X is not None:
+            report.update(task_metrics(task, X, y_true, prediction.values, reference))
+        return report
     if task == "anomaly_detection":
         predicted = np.asarray(prediction.values).ravel() == 1
         report: dict[str, Any] = {"anomaly_rate": float(predicted.mean()) if len(predicted) else 0.0}
@@ -289,3 +296,127 @@ def _regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
     if nonzero.any():
         report["mape"] = float(np.mean(np.abs(y[nonzero] - p[nonzero]) / np.abs(y[nonzero])))
     return report
+
+
+# --- forecasting and ranking ---------------------------------------------------------------
+#
+# The seed's MetricsEvaluator had evaluators for time series and ranking besides classification
+# and regression. Forecasting and recommendation jobs report these beside their regression
+# metrics: every epoch on the validation rows (TrainingMetrics.extra), and on test data and
+# EvaluateModel datasets. Both need something of the training data (the naive forecast's error,
+# what counts as a relevant rating): metric_reference measures it once, and it is recorded in
+# the model's info so a later evaluation measures the same way.
+
+RANKING_K = 10
+
+
+def metric_reference(task: str, X: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
+    """What forecast_metrics / ranking_metrics need of the training rows (X, y):
+    forecasting: naive_mae, the mean absolute error of the naive forecast (each window's last
+    value) on the training windows, MASE's scale; recommendation: relevance_threshold, the mean
+    training rating (a rating at or above it is relevant). {} for other tasks or no rows."""
+    if y is None or not len(y):
+        return {}
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if task == "forecasting":
+        return {"naive_mae": float(np.mean(np.abs(y - np.asarray(X, dtype=np.float64)[:, -1])))}
+    if task == "recommendation":
+        return {"relevance_threshold": float(np.mean(y))}
+    return {}
+
+
+def forecast_metrics(windows: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                     naive_mae: float | None = None) -> dict[str, float]:
+    """mape (mean |y - p| / |y| over the rows where y is not 0; a fraction), smape (mean
+    2 |y - p| / (|y| + |p|) over the rows where that is defined; 0 to 2) and mase (the
+    forecast's mean absolute error over `naive_mae`, the naive forecast's on the training
+    windows; without it, on these windows: `windows` [n, window] hold each row's past values,
+    the last one the naive forecast). A metric undefined on these rows is left out."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    out: dict[str, float] = {}
+    if not len(y) or not (np.isfinite(y).all() and np.isfinite(p).all()):
+        return out
+    error = np.abs(y - p)
+    nonzero = y != 0
+    if nonzero.any():
+        out["mape"] = float(np.mean(error[nonzero] / np.abs(y[nonzero])))
+    scale = np.abs(y) + np.abs(p)
+    if (scale > 0).any():
+        out["smape"] = float(np.mean(2 * error[scale > 0] / scale[scale > 0]))
+    if naive_mae is None:
+        naive_mae = float(np.mean(np.abs(y - np.asarray(windows, dtype=np.float64)[:, -1])))
+    if naive_mae > 0:
+        out["mase"] = float(np.mean(error) / naive_mae)
+    return out
+
+
+def ranking_metrics(pairs: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, relevance_threshold: float,
+                    k: int = RANKING_K) -> dict[str, float]:
+    """How well predicted ratings rank each user's items, as recommenders are judged: rows are
+    (user, item) `pairs` [n, 2] with true and predicted ratings; each user's items are ranked by
+    predicted rating (highest first) and the top k judged:
+
+    - ndcg_at_k: DCG of the top k with the true ratings as gains (negative ones count 0) over
+      the best possible DCG of that user's items; mean over users with a positive gain.
+    - map_at_k: average precision of the top k, an item being relevant when its true rating is
+      at least `relevance_threshold`, divided by min(k, the user's relevant items).
+    - precision_at_k: the share of relevant items among the top min(k, the user's items).
+    map and precision are means over users with at least one relevant item. Computed for all
+    users at once (sorted groups), not user by user."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    if not len(y) or not (np.isfinite(y).all() and np.isfinite(p).all()):
+        return {}
+    _, users = np.unique(np.asarray(pairs, dtype=object)[:, 0].astype(str), return_inverse=True)
+    users = users.ravel()
+    n_users = int(users.max()) + 1
+    counts = np.bincount(users, minlength=n_users)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    def ranked(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.lexsort((-score, users))  # by user, then best score first
+        rank = np.arange(len(order)) - starts[users[order]]
+        return order, rank
+
+    discount = 1.0 / np.log2(np.arange(2, len(y) + 2))
+    gains = np.maximum(y, 0.0)
+    by_prediction, rank = ranked(p)
+    top = rank < k
+    dcg = np.bincount(users[by_prediction], weights=gains[by_prediction] * discount[rank] * top, minlength=n_users)
+    by_truth, ideal_rank = ranked(y)
+    ideal = np.bincount(users[by_truth], weights=gains[by_truth] * discount[ideal_rank] * (ideal_rank < k),
+                        minlength=n_users)
+    out: dict[str, float] = {}
+    if (ideal > 0).any():
+        out[f"ndcg_at_{k}"] = float(np.mean(dcg[ideal > 0] / ideal[ideal > 0]))
+
+    relevant = (y >= relevance_threshold)[by_prediction]
+    grouped = users[by_prediction]
+    hits = np.bincount(grouped, weights=relevant * top, minlength=n_users)
+    n_relevant = np.bincount(grouped, weights=relevant, minlength=n_users)
+    # Relevant items so far within the user's ranking: a running count restarted at each user.
+    running = np.cumsum(relevant)
+    before = np.concatenate(([0], running))[starts][grouped]
+    precision_at_rank = (running - before) / (rank + 1)
+    average = np.bincount(grouped, weights=precision_at_rank * relevant * top, minlength=n_users)
+    judged = n_relevant > 0
+    if judged.any():
+        out[f"map_at_{k}"] = float(np.mean(average[judged] / np.minimum(k, n_relevant[judged])))
+        out[f"precision_at_{k}"] = float(np.mean(hits[judged] / np.minimum(k, counts[judged])))
+    return out
+
+
+def task_metrics(task: str, X: np.ndarray, y: np.ndarray | None, y_pred: np.ndarray,
+                 reference: dict[str, float] | None) -> dict[str, float]:
+    """The forecasting or ranking metrics of predictions y_pred on rows (X, y), by model type
+    ({} for the other types, and without labels)."""
+    if y is None or not len(y):
+        return {}
+    reference = reference or {}
+    if task == "forecasting":
+        return forecast_metrics(X, y, y_pred, reference.get("naive_mae"))
+    if task == "recommendation":
+        threshold = reference.get("relevance_threshold")
+        return ranking_metrics(X, y, y_pred, float(np.mean(y)) if threshold is None else threshold)
+    return {}

@@ -117,7 +117,7 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
             y = _align_labels(y, list(classes))
         else:
             y = None  # no labels, or a model that does not know which label marks anomalies
-    report = evaluation_report(task, y, prediction, classes)
+    report = evaluation_report(task, y, prediction, classes, X, payload.get("metric_reference"))
     return {**report, "row_count": int(len(prediction.values))}
 
 

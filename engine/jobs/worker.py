@@ -220,6 +220,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     # Imported here, after spawn, so the parent never pays for them on the event loop.
     from engine.callbacks.early_stopping import EarlyStopping, default_mode, metric_key
     from engine.data.training_data import build_training_data, load_arrays
+    from engine.frameworks.metrics import metric_reference, task_metrics
     from engine.frameworks.registry import get_adapter
     from engine.jobs.spec import TrainingSpec
     from engine.monitor.resources import ResourceSampler
@@ -251,6 +252,14 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         f"data: {len(data.X_train)} training rows{share}, "
         f"{0 if data.X_val is None else len(data.X_val)} validation rows, {len(data.feature_names)} features"
     )
+
+    # Forecasters and recommenders are also judged as forecasts (MASE...) and rankings (NDCG...),
+    # measured on the training rows once (the primary's share, which reports).
+    reference = metric_reference(spec.model_type, data.X_train, data.y_train)
+    task = spec.model_type if reference else ""
+
+    def judged(X: Any, y: Any) -> dict[str, float]:
+        return task_metrics(task, X, y, run.predict(X).values, reference) if task else {}
 
     monitor = metric_key(spec.checkpoints.monitor_metric or "val_loss")
     monitor_mode = default_mode(monitor)
@@ -352,6 +361,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             for line in result.logs:
                 channel.log(line, "info", epoch)
             metrics = {k: float(v) for k, v in result.metrics.items() if _finite(v)}
+            extra = dict(result.extra)
+            if channel.primary and data.X_val is not None and len(data.X_val):
+                extra.update(judged(data.X_val, data.y_val))
             value = metrics.get(monitor)
             if value is not None:
                 best = tracker["best"]
@@ -366,7 +378,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 "progress": epoch / total,
                 **metrics,
                 "resource_usage": sampler.sample(),
-                "extra": {k: float(v) for k, v in result.extra.items() if _finite(v)},
+                "extra": {k: float(v) for k, v in extra.items() if _finite(v)},
                 "epoch_seconds": seconds,
             }
             if tracker["best"] is not None and monitor in ("validation_loss", "training_loss"):
@@ -411,6 +423,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
         "input_kind": data.input_kind,
         "task": spec.model_type,
+        # What forecast and ranking metrics are measured against (engine.frameworks.metrics).
+        "metric_reference": reference,
         # The data layer's preprocessing, plus what the model itself learned about its input
         # (e.g. a text vocabulary or id maps), for whoever feeds the exported model.
         "preprocessing": {**data.preprocessing, **getattr(run, "input_preprocessing", {}),
@@ -425,7 +439,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     if datasets.get("test"):
         try:
             X_test, y_test = load_arrays(spec, datasets["test"]["path"], data)
-            evaluated = run.evaluate(X_test, y_test)
+            evaluated = {**run.evaluate(X_test, y_test), **judged(X_test, y_test)}
         except Exception as exc:  # the model is trained and exported: a bad test set costs only its metrics
             channel.log(f"test metrics not computed: {type(exc).__name__}: {exc}", "warning")
             evaluated = {}

@@ -45,6 +45,7 @@ class ModelEvaluator:
                 "state": {"path": str(local), "sha256": state["sha256"]},
                 "preprocessing": model_info.get("preprocessing") or {},
                 "classes": model_info.get("classes") or [],
+                "metric_reference": model_info.get("metric_reference") or {},
                 "dataset": {"path": self._data.local_file(ds), "sha256": ds.sha256},
                 "fitted_processing": self._processing_to_apply(model_info, ds),
             }, self.timeout_seconds)

@@ -34,6 +34,10 @@ def test_customer_churn(client, examples):
 def test_recommendation(client, examples):
     results = examples("recommendation").run(client, small=True)
     assert results["test_rmse"] < 0.8 * results["baseline_rmse"]
+    assert 0 < results["test_map_at_10"] <= 1 and 0 < results["test_precision_at_10"] <= 1
+    # The rankings improved as it trained: epoch 1's embeddings rank about at random.
+    assert results["evaluated_ndcg"] == pytest.approx(results["test_ndcg_at_10"])
+    assert results["test_ndcg_at_10"] > 0.9 and max(results["validation_ndcg"]) > results["validation_ndcg"][0]
 
 
 def test_text_classification(client, examples):
@@ -52,6 +56,9 @@ def test_anomaly_detection(client, examples):
 def test_time_series_forecasting(client, examples):
     results = examples("time_series_forecasting").run(client, small=True)
     assert results["test_rmse"] < results["naive_rmse"]
+    assert 0 < results["test_mase"] < 0.8 and 0 < results["test_smape"] < 0.2 and 0 < results["test_mape"] < 0.2
+    # Measured on the validation rows every epoch: the forecasts got better than the first epoch's.
+    assert min(results["validation_mase"]) < results["validation_mase"][0]
 
 
 def test_train_to_inference(client, examples):

@@ -68,7 +68,12 @@ type TrainingMetrics struct {
 	GradientNorm *float64 `protobuf:"fixed64,18,opt,name=gradient_norm,json=gradientNorm,proto3,oneof" json:"gradient_norm,omitempty"`
 	// Resource usage of the job's worker during this epoch.
 	ResourceUsage *ResourceUsageMetrics `protobuf:"bytes,19,opt,name=resource_usage,json=resourceUsage,proto3" json:"resource_usage,omitempty"`
-	// Any other metric the framework reports, by name.
+	// Any other metric, by name: what the framework reports (e.g.
+	// "anomaly_fraction"), forecasting jobs' "mape", "smape" and "mase" (mean
+	// absolute error over the naive last-value forecast's on the training
+	// series), recommendation jobs' "ndcg_at_10", "map_at_10" and
+	// "precision_at_10" (each user's validation items ranked by predicted
+	// rating; relevant: rated at least the mean training rating).
 	Extra map[string]float64 `protobuf:"bytes,20,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"fixed64,2,opt,name=value,proto3"`
 	// Seconds the epoch took.
 	EpochSeconds float64 `protobuf:"fixed64,21,opt,name=epoch_seconds,json=epochSeconds,proto3" json:"epoch_seconds,omitempty"`

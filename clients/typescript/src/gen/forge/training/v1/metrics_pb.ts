@@ -159,7 +159,12 @@ export type TrainingMetrics = Message<"forge.training.v1.TrainingMetrics"> & {
   resourceUsage?: ResourceUsageMetrics | undefined;
 
   /**
-   * Any other metric the framework reports, by name.
+   * Any other metric, by name: what the framework reports (e.g.
+   * "anomaly_fraction"), forecasting jobs' "mape", "smape" and "mase" (mean
+   * absolute error over the naive last-value forecast's on the training
+   * series), recommendation jobs' "ndcg_at_10", "map_at_10" and
+   * "precision_at_10" (each user's validation items ranked by predicted
+   * rating; relevant: rated at least the mean training rating).
    *
    * @generated from field: map<string, double> extra = 20;
    */
