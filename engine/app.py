@@ -84,6 +84,8 @@ class EngineSettings:
     default_cpu: str = ""
     default_gpu: int = 0
     default_priority: int = 0
+    # Training callbacks jobs may name: type name -> "module:Class" (engine/callbacks/registry.py).
+    callbacks: dict[str, str] = field(default_factory=dict)
     storage: StorageConfig = field(default_factory=StorageConfig)
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
     # Folders CreateDataset and data sources may read local files (and SQLite databases) from;
@@ -158,6 +160,7 @@ class Engine:
                 default_cpu=settings.default_cpu,
                 default_gpu=settings.default_gpu,
                 default_priority=settings.default_priority,
+                callbacks=dict(settings.callbacks),
             ),
             self.models,
             self.storage,

@@ -95,6 +95,12 @@ class Unavailable(ForgeError):
     code = "UNAVAILABLE"
 
 
+class Aborted(ForgeError):
+    """Work stopped on purpose before it finished, e.g. a job failed by its metric_threshold callback."""
+
+    code = "ABORTED"
+
+
 class DeadlineExceeded(ForgeError):
     code = "DEADLINE_EXCEEDED"
 
@@ -103,3 +109,16 @@ class DataLoss(ForgeError):
     """Stored bytes no longer match the checksum recorded when they were written."""
 
     code = "DATA_LOSS"
+
+
+def error_of(code: str, message: str) -> ForgeError:
+    """The engine error of gRPC code `code` (a name, e.g. "ABORTED"): a ForgeError (INTERNAL) for
+    a code no class here has."""
+    for cls in _all_errors(ForgeError):
+        if cls.code == code:
+            return cls(message)
+    return ForgeError(message)
+
+
+def _all_errors(cls: type) -> list[type]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _all_errors(child))]

@@ -15,16 +15,17 @@ Here the application embeds the forge-training service in its own process:
 | `app.Start(ctx)` / `app.Stop(ctx)` | `server.app.BackgroundServer(config)` / `.stop()`: running jobs checkpoint and pause (an asyncio application awaits `create_server(config)` on its own loop) |
 | `forge.InjectType[ai.ModelTrainer](app.Container())` | a `Client` on the bound loopback port: `client.trainer`, `client.data`, `client.pipelines` are the ModelTrainer, DataManager and PipelineManager (in-process without gRPC: `engine.Engine`, see basic_training.py) |
 
-The application's own code plugs in as a custom pipeline stage: `release_gate` below is a
-function of this process, registered in `ServerConfig.pipeline_functions` (a standalone server
-takes `--pipeline-function NAME=MODULE:CALLABLE`). It reads the evaluation's metrics, applies
-the application's release rule, writes to the application's audit log and decides whether the
-deployment stage runs. Clients only name such functions; they never send code.
+The application's own code plugs in twice. As a custom pipeline stage: `release_gate` below is
+a function of this process, registered in `ServerConfig.pipeline_functions` (a standalone
+server takes `--pipeline-function NAME=MODULE:CALLABLE`). It reads the evaluation's metrics,
+applies the application's release rule, writes to the application's audit log and decides
+whether the deployment stage runs. And as a training callback (the seed's custom callbacks):
+`ReleaseReady` below, registered in `ServerConfig.callbacks` as "release_ready" (a standalone
+server takes `--callback NAME=MODULE:CLASS`), stops a job as soon as its validation metrics
+meet the same rule; it runs in the job's worker process, imported from this module. Clients
+only name such functions and callbacks; they never send code.
 
 What is not supported, said plainly:
-- Custom training callbacks. `TrainingRequest.callbacks` is refused with UNIMPLEMENTED (this
-  example shows the refusal); the built-in ones are configured in `training_config`: early
-  stopping (used here), learning-rate schedules and checkpoints.
 - Custom framework adapters from the application: training runs in worker processes, which
   know only the built-in frameworks (scikit-learn, XGBoost, PyTorch, TensorFlow).
 - A dependency-injection container: the services are reached over gRPC, even from the same
@@ -50,8 +51,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the server and e
 from sklearn.datasets import load_breast_cancer  # noqa: E402
 
 from _common import upload_frame  # noqa: E402
+from engine.callbacks.base import Callback  # noqa: E402
 from forge.training import Client, ForgeTrainingError, common_pb2, model_pb2  # noqa: E402
 from forge.training.v1 import pipeline_pb2  # noqa: E402
+
+
+class ReleaseReady(Callback):
+    """The application's training callback: stops the job once `patience` epochs in a row meet
+    the release rule on the validation data (a model good enough to ship needs no more rounds)."""
+
+    def __init__(self, *, min_recall: float, min_accuracy: float, patience: int = 2):
+        self.min_recall, self.min_accuracy, self.patience = min_recall, min_accuracy, patience
+        self.streak = 0
+        self._reason = ""
+
+    def after_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
+        ready = metrics.get("recall", 0) >= self.min_recall and metrics.get("accuracy", 0) >= self.min_accuracy
+        self.streak = self.streak + 1 if ready else 0
+        if self.streak >= self.patience:
+            self._reason = f"release rule met on validation for {self.streak} epochs (epoch {epoch})"
+        return bool(self._reason)
+
+    @property
+    def stop_reason(self) -> str:
+        return self._reason
+
+    def state_dict(self) -> dict:
+        return {"streak": self.streak}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.streak = state.get("streak", 0)
 
 
 @dataclass
@@ -103,7 +132,10 @@ def training_config(data_dir: Path, gate: ReleaseGate):
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(TRAINING_CONFIGURATION.format(data_dir=data_dir))
     config = load_config(path)
-    return dataclasses.replace(config, pipeline_functions={"release_gate": gate})
+    # The worker imports the callback from this module by name, as it would an installed package.
+    module = __name__ if __name__ != "__main__" else Path(__file__).stem
+    return dataclasses.replace(config, pipeline_functions={"release_gate": gate},
+                               callbacks={"release_ready": f"{module}:ReleaseReady"})
 
 
 def run(small: bool = False, data_dir: Path | None = None) -> dict:
@@ -147,13 +179,19 @@ def use_training(client: Client, gate: ReleaseGate, small: bool) -> dict:
     job = client.wait(job.name, timeout=300)
     print(f"{job.name}: {common_pb2.JobState.Name(job.state)}, {job.state_message}")
 
-    # A custom callback is not something this service runs: the request says so.
+    # The application's callback, by the name it registered: the job stops once the rule holds.
+    rule = {"min_recall": gate.min_recall, "min_accuracy": gate.min_accuracy}
+    ready = client.wait(client.start_training({
+        **request, "trainingConfig": {"epochs": 200, "learningRate": 0.1, "seed": 3},
+        "callbacks": [{"name": "ship-it", "type": "release_ready", "config": rule}]}).name, timeout=300)
+    print(f"{ready.name}: {common_pb2.JobState.Name(ready.state)}, {ready.state_message}")
+    # A callback the server does not know is refused, listing those it does; code is never sent.
     try:
         client.start_training({**request, "callbacks": [{"name": "notify", "type": "slack_notifier"}]})
         refused = ""
     except ForgeTrainingError as exc:
         refused = exc.code.name
-        print(f"custom callback refused: {refused}: {exc.message}")
+        print(f"unknown callback refused: {refused}: {exc.message}")
 
     # The application's release gate between evaluation and deployment.
     pipeline = client.create_pipeline({"displayName": "gated release", "stages": [
@@ -176,7 +214,8 @@ def use_training(client: Client, gate: ReleaseGate, small: bool) -> dict:
     return {"job_resources": (resources.cpu, resources.gpu, resources.priority),
             "job_state": common_pb2.JobState.Name(job.state), "epochs_run": job.current_epoch,
             "epochs_asked": job.total_epochs, "early_stopping": job.state_message,
-            "custom_callback_refused": refused, "execution_state": common_pb2.JobState.Name(done.state),
+            "callback_job": (common_pb2.JobState.Name(ready.state), ready.current_epoch, ready.state_message),
+            "unknown_callback_refused": refused, "execution_state": common_pb2.JobState.Name(done.state),
             "stages": stages, "model_stage": model_pb2.ModelStage.Name(version.stage),
             **{f"test_{k}": v for k, v in sorted(job.test_metrics.items())}}
 

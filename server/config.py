@@ -48,6 +48,8 @@ class ServerConfig:
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
     # Custom pipeline stages: name -> callable(parameters, context) -> outputs dict.
     pipeline_functions: dict[str, Callable] = field(default_factory=dict)
+    # Training callbacks jobs may name: type name -> "module:Class" (engine/callbacks/registry.py).
+    callbacks: dict[str, str] = field(default_factory=dict)
     # "none" or "api-key": every call to the forge services then needs a key (`forge-training keys`).
     auth: str = "none"
     # TLS: the server's certificate chain and private key (PEM files); with a client CA, mutual
@@ -102,6 +104,7 @@ class ServerConfig:
             default_cpu=self.default_job_cpu,
             default_gpu=self.default_job_gpu,
             default_priority=self.default_job_priority,
+            callbacks=self.callbacks,
         )
 
 
@@ -260,6 +263,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a callable custom pipeline stages may run by NAME; repeatable "
                              "(env FORGE_TRAINING_PIPELINE_FUNCTIONS, comma-separated). Clients name it, "
                              "never send code")
+    parser.add_argument("--callback", action="append", metavar="NAME=MODULE:CLASS",
+                        default=[f for f in _env("CALLBACKS", "").split(",") if f],
+                        help="a training callback class (deriving from engine.callbacks.base.Callback) jobs may "
+                             "use as callbacks[].type NAME; repeatable (env FORGE_TRAINING_CALLBACKS, "
+                             "comma-separated). Clients name it and give its settings, never send code")
     parser.add_argument("--allow-untrusted-pickles", action="store_true",
                         default=_env("ALLOW_UNTRUSTED_PICKLES", "") in ("1", "true"),
                         help="let LoadModel accept pickles this service did not write; a pickle runs its "
@@ -327,6 +335,7 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         storage=storage,
         load_policy=LoadPolicy(tuple(args.model_root), args.allow_untrusted_pickles),
         pipeline_functions=load_functions(args.pipeline_function),
+        callbacks=load_callbacks(args.callback),
         auth=args.auth,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -407,6 +416,27 @@ def load_functions(specs: list[str]) -> dict[str, Callable]:
             raise SystemExit(f"--pipeline-function {spec!r}: {target} is not callable")
         functions[name] = function
     return functions
+
+
+def load_callbacks(specs: list[str]) -> dict[str, str]:
+    """{type name: "module:Class"} from "name=module:Class" entries, each imported once here so a
+    bad entry stops the server at start, not a job later."""
+    from engine.callbacks.registry import BUILT_IN, load_class
+
+    callbacks: dict[str, str] = {}
+    for spec in specs:
+        name, _, target = spec.partition("=")
+        if not (name and target):
+            raise SystemExit(f"--callback {spec!r}: use NAME=MODULE:CLASS")
+        if name in BUILT_IN:
+            raise SystemExit(f"--callback {spec!r}: {name} is a built-in callback type; register it under another "
+                             "name")
+        try:
+            load_class(target)
+        except ValueError as exc:
+            raise SystemExit(f"--callback {spec!r}: {exc}") from None
+        callbacks[name] = target
+    return callbacks
 
 
 def is_loopback(address: str) -> bool:

@@ -79,11 +79,15 @@ def _texts(value: Any) -> list[str]:
     raise ValueError("a list of strings")
 
 
-def _functions(value: Any) -> list[str]:
-    """{name: "module:callable"} as --pipeline-function's NAME=MODULE:CALLABLE entries."""
-    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return [f"{name}={target}" for name, target in value.items()]
-    raise ValueError("a mapping of stage function names to 'module:callable'")
+def _registrations(what: str, target: str) -> Callable[[Any], list[str]]:
+    """A reader of {name: "module:attribute"} as a repeatable flag's NAME=MODULE:ATTRIBUTE entries."""
+
+    def parse(value: Any) -> list[str]:
+        if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            return [f"{name}={where}" for name, where in value.items()]
+        raise ValueError(f"a mapping of {what} names to '{target}'")
+
+    return parse
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ KEYS = (
     Key("server.tls.client_ca", "tls_client_ca", _path),
     Key("server.data_roots", "data_root", _texts),
     Key("server.model_roots", "model_root", _texts),
-    Key("server.pipeline_functions", "pipeline_function", _functions),
+    Key("server.pipeline_functions", "pipeline_function", _registrations("stage function", "module:callable")),
+    Key("server.callbacks", "callback", _registrations("callback type", "module:Class")),
     Key("server.allow_untrusted_pickles", "allow_untrusted_pickles", _bool),
     Key("server.limits.max_upload_bytes", "max_upload_bytes", _int),
     Key("server.limits.max_message_bytes", "max_message_bytes", _int),
@@ -317,6 +322,7 @@ def effective(config, args: argparse.Namespace) -> dict[str, Any]:
             "data_roots": list(config.data_roots) if config.data_roots is not None else "anywhere",
             "model_roots": list(config.load_policy.extra_roots),
             "pipeline_functions": sorted(config.pipeline_functions),
+            "callbacks": dict(config.callbacks),
             "allow_untrusted_pickles": config.load_policy.allow_untrusted_pickles,
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_message_bytes": config.max_message_bytes,
                        "max_streams_per_key": config.max_streams_per_key,

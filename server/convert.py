@@ -150,6 +150,9 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     tc.checkpoints.CopyFrom(training_job_pb2.CheckpointConfig(
         enabled=c.enabled, save_best=c.save_best, save_latest=c.save_latest, every_n_epochs=c.every_n_epochs,
         keep_last=c.keep_last, monitor_metric=c.monitor_metric, path=c.path))
+    for entry in spec.callbacks:
+        request.callbacks.add(name=entry["name"], type=entry["type"], config=dict_to_struct(entry.get("config") or {}),
+                              priority=entry.get("priority", 0))
     if spec.retry_policy.max_retries:  # unset stays unset, as the request had it
         tc.retry_policy.max_retries = spec.retry_policy.max_retries
     d = spec.data

@@ -155,8 +155,9 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
     async def ExportTrainingMetrics(self, request, context):
         job = self._job(request.name)
         await _run(self.trainer.get_job, job)  # NOT_FOUND for unknown jobs
-        fmt = metrics_export.parse_format(pb.MetricsExportFormat.Name(request.format)
-                                          if request.format else "json")
+        known = request.format in pb.MetricsExportFormat.values()  # else a number this server does not know
+        fmt = metrics_export.parse_format(pb.MetricsExportFormat.Name(request.format) if known
+                                          else str(request.format))
         chunks = metrics_export.export_metrics(job, partial(self.engine.journal.metrics_after, job), fmt)
         content_type = metrics_export.FORMATS[fmt]
         while (chunk := await _run(next, chunks, None)) is not None:  # a page read per chunk, off the loop

@@ -28,7 +28,7 @@ def default_mode(metric: str) -> str:
 
 class EarlyStopping(Callback):
     def __init__(self, *, metric: str = "val_loss", patience: int = 5, mode: str = "", min_delta: float = 0.0,
-                 strict: bool = False):
+                 strict: bool = False, restore_best: bool = False, name: str = "early_stopping"):
         mode = mode or default_mode(metric)
         if mode not in _COMPARE:
             raise ValueError(f"early_stopping.mode {mode!r} is not supported: pass mode='min' or mode='max'")
@@ -42,6 +42,9 @@ class EarlyStopping(Callback):
         self.mode = mode
         self.min_delta = min_delta
         self.strict = strict
+        # Whether the job ends with the weights of the best epoch (the worker keeps them).
+        self.restore_best = restore_best
+        self.name = name
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0

@@ -30,6 +30,7 @@ from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, DataSpec, EarlyStoppi
 # code), or a nested section (a dict of its fields).
 RULES = {"required_columns": "strs", "min_rows": "int", "max_null_fraction": "float", "constraints": "list",
          "fail_on_violation": "bool", "conditions": "strs"}
+CALLBACK = {"name": "str", "type": "str", "config": "struct", "priority": "int"}
 CONSTRAINT = {"column": "str", "min": "float", "max": "float", "allowed_values": "strs", "pattern": "str",
               "not_null": "bool", "data_type": "data_type", "unique": "bool"}
 REQUEST = {
@@ -71,12 +72,10 @@ def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
     is unknown or of the wrong type, UNIMPLEMENTED a feature not built yet."""
     r = _section(request, REQUEST, "")
     mc, tc, dc, rc = (r.get(k, {}) for k in ("model_config", "training_config", "data_config", "resources"))
+    callbacks = _callbacks(r.get("callbacks", []), tc)  # may fill tc's checkpoints and lr_scheduler
     reg, es, lr, ck = (tc.get(k, {}) for k in ("regularization", "early_stopping", "lr_scheduler", "checkpoints"))
     if r.get("validation", {}).get("cross_validation", {}).get("enabled"):
         raise Unimplemented("spec.validation.cross_validation is not implemented yet; leave it unset")
-    if r.get("callbacks"):
-        raise Unimplemented("spec.callbacks are not implemented yet; use training_config.early_stopping and "
-                            "training_config.checkpoints")
     if mc.get("output_shape"):
         raise InvalidArgument.field("model_config.output_shape", "is derived from the data (classes or targets); "
                                                                  "leave it unset")
@@ -117,9 +116,45 @@ def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
                       or (0.0 if dc.get("no_validation") else 0.15),
                       validation=dc.get("validation", {})),
         resources=ResourceSpec(**{k: v for k, v in rc.items() if k != "timeout"}, timeout_seconds=timeout),
+        callbacks=callbacks,
         labels=r.get("labels", {}),
         model_id=r.get("model_id", ""),
     )
+
+
+def _callbacks(entries: list[Any], tc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's callbacks, each {"name", "type", "config", "priority"}; "checkpoint" and
+    "lr_schedule" ones are read into `tc` (the training_config) as its checkpoints and
+    lr_scheduler, which they must not also set (engine/callbacks/registry.py)."""
+    from engine.callbacks.registry import FOLDED
+
+    kept, names = [], set()
+    for index, item in enumerate(entries):
+        where = f"callbacks[{index}]"
+        entry = _section(item, CALLBACK, where)
+        for key in ("name", "type"):
+            if not entry.get(key, "").strip():
+                raise InvalidArgument.field(f"{where}.{key}", "is required" + (
+                    ": a name unique within the job" if key == "name" else
+                    ": early_stopping, checkpoint, lr_schedule, metric_threshold, time_budget or a registered one"),
+                    "REQUIRED")
+        name, kind = entry["name"].strip(), entry["type"].strip().lower()
+        if name in names:
+            raise InvalidArgument.field(f"{where}.name", f"{name!r} is the name of an earlier callback: give each "
+                                                         "its own")
+        names.add(name)
+        section = FOLDED.get(kind)
+        if section:
+            if tc.get(section):
+                raise InvalidArgument.field(where, f"a {kind} callback and training_config.{section} set the same "
+                                                   "thing: keep one of them")
+            fields = REQUEST["training_config"][section]
+            tc[section] = _section(entry.get("config", {}), fields, f"{where}.config")
+            if kind == "checkpoint":
+                tc[section].setdefault("enabled", True)
+        kept.append({"name": name, "type": kind, "config": entry.get("config", {}),
+                     "priority": entry.get("priority", 0)})
+    return [entry for entry in kept if entry["type"] not in FOLDED]
 
 
 def _section(value: Any, fields: dict[str, Any], path: str) -> dict[str, Any]:

@@ -179,6 +179,10 @@ class TrainingSpec:
     retry_policy: WorkerRetrySpec = field(default_factory=WorkerRetrySpec)
     data: DataSpec = field(default_factory=DataSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
+    # Callbacks run after each epoch, as {"name", "type", "config", "priority"} (engine/callbacks):
+    # the request's, less "checkpoint" and "lr_schedule" ones, which are read into checkpoints
+    # and lr_scheduler (one home for each setting).
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     model_id: str = ""  # the registered model this job's result becomes a version of; default the job id
 

@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
 from engine import names
+from engine.callbacks import registry as callback_registry
 from engine.callbacks.early_stopping import metric_key
 from engine.data.manager import DataManager
 from engine.data.training_data import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, input_kind
@@ -51,7 +52,9 @@ SUPERVISED_TASKS = ("classification", "regression", "forecasting")
 REPORTED_METRICS = {
     "classification": ("validation_loss", "training_loss", "accuracy", "precision", "recall", "f1_score"),
     "regression": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
-    "forecasting": ("validation_loss", "training_loss", "rmse", "mae", "r2"),
+    "forecasting": ("validation_loss", "training_loss", "rmse", "mae", "r2", "mape", "smape", "mase"),
+    "recommendation": ("validation_loss", "training_loss", "rmse", "mae", "r2", "ndcg_at_10", "map_at_10",
+                       "precision_at_10"),
     # precision, recall and f1_score only when the label column marks known anomalies.
     "anomaly_detection": ("validation_loss", "training_loss", "precision", "recall", "f1_score"),
 }
@@ -230,6 +233,9 @@ class TrainerSettings:
     default_cpu: str = ""
     default_gpu: int = 0
     default_priority: int = 0
+    # Callbacks the operator registered, by the type name a request uses: "module:Class"
+    # (engine/callbacks/registry.py); imported in the worker, never sent by a client.
+    callbacks: dict[str, str] = field(default_factory=dict)
 
     @property
     def checkpoint_root(self) -> Path:
@@ -440,6 +446,11 @@ class ModelTrainer:
             if es.min_delta < 0:
                 raise InvalidArgument.field("training_config.early_stopping.min_delta", "must be >= 0")
             _check_monitored(spec, es.metric or "val_loss", "training_config.early_stopping.metric")
+        callback_registry.check(spec.callbacks, self.settings.callbacks)
+        for index, entry in enumerate(spec.callbacks):
+            metric = (entry.get("config") or {}).get("metric")
+            if entry["type"] in ("early_stopping", "metric_threshold") and isinstance(metric, str):
+                _check_monitored(spec, metric, f"callbacks[{index}].config.metric")
         if spec.checkpoints.monitor_metric:
             _check_monitored(spec, spec.checkpoints.monitor_metric, "training_config.checkpoints.monitor_metric")
         path = spec.checkpoints.path
@@ -489,17 +500,17 @@ class ModelTrainer:
         _check_values(spec, adapter, train, needed)
         if data.validation:  # the job refuses training data that fails its rules
             self._datasets.refuse_invalid(train.name, data.validation, "data_config.validation")
-        for field in ("validation_dataset", "test_dataset"):
-            ref = getattr(data, field)
+        for part in ("validation_dataset", "test_dataset"):
+            ref = getattr(data, part)
             if not ref:
                 continue
-            ref = names.resolve(ref, "datasets", f"data_config.{field}", project)
-            setattr(data, field, ref)
-            other = self._datasets.get(ref, field=f"data_config.{field}")
+            ref = names.resolve(ref, "datasets", f"data_config.{part}", project)
+            setattr(data, part, ref)
+            other = self._datasets.get(ref, field=f"data_config.{part}")
             other_cols = {c["name"] for c in other.schema.get("columns", [])}
             missing = [c for c in needed if c not in other_cols]
             if missing:
-                raise InvalidArgument.field(f"data_config.{field}",
+                raise InvalidArgument.field(f"data_config.{part}",
                                             f"{ref} lacks the columns {', '.join(missing)} of the training data")
         if es.enabled:
             es.metric = es.metric or "val_loss"
@@ -732,6 +743,9 @@ class ModelTrainer:
             "checkpoint_key": None if self.store.local else self._checkpoint_key(self._checkpoint_dir(row.name,
                                                                                                      row.spec)),
             "resume": resume,
+            # The registered callbacks this job uses: the worker imports them.
+            "callback_classes": {c["type"]: self.settings.callbacks[c["type"]] for c in spec.get("callbacks", [])
+                                 if c["type"] in self.settings.callbacks},
         }
 
     def processed_by(self, dataset) -> dict[str, Any]:

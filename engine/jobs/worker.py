@@ -24,12 +24,16 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ForgeError, ResourceExhausted
+from engine.errors import ForgeError, ResourceExhausted, error_of
 
 # A full disk, or its cousins: the checkpoint could not be written for lack of room.
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # Added to the worker's niceness: lower CPU priority than the server that started it.
 WORKER_NICENESS = 10
+
+
+# The name training_config.early_stopping's callback goes by (in checkpoints' callback states).
+EARLY_STOPPING = "training_config.early_stopping"
 
 
 class _ServerGone(Exception):
@@ -219,6 +223,7 @@ def _finite(value: Any) -> bool:
 def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int]) -> None:
     # Imported here, after spawn, so the parent never pays for them on the event loop.
     from engine.callbacks.early_stopping import EarlyStopping, default_mode, metric_key
+    from engine.callbacks.registry import build as build_callbacks
     from engine.data.training_data import build_training_data, load_arrays
     from engine.frameworks.metrics import metric_reference, task_metrics
     from engine.frameworks.registry import get_adapter
@@ -264,14 +269,17 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     monitor = metric_key(spec.checkpoints.monitor_metric or "val_loss")
     monitor_mode = default_mode(monitor)
     tracker: dict[str, Any] = {"best": None, "best_epoch": 0}
-    stopper = None
+    # The callbacks run after each epoch, in order: training_config.early_stopping, then the
+    # request's by priority (engine/callbacks/registry.py).
+    callbacks: list[tuple[str, Any]] = []
     if spec.early_stopping.enabled:
-        stopper = EarlyStopping(
-            metric=spec.early_stopping.metric or "val_loss",
-            patience=spec.early_stopping.patience,
-            mode=spec.early_stopping.mode,
-            min_delta=spec.early_stopping.min_delta,
-        )
+        callbacks.append((EARLY_STOPPING, EarlyStopping(
+            metric=spec.early_stopping.metric or "val_loss", patience=spec.early_stopping.patience,
+            mode=spec.early_stopping.mode, min_delta=spec.early_stopping.min_delta,
+            restore_best=spec.early_stopping.restore_best)))
+    callbacks += build_callbacks(spec.callbacks, payload.get("callback_classes") or {})
+    # The first early stopping that restores the best epoch's weights decides which epoch that is.
+    restorer = next((cb for _, cb in callbacks if getattr(cb, "restore_best", False)), None)
 
     versions = adapter.versions()
     manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
@@ -283,9 +291,11 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                                f"not {spec.framework!r}")
         run = adapter.load_run(spec, data, state)
         epoch = int(resume["epoch"])
-        tracker.update(resume.get("tracker", {}).get("best", {}))
-        if stopper:
-            stopper.load_state_dict(resume.get("tracker", {}).get("early_stopping", {}))
+        saved_tracker = resume.get("tracker", {})
+        tracker.update(saved_tracker.get("best", {}))
+        states = {EARLY_STOPPING: saved_tracker.get("early_stopping", {}), **saved_tracker.get("callbacks", {})}
+        for name, callback in callbacks:
+            callback.load_state_dict(states.get(name) or {})
         channel.log(f"resumed from the checkpoint of epoch {epoch}")
     else:
         run = adapter.create_run(spec, data)
@@ -298,7 +308,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": versions})
 
     def tracker_state() -> dict[str, Any]:
-        return {"best": dict(tracker), "early_stopping": stopper.state_dict() if stopper else {}}
+        return {"best": dict(tracker), "callbacks": {name: callback.state_dict() for name, callback in callbacks}}
 
     def checkpoint_bytes(at_epoch: int) -> bytes:
         return checkpoint.pack(run.state_bytes(), {**manifest, "epoch": at_epoch})
@@ -341,7 +351,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         return info
 
     stop_reason = ""
-    best_state: tuple[int, bytes] | None = None  # (epoch, state) for early_stopping.restore_best
+    best_state: tuple[int, bytes] | None = None  # (epoch, state) for early stopping's restore_best
     while epoch < total:
         command = channel.command()
         if command == "cancel":
@@ -364,7 +374,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             extra = dict(result.extra)
             if channel.primary and data.X_val is not None and len(data.X_val):
                 extra.update(judged(data.X_val, data.y_val))
-            value = metrics.get(monitor)
+            # What callbacks and the best-epoch tracking see: every finite value the epoch measured.
+            observed = {**{k: float(v) for k, v in extra.items() if _finite(v)}, **metrics, "epoch_seconds": seconds}
+            value = observed.get(monitor)
             if value is not None:
                 best = tracker["best"]
                 better = best is None or (value < best if monitor_mode == "min" else value > best)
@@ -387,9 +399,19 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             elif tracker["best"] is not None:
                 point["extra"][f"best_{monitor}"] = tracker["best"]
                 point["best_epoch"] = tracker["best_epoch"]
-            if stopper and stopper.after_epoch(epoch, metrics):
-                stop_reason = stopper.stop_reason
-            if stopper and spec.early_stopping.restore_best and stopper.best_epoch == epoch:
+            failure = None
+            for name, callback in callbacks:
+                try:
+                    if callback.after_epoch(epoch, observed) and not stop_reason:
+                        stop_reason = callback.stop_reason or f"callback {name!r} stopped the job"
+                except ForgeError as exc:  # e.g. metric_threshold's "fail"
+                    failure = (exc.code, exc.message)
+                    break
+                except Exception as exc:  # a registered callback's own error fails the job, naming it
+                    channel.log("".join(traceback.format_exception(exc)).rstrip(), "error", epoch)
+                    failure = ("INTERNAL", f"callback {name!r} raised {type(exc).__name__}: {exc}")
+                    break
+            if restorer is not None and restorer.best_epoch == epoch:
                 best_state = (epoch, run.state_bytes())
             # The epoch's metrics go before its checkpoint: a worker killed between the two is
             # resumed from the checkpoint before and trains this epoch again, whose replayed point
@@ -402,7 +424,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 save_checkpoint(epoch)
             summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             channel.log(f"epoch {epoch}/{total}: {summary} ({seconds:.2f} s)", "info", epoch)
-            stop_reason, finished = channel.agree((stop_reason, bool(result.finished)))
+            stop_reason, finished, failure = channel.agree((stop_reason, bool(result.finished), failure))
+            if failure:  # after the epoch's point and logs, which the failed job keeps
+                raise error_of(*failure)
             if stop_reason:
                 channel.log(stop_reason, "info", epoch)
                 break
@@ -416,7 +440,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         return  # the primary exports the model and reports the outcome
     if best_state is not None and best_state[0] != epoch:
         run.restore(best_state[1])
-        channel.log(f"restored the weights of epoch {best_state[0]}, the best by {stopper.metric}")
+        channel.log(f"restored the weights of epoch {best_state[0]}, the best by {restorer.metric}")
     model_info = {
         "features": list(data.feature_names),
         # The classes the model outputs, in order: those seen in training.

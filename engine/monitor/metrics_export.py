@@ -39,6 +39,8 @@ Fetch = Callable[[int, int], list[dict[str, Any]]]  # (after sequence, limit) ->
 def parse_format(value: str) -> str:
     """"json" or "csv" from what a user wrote ("CSV", "METRICS_EXPORT_FORMAT_CSV"); JSON when empty."""
     short = (value or "json").strip().lower().removeprefix("metrics_export_format_")
+    if short == "unspecified":
+        return "json"
     if short not in FORMATS:
         raise InvalidArgument.field("format", f"{value!r} is not a metrics export format: use json or csv")
     return short

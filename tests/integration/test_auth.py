@@ -139,6 +139,7 @@ def _requests(b: dict) -> dict[str, list[dict]]:
         "WatchTrainingMetrics": [{"name": b["job"]}],
         "GetTrainingLogs": [{"name": b["job"]}],
         "StreamTrainingLogs": [{"name": b["job"]}],
+        "ExportTrainingMetrics": [{"name": b["job"], "format": "METRICS_EXPORT_FORMAT_CSV"}],
         "SaveModel": [{"name": b["job"], "path": "stolen.onnx", "format": "EXPORT_FORMAT_ONNX"}],
         "LoadModel": [{"parent": "projects/b", "path": "stolen.onnx", "modelId": "x"}],
         "ExportModel": [{"name": b["job"], "format": "EXPORT_FORMAT_ONNX"},

@@ -114,7 +114,10 @@ def test_extension_integration(examples, tmp_path):
     assert results["artifacts_under_model_path"] and results["checkpoints_under_checkpoint_path"]
     assert results["job_state"] == "JOB_STATE_COMPLETED" and results["epochs_run"] < results["epochs_asked"]
     assert "early stopping" in results["early_stopping"]
-    assert results["custom_callback_refused"] == "UNIMPLEMENTED"
+    # The application's own callback, registered by name, stopped its job once its rule held.
+    state, epochs, message = results["callback_job"]
+    assert state == "JOB_STATE_COMPLETED" and epochs < 200 and "release rule met on validation" in message
+    assert results["unknown_callback_refused"] == "INVALID_ARGUMENT"
     # The application's own function decided, by its rule, and deployment followed its decision.
     approved = results["test_recall"] >= 0.8 and results["test_accuracy"] >= 0.9
     assert results["audit"] and results["audit"][0].split(": ")[1].startswith("approved" if approved else "rejected")

@@ -63,6 +63,18 @@ def test_storage_and_pipeline_functions_are_checked_at_startup():
     assert loaded["dumps"]({"a": 1}) == '{"a": 1}'
 
 
+def test_registered_callbacks_are_imported_and_checked_at_startup():
+    with pytest.raises(SystemExit, match="NAME=MODULE:CLASS"):
+        _parse("--callback", "broken")
+    with pytest.raises(SystemExit, match="not a class deriving from engine.callbacks.base.Callback"):
+        _parse("--callback", "dumps=json:dumps")
+    with pytest.raises(SystemExit, match="time_budget is a built-in callback type"):
+        _parse("--callback", "time_budget=engine.callbacks.time_budget:TimeBudget")
+    config = _parse("--callback", "limit=engine.callbacks.threshold:MetricThreshold")
+    assert config.callbacks == {"limit": "engine.callbacks.threshold:MetricThreshold"}
+    assert config.engine_settings().callbacks == config.callbacks
+
+
 def test_local_data_is_open_only_to_a_loopback_server_without_authentication(tmp_path):
     assert _parse().data_roots is None
     assert _parse("--auth", "api-key").data_roots == ()

@@ -31,6 +31,9 @@ FULL = {
                                                                 "constraints": [{"column": "a", "min": 0,
                                                                                  "dataType": "float64"}]}},
     "resources": {"cpu": "2", "memory": "1Gi", "gpu": 1, "timeout": "90s", "priority": 3},
+    "callbacks": [{"name": "target", "type": "metric_threshold", "priority": 2,
+                   "config": {"metric": "accuracy", "above": 0.95}},
+                  {"name": "budget", "type": "Time_Budget", "config": {"duration": "10m"}}],
 }
 
 
@@ -81,8 +84,35 @@ def test_a_bad_request_is_refused_naming_the_field(bad, field, words):
     assert err.value.violations[0].field == field and words in err.value.message
 
 
+def test_callbacks_keep_their_order_and_checkpoint_and_lr_schedule_become_their_sections():
+    spec = spec_from_request(FULL)
+    assert [(c["name"], c["type"], c["priority"]) for c in spec.callbacks] == [
+        ("target", "metric_threshold", 2), ("budget", "time_budget", 0)]
+    folded = spec_from_request({"callbacks": [
+        {"name": "ckpt", "type": "checkpoint", "config": {"everyNEpochs": 3, "keepLast": 1}},
+        {"name": "lr", "type": "lr_schedule", "config": {"type": "cosine", "min_lr": 0.001}}]})
+    assert folded.callbacks == [] and folded.lr_scheduler.type == "cosine" and folded.lr_scheduler.min_lr == 0.001
+    assert (folded.checkpoints.enabled, folded.checkpoints.every_n_epochs, folded.checkpoints.keep_last) == (True, 3, 1)
+
+
+@pytest.mark.parametrize("bad, field, words", [
+    ({"callbacks": [{"type": "time_budget"}]}, "callbacks[0].name", "is required"),
+    ({"callbacks": [{"name": "a"}]}, "callbacks[0].type", "is required"),
+    ({"callbacks": [{"name": "a", "type": "time_budget"}, {"name": "a", "type": "early_stopping"}]},
+     "callbacks[1].name", "the name of an earlier callback"),
+    ({"callbacks": [{"name": "a", "type": "checkpoint", "config": {"every": 2}}]},
+     "callbacks[0].config.every", "is not a field of callbacks[0].config"),
+    ({"trainingConfig": {"checkpoints": {"enabled": True}},
+      "callbacks": [{"name": "a", "type": "checkpoint"}]}, "callbacks[0]", "keep one of them"),
+    ({"callbacks": [{"name": "a", "type": "x", "config": "fast"}]}, "callbacks[0].config", "must be an object"),
+])
+def test_a_bad_callback_is_refused_naming_the_entry(bad, field, words):
+    with pytest.raises(InvalidArgument) as err:
+        spec_from_request(bad)
+    assert err.value.violations[0].field == field and words in err.value.message
+
+
 @pytest.mark.parametrize("unbuilt", [
-    {"callbacks": [{"name": "x", "type": "slack"}]},
     {"validation": {"crossValidation": {"enabled": True, "folds": 5}}},
     {"modelConfig": {"pretrainedPath": "models/base.pt"}},
 ])

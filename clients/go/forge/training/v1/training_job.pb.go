@@ -272,7 +272,8 @@ type TrainingRequest struct {
 	Resources *ResourceConfig `protobuf:"bytes,6,opt,name=resources,proto3" json:"resources,omitempty"`
 	// Optional. Cross-validation settings.
 	Validation *ValidationConfig `protobuf:"bytes,7,opt,name=validation,proto3" json:"validation,omitempty"`
-	// Optional. Callbacks run at epoch boundaries, in ascending priority.
+	// Optional. Callbacks run after each epoch, in ascending priority
+	// (docs/training.md): built-in ones and those the server registers.
 	Callbacks []*CallbackConfig `protobuf:"bytes,8,rep,name=callbacks,proto3" json:"callbacks,omitempty"`
 	// Optional. User labels for filtering and grouping.
 	Labels map[string]string `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
@@ -1404,21 +1405,36 @@ func (x *CrossValidationConfig) GetSeed() int64 {
 	return 0
 }
 
-// A callback run at epoch boundaries, as the seed's callback list.
+// A callback run after each epoch, as the seed's callback list. Callbacks run
+// in ascending priority, then in the order listed; when several stop the job
+// at the same epoch, the first to run gives the reason. A callback's state
+// (counters, time spent) travels in checkpoints, so a resumed job goes on.
 type CallbackConfig struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Required. A unique name within the job.
+	// Required. A unique name within the job; stop reasons and errors name it.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Required. A built-in callback type ("early_stopping", "checkpoint",
-	// "lr_schedule", "metric_threshold", "time_budget") or the name of a
-	// callback registered in the server's configuration.
+	// Required. A built-in type or the name of a callback registered on the
+	// server (serve --callback NAME=MODULE:CLASS; an unknown type is refused
+	// listing those). Built-in types and their config:
+	// "early_stopping": metric, patience, mode, min_delta, restore_best, strict
+	// (as training_config.early_stopping; several may watch different metrics).
+	// "metric_threshold": metric, above or below (one of them), action ("stop":
+	// the job completes early with its model; "fail": it fails with ABORTED),
+	// min_epoch (default 1), patience (epochs in a row, default 1); for "fail" a
+	// metric not reported or NaN counts as crossing.
+	// "time_budget": seconds or duration ("90s", "2h"): the job completes, with
+	// its model, once another epoch like the last would go past the budget
+	// (epochs of every attempt count; resources.timeout instead fails a job).
+	// "checkpoint" and "lr_schedule": the fields of training_config.checkpoints
+	// and lr_scheduler, which then must be unset; the job's spec shows them there.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	// Optional. The callback's settings.
+	// Optional. The callback's settings. Whole numbers reach a registered
+	// callback as integers.
 	Config *structpb.Struct `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
-	// Optional. Lower priorities run first.
+	// Optional. Lower priorities run first. Default 0.
 	Priority int32 `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
 }
 

@@ -241,7 +241,8 @@ export type TrainingRequest = Message<"forge.training.v1.TrainingRequest"> & {
   validation?: ValidationConfig | undefined;
 
   /**
-   * Optional. Callbacks run at epoch boundaries, in ascending priority.
+   * Optional. Callbacks run after each epoch, in ascending priority
+   * (docs/training.md): built-in ones and those the server registers.
    *
    * @generated from field: repeated forge.training.v1.CallbackConfig callbacks = 8;
    */
@@ -900,36 +901,51 @@ export const CrossValidationConfigSchema: GenMessage<CrossValidationConfig> = /*
   messageDesc(file_forge_training_v1_training_job, 11);
 
 /**
- * A callback run at epoch boundaries, as the seed's callback list.
+ * A callback run after each epoch, as the seed's callback list. Callbacks run
+ * in ascending priority, then in the order listed; when several stop the job
+ * at the same epoch, the first to run gives the reason. A callback's state
+ * (counters, time spent) travels in checkpoints, so a resumed job goes on.
  *
  * @generated from message forge.training.v1.CallbackConfig
  */
 export type CallbackConfig = Message<"forge.training.v1.CallbackConfig"> & {
   /**
-   * Required. A unique name within the job.
+   * Required. A unique name within the job; stop reasons and errors name it.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * Required. A built-in callback type ("early_stopping", "checkpoint",
-   * "lr_schedule", "metric_threshold", "time_budget") or the name of a
-   * callback registered in the server's configuration.
+   * Required. A built-in type or the name of a callback registered on the
+   * server (serve --callback NAME=MODULE:CLASS; an unknown type is refused
+   * listing those). Built-in types and their config:
+   * "early_stopping": metric, patience, mode, min_delta, restore_best, strict
+   * (as training_config.early_stopping; several may watch different metrics).
+   * "metric_threshold": metric, above or below (one of them), action ("stop":
+   * the job completes early with its model; "fail": it fails with ABORTED),
+   * min_epoch (default 1), patience (epochs in a row, default 1); for "fail" a
+   * metric not reported or NaN counts as crossing.
+   * "time_budget": seconds or duration ("90s", "2h"): the job completes, with
+   * its model, once another epoch like the last would go past the budget
+   * (epochs of every attempt count; resources.timeout instead fails a job).
+   * "checkpoint" and "lr_schedule": the fields of training_config.checkpoints
+   * and lr_scheduler, which then must be unset; the job's spec shows them there.
    *
    * @generated from field: string type = 2;
    */
   type: string;
 
   /**
-   * Optional. The callback's settings.
+   * Optional. The callback's settings. Whole numbers reach a registered
+   * callback as integers.
    *
    * @generated from field: google.protobuf.Struct config = 3;
    */
   config?: JsonObject | undefined;
 
   /**
-   * Optional. Lower priorities run first.
+   * Optional. Lower priorities run first. Default 0.
    *
    * @generated from field: int32 priority = 4;
    */
