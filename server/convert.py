@@ -129,6 +129,8 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     mc.framework, mc.architecture = spec.framework, spec.architecture
     mc.hyperparameters.CopyFrom(dict_to_struct(spec.hyperparameters))
     mc.input_shape.extend(spec.input_shape)
+    mc.pretrained_path = spec.pretrained_path
+    mc.frozen_layers.extend(spec.frozen_layers)
     tc = request.training_config
     tc.epochs, tc.batch_size, tc.learning_rate = spec.epochs, spec.batch_size, spec.learning_rate
     tc.optimizer, tc.loss_function, tc.seed = spec.optimizer, spec.loss_function, spec.seed
@@ -560,6 +562,7 @@ def model_to_proto(row) -> model_pb2.Model:
         preprocessing=dict_to_struct(info.get("preprocessing") or {}),
         input_features=info.get("features") or [],
         class_labels=info.get("classes") or [],
+        parent_model=info.get("parent_model") or "",
     )
     out.create_time.CopyFrom(timestamp(row.create_time))
     return out

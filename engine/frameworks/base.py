@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.errors import FailedPrecondition, InvalidArgument
+from engine.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from engine.export.formats import parse_format
 from engine.jobs.spec import TrainingSpec
 
@@ -162,6 +162,10 @@ class FrameworkAdapter(abc.ABC):
     #: (torch.distributed, Ray Train's TorchTrainer) or "xgboost" (XGBoost's collective, Ray
     #: Train's XGBoostTrainer); None: not at all.
     data_parallel: ClassVar[str | None] = None
+    #: Whether a run can start from an earlier model of this framework (fine_tune_run), and
+    #: whether it can keep some of that model's layers frozen (model_config.frozen_layers).
+    fine_tuning: ClassVar[bool] = False
+    freezes_layers: ClassVar[bool] = False
 
     def worker_share(self, data: TrainingData, rank: int, world: int) -> TrainingData:
         """The data worker `rank` of `world` data-parallel workers trains on: all of it unless
@@ -181,6 +185,12 @@ class FrameworkAdapter(abc.ABC):
     @abc.abstractmethod
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TrainingRun:
         """Rebuild a run from a checkpoint (for resume and for export after completion)."""
+
+    def fine_tune_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TrainingRun:
+        """A fresh run (its own epochs, optimizer and schedule) of the model whose state (what a
+        run's state_bytes wrote) it starts from, on `data`, with spec.frozen_layers frozen. Only
+        adapters with `fine_tuning` override it."""
+        raise Unimplemented(f"model_config.pretrained_path: {self.name} models cannot be fine-tuned")
 
     def planned_epochs(self, spec: TrainingSpec) -> int:
         """The total_epochs a run of `spec` will have, known without importing the framework

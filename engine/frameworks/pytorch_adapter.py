@@ -479,7 +479,11 @@ class PyTorchRun(TrainingRun):
             raise InvalidArgument.field(f"{TC}.regularization.batch_norm",
                                         "batch normalization needs at least 2 training rows")
         self._notes: list[str] = []
-        self._config: dict[str, Any] = dict(config) if inference else self._network_config()
+        # A checkpoint's network (loading one to predict), or a parent model's (fine-tuning, and
+        # resuming a fine-tuning job): its shape and input maps are the parent's, not this spec's.
+        self._config: dict[str, Any] = dict(config) if config is not None else self._network_config()
+        if config is not None and not inference:
+            self._check_parent_network()
         if inference and self._classifier and [str(c) for c in self._classes] != self._config.get("classes"):
             raise FailedPrecondition(f"the checkpoint's network has classes {self._config.get('classes')}, "
                                      f"the data {[str(c) for c in self._classes]}")
@@ -498,7 +502,9 @@ class PyTorchRun(TrainingRun):
         # Without training rows the statistics come with the checkpoint's weights (see restore).
         self._target_std = 1.0 if inference else self._fit_statistics(module)
         self._module = module.to(self._device)
-        self._params = list(self._module.parameters())
+        self._frozen = self._freeze(spec.frozen_layers)
+        # What the optimizer steps: every parameter but the frozen layers'.
+        self._params = [p for p in self._module.parameters() if p.requires_grad]
         # L1 weighs every weight matrix (linear, convolution, embedding, LSTM), not biases or norms.
         self._l1_weights = [p for name, p in self._module.named_parameters()
                             if name.rsplit(".", 1)[-1].startswith("weight") and p.dim() >= 2]
@@ -590,6 +596,60 @@ class PyTorchRun(TrainingRun):
         if reg.batch_norm and arch in ("lstm", "matrix_factorization"):
             self._notes.append(f"batch_norm does not apply to {arch}: the network has no layer to normalize")
         return config
+
+    def _check_parent_network(self) -> None:
+        """A parent model's network (fine-tuning) fits this job: same architecture and outputs
+        (the worker has checked the features and classes against the parent's)."""
+        theirs = self._config
+        if theirs.get("architecture") != self._arch or theirs.get("task") != self._spec.model_type:
+            raise FailedPrecondition(f"the model to fine-tune is a {theirs.get('task')} {theirs.get('architecture')}, "
+                                     f"this job trains a {self._spec.model_type} {self._arch}")
+        outputs = 1 if not self._classifier or self._binary else len(self._classes)
+        if theirs.get("n_outputs") != outputs:
+            raise FailedPrecondition(f"the model to fine-tune has {theirs.get('n_outputs')} outputs, this job's loss "
+                                     f"({self._loss_name}) needs {outputs}: use the parent's loss_function")
+
+    def _freeze(self, layers: list[str]) -> list[str]:
+        """Stop the gradients of model_config.frozen_layers: each a module path of the network
+        (e.g. "1" or "embedding"), whose parameters, and those of the modules inside it, stay as
+        they are. Unknown names are INVALID_ARGUMENT listing the network's layers."""
+        if not layers:
+            return []
+        parameters = dict(self._module.named_parameters())
+        owners = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in parameters if "." in name))
+        paths = {".".join(owner.split(".")[:k]) for owner in owners for k in range(1, owner.count(".") + 2)}
+        for layer in layers:
+            if layer not in paths:
+                raise InvalidArgument.field("model_config.frozen_layers",
+                                            f"{layer!r} is not a layer of this {self._arch}: its layers with weights "
+                                            f"are {', '.join(owners)}")
+        frozen = [name for name in parameters if any(name == f or name.startswith(f + ".") for f in layers)]
+        if len(frozen) == len(parameters):
+            raise InvalidArgument.field("model_config.frozen_layers", "freezes every layer: nothing would train")
+        for name in frozen:
+            parameters[name].requires_grad_(False)
+        count = sum(parameters[name].numel() for name in frozen)
+        total = sum(p.numel() for p in parameters.values())
+        self._notes.append(f"frozen: {', '.join(layers)} ({count:,} of {total:,} parameters)")
+        return frozen
+
+    def start_from(self, state: bytes) -> None:
+        """Take a parent model's weights and statistics (fine-tuning): the optimizer, schedule,
+        epochs and random state stay this run's own."""
+        saved = _read_state(state, self._device)
+        self._module.load_state_dict(saved["model"])
+        self._take_target_std(saved)
+
+    def _take_target_std(self, saved: dict[str, Any]) -> None:
+        """The std regression losses are standardized by, as the saved network was trained with."""
+        if "target_std" in saved:
+            self._target_std = float(saved["target_std"])
+        elif self._data.inference_only:
+            self._target_std = self._buffered_target_std()
+        else:
+            return
+        self._loss_unit = {"mse": self._target_std ** 2, "huber": self._target_std ** 2,
+                           "mae": self._target_std}.get(self._loss_name, 1.0)
 
     def _fit_statistics(self, module: Any) -> float:
         """Set the module's training-data buffers; return the std regression losses are standardized by
@@ -982,10 +1042,7 @@ class PyTorchRun(TrainingRun):
             rng["cuda"] = self._rng["cuda"]
         self._rng = rng
         self._epoch = int(saved["epoch"])
-        if self._data.inference_only:
-            self._target_std = float(saved.get("target_std", self._buffered_target_std()))
-            self._loss_unit = {"mse": self._target_std ** 2, "huber": self._target_std ** 2,
-                               "mae": self._target_std}.get(self._loss_name, 1.0)
+        self._take_target_std(saved)
 
     def _buffered_target_std(self) -> float:
         """The target std of a regression network, from the buffers that rescale its output
@@ -1176,6 +1233,8 @@ def _read_state(state: bytes, device: Any) -> dict[str, Any]:
 class PyTorchAdapter(FrameworkAdapter):
     name = "pytorch"
     data_parallel = "torch"  # PyTorchRun.data_parallel: each epoch's order shared out
+    fine_tuning = True
+    freezes_layers = True
     input_kinds = ("tabular", "text", "interactions", "sequence")
 
     def validate(self, spec: TrainingSpec) -> None:
@@ -1185,10 +1244,17 @@ class PyTorchAdapter(FrameworkAdapter):
         return PyTorchRun(spec, data)
 
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> PyTorchRun:
-        # Without training rows the network is built from the checkpoint's own config.
-        config = _read_state(state, "cpu")["config"] if data.inference_only else None
+        # Without training rows, or for a fine-tuning job (the parent's network), the network is
+        # built from the checkpoint's own config.
+        fine_tuned = bool(spec.pretrained_path)
+        config = _read_state(state, "cpu")["config"] if data.inference_only or fine_tuned else None
         run = PyTorchRun(spec, data, config=config)
         run.restore(state)
+        return run
+
+    def fine_tune_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> PyTorchRun:
+        run = PyTorchRun(spec, data, config=_read_state(state, "cpu")["config"])
+        run.start_from(state)
         return run
 
     def versions(self) -> dict[str, str]:

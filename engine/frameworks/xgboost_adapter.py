@@ -333,7 +333,8 @@ def _parse_eval(text: str) -> list[float]:
 class XGBoostRun(TrainingRun):
     """One XGBoost booster trained a round per epoch; see the module docstring."""
 
-    def __init__(self, spec: TrainingSpec, data: TrainingData, *, state: bytes | None = None):
+    def __init__(self, spec: TrainingSpec, data: TrainingData, *, state: bytes | None = None,
+                 fine_tune: bool = False):
         import xgboost as xgb
 
         if data.task != spec.model_type:
@@ -352,6 +353,8 @@ class XGBoostRun(TrainingRun):
         self._sampling = any(self._params.get(name, 1.0) < 1.0
                              for name in ("subsample", "colsample_bytree", "colsample_bylevel"))
         self._epoch = 0
+        # Rounds of a parent model this run continues (fine-tuning): its epochs add rounds after them.
+        self._base_rounds = 0
         self._logs: list[str] = list(self._plan.notes)
         if self._params.get("device") == "cuda" and not xgb.build_info().get("USE_CUDA"):
             self._logs.append("this xgboost build has no CUDA support: training runs on the CPU")
@@ -381,6 +384,10 @@ class XGBoostRun(TrainingRun):
                 self._booster = xgb.Booster(self._params, cache)
             else:
                 self._booster = self._load_state(state, cache)
+                if fine_tune:  # the parent's rounds are this run's starting point
+                    self._base_rounds, self._epoch = self._booster.num_boosted_rounds(), 0
+                    self._logs.append(f"continuing the {self._base_rounds} boosting rounds of the model it "
+                                      f"fine-tunes with {self.total_epochs} more")
         self._logs += _warning_lines(caught)
 
     # -- setup --
@@ -496,11 +503,11 @@ class XGBoostRun(TrainingRun):
                     # the module docstring). Without sampling the updaters hold no random state,
                     # and rebuilding them would make the round ~10% slower (200,000 rows).
                     self._booster.load_config(self._booster.save_config())
-                self._booster.update(self._dtrain, iteration=epoch - 1)
+                self._booster.update(self._dtrain, iteration=self._base_rounds + epoch - 1)
             except XGBoostError as exc:
                 raise self._as_invalid_argument(exc) from exc
             evals = [(self._dtrain, "train")] + ([(self._dval, "validation")] if self._has_validation else [])
-            losses = _parse_eval(self._booster.eval_set(evals, epoch))
+            losses = _parse_eval(self._booster.eval_set(evals, self._base_rounds + epoch))
         logs += _warning_lines(caught)
         training_loss = losses[0]
         validation_loss = losses[1] if self._has_validation else training_loss
@@ -543,6 +550,7 @@ class XGBoostRun(TrainingRun):
             "model_type": self._plan.task,
             "n_classes": len(self._classes) if self._classifier else 0,
             "epoch": self._epoch,
+            "base_rounds": self._base_rounds,
         }).encode()
         raw = bytes(self._booster.save_raw("ubj"))
         return _STATE_MAGIC + struct.pack("<I", len(header)) + header + raw
@@ -561,11 +569,11 @@ class XGBoostRun(TrainingRun):
         # The saved model carries the trees and the objective but not the training parameters
         # (depth, sampling, seed, ...): the Booster sets them again after loading.
         booster = xgb.Booster(self._params, cache, model_file=bytearray(raw))
-        epoch = int(header["epoch"])
-        if booster.num_boosted_rounds() != epoch:
-            raise FailedPrecondition(f"the checkpoint says epoch {epoch} but holds "
+        epoch, base = int(header["epoch"]), int(header.get("base_rounds", 0))
+        if booster.num_boosted_rounds() != base + epoch:
+            raise FailedPrecondition(f"the checkpoint says epoch {epoch} after {base} rounds but holds "
                                      f"{booster.num_boosted_rounds()} boosting rounds")
-        self._epoch = epoch
+        self._epoch, self._base_rounds = epoch, base
         if (not self._classifier and self._params.get("tree_method") == "approx"
                 and self._params.get("subsample", 1.0) < 1.0):
             self._logs.append("resumed an approx regressor with subsample < 1: XGBoost re-sketches the feature "
@@ -694,6 +702,7 @@ def _split_state(state: bytes) -> tuple[dict[str, Any], bytes]:
 class XGBoostAdapter(FrameworkAdapter):
     name = "xgboost"
     data_parallel = "xgboost"  # XGBoost's collective; rows shared out by worker_share
+    fine_tuning = True
     accepts_missing_values = True
 
     def validate(self, spec: TrainingSpec) -> None:
@@ -718,6 +727,11 @@ class XGBoostAdapter(FrameworkAdapter):
 
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> XGBoostRun:
         return XGBoostRun(spec, data, state=state)
+
+    def fine_tune_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> XGBoostRun:
+        """More boosting rounds on the parent's trees (this job's epochs), with this job's
+        parameters (e.g. a lower learning_rate) for the new ones."""
+        return XGBoostRun(spec, data, state=state, fine_tune=True)
 
     def versions(self) -> dict[str, str]:
         import xgboost

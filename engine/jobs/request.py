@@ -79,8 +79,9 @@ def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
     if mc.get("output_shape"):
         raise InvalidArgument.field("model_config.output_shape", "is derived from the data (classes or targets); "
                                                                  "leave it unset")
-    if mc.get("pretrained_path") or mc.get("frozen_layers"):
-        raise Unimplemented("spec.model_config.pretrained_path (fine-tuning) is not implemented yet")
+    if mc.get("frozen_layers") and not mc.get("pretrained_path", "").strip():
+        raise InvalidArgument.field("model_config.frozen_layers", "freezes layers of the model a job starts from: "
+                                                                   "set model_config.pretrained_path too")
     timeout = rc.get("timeout", 0.0)
     if not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
         raise InvalidArgument.field("resources.timeout", "must be between 0 and 366 days")
@@ -90,6 +91,8 @@ def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
         model_type=r.get("model_type", ""),
         hyperparameters=mc.get("hyperparameters", {}),
         input_shape=mc.get("input_shape", []),
+        pretrained_path=mc.get("pretrained_path", "").strip(),
+        frozen_layers=[layer.strip() for layer in mc.get("frozen_layers", [])],
         display_name=r.get("display_name", ""),
         epochs=tc.get("epochs") or 10,
         batch_size=tc.get("batch_size") or 32,

@@ -162,6 +162,14 @@ class TrainingSpec:
     model_type: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     input_shape: list[int] = field(default_factory=list)
+    # Fine-tuning: the model this job starts from (a training job, a model version or a
+    # checkpoint file; resolved to its full name when the job is created) and, for neural
+    # networks, the layers whose weights stay as they are.
+    pretrained_path: str = ""
+    frozen_layers: list[str] = field(default_factory=list)
+    # What pretrained_path resolved to when the job was created: {"source", "state": the state
+    # file's {path, sha256, size_bytes, uri}, "features", "classes"} (ModelTrainer._pretrained).
+    pretrained: dict[str, Any] = field(default_factory=dict)
     display_name: str = ""
     epochs: int = 10
     batch_size: int = 32

@@ -32,7 +32,7 @@ from engine.errors import (AlreadyExists, FailedPrecondition, ForgeError, Invali
                            Unimplemented)
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
-from engine.jobs import states
+from engine.jobs import fine_tuning, states
 from engine.jobs.spec import MAX_RETRIES, MAX_WORKERS, MODEL_TYPES, TrainingSpec, parse_cpu, parse_memory
 from engine.jobs.executors import make_executor
 from engine.jobs.supervisor import WorkerHandle, supervise
@@ -518,6 +518,12 @@ class ModelTrainer:
                 raise InvalidArgument.field("training_config.early_stopping.metric",
                                             "val_loss needs validation data: drop data_config.no_validation")
         adapter.validate(spec)
+        # Fine-tuning: the parent model, resolved now and recorded with the job.
+        spec.pretrained = fine_tuning.resolve(spec, project, adapter, get_job=self.get_job,
+                                              get_version=self._models.get if self._models else None,
+                                              checkpoint_root=self.settings.checkpoint_root)
+        if spec.pretrained:
+            spec.pretrained_path = spec.pretrained["source"].removeprefix("checkpoint:")
         return adapter
 
     def get_job(self, name: str) -> TrainingJobRow:

@@ -282,8 +282,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     restorer = next((cb for _, cb in callbacks if getattr(cb, "restore_best", False)), None)
 
     versions = adapter.versions()
+    # With what it was trained on, so a checkpoint can start a fine-tuning job that checks its data.
     manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
-                "job": payload["job"]}
+                "job": payload["job"], "task": spec.model_type, "features": list(data.feature_names),
+                "classes": [str(c) for c in data.classes or []]}
     if resume:
         saved, state, resume = _readable_checkpoint(store, resume, checkpoint_dir, channel)
         if saved.get("framework") != spec.framework:
@@ -297,6 +299,11 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         for name, callback in callbacks:
             callback.load_state_dict(states.get(name) or {})
         channel.log(f"resumed from the checkpoint of epoch {epoch}")
+    elif spec.pretrained:
+        run = adapter.fine_tune_run(spec, data, _parent_state(spec, data, store, checkpoint_dir))
+        epoch = 0
+        frozen = f", layers {', '.join(spec.frozen_layers)} frozen" if spec.frozen_layers else ""
+        channel.log(f"fine-tuning {spec.pretrained['source']}{frozen}")
     else:
         run = adapter.create_run(spec, data)
         epoch = 0
@@ -447,6 +454,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         "classes": [str(c) for c in getattr(run, "class_labels", None) or data.classes or []],
         "input_kind": data.input_kind,
         "task": spec.model_type,
+        # Lineage: the model this one was fine-tuned from.
+        "parent_model": spec.pretrained.get("source", ""),
         # What forecast and ranking metrics are measured against (engine.frameworks.metrics).
         "metric_reference": reference,
         # The data layer's preprocessing, plus what the model itself learned about its input
@@ -491,6 +500,36 @@ def _store(payload: dict[str, Any]):
     from engine.storage.artifacts import ArtifactStore, StorageConfig
 
     return ArtifactStore(StorageConfig.from_dict(payload["storage"]), payload.get("data_dir"))
+
+
+def _parent_state(spec, data, store, checkpoint_dir: Path) -> bytes:
+    """The state bytes of the model a fine-tuning job starts from, checked against its recorded
+    sha256, after checking the job's data has the parent's features and classes."""
+    from engine.errors import FailedPrecondition
+    from engine.storage import checkpoint
+    from engine.storage.files import read_verified
+
+    parent = spec.pretrained
+    source = parent["source"]
+    features = list(data.feature_names)
+    if parent.get("features") and parent["features"] != features:
+        raise FailedPrecondition(f"{source} was trained on the features {parent['features'][:20]}; this job's data "
+                                 f"gives {features[:20]}: fine-tune on data with the same columns")
+    classes = [str(c) for c in data.classes or []]
+    if parent.get("classes") and parent["classes"] != classes:
+        raise FailedPrecondition(f"{source} predicts the classes {parent['classes']}; this job's data has "
+                                 f"{classes}: fine-tuning keeps the parent's classes, so the data must have them all")
+    local = checkpoint_dir / "parent.state"
+    checkpoint_file = source.startswith("checkpoint:")  # a file of this machine's checkpoint directory
+    path = Path(parent["state"]["path"]) if checkpoint_file else store.fetch(parent["state"], local)
+    try:
+        saved, state = checkpoint.unpack(read_verified(path, parent["state"]["sha256"]))
+    finally:
+        if path == local:
+            local.unlink(missing_ok=True)
+    if saved.get("framework") != spec.framework:
+        raise FailedPrecondition(f"{source} holds a {saved.get('framework')} model, not {spec.framework}")
+    return state
 
 
 def _readable_checkpoint(store, resume: dict[str, Any], checkpoint_dir: Path,

@@ -15,7 +15,7 @@ from server.convert import spec_from_request_dict
 FULL = {
     "displayName": "churn", "modelType": "classification", "modelId": "churn-model", "labels": {"team": "ml"},
     "modelConfig": {"framework": " PyTorch ", "architecture": "MLP", "hyperparameters": {"hidden": [8, 4]},
-                    "inputShape": [3]},
+                    "inputShape": [3], "pretrainedPath": "base-job", "frozenLayers": ["1"]},
     "trainingConfig": {"epochs": 7, "batchSize": 16, "learningRate": 0.01, "optimizer": "Adam",
                        "optimizerConfig": {"betas": [0.9, 0.99]}, "lossFunction": "cross_entropy", "seed": "42",
                        "gradientAccumulationSteps": 2, "mixedPrecision": True,
@@ -77,6 +77,7 @@ def test_a_full_request_becomes_the_spec_it_says():
      "data_config.validation.constraints[0].data_type", "is not a DataType"),
     ({"labels": {"a": 1}}, "labels", "an object of strings"),
     ({"model_config": "mlp"}, "model_config", "must be an object"),
+    ({"model_config": {"frozen_layers": ["0"]}}, "model_config.frozen_layers", "set model_config.pretrained_path"),
 ])
 def test_a_bad_request_is_refused_naming_the_field(bad, field, words):
     with pytest.raises(InvalidArgument) as err:
@@ -114,7 +115,6 @@ def test_a_bad_callback_is_refused_naming_the_entry(bad, field, words):
 
 @pytest.mark.parametrize("unbuilt", [
     {"validation": {"crossValidation": {"enabled": True, "folds": 5}}},
-    {"modelConfig": {"pretrainedPath": "models/base.pt"}},
 ])
 def test_what_is_not_built_yet_is_unimplemented_on_both_paths(unbuilt):
     with pytest.raises(Unimplemented):

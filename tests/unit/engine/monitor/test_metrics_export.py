@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 

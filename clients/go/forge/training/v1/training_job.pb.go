@@ -404,10 +404,21 @@ type ModelConfig struct {
 	InputShape []int64 `protobuf:"varint,4,rep,packed,name=input_shape,json=inputShape,proto3" json:"input_shape,omitempty"`
 	// Optional. Shape of one output, for neural networks.
 	OutputShape []int64 `protobuf:"varint,5,rep,packed,name=output_shape,json=outputShape,proto3" json:"output_shape,omitempty"`
-	// Optional. A model to start from: a training job or model resource name,
-	// or a checkpoint path in the artifact storage (fine-tuning).
+	// Optional. Fine-tuning: the model to start from, of the same framework,
+	// architecture and model type (pytorch and xgboost): a completed training
+	// job (id or name), a model version this service trained
+	// (`projects/{p}/models/{m}/versions/{v}`), or a checkpoint file under the
+	// project's checkpoint directory (`{job id}/epoch-000010.ckpt`,
+	// `churn/v1/best.ckpt`). The job's data must have the parent's features and
+	// classes. A neural network keeps the parent's layers, input statistics and
+	// vocabularies, and trains with this job's optimizer, learning rate and
+	// epochs; XGBoost adds this job's epochs as boosting rounds after the
+	// parent's. The job's spec shows the resolved name; the model version it
+	// registers names it as its parent_model.
 	PretrainedPath string `protobuf:"bytes,6,opt,name=pretrained_path,json=pretrainedPath,proto3" json:"pretrained_path,omitempty"`
-	// Optional. Layers to freeze when fine-tuning a neural network.
+	// Optional. Layers of the parent network whose weights stay fixed when
+	// fine-tuning (pytorch): module paths such as "1" or "embedding"; a job
+	// with an unknown name fails at its start listing the network's layers.
 	FrozenLayers []string `protobuf:"bytes,7,rep,name=frozen_layers,json=frozenLayers,proto3" json:"frozen_layers,omitempty"`
 }
 

@@ -24,7 +24,7 @@ MODEL_STAGE_PRODUCTION: ModelStage
 MODEL_STAGE_ARCHIVED: ModelStage
 
 class Model(_message.Message):
-    __slots__ = ("name", "model_id", "version", "framework", "framework_versions", "metrics", "training_job", "datasets", "export_formats", "stage", "artifact_uri", "artifact_sha256", "create_time", "model_type", "preprocessing", "input_features", "class_labels")
+    __slots__ = ("name", "model_id", "version", "framework", "framework_versions", "metrics", "training_job", "datasets", "export_formats", "stage", "artifact_uri", "artifact_sha256", "create_time", "model_type", "preprocessing", "input_features", "class_labels", "parent_model")
     class FrameworkVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Model(_message.Message):
     PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
     CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_MODEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     version: int
@@ -73,7 +74,8 @@ class Model(_message.Message):
     preprocessing: _struct_pb2.Struct
     input_features: _containers.RepeatedScalarFieldContainer[str]
     class_labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., training_job: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., artifact_uri: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., preprocessing: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    parent_model: str
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., training_job: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., artifact_uri: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., preprocessing: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_features: _Optional[_Iterable[str]] = ..., class_labels: _Optional[_Iterable[str]] = ..., parent_model: _Optional[str] = ...) -> None: ...
 
 class TensorSpec(_message.Message):
     __slots__ = ("name", "dtype", "shape")

@@ -317,15 +317,26 @@ export type ModelConfig = Message<"forge.training.v1.ModelConfig"> & {
   outputShape: bigint[];
 
   /**
-   * Optional. A model to start from: a training job or model resource name,
-   * or a checkpoint path in the artifact storage (fine-tuning).
+   * Optional. Fine-tuning: the model to start from, of the same framework,
+   * architecture and model type (pytorch and xgboost): a completed training
+   * job (id or name), a model version this service trained
+   * (`projects/{p}/models/{m}/versions/{v}`), or a checkpoint file under the
+   * project's checkpoint directory (`{job id}/epoch-000010.ckpt`,
+   * `churn/v1/best.ckpt`). The job's data must have the parent's features and
+   * classes. A neural network keeps the parent's layers, input statistics and
+   * vocabularies, and trains with this job's optimizer, learning rate and
+   * epochs; XGBoost adds this job's epochs as boosting rounds after the
+   * parent's. The job's spec shows the resolved name; the model version it
+   * registers names it as its parent_model.
    *
    * @generated from field: string pretrained_path = 6;
    */
   pretrainedPath: string;
 
   /**
-   * Optional. Layers to freeze when fine-tuning a neural network.
+   * Optional. Layers of the parent network whose weights stay fixed when
+   * fine-tuning (pytorch): module paths such as "1" or "embedding"; a job
+   * with an unknown name fails at its start listing the network's layers.
    *
    * @generated from field: repeated string frozen_layers = 7;
    */
