@@ -155,6 +155,11 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     for entry in spec.callbacks:
         request.callbacks.add(name=entry["name"], type=entry["type"], config=dict_to_struct(entry.get("config") or {}),
                               priority=entry.get("priority", 0))
+    cv = spec.cross_validation
+    if cv.enabled:  # unset stays unset, as the request had it
+        request.validation.cross_validation.CopyFrom(training_job_pb2.CrossValidationConfig(
+            enabled=True, folds=cv.folds, shuffle=cv.shuffle, seed=cv.seed, final_model=cv.final_model,
+            metric=cv.metric))
     if spec.retry_policy.max_retries:  # unset stays unset, as the request had it
         tc.retry_policy.max_retries = spec.retry_policy.max_retries
     d = spec.data
@@ -341,6 +346,12 @@ def job_to_proto(row: TrainingJobRow, tensorboard_log_dir: str = "") -> training
         job.latest_metrics.CopyFrom(metrics_to_proto(row.latest_metrics))
     if row.error:
         job.error.CopyFrom(error_status_proto(row.error.get("code", "INTERNAL"), row.error.get("message", "")))
+    summary = (row.model_info or {}).get("cross_validation")
+    if summary:
+        job.cross_validation.CopyFrom(training_job_pb2.CrossValidationResult(
+            folds=[training_job_pb2.FoldMetrics(**fold) for fold in summary["folds"]], mean=summary["mean"],
+            std=summary["std"], best_fold=summary["best_fold"], final_model=summary["final_model"],
+            metric=summary["metric"]))
     return job
 
 

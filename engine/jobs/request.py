@@ -3,7 +3,7 @@
 The server hands every request here (StartTraining's message as a dict with proto field names,
 pipeline stages' and tuning trials' requests once it has checked them against the proto), and
 so does a Python application using the engine directly: the defaults, the refusals
-(UNIMPLEMENTED for what is not built yet, INVALID_ARGUMENT naming the field) and the result
+(INVALID_ARGUMENT naming the field) and the result
 are the same whichever way a request comes.
 
 The engine does not read the proto (it imports no generated code), so REQUEST below writes
@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.data.schema import DATA_TYPES
-from engine.errors import InvalidArgument, Unimplemented, json_kind
-from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, DataSpec, EarlyStoppingSpec, LRSchedulerSpec,
-                              RegularizationSpec, ResourceSpec, TrainingSpec, WorkerRetrySpec, parse_duration)
+from engine.errors import InvalidArgument, json_kind
+from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, CrossValidationSpec, DataSpec, EarlyStoppingSpec,
+                              LRSchedulerSpec, RegularizationSpec, ResourceSpec, TrainingSpec, WorkerRetrySpec,
+                              parse_duration)
 
 # Field kinds: "str", "int", "float", "bool", "duration", "model_type", "data_type", "struct" (any JSON
 # object), "strs", "ints", "labels" (string -> string), "list" (objects, read by their own
@@ -58,7 +59,8 @@ REQUEST = {
                     "window_size": "int", "validation": RULES},
     "resources": {"cpu": "str", "memory": "str", "gpu": "int", "timeout": "duration", "priority": "int",
                   "workers": "int"},
-    "validation": {"cross_validation": {"enabled": "bool", "folds": "int", "shuffle": "bool", "seed": "int"}},
+    "validation": {"cross_validation": {"enabled": "bool", "folds": "int", "shuffle": "bool", "seed": "int",
+                                        "final_model": "str", "metric": "str"}},
     "callbacks": "list",
     "labels": "labels",
     "model_id": "str",
@@ -69,13 +71,12 @@ MAX_TIMEOUT_SECONDS = 366 * 24 * 3600
 
 def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
     """The TrainingSpec of a TrainingRequest given as a dict; INVALID_ARGUMENT names a field that
-    is unknown or of the wrong type, UNIMPLEMENTED a feature not built yet."""
+    is unknown or of the wrong type."""
     r = _section(request, REQUEST, "")
     mc, tc, dc, rc = (r.get(k, {}) for k in ("model_config", "training_config", "data_config", "resources"))
     callbacks = _callbacks(r.get("callbacks", []), tc)  # may fill tc's checkpoints and lr_scheduler
     reg, es, lr, ck = (tc.get(k, {}) for k in ("regularization", "early_stopping", "lr_scheduler", "checkpoints"))
-    if r.get("validation", {}).get("cross_validation", {}).get("enabled"):
-        raise Unimplemented("spec.validation.cross_validation is not implemented yet; leave it unset")
+    cv = r.get("validation", {}).get("cross_validation", {})
     if mc.get("output_shape"):
         raise InvalidArgument.field("model_config.output_shape", "is derived from the data (classes or targets); "
                                                                  "leave it unset")
@@ -114,6 +115,10 @@ def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
                                    every_n_epochs=ck.get("every_n_epochs") or 1, keep_last=ck.get("keep_last") or 3,
                                    monitor_metric=ck.get("monitor_metric") or "val_loss", path=ck.get("path", "")),
         retry_policy=WorkerRetrySpec(**tc.get("retry_policy", {})),
+        cross_validation=CrossValidationSpec(
+            enabled=cv.get("enabled", False), folds=cv.get("folds") or 5, shuffle=cv.get("shuffle", False),
+            seed=cv.get("seed", 0), final_model=cv.get("final_model", "").strip().lower() or "all_data",
+            metric=cv.get("metric", "").strip()),
         data=DataSpec(**{k: v for k, v in dc.items() if k not in ("validation_fraction", "validation")},
                       validation_fraction=dc.get("validation_fraction")
                       or (0.0 if dc.get("no_validation") else 0.15),

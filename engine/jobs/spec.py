@@ -77,6 +77,18 @@ class DataSpec:
 
 
 @dataclass
+class CrossValidationSpec:
+    """validation.cross_validation (engine/jobs/cross_validation.py)."""
+
+    enabled: bool = False
+    folds: int = 5
+    shuffle: bool = False
+    seed: int = 0
+    final_model: str = "all_data"  # or "best_fold"
+    metric: str = ""  # what decides the best fold; "": the checkpoints' monitor metric
+
+
+@dataclass
 class WorkerRetrySpec:
     max_retries: int = 0  # how many times a worker that died (killed by a signal) is replaced
 
@@ -185,6 +197,7 @@ class TrainingSpec:
     lr_scheduler: LRSchedulerSpec = field(default_factory=LRSchedulerSpec)
     checkpoints: CheckpointSpec = field(default_factory=CheckpointSpec)
     retry_policy: WorkerRetrySpec = field(default_factory=WorkerRetrySpec)
+    cross_validation: CrossValidationSpec = field(default_factory=CrossValidationSpec)
     data: DataSpec = field(default_factory=DataSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     # Callbacks run after each epoch, as {"name", "type", "config", "priority"} (engine/callbacks):
@@ -205,6 +218,7 @@ class TrainingSpec:
             "lr_scheduler": LRSchedulerSpec,
             "checkpoints": CheckpointSpec,
             "retry_policy": WorkerRetrySpec,
+            "cross_validation": CrossValidationSpec,
             "data": DataSpec,
             "resources": ResourceSpec,
         }

@@ -32,7 +32,7 @@ from engine.errors import (AlreadyExists, FailedPrecondition, ForgeError, Invali
                            Unimplemented)
 from engine.frameworks.base import FrameworkAdapter
 from engine.frameworks.registry import get_adapter
-from engine.jobs import fine_tuning, states
+from engine.jobs import cross_validation, fine_tuning, states
 from engine.jobs.spec import MAX_RETRIES, MAX_WORKERS, MODEL_TYPES, TrainingSpec, parse_cpu, parse_memory
 from engine.jobs.executors import make_executor
 from engine.jobs.supervisor import WorkerHandle, supervise
@@ -446,6 +446,9 @@ class ModelTrainer:
             if es.min_delta < 0:
                 raise InvalidArgument.field("training_config.early_stopping.min_delta", "must be >= 0")
             _check_monitored(spec, es.metric or "val_loss", "training_config.early_stopping.metric")
+        cross_validation.check(spec.cross_validation, spec.model_type, spec.resources.workers)
+        if spec.cross_validation.enabled and spec.cross_validation.metric:
+            _check_monitored(spec, spec.cross_validation.metric, "validation.cross_validation.metric")
         callback_registry.check(spec.callbacks, self.settings.callbacks)
         for index, entry in enumerate(spec.callbacks):
             metric = (entry.get("config") or {}).get("metric")
@@ -848,6 +851,12 @@ class ModelTrainer:
             pruned = _prune_checkpoints(Path(payload["path"]).parent, int(payload["epoch"]), keep)
             for path in pruned if not self.store.local else ():
                 self.store.discard(self.store.uri(self._checkpoint_key(path)))
+        elif kind == "cross_validation":  # its folds are done; the final model may still be training
+            with self._db.session() as s:
+                row = self._row(s, name)
+                row.model_info = {**(row.model_info or {}), "cross_validation": payload}
+                row.update_time = _now()
+            self._bus.publish(name)
         elif kind == "completed":
             with self._db.session() as s:
                 row = self._row(s, name)

@@ -32,6 +32,8 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 WORKER_NICENESS = 10
 
 
+# The best fold's model, kept for validation.cross_validation.final_model "best_fold".
+CV_BEST = "cv-best.ckpt"
 # The name training_config.early_stopping's callback goes by (in checkpoints' callback states).
 EARLY_STOPPING = "training_config.early_stopping"
 
@@ -227,6 +229,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     from engine.data.training_data import build_training_data, load_arrays
     from engine.frameworks.metrics import metric_reference, task_metrics
     from engine.frameworks.registry import get_adapter
+    from engine.jobs import cross_validation as cv
     from engine.jobs.spec import TrainingSpec
     from engine.monitor.resources import ResourceSampler
     from engine.storage import checkpoint
@@ -286,36 +289,62 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     manifest = {"framework": spec.framework, "architecture": spec.architecture, "versions": versions,
                 "job": payload["job"], "task": spec.model_type, "features": list(data.feature_names),
                 "classes": [str(c) for c in data.classes or []]}
+    # Cross-validation (engine/jobs/cross_validation.py): phases 1..folds train the folds, phase 0
+    # the final model; the job's epochs count on across them. Without it, phase 0 is all there is.
+    cv_spec = spec.cross_validation
+    splits = cv.split(cv_spec, spec.model_type, data.X_train, data.y_train) if cv_spec.enabled else []
+    # phase, the epoch before its first, the finished folds' results, whether the phase is over
+    # (the next run starts at the next epoch), the best fold so far, the planned total.
+    progress: dict[str, Any] = {"phase": 1 if splits else 0, "start": 0, "folds": [], "over": False,
+                                "best": None, "total": None}
+    parent_state = _parent_state(spec, data, store, checkpoint_dir) if spec.pretrained and not resume else None
+
+    def phase_data(phase: int) -> Any:
+        return cv.fold_data(data, *splits[phase - 1]) if phase else data
+
+    def new_run(phase: int) -> Any:
+        if parent_state is not None:
+            return adapter.fine_tune_run(spec, phase_data(phase), parent_state)
+        return adapter.create_run(spec, phase_data(phase))
+
     if resume:
         saved, state, resume = _readable_checkpoint(store, resume, checkpoint_dir, channel)
         if saved.get("framework") != spec.framework:
             raise RuntimeError(f"checkpoint of epoch {resume['epoch']} was written by {saved.get('framework')!r}, "
                                f"not {spec.framework!r}")
-        run = adapter.load_run(spec, data, state)
         epoch = int(resume["epoch"])
         saved_tracker = resume.get("tracker", {})
+        progress.update(saved_tracker.get("cv") or {})
+        run = adapter.load_run(spec, phase_data(progress["phase"]), state)
         tracker.update(saved_tracker.get("best", {}))
         states = {EARLY_STOPPING: saved_tracker.get("early_stopping", {}), **saved_tracker.get("callbacks", {})}
         for name, callback in callbacks:
             callback.load_state_dict(states.get(name) or {})
         channel.log(f"resumed from the checkpoint of epoch {epoch}")
-    elif spec.pretrained:
-        run = adapter.fine_tune_run(spec, data, _parent_state(spec, data, store, checkpoint_dir))
-        epoch = 0
-        frozen = f", layers {', '.join(spec.frozen_layers)} frozen" if spec.frozen_layers else ""
-        channel.log(f"fine-tuning {spec.pretrained['source']}{frozen}")
     else:
-        run = adapter.create_run(spec, data)
+        run = new_run(progress["phase"])
         epoch = 0
+        if spec.pretrained:
+            frozen = f", layers {', '.join(spec.frozen_layers)} frozen" if spec.frozen_layers else ""
+            channel.log(f"fine-tuning {spec.pretrained['source']}{frozen}")
+    if splits and progress["total"] is None:
+        per_phase = run.total_epochs
+        progress["total"] = per_phase * (len(splits) + (cv_spec.final_model == "all_data"))
+        channel.log(f"cross-validation: {len(splits)} folds of {per_phase} epochs each, then "
+                    + ("the final model on all the training rows" if cv_spec.final_model == "all_data"
+                       else "the best fold's model is the job's"))
     if parallel:
         run.data_parallel()  # with the other workers of its collective
         how = "DistributedDataParallel" if adapter.data_parallel == "torch" else "XGBoost's collective"
         channel.log(f"training on {spec.resources.workers} data-parallel workers ({how})")
-    total = run.total_epochs
+    total = progress["total"] or run.total_epochs
     channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": versions})
+    current = phase_data(progress["phase"])  # the data the run in hand trains and validates on
+    cv_metric = metric_key(cv_spec.metric or spec.checkpoints.monitor_metric or "val_loss")
 
     def tracker_state() -> dict[str, Any]:
-        return {"best": dict(tracker), "callbacks": {name: callback.state_dict() for name, callback in callbacks}}
+        return {"best": dict(tracker), "callbacks": {name: callback.state_dict() for name, callback in callbacks},
+                "cv": dict(progress)}
 
     def checkpoint_bytes(at_epoch: int) -> bytes:
         return checkpoint.pack(run.state_bytes(), {**manifest, "epoch": at_epoch})
@@ -368,10 +397,17 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             info = save_checkpoint(epoch)
             channel.send("paused", info)
             return
+        if progress["over"]:  # the fold before is done: the next phase's run starts here
+            phase = progress["phase"] + 1 if progress["phase"] < len(splits) else 0
+            progress.update(phase=phase, start=epoch, over=False)
+            current, run = phase_data(phase), new_run(phase)
+            channel.log(f"cross-validation: fold {phase} of {len(splits)}" if phase else
+                        "cross-validation done: training the final model on all the training rows", "info", epoch + 1)
+        fold = progress["phase"]  # 0: the final model (or no cross-validation)
         epoch += 1
         current_epoch[0] = epoch
         started = time.monotonic()
-        result = run.train_epoch(epoch)  # what it logs meanwhile (warnings) goes out at once
+        result = run.train_epoch(epoch - progress["start"])  # what it logs meanwhile (warnings) goes out at once
         seconds = time.monotonic() - started
         # The epoch's log lines, point and checkpoint reach the server as one message.
         with channel.together():
@@ -379,11 +415,26 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 channel.log(line, "info", epoch)
             metrics = {k: float(v) for k, v in result.metrics.items() if _finite(v)}
             extra = dict(result.extra)
-            if channel.primary and data.X_val is not None and len(data.X_val):
-                extra.update(judged(data.X_val, data.y_val))
+            if channel.primary and current.X_val is not None and len(current.X_val):
+                extra.update(judged(current.X_val, current.y_val))
             # What callbacks and the best-epoch tracking see: every finite value the epoch measured.
             observed = {**{k: float(v) for k, v in extra.items() if _finite(v)}, **metrics, "epoch_seconds": seconds}
-            value = observed.get(monitor)
+            cv_summary = None
+            if splits:
+                extra["cv_fold"] = fold
+            if fold and (epoch - progress["start"] >= run.total_epochs or result.finished):
+                if epoch - progress["start"] < run.total_epochs:  # converged early: the fold ends here
+                    total -= run.total_epochs - (epoch - progress["start"])
+                    progress["total"] = total
+                progress["folds"].append({"fold": fold, "train_rows": len(current.X_train),
+                                          "validation_rows": len(current.X_val), "metrics": cv.fold_metrics(observed)})
+                cv_summary = cv.summary(cv_spec, progress["folds"], cv_metric, default_mode(cv_metric))
+                extra.update(cv.point_extras(cv_summary, fold, last=fold == len(splits)))
+                if cv_spec.final_model == "best_fold" and cv_summary["best_fold"] == fold:
+                    write_checkpoint(checkpoint_dir / CV_BEST, epoch)
+                    progress["best"] = fold
+                progress["over"] = True
+            value = observed.get(monitor) if not fold else None  # the final model's best epoch
             if value is not None:
                 best = tracker["best"]
                 better = best is None or (value < best if monitor_mode == "min" else value > best)
@@ -407,7 +458,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 point["extra"][f"best_{monitor}"] = tracker["best"]
                 point["best_epoch"] = tracker["best_epoch"]
             failure = None
-            for name, callback in callbacks:
+            for name, callback in callbacks if not fold else ():  # callbacks judge the final model
                 try:
                     if callback.after_epoch(epoch, observed) and not stop_reason:
                         stop_reason = callback.stop_reason or f"callback {name!r} stopped the job"
@@ -418,12 +469,15 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                     channel.log("".join(traceback.format_exception(exc)).rstrip(), "error", epoch)
                     failure = ("INTERNAL", f"callback {name!r} raised {type(exc).__name__}: {exc}")
                     break
-            if restorer is not None and restorer.best_epoch == epoch:
+            if restorer is not None and restorer.best_epoch == epoch and not fold:
                 best_state = (epoch, run.state_bytes())
             # The epoch's metrics go before its checkpoint: a worker killed between the two is
             # resumed from the checkpoint before and trains this epoch again, whose replayed point
             # is dropped. The other order would lose this epoch's point for good.
             channel.send("metrics", point)
+            if cv_summary is not None and fold == len(splits):
+                channel.send("cross_validation", cv_summary)
+                channel.log(_cv_line(cv_summary), "info", epoch)
             every = max(1, spec.checkpoints.every_n_epochs or 1)
             if spec.checkpoints.enabled and epoch % every == 0:
                 save_checkpoint(epoch)
@@ -437,10 +491,17 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             if stop_reason:
                 channel.log(stop_reason, "info", epoch)
                 break
-            if finished:
+            if finished and not fold:
                 break
 
     current_epoch[0] = 0
+    if splits and cv_spec.final_model == "best_fold":
+        best = progress["best"] or 1
+        if best != progress["phase"]:  # the best fold's model is not the one in hand: read back
+            _, state = checkpoint.unpack((checkpoint_dir / CV_BEST).read_bytes())
+            current = phase_data(best)
+            run = adapter.load_run(spec, current, state)
+        channel.log(f"the job's model is fold {best}'s, the best by {cv_metric}")
     if parallel:
         run.leave_data_parallel()
     if not channel.primary:
@@ -456,6 +517,9 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
         "task": spec.model_type,
         # Lineage: the model this one was fine-tuned from.
         "parent_model": spec.pretrained.get("source", ""),
+        # The summary of the job's cross-validation, when it had one.
+        "cross_validation": cv.summary(cv_spec, progress["folds"], cv_metric, default_mode(cv_metric))
+        if splits else None,
         # What forecast and ranking metrics are measured against (engine.frameworks.metrics).
         "metric_reference": reference,
         # The data layer's preprocessing, plus what the model itself learned about its input
@@ -500,6 +564,13 @@ def _store(payload: dict[str, Any]):
     from engine.storage.artifacts import ArtifactStore, StorageConfig
 
     return ArtifactStore(StorageConfig.from_dict(payload["storage"]), payload.get("data_dir"))
+
+
+def _cv_line(summary: dict[str, Any]) -> str:
+    """The cross-validation's outcome in one log line: mean ± std of each metric, the best fold."""
+    shown = ", ".join(f"{k} {summary['mean'][k]:.4g} ± {summary['std'][k]:.2g}" for k in summary["mean"])
+    return (f"cross-validation over {len(summary['folds'])} folds: {shown}; best fold {summary['best_fold']} "
+            f"by {summary['metric']}")
 
 
 def _parent_state(spec, data, store, checkpoint_dir: Path) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from engine.errors import InvalidArgument, Unimplemented
+from engine.errors import InvalidArgument
 from engine.jobs import request as engine_request
 from engine.jobs.request import spec_from_request
 from forge.training.v1 import training_job_pb2
@@ -31,6 +31,8 @@ FULL = {
                                                                 "constraints": [{"column": "a", "min": 0,
                                                                                  "dataType": "float64"}]}},
     "resources": {"cpu": "2", "memory": "1Gi", "gpu": 1, "timeout": "90s", "priority": 3},
+    "validation": {"crossValidation": {"enabled": True, "folds": 4, "shuffle": True, "seed": "9",
+                                       "finalModel": "best_fold", "metric": "accuracy"}},
     "callbacks": [{"name": "target", "type": "metric_threshold", "priority": 2,
                    "config": {"metric": "accuracy", "above": 0.95}},
                   {"name": "budget", "type": "Time_Budget", "config": {"duration": "10m"}}],
@@ -58,6 +60,8 @@ def test_a_full_request_becomes_the_spec_it_says():
     assert spec.resources.timeout_seconds == 90 and spec.early_stopping.mode == "min"
     assert spec.data.validation["constraints"][0]["data_type"] == "float64" and spec.data.validation_fraction == 0.15
     assert spec.checkpoints.every_n_epochs == 2 and spec.retry_policy.max_retries == 2
+    assert (spec.cross_validation.folds, spec.cross_validation.seed, spec.cross_validation.final_model) == (
+        4, 9, "best_fold")
     defaults = spec_from_request({})
     assert (defaults.epochs, defaults.batch_size, defaults.checkpoints.monitor_metric) == (10, 32, "val_loss")
 
@@ -111,16 +115,6 @@ def test_a_bad_callback_is_refused_naming_the_entry(bad, field, words):
     with pytest.raises(InvalidArgument) as err:
         spec_from_request(bad)
     assert err.value.violations[0].field == field and words in err.value.message
-
-
-@pytest.mark.parametrize("unbuilt", [
-    {"validation": {"crossValidation": {"enabled": True, "folds": 5}}},
-])
-def test_what_is_not_built_yet_is_unimplemented_on_both_paths(unbuilt):
-    with pytest.raises(Unimplemented):
-        spec_from_request(unbuilt)
-    with pytest.raises(Unimplemented):
-        spec_from_request_dict(unbuilt)
 
 
 def _kind(field: FieldDescriptor):

@@ -15,7 +15,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("name", "spec", "state", "state_message", "error", "create_time", "start_time", "end_time", "update_time", "current_epoch", "total_epochs", "progress", "latest_metrics", "checkpoint_epoch", "test_metrics", "export_formats", "framework_versions", "attempt_count", "model_version", "tensorboard_log_dir")
+    __slots__ = ("name", "spec", "state", "state_message", "error", "create_time", "start_time", "end_time", "update_time", "current_epoch", "total_epochs", "progress", "latest_metrics", "checkpoint_epoch", "test_metrics", "export_formats", "framework_versions", "attempt_count", "model_version", "tensorboard_log_dir", "cross_validation")
     class TestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class TrainingJob(_message.Message):
     ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TENSORBOARD_LOG_DIR_FIELD_NUMBER: _ClassVar[int]
+    CROSS_VALIDATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TrainingRequest
     state: _common_pb2.JobState
@@ -70,7 +71,8 @@ class TrainingJob(_message.Message):
     attempt_count: int
     model_version: str
     tensorboard_log_dir: str
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ..., model_version: _Optional[str] = ..., tensorboard_log_dir: _Optional[str] = ...) -> None: ...
+    cross_validation: CrossValidationResult
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ..., model_version: _Optional[str] = ..., tensorboard_log_dir: _Optional[str] = ..., cross_validation: _Optional[_Union[CrossValidationResult, _Mapping]] = ...) -> None: ...
 
 class TrainingRequest(_message.Message):
     __slots__ = ("display_name", "model_type", "model_config", "training_config", "data_config", "resources", "validation", "callbacks", "labels", "model_id")
@@ -264,16 +266,69 @@ class ValidationConfig(_message.Message):
     def __init__(self, cross_validation: _Optional[_Union[CrossValidationConfig, _Mapping]] = ...) -> None: ...
 
 class CrossValidationConfig(_message.Message):
-    __slots__ = ("enabled", "folds", "shuffle", "seed")
+    __slots__ = ("enabled", "folds", "shuffle", "seed", "final_model", "metric")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     FOLDS_FIELD_NUMBER: _ClassVar[int]
     SHUFFLE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    FINAL_MODEL_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     folds: int
     shuffle: bool
     seed: int
-    def __init__(self, enabled: _Optional[bool] = ..., folds: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
+    final_model: str
+    metric: str
+    def __init__(self, enabled: _Optional[bool] = ..., folds: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., final_model: _Optional[str] = ..., metric: _Optional[str] = ...) -> None: ...
+
+class CrossValidationResult(_message.Message):
+    __slots__ = ("folds", "mean", "std", "best_fold", "final_model", "metric")
+    class MeanEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class StdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    FOLDS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    BEST_FOLD_FIELD_NUMBER: _ClassVar[int]
+    FINAL_MODEL_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    folds: _containers.RepeatedCompositeFieldContainer[FoldMetrics]
+    mean: _containers.ScalarMap[str, float]
+    std: _containers.ScalarMap[str, float]
+    best_fold: int
+    final_model: str
+    metric: str
+    def __init__(self, folds: _Optional[_Iterable[_Union[FoldMetrics, _Mapping]]] = ..., mean: _Optional[_Mapping[str, float]] = ..., std: _Optional[_Mapping[str, float]] = ..., best_fold: _Optional[int] = ..., final_model: _Optional[str] = ..., metric: _Optional[str] = ...) -> None: ...
+
+class FoldMetrics(_message.Message):
+    __slots__ = ("fold", "train_rows", "validation_rows", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    FOLD_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_ROWS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    fold: int
+    train_rows: int
+    validation_rows: int
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, fold: _Optional[int] = ..., train_rows: _Optional[int] = ..., validation_rows: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class CallbackConfig(_message.Message):
     __slots__ = ("name", "type", "config", "priority")

@@ -20,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file forge/training/v1/training_job.proto.
  */
 export const file_forge_training_v1_training_job: GenFile = /*@__PURE__*/
-  fileDesc("CiRmb3JnZS90cmFpbmluZy92MS90cmFpbmluZ19qb2IucHJvdG8SEWZvcmdlLnRyYWluaW5nLnYxIpQHCgtUcmFpbmluZ0pvYhIMCgRuYW1lGAEgASgJEjAKBHNwZWMYAiABKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ1JlcXVlc3QSKgoFc3RhdGUYAyABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZRIVCg1zdGF0ZV9tZXNzYWdlGAQgASgJEiEKBWVycm9yGAUgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY3VycmVudF9lcG9jaBgKIAEoBRIUCgx0b3RhbF9lcG9jaHMYCyABKAUSEAoIcHJvZ3Jlc3MYDCABKAESOgoObGF0ZXN0X21ldHJpY3MYDSABKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ01ldHJpY3MSGAoQY2hlY2twb2ludF9lcG9jaBgOIAEoBRJFCgx0ZXN0X21ldHJpY3MYDyADKAsyLy5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYi5UZXN0TWV0cmljc0VudHJ5EjcKDmV4cG9ydF9mb3JtYXRzGBAgAygOMh8uZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0Rm9ybWF0ElEKEmZyYW1ld29ya192ZXJzaW9ucxgRIAMoCzI1LmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nSm9iLkZyYW1ld29ya1ZlcnNpb25zRW50cnkSFQoNYXR0ZW1wdF9jb3VudBgSIAEoBRIVCg1tb2RlbF92ZXJzaW9uGBMgASgJEhsKE3RlbnNvcmJvYXJkX2xvZ19kaXIYFCABKAkaMgoQVGVzdE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGjgKFkZyYW1ld29ya1ZlcnNpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKtBAoPVHJhaW5pbmdSZXF1ZXN0EhQKDGRpc3BsYXlfbmFtZRgBIAEoCRIwCgptb2RlbF90eXBlGAIgASgOMhwuZm9yZ2UudHJhaW5pbmcudjEuTW9kZWxUeXBlEjQKDG1vZGVsX2NvbmZpZxgDIAEoCzIeLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsQ29uZmlnEjoKD3RyYWluaW5nX2NvbmZpZxgEIAEoCzIhLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nQ29uZmlnEjoKC2RhdGFfY29uZmlnGAUgASgLMiUuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdEYXRhQ29uZmlnEjQKCXJlc291cmNlcxgGIAEoCzIhLmZvcmdlLnRyYWluaW5nLnYxLlJlc291cmNlQ29uZmlnEjcKCnZhbGlkYXRpb24YByABKAsyIy5mb3JnZS50cmFpbmluZy52MS5WYWxpZGF0aW9uQ29uZmlnEjQKCWNhbGxiYWNrcxgIIAMoCzIhLmZvcmdlLnRyYWluaW5nLnYxLkNhbGxiYWNrQ29uZmlnEj4KBmxhYmVscxgJIAMoCzIuLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nUmVxdWVzdC5MYWJlbHNFbnRyeRIQCghtb2RlbF9pZBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsMBCgtNb2RlbENvbmZpZxIRCglmcmFtZXdvcmsYASABKAkSFAoMYXJjaGl0ZWN0dXJlGAIgASgJEjAKD2h5cGVycGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoLaW5wdXRfc2hhcGUYBCADKAMSFAoMb3V0cHV0X3NoYXBlGAUgAygDEhcKD3ByZXRyYWluZWRfcGF0aBgGIAEoCRIVCg1mcm96ZW5fbGF5ZXJzGAcgAygJIqsECg5UcmFpbmluZ0NvbmZpZxIOCgZlcG9jaHMYASABKAUSEgoKYmF0Y2hfc2l6ZRgCIAEoBRIVCg1sZWFybmluZ19yYXRlGAMgASgBEhEKCW9wdGltaXplchgEIAEoCRIxChBvcHRpbWl6ZXJfY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1sb3NzX2Z1bmN0aW9uGAYgASgJEj8KDnJlZ3VsYXJpemF0aW9uGAcgASgLMicuZm9yZ2UudHJhaW5pbmcudjEuUmVndWxhcml6YXRpb25Db25maWcSPgoOZWFybHlfc3RvcHBpbmcYCCABKAsyJi5mb3JnZS50cmFpbmluZy52MS5FYXJseVN0b3BwaW5nQ29uZmlnEj4KDGxyX3NjaGVkdWxlchgJIAEoCzIoLmZvcmdlLnRyYWluaW5nLnYxLkxlYXJuaW5nUmF0ZVNjaGVkdWxlchI4CgtjaGVja3BvaW50cxgKIAEoCzIjLmZvcmdlLnRyYWluaW5nLnYxLkNoZWNrcG9pbnRDb25maWcSDAoEc2VlZBgLIAEoAxIjChtncmFkaWVudF9hY2N1bXVsYXRpb25fc3RlcHMYDCABKAUSFwoPbWl4ZWRfcHJlY2lzaW9uGA0gASgIEjoKDHJldHJ5X3BvbGljeRgOIAEoCzIkLmZvcmdlLnRyYWluaW5nLnYxLldvcmtlclJldHJ5UG9saWN5IigKEVdvcmtlclJldHJ5UG9saWN5EhMKC21heF9yZXRyaWVzGAEgASgFIoUBChRSZWd1bGFyaXphdGlvbkNvbmZpZxIKCgJsMRgBIAEoARIKCgJsMhgCIAEoARIPCgdkcm9wb3V0GAMgASgBEhIKCmJhdGNoX25vcm0YBCABKAgSFAoMd2VpZ2h0X2RlY2F5GAUgASgBEhoKEmdyYWRpZW50X2NsaXBfbm9ybRgGIAEoASJ/ChNFYXJseVN0b3BwaW5nQ29uZmlnEg8KB2VuYWJsZWQYASABKAgSEAoIcGF0aWVuY2UYAiABKAUSDgoGbWV0cmljGAMgASgJEgwKBG1vZGUYBCABKAkSEQoJbWluX2RlbHRhGAUgASgBEhQKDHJlc3RvcmVfYmVzdBgGIAEoCCKQAQoVTGVhcm5pbmdSYXRlU2NoZWR1bGVyEgwKBHR5cGUYASABKAkSEQoJc3RlcF9zaXplGAIgASgFEg0KBWdhbW1hGAMgASgBEhUKDXdhcm11cF9lcG9jaHMYBCABKAUSDgoGbWluX2xyGAUgASgBEhAKCHBhdGllbmNlGAYgASgFEg4KBm1ldHJpYxgHIAEoCSKcAQoQQ2hlY2twb2ludENvbmZpZxIPCgdlbmFibGVkGAEgASgIEhEKCXNhdmVfYmVzdBgCIAEoCBITCgtzYXZlX2xhdGVzdBgDIAEoCBIWCg5ldmVyeV9uX2Vwb2NocxgEIAEoBRIRCglrZWVwX2xhc3QYBSABKAUSFgoObW9uaXRvcl9tZXRyaWMYBiABKAkSDAoEcGF0aBgHIAEoCSLhAgoSVHJhaW5pbmdEYXRhQ29uZmlnEhUKDXRyYWluX2RhdGFzZXQYASABKAkSGgoSdmFsaWRhdGlvbl9kYXRhc2V0GAIgASgJEhQKDHRlc3RfZGF0YXNldBgDIAEoCRIUCgxsYWJlbF9jb2x1bW4YBCABKAkSFwoPZmVhdHVyZV9jb2x1bW5zGAUgAygJEhsKE3ZhbGlkYXRpb25fZnJhY3Rpb24YBiABKAESFQoNbm9fdmFsaWRhdGlvbhgHIAEoCBITCgt0ZXh0X2NvbHVtbhgIIAEoCRITCgt0aW1lX2NvbHVtbhgJIAEoCRITCgt1c2VyX2NvbHVtbhgKIAEoCRITCgtpdGVtX2NvbHVtbhgLIAEoCRITCgt3aW5kb3dfc2l6ZRgMIAEoBRI2Cgp2YWxpZGF0aW9uGA0gASgLMiIuZm9yZ2UudHJhaW5pbmcudjEuVmFsaWRhdGlvblJ1bGVzIlYKEFZhbGlkYXRpb25Db25maWcSQgoQY3Jvc3NfdmFsaWRhdGlvbhgBIAEoCzIoLmZvcmdlLnRyYWluaW5nLnYxLkNyb3NzVmFsaWRhdGlvbkNvbmZpZyJWChVDcm9zc1ZhbGlkYXRpb25Db25maWcSDwoHZW5hYmxlZBgBIAEoCBINCgVmb2xkcxgCIAEoBRIPCgdzaHVmZmxlGAMgASgIEgwKBHNlZWQYBCABKAMiZwoOQ2FsbGJhY2tDb25maWcSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEicKBmNvbmZpZxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJpb3JpdHkYBCABKAVCUlpQZ2l0aHViLmNvbS9mb3JnZS10cmFpbmluZy9mb3JnZS10cmFpbmluZy9jbGllbnRzL2dvL2ZvcmdlL3RyYWluaW5nL3YxO3RyYWluaW5ndjFiBnByb3RvMw", [file_forge_training_v1_common, file_forge_training_v1_dataset, file_forge_training_v1_metrics, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("CiRmb3JnZS90cmFpbmluZy92MS90cmFpbmluZ19qb2IucHJvdG8SEWZvcmdlLnRyYWluaW5nLnYxItgHCgtUcmFpbmluZ0pvYhIMCgRuYW1lGAEgASgJEjAKBHNwZWMYAiABKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ1JlcXVlc3QSKgoFc3RhdGUYAyABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZRIVCg1zdGF0ZV9tZXNzYWdlGAQgASgJEiEKBWVycm9yGAUgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY3VycmVudF9lcG9jaBgKIAEoBRIUCgx0b3RhbF9lcG9jaHMYCyABKAUSEAoIcHJvZ3Jlc3MYDCABKAESOgoObGF0ZXN0X21ldHJpY3MYDSABKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ01ldHJpY3MSGAoQY2hlY2twb2ludF9lcG9jaBgOIAEoBRJFCgx0ZXN0X21ldHJpY3MYDyADKAsyLy5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYi5UZXN0TWV0cmljc0VudHJ5EjcKDmV4cG9ydF9mb3JtYXRzGBAgAygOMh8uZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0Rm9ybWF0ElEKEmZyYW1ld29ya192ZXJzaW9ucxgRIAMoCzI1LmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nSm9iLkZyYW1ld29ya1ZlcnNpb25zRW50cnkSFQoNYXR0ZW1wdF9jb3VudBgSIAEoBRIVCg1tb2RlbF92ZXJzaW9uGBMgASgJEhsKE3RlbnNvcmJvYXJkX2xvZ19kaXIYFCABKAkSQgoQY3Jvc3NfdmFsaWRhdGlvbhgVIAEoCzIoLmZvcmdlLnRyYWluaW5nLnYxLkNyb3NzVmFsaWRhdGlvblJlc3VsdBoyChBUZXN0TWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEaOAoWRnJhbWV3b3JrVmVyc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIq0ECg9UcmFpbmluZ1JlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEjAKCm1vZGVsX3R5cGUYAiABKA4yHC5mb3JnZS50cmFpbmluZy52MS5Nb2RlbFR5cGUSNAoMbW9kZWxfY29uZmlnGAMgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuTW9kZWxDb25maWcSOgoPdHJhaW5pbmdfY29uZmlnGAQgASgLMiEuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdDb25maWcSOgoLZGF0YV9jb25maWcYBSABKAsyJS5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0RhdGFDb25maWcSNAoJcmVzb3VyY2VzGAYgASgLMiEuZm9yZ2UudHJhaW5pbmcudjEuUmVzb3VyY2VDb25maWcSNwoKdmFsaWRhdGlvbhgHIAEoCzIjLmZvcmdlLnRyYWluaW5nLnYxLlZhbGlkYXRpb25Db25maWcSNAoJY2FsbGJhY2tzGAggAygLMiEuZm9yZ2UudHJhaW5pbmcudjEuQ2FsbGJhY2tDb25maWcSPgoGbGFiZWxzGAkgAygLMi4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdSZXF1ZXN0LkxhYmVsc0VudHJ5EhAKCG1vZGVsX2lkGAogASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwwEKC01vZGVsQ29uZmlnEhEKCWZyYW1ld29yaxgBIAEoCRIUCgxhcmNoaXRlY3R1cmUYAiABKAkSMAoPaHlwZXJwYXJhbWV0ZXJzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgtpbnB1dF9zaGFwZRgEIAMoAxIUCgxvdXRwdXRfc2hhcGUYBSADKAMSFwoPcHJldHJhaW5lZF9wYXRoGAYgASgJEhUKDWZyb3plbl9sYXllcnMYByADKAkiqwQKDlRyYWluaW5nQ29uZmlnEg4KBmVwb2NocxgBIAEoBRISCgpiYXRjaF9zaXplGAIgASgFEhUKDWxlYXJuaW5nX3JhdGUYAyABKAESEQoJb3B0aW1pemVyGAQgASgJEjEKEG9wdGltaXplcl9jb25maWcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDWxvc3NfZnVuY3Rpb24YBiABKAkSPwoOcmVndWxhcml6YXRpb24YByABKAsyJy5mb3JnZS50cmFpbmluZy52MS5SZWd1bGFyaXphdGlvbkNvbmZpZxI+Cg5lYXJseV9zdG9wcGluZxgIIAEoCzImLmZvcmdlLnRyYWluaW5nLnYxLkVhcmx5U3RvcHBpbmdDb25maWcSPgoMbHJfc2NoZWR1bGVyGAkgASgLMiguZm9yZ2UudHJhaW5pbmcudjEuTGVhcm5pbmdSYXRlU2NoZWR1bGVyEjgKC2NoZWNrcG9pbnRzGAogASgLMiMuZm9yZ2UudHJhaW5pbmcudjEuQ2hlY2twb2ludENvbmZpZxIMCgRzZWVkGAsgASgDEiMKG2dyYWRpZW50X2FjY3VtdWxhdGlvbl9zdGVwcxgMIAEoBRIXCg9taXhlZF9wcmVjaXNpb24YDSABKAgSOgoMcmV0cnlfcG9saWN5GA4gASgLMiQuZm9yZ2UudHJhaW5pbmcudjEuV29ya2VyUmV0cnlQb2xpY3kiKAoRV29ya2VyUmV0cnlQb2xpY3kSEwoLbWF4X3JldHJpZXMYASABKAUihQEKFFJlZ3VsYXJpemF0aW9uQ29uZmlnEgoKAmwxGAEgASgBEgoKAmwyGAIgASgBEg8KB2Ryb3BvdXQYAyABKAESEgoKYmF0Y2hfbm9ybRgEIAEoCBIUCgx3ZWlnaHRfZGVjYXkYBSABKAESGgoSZ3JhZGllbnRfY2xpcF9ub3JtGAYgASgBIn8KE0Vhcmx5U3RvcHBpbmdDb25maWcSDwoHZW5hYmxlZBgBIAEoCBIQCghwYXRpZW5jZRgCIAEoBRIOCgZtZXRyaWMYAyABKAkSDAoEbW9kZRgEIAEoCRIRCgltaW5fZGVsdGEYBSABKAESFAoMcmVzdG9yZV9iZXN0GAYgASgIIpABChVMZWFybmluZ1JhdGVTY2hlZHVsZXISDAoEdHlwZRgBIAEoCRIRCglzdGVwX3NpemUYAiABKAUSDQoFZ2FtbWEYAyABKAESFQoNd2FybXVwX2Vwb2NocxgEIAEoBRIOCgZtaW5fbHIYBSABKAESEAoIcGF0aWVuY2UYBiABKAUSDgoGbWV0cmljGAcgASgJIpwBChBDaGVja3BvaW50Q29uZmlnEg8KB2VuYWJsZWQYASABKAgSEQoJc2F2ZV9iZXN0GAIgASgIEhMKC3NhdmVfbGF0ZXN0GAMgASgIEhYKDmV2ZXJ5X25fZXBvY2hzGAQgASgFEhEKCWtlZXBfbGFzdBgFIAEoBRIWCg5tb25pdG9yX21ldHJpYxgGIAEoCRIMCgRwYXRoGAcgASgJIuECChJUcmFpbmluZ0RhdGFDb25maWcSFQoNdHJhaW5fZGF0YXNldBgBIAEoCRIaChJ2YWxpZGF0aW9uX2RhdGFzZXQYAiABKAkSFAoMdGVzdF9kYXRhc2V0GAMgASgJEhQKDGxhYmVsX2NvbHVtbhgEIAEoCRIXCg9mZWF0dXJlX2NvbHVtbnMYBSADKAkSGwoTdmFsaWRhdGlvbl9mcmFjdGlvbhgGIAEoARIVCg1ub192YWxpZGF0aW9uGAcgASgIEhMKC3RleHRfY29sdW1uGAggASgJEhMKC3RpbWVfY29sdW1uGAkgASgJEhMKC3VzZXJfY29sdW1uGAogASgJEhMKC2l0ZW1fY29sdW1uGAsgASgJEhMKC3dpbmRvd19zaXplGAwgASgFEjYKCnZhbGlkYXRpb24YDSABKAsyIi5mb3JnZS50cmFpbmluZy52MS5WYWxpZGF0aW9uUnVsZXMiVgoQVmFsaWRhdGlvbkNvbmZpZxJCChBjcm9zc192YWxpZGF0aW9uGAEgASgLMiguZm9yZ2UudHJhaW5pbmcudjEuQ3Jvc3NWYWxpZGF0aW9uQ29uZmlnInsKFUNyb3NzVmFsaWRhdGlvbkNvbmZpZxIPCgdlbmFibGVkGAEgASgIEg0KBWZvbGRzGAIgASgFEg8KB3NodWZmbGUYAyABKAgSDAoEc2VlZBgEIAEoAxITCgtmaW5hbF9tb2RlbBgFIAEoCRIOCgZtZXRyaWMYBiABKAki2QIKFUNyb3NzVmFsaWRhdGlvblJlc3VsdBItCgVmb2xkcxgBIAMoCzIeLmZvcmdlLnRyYWluaW5nLnYxLkZvbGRNZXRyaWNzEkAKBG1lYW4YAiADKAsyMi5mb3JnZS50cmFpbmluZy52MS5Dcm9zc1ZhbGlkYXRpb25SZXN1bHQuTWVhbkVudHJ5Ej4KA3N0ZBgDIAMoCzIxLmZvcmdlLnRyYWluaW5nLnYxLkNyb3NzVmFsaWRhdGlvblJlc3VsdC5TdGRFbnRyeRIRCgliZXN0X2ZvbGQYBCABKAUSEwoLZmluYWxfbW9kZWwYBSABKAkSDgoGbWV0cmljGAYgASgJGisKCU1lYW5FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGioKCFN0ZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEitgEKC0ZvbGRNZXRyaWNzEgwKBGZvbGQYASABKAUSEgoKdHJhaW5fcm93cxgCIAEoAxIXCg92YWxpZGF0aW9uX3Jvd3MYAyABKAMSPAoHbWV0cmljcxgEIAMoCzIrLmZvcmdlLnRyYWluaW5nLnYxLkZvbGRNZXRyaWNzLk1ldHJpY3NFbnRyeRouCgxNZXRyaWNzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASJnCg5DYWxsYmFja0NvbmZpZxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSJwoGY29uZmlnGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghwcmlvcml0eRgEIAEoBUJSWlBnaXRodWIuY29tL2ZvcmdlLXRyYWluaW5nL2ZvcmdlLXRyYWluaW5nL2NsaWVudHMvZ28vZm9yZ2UvdHJhaW5pbmcvdjE7dHJhaW5pbmd2MWIGcHJvdG8z", [file_forge_training_v1_common, file_forge_training_v1_dataset, file_forge_training_v1_metrics, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * A training job: one model trained from one TrainingRequest.
@@ -176,6 +176,14 @@ export type TrainingJob = Message<"forge.training.v1.TrainingJob"> & {
    * @generated from field: string tensorboard_log_dir = 20;
    */
   tensorboardLogDir: string;
+
+  /**
+   * Output only. The summary of the job's cross-validation
+   * (spec.validation.cross_validation), once its folds are done.
+   *
+   * @generated from field: forge.training.v1.CrossValidationResult cross_validation = 21;
+   */
+  crossValidation?: CrossValidationResult | undefined;
 };
 
 /**
@@ -870,7 +878,16 @@ export const ValidationConfigSchema: GenMessage<ValidationConfig> = /*@__PURE__*
   messageDesc(file_forge_training_v1_training_job, 10);
 
 /**
- * k-fold cross-validation settings.
+ * k-fold cross-validation settings. The training rows (those left after any
+ * validation holdout) are split into folds: stratified for classification,
+ * in time order for forecasting (each fold validates on the windows after
+ * those it trains on), plain k-fold otherwise. Each fold trains a fresh model
+ * for the configured epochs on the other folds and is measured on its own
+ * (callbacks and early stopping wait for the final model). The job's epochs
+ * count on across the folds and the final model; TrainingJob.cross_validation
+ * has the summary, and the metric points carry it too (extra "cv_fold", and
+ * "cv.fold_<k>.<metric>", "cv.mean.<metric>", "cv.std.<metric>" on each
+ * fold's last point). Not with resources.workers > 1.
  *
  * @generated from message forge.training.v1.CrossValidationConfig
  */
@@ -883,14 +900,15 @@ export type CrossValidationConfig = Message<"forge.training.v1.CrossValidationCo
   enabled: boolean;
 
   /**
-   * Optional. Number of folds. Default 5.
+   * Optional. Number of folds, 2 to 100. Default 5.
    *
    * @generated from field: int32 folds = 2;
    */
   folds: number;
 
   /**
-   * Optional. Shuffle before splitting into folds.
+   * Optional. Shuffle the rows before splitting them into folds (not for
+   * forecasting, whose folds keep time order).
    *
    * @generated from field: bool shuffle = 3;
    */
@@ -902,6 +920,23 @@ export type CrossValidationConfig = Message<"forge.training.v1.CrossValidationCo
    * @generated from field: int64 seed = 4;
    */
   seed: bigint;
+
+  /**
+   * Optional. What the job's model is: "all_data" (default: after the folds,
+   * the model trains as configured on all the training rows) or "best_fold"
+   * (the fold model with the best `metric`; no further training).
+   *
+   * @generated from field: string final_model = 5;
+   */
+  finalModel: string;
+
+  /**
+   * Optional. The metric that decides the best fold, e.g. "accuracy".
+   * Default: training_config.checkpoints.monitor_metric ("val_loss").
+   *
+   * @generated from field: string metric = 6;
+   */
+  metric: string;
 };
 
 /**
@@ -910,6 +945,105 @@ export type CrossValidationConfig = Message<"forge.training.v1.CrossValidationCo
  */
 export const CrossValidationConfigSchema: GenMessage<CrossValidationConfig> = /*@__PURE__*/
   messageDesc(file_forge_training_v1_training_job, 11);
+
+/**
+ * The outcome of a job's cross-validation.
+ *
+ * @generated from message forge.training.v1.CrossValidationResult
+ */
+export type CrossValidationResult = Message<"forge.training.v1.CrossValidationResult"> & {
+  /**
+   * Each fold's validation metrics after its last epoch, in fold order.
+   *
+   * @generated from field: repeated forge.training.v1.FoldMetrics folds = 1;
+   */
+  folds: FoldMetrics[];
+
+  /**
+   * The mean over the folds of every metric all folds report.
+   *
+   * @generated from field: map<string, double> mean = 2;
+   */
+  mean: { [key: string]: number };
+
+  /**
+   * The standard deviation (population) over the folds, per metric.
+   *
+   * @generated from field: map<string, double> std = 3;
+   */
+  std: { [key: string]: number };
+
+  /**
+   * The fold (from 1) with the best `metric`.
+   *
+   * @generated from field: int32 best_fold = 4;
+   */
+  bestFold: number;
+
+  /**
+   * "all_data" or "best_fold": what the job's model is.
+   *
+   * @generated from field: string final_model = 5;
+   */
+  finalModel: string;
+
+  /**
+   * The metric that decided the best fold.
+   *
+   * @generated from field: string metric = 6;
+   */
+  metric: string;
+};
+
+/**
+ * Describes the message forge.training.v1.CrossValidationResult.
+ * Use `create(CrossValidationResultSchema)` to create a new message.
+ */
+export const CrossValidationResultSchema: GenMessage<CrossValidationResult> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_training_job, 12);
+
+/**
+ * One fold of a cross-validation.
+ *
+ * @generated from message forge.training.v1.FoldMetrics
+ */
+export type FoldMetrics = Message<"forge.training.v1.FoldMetrics"> & {
+  /**
+   * The fold, from 1.
+   *
+   * @generated from field: int32 fold = 1;
+   */
+  fold: number;
+
+  /**
+   * Rows the fold's model trained on.
+   *
+   * @generated from field: int64 train_rows = 2;
+   */
+  trainRows: bigint;
+
+  /**
+   * Rows it was measured on.
+   *
+   * @generated from field: int64 validation_rows = 3;
+   */
+  validationRows: bigint;
+
+  /**
+   * Its validation metrics after its last epoch, e.g. "validation_loss",
+   * "accuracy".
+   *
+   * @generated from field: map<string, double> metrics = 4;
+   */
+  metrics: { [key: string]: number };
+};
+
+/**
+ * Describes the message forge.training.v1.FoldMetrics.
+ * Use `create(FoldMetricsSchema)` to create a new message.
+ */
+export const FoldMetricsSchema: GenMessage<FoldMetrics> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_training_job, 13);
 
 /**
  * A callback run after each epoch, as the seed's callback list. Callbacks run
@@ -968,5 +1102,5 @@ export type CallbackConfig = Message<"forge.training.v1.CallbackConfig"> & {
  * Use `create(CallbackConfigSchema)` to create a new message.
  */
 export const CallbackConfigSchema: GenMessage<CallbackConfig> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_training_job, 12);
+  messageDesc(file_forge_training_v1_training_job, 14);
 
