@@ -315,7 +315,7 @@ def metric_reference(task: str, X: np.ndarray, y: np.ndarray | None) -> dict[str
     forecasting: naive_mae, the mean absolute error of the naive forecast (each window's last
     value) on the training windows, MASE's scale; recommendation: relevance_threshold, the mean
     training rating (a rating at or above it is relevant). {} for other tasks or no rows."""
-    if y is None or not len(y):
+    if task not in ("forecasting", "recommendation") or y is None or not len(y):
         return {}
     y = np.asarray(y, dtype=np.float64).ravel()
     if task == "forecasting":

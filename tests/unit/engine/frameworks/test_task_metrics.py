@@ -88,3 +88,7 @@ def test_the_evaluation_report_adds_them_by_model_type():
     series = evaluation_report("forecasting", windows[:, 1] + 1, Prediction(values=windows[:, 1] + 1.5), None,
                                windows, {"naive_mae": 1.0})
     assert series["mase"] == pytest.approx(0.5) and {"mape", "smape"} <= set(series)
+
+
+def test_other_model_types_need_no_reference_whatever_their_labels():
+    assert metric_reference("classification", np.zeros((3, 2)), np.array(["billing", "tech", "billing"])) == {}
