@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import names
+from engine.alerts.dispatcher import Alerts
 from engine.data.ingest import IngestLimits
 from engine.data.manager import DEFAULT_MAX_UPLOAD_BYTES, DataManager
 from engine.errors import InvalidArgument
@@ -86,6 +87,9 @@ class EngineSettings:
     default_priority: int = 0
     # Training callbacks jobs may name: type name -> "module:Class" (engine/callbacks/registry.py).
     callbacks: dict[str, str] = field(default_factory=dict)
+    # Alert deliveries to webhooks: the first retry's delay (doubling after), and attempts in all.
+    alert_retry_seconds: float = 1.0
+    alert_max_attempts: int = 6
     storage: StorageConfig = field(default_factory=StorageConfig)
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
     # Folders CreateDataset and data sources may read local files (and SQLite databases) from;
@@ -170,6 +174,12 @@ class Engine:
         self.tuning = TuningManager(self.db, self.trainer, self.journal)
         # Custom stage functions come from the configuration (ServerConfig.pipeline_functions).
         self.pipelines = PipelineManager(self.db, self)
+        # Alerts of jobs, executions and tuning jobs: to their logs, and POSTed to webhooks.
+        self.alerts = Alerts(self.db, log_to=self._log_alert, retry_base=settings.alert_retry_seconds,
+                             max_attempts=settings.alert_max_attempts)
+        self.trainer.alerts = self.tuning.alerts = self.pipelines.alerts = self.alerts
+        # Pipelines with a dataset-created trigger hear of every new dataset.
+        self.data.on_created.append(self.pipelines.dataset_created)
 
     def start(self) -> None:
         self.db.create_schema()
@@ -179,6 +189,7 @@ class Engine:
         self.trainer.recover()
         self.tuning.recover()
         self.pipelines.recover()
+        self.alerts.start()  # with the deliveries a previous process left pending
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Running jobs checkpoint and pause (workers still busy after `grace_seconds` are
@@ -186,6 +197,7 @@ class Engine:
         self.tuning.shutdown()  # first: a stopping controller must not resume the trials pausing now
         self.pipelines.shutdown()
         self.trainer.shutdown(grace_seconds)
+        self.alerts.shutdown()  # what is still pending is sent by the next start
         self.db.close()
 
     # ----- in-process use
@@ -273,6 +285,13 @@ class Engine:
             _, info = self.trainer.artifact(self._job_name(name, project), fmt, check=False)
         self.storage.download(info, dest)  # DataLoss, and no file, when the bytes changed
         return info
+
+    def _log_alert(self, resource: str, message: str, level: str) -> None:
+        """An alert, in the log of what it is about: a job's or tuning job's log, an execution's events."""
+        if "/executions/" in resource:
+            self.pipelines.note(resource, message)
+        else:
+            self.journal.log(resource, message, level)
 
     def _job_name(self, job: str, project: str) -> str:
         return names.resolve(job, "trainingJobs", "job", project)

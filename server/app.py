@@ -27,6 +27,7 @@ from server.data_servicer import DataServicer
 from server.auth import Authenticator
 from server.interceptors import CallInterceptor
 from server.metrics import MetricsEndpoint
+from server.webhooks import WebhookListener
 from server.pipeline_servicer import PipelineServicer
 from server.request_decoding import RequestDecodingInterceptor
 from server.trainer_servicer import TrainerServicer
@@ -55,6 +56,9 @@ class RunningServer:
     metrics: MetricsEndpoint | None = None
     metrics_port: int | None = None
     tracer: RpcTracer | None = None
+    # Pipelines' webhook triggers (config.webhook_address) and its port; None when not served.
+    webhooks: WebhookListener | None = None
+    webhook_port: int | None = None
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking calls, let running jobs checkpoint and pause, then close."""
@@ -63,6 +67,8 @@ class RunningServer:
         # Workers start checkpointing at once, while open calls and streams are being closed.
         # Tuning controllers and pipeline executors stop first, so none resumes a trial or
         # stage job that is pausing for the shutdown.
+        if self.webhooks is not None:  # no new executions while the pipelines stop
+            await asyncio.to_thread(self.webhooks.stop)
         await asyncio.to_thread(self.engine.tuning.shutdown)
         await asyncio.to_thread(self.engine.pipelines.shutdown)
         await asyncio.to_thread(self.engine.trainer.begin_shutdown)
@@ -104,6 +110,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
     port = (server.add_secure_port(config.address, credentials) if credentials
             else server.add_insecure_port(config.address))
     metrics_port, failure = None, ""
+    webhooks = WebhookListener(engine.pipelines) if config.webhook_address else None
+    webhook_port = None
     if port == 0:
         failure = f"could not listen on {config.address}"
     elif metrics is not None:
@@ -111,16 +119,23 @@ async def create_server(config: ServerConfig) -> RunningServer:
             metrics_port = metrics.start(config.metrics_address, config.tls_cert, config.tls_key, config.tls_client_ca)
         except OSError as exc:  # the port is taken, the host is not this machine's, a certificate does not load
             failure = f"could not serve metrics on {config.metrics_address}: {exc}"
+    if webhooks is not None and not failure:
+        try:
+            webhook_port = webhooks.start(config.webhook_address, config.tls_cert, config.tls_key)
+        except OSError as exc:
+            failure = f"could not listen for webhooks on {config.webhook_address}: {exc}"
     if failure:
         if tracer is not None:
             tracer.shutdown()
+        if metrics_port is not None:
+            metrics.stop()
         await asyncio.to_thread(engine.shutdown, 0)
         raise ListenError(failure)
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, engine=engine, health=health_servicer, metrics=metrics,
-                         metrics_port=metrics_port, tracer=tracer)
+                         metrics_port=metrics_port, tracer=tracer, webhooks=webhooks, webhook_port=webhook_port)
 
 
 class BackgroundServer:
@@ -156,6 +171,11 @@ class BackgroundServer:
     @property
     def engine(self) -> Engine:
         return self.running.engine
+
+    @property
+    def webhook_port(self) -> int | None:
+        """The port of the pipelines' webhook listener (config.webhook_address); None without it."""
+        return self.running.webhook_port
 
     def call(self, coroutine, timeout: float | None = 60.0):
         """Run `coroutine` on the server's loop and return its result."""

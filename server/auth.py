@@ -20,7 +20,8 @@ _VIEWER = {
     "PipelineService": {"GetPipeline", "ListPipelines", "GetExecution", "ListExecutions", "WatchExecution",
                         "GetTemplate", "ListTemplates"},
     "TrainerService": {"GetTrainingJob", "ListTrainingJobs", "GetTrainingMetrics", "WatchTrainingMetrics",
-                       "GetTrainingLogs", "StreamTrainingLogs", "ExportTrainingMetrics", "ExportModel", "ListModels", "GetModel",
+                       "GetTrainingLogs", "StreamTrainingLogs", "ExportTrainingMetrics", "ListAlertDeliveries",
+                       "ExportModel", "ListModels", "GetModel",
                        "GetTuningJob", "ListTuningJobs", "WatchTuningJob"},
 }
 _ADMIN = {

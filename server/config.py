@@ -72,6 +72,11 @@ class ServerConfig:
     default_job_cpu: str = ""
     default_job_gpu: int = 0
     default_job_priority: int = 0
+    # Alerts to webhooks: the first retry's delay in seconds (doubling after), and attempts in all.
+    alert_retry_seconds: float = 1.0
+    alert_max_attempts: int = 6
+    # The HTTP listener of pipelines' webhook triggers (server/webhooks.py): host:port; "": none.
+    webhook_address: str = ""
     # Prometheus /metrics: host:port of its HTTP listener (port 0 picks a free one); "": none.
     # It shares the server's TLS (HTTPS with tls_cert, mutual with tls_client_ca).
     metrics_address: str = ""
@@ -105,6 +110,8 @@ class ServerConfig:
             default_gpu=self.default_job_gpu,
             default_priority=self.default_job_priority,
             callbacks=self.callbacks,
+            alert_retry_seconds=self.alert_retry_seconds,
+            alert_max_attempts=self.alert_max_attempts,
         )
 
 
@@ -179,6 +186,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                                     "port 0 picks a free one. A non-loopback host needs --tls-client-ca (only "
                                     "scrapers with a certificate it signed may read) or --insecure "
                                     "(env FORGE_TRAINING_METRICS_ADDRESS; default: no metrics)")
+    observability.add_argument("--alert-retry-seconds", type=float,
+                               default=float(_env("ALERT_RETRY_SECONDS", d.alert_retry_seconds)),
+                               help="delay before an alert's webhook is tried again, doubling each time "
+                                    "(env FORGE_TRAINING_ALERT_RETRY_SECONDS; default %(default)s)")
+    observability.add_argument("--alert-max-attempts", type=int,
+                               default=int(_env("ALERT_MAX_ATTEMPTS", d.alert_max_attempts)),
+                               help="attempts to deliver an alert to its webhook, the first included "
+                                    "(env FORGE_TRAINING_ALERT_MAX_ATTEMPTS; default %(default)s)")
+    observability.add_argument("--webhook-address", default=_env("WEBHOOK_ADDRESS", d.webhook_address),
+                               metavar="HOST:PORT",
+                               help="listen for pipelines' webhook triggers (POST /v1/projects/P/pipelines/ID/"
+                                    "triggers/NAME, signed with the trigger's secret) on HOST:PORT; https with "
+                                    "--tls-cert (env FORGE_TRAINING_WEBHOOK_ADDRESS; default: none)")
     observability.add_argument("--tracing", choices=TRACING_MODES, default=_env("TRACING", d.tracing),
                                help="an OpenTelemetry span per RPC: console prints them to stdout, otlp sends them "
                                     "to a collector over OTLP/HTTP (env FORGE_TRAINING_TRACING; default %(default)s)")
@@ -350,6 +370,9 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         default_job_gpu=args.default_job_gpu,
         default_job_priority=args.default_job_priority,
         metrics_address=args.metrics_address,
+        alert_retry_seconds=args.alert_retry_seconds,
+        alert_max_attempts=args.alert_max_attempts,
+        webhook_address=args.webhook_address,
         log_format=args.log_format,
         tracing=args.tracing,
         tracing_endpoint=args.tracing_endpoint,
@@ -371,6 +394,13 @@ def check_observability(args: argparse.Namespace, tls: bool) -> None:
                              "(with --tls-cert/--tls-key) so only scrapers with a certificate it signed can read it, "
                              "listen on 127.0.0.1, or pass --insecure to accept that anyone who reaches the port "
                              "can read it")
+    if not args.alert_retry_seconds > 0 or not 1 <= args.alert_max_attempts <= 100:
+        raise SystemExit("--alert-retry-seconds must be more than 0 and --alert-max-attempts between 1 and 100")
+    if args.webhook_address:
+        host, _, port = args.webhook_address.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise SystemExit(f"--webhook-address {args.webhook_address!r}: use HOST:PORT, e.g. 127.0.0.1:8081 "
+                             "(port 0 picks a free one)")
     if args.tracing_endpoint:
         if args.tracing != "otlp":
             raise SystemExit("--tracing-endpoint is where --tracing otlp sends spans: add --tracing otlp, or drop it")

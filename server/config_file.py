@@ -149,6 +149,9 @@ KEYS = (
     Key("server.observability.log_level", "log_level", _text),
     Key("server.observability.log_format", "log_format", _text),
     Key("server.observability.metrics_address", "metrics_address", _text),
+    Key("server.alerts.retry_seconds", "alert_retry_seconds", _number),
+    Key("server.alerts.max_attempts", "alert_max_attempts", _int),
+    Key("server.webhook_address", "webhook_address", _text),
     Key("server.observability.tracing", "tracing", _text),
     Key("server.observability.tracing_endpoint", "tracing_endpoint", _text),
 )
@@ -329,6 +332,8 @@ def effective(config, args: argparse.Namespace) -> dict[str, Any]:
                        "max_columns": config.ingest_limits.max_columns,
                        "max_record_bytes": config.ingest_limits.max_record_bytes,
                        "max_expanded_bytes": config.ingest_limits.max_expanded_bytes},
+            "alerts": {"retry_seconds": config.alert_retry_seconds, "max_attempts": config.alert_max_attempts},
+            "webhook_address": config.webhook_address or None,
             "observability": {"log_level": config.log_level, "log_format": config.log_format,
                               "metrics_address": config.metrics_address or None, "tracing": config.tracing,
                               "tracing_endpoint": masked_url(config.tracing_endpoint) or None},

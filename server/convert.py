@@ -8,6 +8,8 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from engine.alerts.rules import public
+from engine.pipelines.triggers import public as public_triggers
 from engine.errors import InvalidArgument
 from engine.jobs.request import spec_from_request
 from engine.jobs.spec import TrainingSpec
@@ -15,6 +17,7 @@ from engine.storage.artifacts import location
 from engine.tuning.manager import trial_dict
 from engine.store.models import DatasetRow, TrainingJobRow
 from forge.training.v1 import (
+    alert_pb2,
     common_pb2,
     dataset_pb2,
     metrics_pb2,
@@ -152,6 +155,7 @@ def spec_to_proto(raw: dict[str, Any]) -> training_job_pb2.TrainingRequest:
     tc.checkpoints.CopyFrom(training_job_pb2.CheckpointConfig(
         enabled=c.enabled, save_best=c.save_best, save_latest=c.save_latest, every_n_epochs=c.every_n_epochs,
         keep_last=c.keep_last, monitor_metric=c.monitor_metric, path=c.path))
+    request.alerts.extend(alert_rules_to_proto(spec.alerts))
     for entry in spec.callbacks:
         request.callbacks.add(name=entry["name"], type=entry["type"], config=dict_to_struct(entry.get("config") or {}),
                               priority=entry.get("priority", 0))
@@ -318,6 +322,31 @@ def log_to_proto(entry: dict[str, Any]) -> metrics_pb2.TrainingLogEntry:
     )
     msg.time.CopyFrom(timestamp(entry["time"]))
     return msg
+
+
+def alert_rules_to_proto(rules: list[dict[str, Any]]) -> list[alert_pb2.AlertRule]:
+    """Alert rules as the API shows them: the webhook secret never, only whether one is set."""
+    out = []
+    for rule in public(rules or []):
+        message = alert_pb2.AlertRule(name=rule["name"], webhook_url=rule.get("webhook_url", ""),
+                                      webhook_secret_set=rule["webhook_secret_set"],
+                                      on_states=[job_state_enum(s) for s in rule.get("on_states", [])])
+        if rule.get("metric"):
+            message.metric.CopyFrom(alert_pb2.MetricCondition(**rule["metric"]))
+        out.append(message)
+    return out
+
+
+def alert_delivery_to_proto(row) -> alert_pb2.AlertDelivery:
+    out = alert_pb2.AlertDelivery(
+        id=row.id, resource=row.resource, alert=row.alert, event=row.event, payload=dict_to_struct(row.payload),
+        webhook_url=row.url, state=alert_pb2.AlertDeliveryState.Value(f"ALERT_DELIVERY_STATE_{row.state.upper()}"),
+        attempts=row.attempts, last_response_code=row.last_response_code, last_error=row.last_error)
+    for field in ("create_time", "end_time", "next_attempt_time"):
+        value = getattr(row, field)
+        if value is not None:
+            getattr(out, field).CopyFrom(timestamp(value))
+    return out
 
 
 def job_to_proto(row: TrainingJobRow, tensorboard_log_dir: str = "") -> training_job_pb2.TrainingJob:
@@ -694,6 +723,13 @@ def tuning_spec_to_dict(spec: tuning_job_pb2.TuningSpec) -> dict[str, Any]:
     return out
 
 
+def _without_secrets(request: dict[str, Any]) -> dict[str, Any]:
+    """A TrainingRequest's JSON form with its alerts' webhook secrets taken out (only whether set)."""
+    alerts = [{**{k: v for k, v in a.items() if k != "webhook_secret"}, "webhook_secret_set": bool(
+        a.get("webhook_secret"))} for a in request.get("alerts") or []]
+    return {**request, "alerts": alerts} if alerts else request
+
+
 def _tuning_spec_to_proto(settings: dict[str, Any]) -> tuning_job_pb2.TuningSpec:
     spec = tuning_job_pb2.TuningSpec(
         display_name=settings.get("display_name", ""), objective_metric=settings["objective_metric"],
@@ -704,7 +740,8 @@ def _tuning_spec_to_proto(settings: dict[str, Any]) -> tuning_job_pb2.TuningSpec
         early_stop_trials=settings["pruner"] != "none", seed=settings["seed"],
         pruner=tuning_job_pb2.Pruner.Value("PRUNER_" + settings["pruner"].upper()),
     )
-    json_format.ParseDict(settings["base_request"], spec.base_request)
+    json_format.ParseDict(_without_secrets(settings["base_request"]), spec.base_request)
+    spec.alerts.extend(alert_rules_to_proto(settings.get("alerts") or []))
     for item in settings["parameters"]:
         json_format.ParseDict(item, spec.parameters.add())
     if settings.get("time_budget_seconds"):
@@ -770,6 +807,8 @@ def pipeline_to_dict(pipeline: pipeline_pb2.Pipeline) -> dict[str, Any]:
         sched = pipeline.schedule
         out["schedule"] = {"cron": sched.cron, "interval_seconds": sched.interval.ToTimedelta().total_seconds(),
                            "timezone": sched.timezone, "input": struct_to_dict(sched.input), "paused": sched.paused}
+    for key in ("alerts", "triggers"):
+        out[key] = [json_format.MessageToDict(item, preserving_proto_field_name=True) for item in getattr(pipeline, key)]
     return out
 
 
@@ -789,6 +828,12 @@ def pipeline_to_proto(row) -> pipeline_pb2.Pipeline:
         out.schedule.input.CopyFrom(dict_to_struct(sched.get("input") or {}))
         if row.next_run_time is not None:
             out.schedule.next_run_time.CopyFrom(timestamp(row.next_run_time))
+    out.alerts.extend(alert_rules_to_proto(row.alerts or []))
+    for trigger in public_triggers(row.triggers or []):
+        out.triggers.add(name=trigger["name"], event=pipeline_pb2.TriggerEvent.Value(
+            "TRIGGER_EVENT_" + trigger["event"].upper()), dataset_labels=trigger["dataset_labels"],
+            input=dict_to_struct(trigger["input"]), dataset_input=trigger["dataset_input"],
+            secret_set=trigger["secret_set"], paused=trigger["paused"])
     return out
 
 

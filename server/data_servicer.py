@@ -80,6 +80,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             "type": convert.dataset_type_str(metadata.type, "metadata.type"),
             "schema": convert.schema_from_proto(metadata.schema, "metadata.schema"),
             "size_bytes": metadata.size_bytes,
+            "labels": dict(metadata.labels),
         }
         project = names.project_of_parent(metadata.parent, "metadata.parent")
         # Everything that can be checked before the bytes arrive is checked now, not after 1 GiB.

@@ -73,6 +73,11 @@ def observability_summary(config: server_config.ServerConfig, running) -> list[s
         scheme = "https" if config.tls_cert else "http"
         lines.append(f"metrics on {scheme}://{host}:{running.metrics_port}/metrics"
                      + (" (mutual TLS)" if config.tls_client_ca else ""))
+    if running.webhook_port is not None:
+        host = config.webhook_address.rsplit(":", 1)[0]
+        scheme = "https" if config.tls_cert else "http"
+        lines.append(f"pipeline webhook triggers on {scheme}://{host}:{running.webhook_port}/v1/"
+                     "projects/P/pipelines/ID/triggers/NAME")
     if config.tracing == "console":
         lines.append("tracing: a span per RPC, printed to stdout")
     elif config.tracing == "otlp":

@@ -165,6 +165,28 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
             content_type = ""
 
     @rpc
+    async def ListAlertDeliveries(self, request, context) -> pb.ListAlertDeliveriesResponse:
+        resource, pipeline = self._alerted(request.resource)
+        page_size = min(request.page_size or 100, 1000)
+        rows, token = await _run(self.engine.alerts.deliveries, resource, page_size, request.page_token,
+                                 executions_of=pipeline)
+        return pb.ListAlertDeliveriesResponse(deliveries=[convert.alert_delivery_to_proto(r) for r in rows],
+                                              next_page_token=token)
+
+    def _alerted(self, value: str) -> tuple[str, bool]:
+        """(resource, whether it is a pipeline) of ListAlertDeliveries' resource, checked: a
+        training job (or its id), a tuning job, a pipeline execution, or a pipeline."""
+        if "/executions/" in value:
+            pipeline, _, execution = value.partition("/executions/")
+            pipeline = names.resolve(pipeline, "pipelines", "resource")
+            return f"{pipeline}/executions/{names.validate_id(execution, 'resource')}", False
+        if "/pipelines/" in value:
+            return names.resolve(value, "pipelines", "resource"), True
+        if "/tuningJobs/" in value:
+            return names.resolve(value, "tuningJobs", "resource"), False
+        return names.resolve(value, "trainingJobs", "resource"), False
+
+    @rpc
     async def SaveModel(self, request, context) -> pb.SaveModelResponse:
         fmt = convert.export_format_str(request.format) if request.format else "pickle"
         path, size, digest = await _run(self.trainer.save_model, self._job(request.name), request.path,

@@ -8,9 +8,10 @@ keeps the metadata rows.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from engine.storage.files import verify
 from engine.store.database import Database
 from engine.store.models import DataPipelineRow, DataSourceRow, DatasetRow
 
+log = logging.getLogger("forge.data")
+
 DATASET_TYPES = ("tabular", "image", "text", "time_series")
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 
@@ -55,6 +58,8 @@ class DataManager:
         # Folders local sources may read (None: any path; see engine/data/locations.py).
         self.data_roots = data_roots
         self.limits = limits or IngestLimits()
+        # Called with each dataset once it is created (pipelines' dataset_created triggers).
+        self.on_created: list[Callable[[DatasetRow], Any]] = []
 
     def _dir(self, name: str) -> Path:
         return self._root / names.project_of(name) / names.short_id(name)
@@ -526,6 +531,11 @@ class DataManager:
                 s.add(row)
         except IntegrityError:
             raise AlreadyExists(f"dataset {name} already exists: choose another id") from None
+        for listener in self.on_created:
+            try:
+                listener(row)
+            except Exception:  # what others do with a new dataset never fails its creation
+                log.exception("a listener of new datasets failed on %s", name)
         return row
 
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from engine.alerts.rules import read_rules
 from engine.data.schema import DATA_TYPES
 from engine.errors import InvalidArgument, json_kind
 from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, CrossValidationSpec, DataSpec, EarlyStoppingSpec,
@@ -64,6 +65,7 @@ REQUEST = {
     "callbacks": "list",
     "labels": "labels",
     "model_id": "str",
+    "alerts": "list",
 }
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 MAX_TIMEOUT_SECONDS = 366 * 24 * 3600
@@ -125,6 +127,7 @@ def spec_from_request(request: Mapping[str, Any]) -> TrainingSpec:
                       validation=dc.get("validation", {})),
         resources=ResourceSpec(**{k: v for k, v in rc.items() if k != "timeout"}, timeout_seconds=timeout),
         callbacks=callbacks,
+        alerts=read_rules(r.get("alerts"), "alerts", metrics=True),
         labels=r.get("labels", {}),
         model_id=r.get("model_id", ""),
     )

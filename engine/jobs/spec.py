@@ -204,6 +204,8 @@ class TrainingSpec:
     # the request's, less "checkpoint" and "lr_schedule" ones, which are read into checkpoints
     # and lr_scheduler (one home for each setting).
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    # Alert rules (engine/alerts/rules.py), webhook secrets included: the API never returns them.
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     model_id: str = ""  # the registered model this job's result becomes a version of; default the job id
 

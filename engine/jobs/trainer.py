@@ -13,8 +13,10 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
 from engine import names
+from engine.alerts.dispatcher import Alerts
 from engine.callbacks import registry as callback_registry
-from engine.callbacks.early_stopping import metric_key
+from engine.callbacks.early_stopping import ALIASES, metric_key
 from engine.data.manager import DataManager
 from engine.data.training_data import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, input_kind
 from engine.errors import (AlreadyExists, FailedPrecondition, ForgeError, InvalidArgument, NotFound, Unavailable,
@@ -166,6 +169,15 @@ def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
         raise InvalidArgument.field(field, f"{metric!r} is not reported for {spec.model_type}: use one of {names}")
 
 
+def _after_commit(row: TrainingJobRow, action: Callable[[], None]) -> None:
+    """Run `action` once the change to `row` is committed (at once for a row outside a session)."""
+    session = object_session(row)
+    if session is None:
+        action()
+    else:
+        session.info.setdefault("after_commit", []).append(action)
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -259,6 +271,10 @@ class ModelTrainer:
         self.settings = settings
         self._lock = threading.RLock()
         self._workers: dict[str, WorkerHandle] = {}
+        # Alerts on jobs' states and metrics (engine/alerts), set by the Engine; the metric rules
+        # of jobs running now, by job (project, rules).
+        self.alerts: Alerts | None = None
+        self._alert_rules: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self._threads: list[threading.Thread] = []
         self._accepting = True
         # Started by the first dispatch (recover() runs one when the engine starts).
@@ -816,6 +832,7 @@ class ModelTrainer:
         def flush() -> None:
             if logs or points:
                 self._journal.append(name, logs=list(logs), points=list(points), in_transaction=progress)
+                self._metric_alerts(name, points)
                 logs.clear()
                 points.clear()
 
@@ -830,6 +847,21 @@ class ModelTrainer:
             flush()  # keep order: what came before a state change is recorded before it
             self._record(handle, kind, payload)
         flush()
+
+    def _metric_alerts(self, name: str, points: list[dict[str, Any]]) -> None:
+        """The job's metric alert rules see each recorded point (its metrics and extra ones)."""
+        if self.alerts is None:
+            return
+        if name not in self._alert_rules:
+            row = self.get_job(name)
+            rules = [r for r in (row.spec or {}).get("alerts") or [] if r.get("metric")]
+            self._alert_rules[name] = (row.project, rules)
+        project, rules = self._alert_rules[name]
+        for point in points if rules else ():
+            values = {**(point.get("extra") or {}), **{k: v for k, v in point.items()
+                                                       if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+            values.update({alias: values[key] for alias, key in ALIASES.items() if key in values})
+            self.alerts.metric_values(project, name, rules, values, epoch=point.get("epoch", 0))
 
     def _record(self, handle: WorkerHandle, kind: str, payload: dict[str, Any]) -> None:
         """Store what a worker reports. Outcomes change the job's state only in _on_exit, once the
@@ -1012,6 +1044,13 @@ class ModelTrainer:
         # alone and retried) again, a move (RUNNING -> PENDING) no request may make.
         if row.state != state and not after_crash:
             states.check_transition(row.name, row.state, state)
+        rules = (row.spec or {}).get("alerts")
+        if rules and self.alerts is not None and row.state != state:
+            _after_commit(row, partial(self.alerts.state_changed, row.project, row.name, rules, state, message,
+                                       epoch=row.current_epoch))
+        if state in states.FINAL and self.alerts is not None:
+            _after_commit(row, partial(self.alerts.forget, row.name))
+            self._alert_rules.pop(row.name, None)
         row.state = state
         row.state_message = message
         row.update_time = _now()

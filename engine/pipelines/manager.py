@@ -21,15 +21,18 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 
 from engine import names, tenancy
+from engine.alerts.dispatcher import Alerts
+from engine.alerts.rules import read_rules
 from engine.errors import FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.jobs import states
 from engine.jobs.request import spec_from_request
-from engine.pipelines import definition, schedule as schedules, stages as stage_runners
+from engine.pipelines import definition, schedule as schedules, stages as stage_runners, triggers
 from engine.store.database import Database, add_new, fetch
 from engine.store.models import (
     ExecutionEventRow,
@@ -74,6 +77,7 @@ class PipelineManager:
         # Execution rows and their event sequences are written by the executor, its stage
         # threads and cancel requests: one writer at a time keeps sequences gap- and clash-free.
         self.writing = threading.RLock()
+        self.alerts: Alerts | None = None  # set by the Engine (engine/alerts)
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
 
@@ -92,10 +96,13 @@ class PipelineManager:
             raise InvalidArgument.field("pipeline.timeout", "must not be negative")
         sched = pipeline.get("schedule") or {}
         schedules.check_schedule(sched)
+        alerts = read_rules(pipeline.get("alerts"), "pipeline.alerts", metrics=False)
+        events = triggers.read_triggers(pipeline.get("triggers"))
         now = _now()
         row = PipelineRow(name=name, project=project, display_name=pipeline.get("display_name", ""), stages=stages,
                           timeout_seconds=timeout, template=template, labels=pipeline.get("labels") or {},
-                          schedule=sched, next_run_time=schedules.next_run(sched, now), create_time=now)
+                          schedule=sched, next_run_time=schedules.next_run(sched, now), create_time=now,
+                          alerts=alerts, triggers=events)
         with self._db.session() as s:
             add_new(s, row, name, f"pipeline {name} already exists: choose another pipeline_id")
         return row
@@ -163,14 +170,15 @@ class PipelineManager:
         now = _now()
         row = PipelineExecutionRow(
             name=execution, project=pipeline.project, pipeline=name,
-            snapshot={"stages": pipeline.stages, "timeout_seconds": pipeline.timeout_seconds},
+            snapshot={"stages": pipeline.stages, "timeout_seconds": pipeline.timeout_seconds,
+                      "alerts": pipeline.alerts or []},
             state=states.RUNNING, state_message="running", input=execution_input or {},
             stages={s.id: {"state": PENDING, "attempt": 0, "outputs": {}} for s in parsed},
             trigger=trigger, last_event=0, create_time=now)
         with self.writing, self._db.session() as s:
             add_new(s, row, execution, f"execution {execution} already exists: choose another execution_id")
             _event(s, row, "EXECUTION_STATE", message=f"execution started ({trigger})",
-                   data={"state": states.RUNNING})
+                   data={"state": states.RUNNING}, alerts=self.alerts)
         self._launch(execution)
         return self.get_execution(execution)
 
@@ -200,7 +208,8 @@ class PipelineManager:
             if row.state in states.FINAL:
                 return row
             row.state, row.state_message = states.CANCELLING, "cancelling: running stages are being stopped"
-            _event(s, row, "EXECUTION_STATE", message="cancel requested", data={"state": states.CANCELLING})
+            _event(s, row, "EXECUTION_STATE", message="cancel requested", data={"state": states.CANCELLING},
+                   alerts=self.alerts)
         self._launch(name)
         return self.get_execution(name)
 
@@ -212,6 +221,13 @@ class PipelineManager:
 
     def state_of(self, name: str) -> str:
         return self.get_execution(name).state
+
+    def note(self, execution: str, message: str) -> None:
+        """A line in an execution's events that no stage wrote (an alert that fired)."""
+        with self.writing, self._db.session() as s:
+            row = s.get(PipelineExecutionRow, execution)
+            if row is not None:
+                _event(s, row, "STAGE_LOG", message=message)
 
     # ----- lifecycle
 
@@ -253,6 +269,45 @@ class PipelineManager:
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the scheduler for good
                 log.exception("checking pipeline schedules failed; trying again in %g s", SCHEDULER_SECONDS)
 
+    def dataset_created(self, dataset: Any) -> list[str]:
+        """Start the executions a new dataset triggers (pipelines of its project with a matching
+        dataset_created trigger, but not the one whose stage made it). Returns them; a pipeline
+        that cannot start now is logged and skipped, never an error of the dataset's creation."""
+        making = triggers.RUNNING_PIPELINE.get()
+        with self._db.session() as s:
+            candidates = [(row.name, row.triggers) for row in s.scalars(
+                select(PipelineRow).where(PipelineRow.project == dataset.project)) if row.triggers]
+        started = []
+        for pipeline, events in candidates:
+            for trigger in events:
+                if pipeline == making or not triggers.fires_on(trigger, dataset.labels or {}):
+                    continue
+                execution_input = {**trigger["input"], trigger["dataset_input"]: dataset.name}
+                try:
+                    started.append(self.execute(pipeline, execution_input, trigger=f"trigger:{trigger['name']}").name)
+                except ForgeError as exc:
+                    log.warning("trigger %s of %s did not start an execution for %s: %s", trigger["name"], pipeline,
+                                dataset.name, exc.message)
+        return started
+
+    def webhook_called(self, pipeline: str, trigger_name: str, body: dict[str, Any]) -> PipelineExecutionRow:
+        """Start the execution a webhook trigger's (already authenticated) call asks for."""
+        trigger = self.webhook_trigger(pipeline, trigger_name)
+        if trigger["paused"]:
+            raise FailedPrecondition(f"trigger {trigger_name} of {pipeline} is paused")
+        return self.execute(pipeline, {**trigger["input"], **body}, trigger=f"trigger:{trigger_name}")
+
+    def webhook_trigger(self, pipeline: str, trigger_name: str) -> dict[str, Any]:
+        """The webhook trigger `trigger_name` of `pipeline` (its secret included); NotFound if none."""
+        try:
+            events = self.get(pipeline).triggers or []
+        except NotFound:
+            events = []
+        for trigger in events:
+            if trigger["name"] == trigger_name and trigger["event"] == "webhook":
+                return trigger
+        raise NotFound(f"no webhook trigger {trigger_name} on {pipeline}")
+
     def run_due_schedules(self, now: datetime | None = None) -> list[str]:
         """Execute every pipeline whose schedule is due (once, however many runs a downtime
         missed), and move its next run time on. Returns the executions started."""
@@ -280,11 +335,16 @@ _PLACEHOLDER = {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "li
 
 
 def _event(s, row: PipelineExecutionRow, type_: str, *, stage_id: str = "", attempt: int = 0, message: str = "",
-           data: dict | None = None) -> None:
+           data: dict | None = None, alerts: Alerts | None = None) -> None:
     row.last_event += 1
     s.add(ExecutionEventRow(execution=row.name, sequence=row.last_event, time=_now(), type=type_, stage_id=stage_id,
                             attempt=attempt, message=message, data=data or {}, execution_state=row.state))
     s.info.setdefault("publish", set()).add(row.name)
+    rules = (row.snapshot or {}).get("alerts")
+    if alerts is not None and rules and type_ == "EXECUTION_STATE":  # the pipeline's alerts, once committed
+        s.info.setdefault("after_commit", []).append(partial(
+            alerts.state_changed, row.project, row.name, rules, row.state, message, pipeline=row.pipeline,
+            trigger=row.trigger))
 
 
 class _Attempt:
@@ -433,6 +493,7 @@ class _Executor(threading.Thread):
             stopping=self.stop)
 
         def work() -> None:
+            triggers.RUNNING_PIPELINE.set(row.pipeline)  # what this stage makes does not trigger its pipeline
             try:
                 with tenancy.acting_for(row.project):
                     run.outputs = stage_runners.run_stage(stage.type, params, context)
@@ -534,7 +595,7 @@ class _Executor(threading.Thread):
             if row is None or row.state in states.FINAL:
                 return
             row.state, row.state_message, row.error, row.end_time = state, message, error, _now()
-            _event(s, row, "EXECUTION_STATE", message=message, data={"state": state})
+            _event(s, row, "EXECUTION_STATE", message=message, data={"state": state}, alerts=self.m.alerts)
 
     # ----- what a running stage reports
 

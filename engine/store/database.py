@@ -50,6 +50,9 @@ class Database:
             for key in session.info.pop("publish", ()):
                 if self._on_commit is not None:
                     self._on_commit(key)
+            # What must happen only once the change is committed (alerts about it).
+            for action in session.info.pop("after_commit", ()):
+                action()
 
     def page(self, query, page_size: int, page_token: str) -> tuple[list, str]:
         """One page of `query`'s rows (one row more is read, to know whether another page follows)."""

@@ -243,6 +243,10 @@ class PipelineRow(Base):
     schedule: Mapped[dict] = mapped_column(JSON, default=dict)
     next_run_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # AlertRules of its executions and PipelineTriggers, in the proto's JSON form (snake_case;
+    # secrets as given: the API never returns them).
+    alerts: Mapped[list] = mapped_column(JSON, default=list)
+    triggers: Mapped[list] = mapped_column(JSON, default=list)
 
 
 class PipelineTemplateRow(Base):
@@ -323,3 +327,30 @@ class ApiKeyRow(Base):
     roles: Mapped[dict] = mapped_column(JSON)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoke_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AlertDeliveryRow(Base):
+    """An alert POSTed, or to be POSTed, to a webhook (engine/alerts): the body, fixed when it
+    fired, and each attempt's outcome. The secret signs every attempt (the signature covers
+    the attempt's timestamp); it is never returned."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    resource: Mapped[str] = mapped_column(String(255), index=True)
+    alert: Mapped[str] = mapped_column(String(63))
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text, default="")
+    # "pending", "delivered" or "failed"
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_response_code: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_alert_deliveries_due", "state", "next_attempt_time"),)

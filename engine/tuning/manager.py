@@ -20,11 +20,14 @@ import random
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
 
 from engine import names, tenancy
+from engine.alerts.dispatcher import Alerts
+from engine.alerts.rules import read_rules
 from engine.callbacks.early_stopping import default_mode, metric_key
 from engine.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from engine.jobs import states
@@ -60,6 +63,7 @@ class TuningManager:
         self.make_spec = make_spec or spec_from_request
         self._controllers: dict[str, _Controller] = {}
         self._lock = threading.Lock()
+        self.alerts: Alerts | None = None  # set by the Engine (engine/alerts)
 
     # ----- the API
 
@@ -75,7 +79,7 @@ class TuningManager:
                            state_message="starting trials", create_time=now, start_time=now, last_event=0)
         with self._db.session() as s:
             add_new(s, row, name, f"tuning job {name} already exists: choose another tuning_job_id")
-            _event(s, row, "started")
+            _event(s, row, "started", alerts=self.alerts)
         self._launch(name)
         return self.get(name)[0]
 
@@ -188,7 +192,13 @@ class TuningManager:
             self._trainer.validate(project, trial_spec)
         except InvalidArgument as exc:
             raise _under(exc, "spec.base_request") from None
+        alerts = read_rules(spec.get("alerts"), "spec.alerts", metrics=True)
+        for index, rule in enumerate(alerts):
+            if rule["metric"] and rule["metric"]["metric"] != "objective":
+                raise InvalidArgument.field(f"spec.alerts[{index}].metric.metric", "a tuning job's alerts watch "
+                                            "\"objective\", the best trial's objective so far")
         return {
+            "alerts": alerts,
             "display_name": spec.get("display_name", ""), "base_request": base,
             "parameters": spec.get("parameters"), "algorithm": algorithm, "objective_metric": metric,
             "metric_key": metric_key(metric), "goal": goal, "max_trials": max_trials, "parallel_trials": parallel,
@@ -211,11 +221,23 @@ def _under(exc: InvalidArgument, field: str) -> InvalidArgument:
     return InvalidArgument(f"{field}: {exc.message}", violations=violations)
 
 
-def _event(s, row: TuningJobRow, kind: str, trial: TuningTrialRow | None = None) -> None:
+def _event(s, row: TuningJobRow, kind: str, trial: TuningTrialRow | None = None, alerts: Alerts | None = None) -> None:
     row.last_event += 1
     s.add(TuningEventRow(tuning_job=row.name, sequence=row.last_event, time=_now(), kind=kind,
                          trial=trial_dict(trial) if trial is not None else {}, job_state=row.state))
     s.info.setdefault("publish", set()).add(row.name)
+    rules = (row.spec or {}).get("alerts")
+    if alerts is None or not rules:
+        return
+    # Once committed: the started and final events are state changes, a new best trial moves the objective.
+    if kind == "new_best" and trial is not None and trial.objective_value is not None:
+        fire = partial(alerts.metric_values, row.project, row.name, rules, {"objective": trial.objective_value},
+                       trial=trial.number)
+    elif kind == "started" or row.state in states.FINAL:
+        fire = partial(alerts.state_changed, row.project, row.name, rules, row.state, row.state_message)
+    else:
+        return
+    s.info.setdefault("after_commit", []).append(fire)
 
 
 def trial_dict(t: TuningTrialRow) -> dict[str, Any]:
@@ -426,7 +448,7 @@ class _Controller(threading.Thread):
                 _event(s, row, kind, current)
                 if kind == "trial_completed" and self._is_best(current, s):
                     row.best_trial_id = str(current.number)
-                    _event(s, row, "new_best", current)
+                    _event(s, row, "new_best", current, alerts=self.m.alerts)
             elif changed:
                 s.info.setdefault("publish", set()).add(self.name_)
 
@@ -514,7 +536,7 @@ class _Controller(threading.Thread):
             if row is None or row.state in states.FINAL:
                 return
             row.state, row.state_message, row.error, row.end_time = state, message, error, _now()
-            _event(s, row, state.lower())
+            _event(s, row, state.lower(), alerts=self.m.alerts)
 
 
 def _metric(point: dict[str, Any], key: str) -> float | None:

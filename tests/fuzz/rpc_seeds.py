@@ -149,6 +149,7 @@ class Seeds:
             "GetTrainingLogs": [{"name": job.name, "page_size": 5, "min_level": "LOG_LEVEL_INFO", "contains": "epoch"}],
             "StreamTrainingLogs": [{"name": job.name, "from_sequence": 1, "follow": True}],
             "ExportTrainingMetrics": [{"name": job.name, "format": "METRICS_EXPORT_FORMAT_CSV"}],
+            "ListAlertDeliveries": [{"resource": job.name, "page_size": 5}],
             "SaveModel": [{"name": job.name, "path": "fuzz/again.onnx", "format": "EXPORT_FORMAT_ONNX"}],
             "LoadModel": [{"path": saved, "model_id": "fuzz-loaded", "format": "EXPORT_FORMAT_PICKLE"}],
             "ExportModel": [{"name": job.name, "format": "EXPORT_FORMAT_ONNX"},

@@ -140,6 +140,8 @@ def _requests(b: dict) -> dict[str, list[dict]]:
         "GetTrainingLogs": [{"name": b["job"]}],
         "StreamTrainingLogs": [{"name": b["job"]}],
         "ExportTrainingMetrics": [{"name": b["job"], "format": "METRICS_EXPORT_FORMAT_CSV"}],
+        "ListAlertDeliveries": [{"resource": b["job"]}, {"resource": b["pipe"]}, {"resource": b["exec"]},
+                                {"resource": b["tune"]}],
         "SaveModel": [{"name": b["job"], "path": "stolen.onnx", "format": "EXPORT_FORMAT_ONNX"}],
         "LoadModel": [{"parent": "projects/b", "path": "stolen.onnx", "modelId": "x"}],
         "ExportModel": [{"name": b["job"], "format": "EXPORT_FORMAT_ONNX"},

@@ -128,7 +128,7 @@ def test_a_server_refuses_an_old_database_until_migrate_upgrades_it(store, db, s
 
     refused = store.forge_training("serve", "--address", "127.0.0.1:0")
     assert refused.returncode == 2, refused.stderr
-    assert "is at schema revision 0001 and this forge-training needs 0004" in refused.stderr
+    assert "is at schema revision 0001 and this forge-training needs 0005" in refused.stderr
     assert "run `forge-training migrate` with the same --data-dir or --database-url" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert _status(db).unstamped  # the refusing server changed nothing
@@ -139,10 +139,11 @@ def test_a_server_refuses_an_old_database_until_migrate_upgrades_it(store, db, s
     assert "  0002  API keys: one row per key" in shown
     assert "  0003  Training jobs count the retries" in shown
     assert "  0004  Metric points keep their stream encoding" in shown
+    assert "  0005  Alerts and pipeline triggers" in shown
 
     upgraded = store.forge_training("migrate")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == "database at revision 0001 (made before migrations, now stamped), upgraded to 0004\n"
+    assert upgraded.stdout == "database at revision 0001 (made before migrations, now stamped), upgraded to 0005\n"
     assert _differences(db) == []
     assert store.in_process(capsys, "migrate") == (0, "already at head\n", "")
 
@@ -211,4 +212,4 @@ def test_servers_starting_together_on_an_empty_postgres_database_both_start(post
 def test_migrate_names_the_flag_of_a_revision_it_does_not_know(tmp_path, capsys):
     code, _, error = _sqlite_store(tmp_path).in_process(capsys, "migrate", "--to", "0099")
     assert (code, error) == (2, "forge-training migrate: --to 0099: no such schema revision; "
-                                "use one of base, 0001, 0002, 0003, 0004 or head\n")
+                                "use one of base, 0001, 0002, 0003, 0004, 0005 or head\n")

@@ -46,7 +46,7 @@ def test_a_valid_spec_reads_as_the_sdk_reads_it_yaml_or_json(tmp_path):
     ({"dataConfig": {"label_colum": "y"}},
      "dataConfig.label_colum: no such field in TrainingDataConfig (did you mean label_column?)"),
     ({"zzz": 1}, "zzz: no such field in TrainingRequest; its fields: displayName, modelType, modelConfig, "
-                 "trainingConfig, dataConfig, resources, validation, callbacks, labels, modelId"),
+                 "trainingConfig, dataConfig, resources, validation, callbacks, labels, modelId, alerts"),
     ({"modelType": "clasification"}, "modelType: 'clasification' is not a ModelType; use one of: classification, "
                                      "regression, anomaly_detection, forecasting, recommendation"),
     ({"modelType": True}, "modelType: True is not a ModelType; use one of: classification, regression, "

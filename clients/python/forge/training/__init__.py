@@ -19,6 +19,7 @@ from forge.training.client import (
 )
 from forge.training.errors import FieldViolation, ForgeTrainingError, from_rpc_error
 from forge.training.v1 import (
+    alert_pb2,
     common_pb2,
     data_service_pb2,
     dataset_pb2,
@@ -36,6 +37,7 @@ __all__ = [
     "FieldViolation",
     "ForgeTrainingError",
     "MAX_CHUNK_SIZE",
+    "alert_pb2",
     "common_pb2",
     "data_format",
     "data_service_pb2",

@@ -33,6 +33,7 @@ from google.protobuf import json_format, struct_pb2
 from forge.training import connection
 from forge.training.errors import ForgeTrainingError, from_rpc_error
 from forge.training.v1 import (
+    alert_pb2,
     common_pb2,
     data_service_pb2,
     data_service_pb2_grpc,
@@ -495,6 +496,7 @@ class Client:
         label_column: str = "",
         display_name: str = "",
         format: str | int | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> dataset_pb2.Dataset:
         """Creates a dataset from a path or URI the server can read."""
         config = dataset_pb2.DatasetConfig(
@@ -502,6 +504,7 @@ class Client:
             label_column=label_column,
             display_name=display_name,
             format=data_format(format) if format is not None else 0,
+            labels=dict(labels or {}),
         )
         request = data_service_pb2.CreateDatasetRequest(dataset_id=dataset_id, config=config)
         return self._call(self.data.CreateDataset, request).dataset
@@ -515,6 +518,7 @@ class Client:
         label_column: str = "",
         display_name: str = "",
         chunk_size: int = MAX_CHUNK_SIZE,
+        labels: Mapping[str, str] | None = None,
     ) -> dataset_pb2.Dataset:
         """Uploads a file, bytes or a binary file object as a new dataset.
 
@@ -586,6 +590,7 @@ class Client:
             size_bytes=size,
             sha256=digest,
             label_column=label_column,
+            labels=dict(labels or {}),
         )
 
         def requests() -> Iterator[data_service_pb2.UploadDatasetRequest]:
@@ -784,6 +789,12 @@ class Client:
             return b"".join(message.data for message in call)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+
+    def list_alert_deliveries(self, resource: Resource, *, page_size: int = 100) -> Iterator[alert_pb2.AlertDelivery]:
+        """The alerts a training job, tuning job or pipeline execution sent to webhooks (a
+        pipeline's name: those of all its executions), newest first, with their attempts."""
+        request = trainer_service_pb2.ListAlertDeliveriesRequest(resource=_name(resource), page_size=page_size)
+        return self._pages(self.trainer.ListAlertDeliveries, request, "deliveries")
 
     def watch_metrics(
         self,

@@ -47,6 +47,9 @@ type TrainerServiceClient interface {
 	// Streams a job's whole metric history as one JSON or CSV document, in
 	// chunks; the first message carries the content type.
 	ExportTrainingMetrics(ctx context.Context, in *ExportTrainingMetricsRequest, opts ...grpc.CallOption) (TrainerService_ExportTrainingMetricsClient, error)
+	// Lists the alerts a training job, pipeline execution or tuning job sent
+	// to webhooks, newest first, with every delivery's attempts.
+	ListAlertDeliveries(ctx context.Context, in *ListAlertDeliveriesRequest, opts ...grpc.CallOption) (*ListAlertDeliveriesResponse, error)
 	// Writes a completed job's model to a path under the server's model
 	// directory.
 	SaveModel(ctx context.Context, in *SaveModelRequest, opts ...grpc.CallOption) (*SaveModelResponse, error)
@@ -267,6 +270,15 @@ func (x *trainerServiceExportTrainingMetricsClient) Recv() (*ExportTrainingMetri
 	return m, nil
 }
 
+func (c *trainerServiceClient) ListAlertDeliveries(ctx context.Context, in *ListAlertDeliveriesRequest, opts ...grpc.CallOption) (*ListAlertDeliveriesResponse, error) {
+	out := new(ListAlertDeliveriesResponse)
+	err := c.cc.Invoke(ctx, "/forge.training.v1.TrainerService/ListAlertDeliveries", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *trainerServiceClient) SaveModel(ctx context.Context, in *SaveModelRequest, opts ...grpc.CallOption) (*SaveModelResponse, error) {
 	out := new(SaveModelResponse)
 	err := c.cc.Invoke(ctx, "/forge.training.v1.TrainerService/SaveModel", in, out, opts...)
@@ -464,6 +476,9 @@ type TrainerServiceServer interface {
 	// Streams a job's whole metric history as one JSON or CSV document, in
 	// chunks; the first message carries the content type.
 	ExportTrainingMetrics(*ExportTrainingMetricsRequest, TrainerService_ExportTrainingMetricsServer) error
+	// Lists the alerts a training job, pipeline execution or tuning job sent
+	// to webhooks, newest first, with every delivery's attempts.
+	ListAlertDeliveries(context.Context, *ListAlertDeliveriesRequest) (*ListAlertDeliveriesResponse, error)
 	// Writes a completed job's model to a path under the server's model
 	// directory.
 	SaveModel(context.Context, *SaveModelRequest) (*SaveModelResponse, error)
@@ -539,6 +554,9 @@ func (UnimplementedTrainerServiceServer) StreamTrainingLogs(*StreamTrainingLogsR
 }
 func (UnimplementedTrainerServiceServer) ExportTrainingMetrics(*ExportTrainingMetricsRequest, TrainerService_ExportTrainingMetricsServer) error {
 	return status.Errorf(codes.Unimplemented, "method ExportTrainingMetrics not implemented")
+}
+func (UnimplementedTrainerServiceServer) ListAlertDeliveries(context.Context, *ListAlertDeliveriesRequest) (*ListAlertDeliveriesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListAlertDeliveries not implemented")
 }
 func (UnimplementedTrainerServiceServer) SaveModel(context.Context, *SaveModelRequest) (*SaveModelResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SaveModel not implemented")
@@ -815,6 +833,24 @@ type trainerServiceExportTrainingMetricsServer struct {
 
 func (x *trainerServiceExportTrainingMetricsServer) Send(m *ExportTrainingMetricsResponse) error {
 	return x.ServerStream.SendMsg(m)
+}
+
+func _TrainerService_ListAlertDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAlertDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).ListAlertDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/forge.training.v1.TrainerService/ListAlertDeliveries",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).ListAlertDeliveries(ctx, req.(*ListAlertDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _TrainerService_SaveModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -1096,6 +1132,10 @@ var _TrainerService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTrainingLogs",
 			Handler:    _TrainerService_GetTrainingLogs_Handler,
+		},
+		{
+			MethodName: "ListAlertDeliveries",
+			Handler:    _TrainerService_ListAlertDeliveries_Handler,
 		},
 		{
 			MethodName: "SaveModel",

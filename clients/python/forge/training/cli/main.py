@@ -14,13 +14,13 @@ from typing import NoReturn
 import grpc
 
 from forge.training import __version__
-from forge.training.cli import connect, datasets, exit_codes, export, jobs, models, pipelines, plot, \
+from forge.training.cli import alerts, connect, datasets, exit_codes, export, jobs, models, pipelines, plot, \
     server_commands, tuning
 from forge.training.cli.exit_codes import CommandError
 from forge.training.errors import ForgeTrainingError
 
 PROG = "forge-training"
-_COMMAND_MODULES = (datasets, jobs, export, models, pipelines, tuning, plot)
+_COMMAND_MODULES = (datasets, jobs, export, models, pipelines, tuning, plot, alerts)
 
 _EPILOG = """\
 exit codes: 0 ok; 1 the job, execution or tuning job ended FAILED or CANCELLED, or a dataset

@@ -32,7 +32,14 @@ class UploadDatasetRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[UploadMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadMetadata(_message.Message):
-    __slots__ = ("parent", "dataset_id", "display_name", "format", "size_bytes", "sha256", "label_column", "type", "schema")
+    __slots__ = ("parent", "dataset_id", "display_name", "format", "size_bytes", "sha256", "label_column", "type", "schema", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PARENT_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +49,7 @@ class UploadMetadata(_message.Message):
     LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     parent: str
     dataset_id: str
     display_name: str
@@ -51,7 +59,8 @@ class UploadMetadata(_message.Message):
     label_column: str
     type: _dataset_pb2.DatasetType
     schema: _dataset_pb2.DataSchema
-    def __init__(self, parent: _Optional[str] = ..., dataset_id: _Optional[str] = ..., display_name: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DataFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., label_column: _Optional[str] = ..., type: _Optional[_Union[_dataset_pb2.DatasetType, str]] = ..., schema: _Optional[_Union[_dataset_pb2.DataSchema, _Mapping]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, parent: _Optional[str] = ..., dataset_id: _Optional[str] = ..., display_name: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DataFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., label_column: _Optional[str] = ..., type: _Optional[_Union[_dataset_pb2.DatasetType, str]] = ..., schema: _Optional[_Union[_dataset_pb2.DataSchema, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UploadDatasetResponse(_message.Message):
     __slots__ = ("dataset",)

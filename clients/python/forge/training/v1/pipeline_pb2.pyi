@@ -1,5 +1,6 @@
 import datetime
 
+from forge.training.v1 import alert_pb2 as _alert_pb2
 from forge.training.v1 import common_pb2 as _common_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -54,6 +55,12 @@ class ExecutionEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_EVENT_TYPE_STAGE_SKIPPED: _ClassVar[ExecutionEventType]
     EXECUTION_EVENT_TYPE_STAGE_RETRIED: _ClassVar[ExecutionEventType]
     EXECUTION_EVENT_TYPE_EXECUTION_STATE: _ClassVar[ExecutionEventType]
+
+class TriggerEvent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIGGER_EVENT_UNSPECIFIED: _ClassVar[TriggerEvent]
+    TRIGGER_EVENT_DATASET_CREATED: _ClassVar[TriggerEvent]
+    TRIGGER_EVENT_WEBHOOK: _ClassVar[TriggerEvent]
 STAGE_TYPE_UNSPECIFIED: StageType
 STAGE_TYPE_DATA_PREPARATION: StageType
 STAGE_TYPE_DATA_VALIDATION: StageType
@@ -83,9 +90,12 @@ EXECUTION_EVENT_TYPE_STAGE_FAILED: ExecutionEventType
 EXECUTION_EVENT_TYPE_STAGE_SKIPPED: ExecutionEventType
 EXECUTION_EVENT_TYPE_STAGE_RETRIED: ExecutionEventType
 EXECUTION_EVENT_TYPE_EXECUTION_STATE: ExecutionEventType
+TRIGGER_EVENT_UNSPECIFIED: TriggerEvent
+TRIGGER_EVENT_DATASET_CREATED: TriggerEvent
+TRIGGER_EVENT_WEBHOOK: TriggerEvent
 
 class Pipeline(_message.Message):
-    __slots__ = ("name", "display_name", "stages", "timeout", "template", "create_time", "labels", "schedule")
+    __slots__ = ("name", "display_name", "stages", "timeout", "template", "create_time", "labels", "schedule", "alerts", "triggers")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +111,8 @@ class Pipeline(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     stages: _containers.RepeatedCompositeFieldContainer[StageConfig]
@@ -109,7 +121,36 @@ class Pipeline(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     labels: _containers.ScalarMap[str, str]
     schedule: Schedule
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageConfig, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., template: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    alerts: _containers.RepeatedCompositeFieldContainer[_alert_pb2.AlertRule]
+    triggers: _containers.RepeatedCompositeFieldContainer[PipelineTrigger]
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageConfig, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., template: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., alerts: _Optional[_Iterable[_Union[_alert_pb2.AlertRule, _Mapping]]] = ..., triggers: _Optional[_Iterable[_Union[PipelineTrigger, _Mapping]]] = ...) -> None: ...
+
+class PipelineTrigger(_message.Message):
+    __slots__ = ("name", "event", "dataset_labels", "input", "dataset_input", "secret", "secret_set", "paused")
+    class DatasetLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_LABELS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_INPUT_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SET_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    event: TriggerEvent
+    dataset_labels: _containers.ScalarMap[str, str]
+    input: _struct_pb2.Struct
+    dataset_input: str
+    secret: str
+    secret_set: bool
+    paused: bool
+    def __init__(self, name: _Optional[str] = ..., event: _Optional[_Union[TriggerEvent, str]] = ..., dataset_labels: _Optional[_Mapping[str, str]] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., dataset_input: _Optional[str] = ..., secret: _Optional[str] = ..., secret_set: _Optional[bool] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class Schedule(_message.Message):
     __slots__ = ("cron", "interval", "timezone", "input", "paused", "next_run_time")

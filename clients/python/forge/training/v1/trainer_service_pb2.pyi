@@ -1,3 +1,4 @@
+from forge.training.v1 import alert_pb2 as _alert_pb2
 from forge.training.v1 import common_pb2 as _common_pb2
 from forge.training.v1 import metrics_pb2 as _metrics_pb2
 from forge.training.v1 import model_pb2 as _model_pb2
@@ -168,6 +169,24 @@ class ExportTrainingMetricsResponse(_message.Message):
     content_type: str
     data: bytes
     def __init__(self, content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ListAlertDeliveriesRequest(_message.Message):
+    __slots__ = ("resource", "page_size", "page_token")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    page_size: int
+    page_token: str
+    def __init__(self, resource: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAlertDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries", "next_page_token")
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[_alert_pb2.AlertDelivery]
+    next_page_token: str
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[_alert_pb2.AlertDelivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetTrainingLogsRequest(_message.Message):
     __slots__ = ("name", "page_size", "page_token", "min_level", "contains")

@@ -98,6 +98,11 @@ class TrainerServiceStub:
                 request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsRequest.SerializeToString,
                 response_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsResponse.FromString,
                 _registered_method=True)
+        self.ListAlertDeliveries = channel.unary_unary(
+                '/forge.training.v1.TrainerService/ListAlertDeliveries',
+                request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ListAlertDeliveriesRequest.SerializeToString,
+                response_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ListAlertDeliveriesResponse.FromString,
+                _registered_method=True)
         self.SaveModel = channel.unary_unary(
                 '/forge.training.v1.TrainerService/SaveModel',
                 request_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.SaveModelRequest.SerializeToString,
@@ -257,6 +262,14 @@ class TrainerServiceServicer:
     def ExportTrainingMetrics(self, request, context):
         """Streams a job's whole metric history as one JSON or CSV document, in
         chunks; the first message carries the content type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlertDeliveries(self, request, context):
+        """Lists the alerts a training job, pipeline execution or tuning job sent
+        to webhooks, newest first, with every delivery's attempts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -422,6 +435,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.ExportTrainingMetrics,
                     request_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsRequest.FromString,
                     response_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsResponse.SerializeToString,
+            ),
+            'ListAlertDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlertDeliveries,
+                    request_deserializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ListAlertDeliveriesRequest.FromString,
+                    response_serializer=forge_dot_training_dot_v1_dot_trainer__service__pb2.ListAlertDeliveriesResponse.SerializeToString,
             ),
             'SaveModel': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveModel,
@@ -817,6 +835,33 @@ class TrainerService:
             '/forge.training.v1.TrainerService/ExportTrainingMetrics',
             forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsRequest.SerializeToString,
             forge_dot_training_dot_v1_dot_trainer__service__pb2.ExportTrainingMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlertDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forge.training.v1.TrainerService/ListAlertDeliveries',
+            forge_dot_training_dot_v1_dot_trainer__service__pb2.ListAlertDeliveriesRequest.SerializeToString,
+            forge_dot_training_dot_v1_dot_trainer__service__pb2.ListAlertDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,6 @@
 import datetime
 
+from forge.training.v1 import alert_pb2 as _alert_pb2
 from forge.training.v1 import common_pb2 as _common_pb2
 from forge.training.v1 import dataset_pb2 as _dataset_pb2
 from forge.training.v1 import metrics_pb2 as _metrics_pb2
@@ -75,7 +76,7 @@ class TrainingJob(_message.Message):
     def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TrainingRequest, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., state_message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[_metrics_pb2.TrainingMetrics, _Mapping]] = ..., checkpoint_epoch: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., export_formats: _Optional[_Iterable[_Union[_common_pb2.ExportFormat, str]]] = ..., framework_versions: _Optional[_Mapping[str, str]] = ..., attempt_count: _Optional[int] = ..., model_version: _Optional[str] = ..., tensorboard_log_dir: _Optional[str] = ..., cross_validation: _Optional[_Union[CrossValidationResult, _Mapping]] = ...) -> None: ...
 
 class TrainingRequest(_message.Message):
-    __slots__ = ("display_name", "model_type", "model_config", "training_config", "data_config", "resources", "validation", "callbacks", "labels", "model_id")
+    __slots__ = ("display_name", "model_type", "model_config", "training_config", "data_config", "resources", "validation", "callbacks", "labels", "model_id", "alerts")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +94,7 @@ class TrainingRequest(_message.Message):
     CALLBACKS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     model_type: _common_pb2.ModelType
     model_config: ModelConfig
@@ -103,7 +105,8 @@ class TrainingRequest(_message.Message):
     callbacks: _containers.RepeatedCompositeFieldContainer[CallbackConfig]
     labels: _containers.ScalarMap[str, str]
     model_id: str
-    def __init__(self, display_name: _Optional[str] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., training_config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., data_config: _Optional[_Union[TrainingDataConfig, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.ResourceConfig, _Mapping]] = ..., validation: _Optional[_Union[ValidationConfig, _Mapping]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackConfig, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., model_id: _Optional[str] = ...) -> None: ...
+    alerts: _containers.RepeatedCompositeFieldContainer[_alert_pb2.AlertRule]
+    def __init__(self, display_name: _Optional[str] = ..., model_type: _Optional[_Union[_common_pb2.ModelType, str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., training_config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., data_config: _Optional[_Union[TrainingDataConfig, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.ResourceConfig, _Mapping]] = ..., validation: _Optional[_Union[ValidationConfig, _Mapping]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackConfig, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., model_id: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[_alert_pb2.AlertRule, _Mapping]]] = ...) -> None: ...
 
 class ModelConfig(_message.Message):
     __slots__ = ("framework", "architecture", "hyperparameters", "input_shape", "output_shape", "pretrained_path", "frozen_layers")

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from forge.training.v1 import alert_pb2 as forge_dot_training_dot_v1_dot_alert__pb2
 from forge.training.v1 import common_pb2 as forge_dot_training_dot_v1_dot_common__pb2
 from forge.training.v1 import training_job_pb2 as forge_dot_training_dot_v1_dot_training__job__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
@@ -30,7 +31,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"forge/training/v1/tuning_job.proto\x12\x11\x66orge.training.v1\x1a\x1e\x66orge/training/v1/common.proto\x1a$forge/training/v1/training_job.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd7\x03\n\tTuningJob\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x04spec\x18\x02 \x01(\x0b\x32\x1d.forge.training.v1.TuningSpecR\x04spec\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x05state\x12(\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror\x12\x30\n\x06trials\x18\x05 \x03(\x0b\x32\x18.forge.training.v1.TrialR\x06trials\x12\"\n\rbest_trial_id\x18\x06 \x01(\tR\x0b\x62\x65stTrialId\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x35\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12#\n\rstate_message\x18\t \x01(\tR\x0cstateMessage\x12\x37\n\nbest_trial\x18\n \x01(\x0b\x32\x18.forge.training.v1.TrialR\tbestTrial\"\xd2\x04\n\nTuningSpec\x12!\n\x0c\x64isplay_name\x18\x01 \x01(\tR\x0b\x64isplayName\x12\x45\n\x0c\x62\x61se_request\x18\x02 \x01(\x0b\x32\".forge.training.v1.TrainingRequestR\x0b\x62\x61seRequest\x12@\n\nparameters\x18\x03 \x03(\x0b\x32 .forge.training.v1.ParameterSpecR\nparameters\x12@\n\talgorithm\x18\x04 \x01(\x0e\x32\".forge.training.v1.SearchAlgorithmR\talgorithm\x12)\n\x10objective_metric\x18\x05 \x01(\tR\x0fobjectiveMetric\x12\x34\n\x04goal\x18\x06 \x01(\x0e\x32 .forge.training.v1.ObjectiveGoalR\x04goal\x12\x1d\n\nmax_trials\x18\x07 \x01(\x05R\tmaxTrials\x12\'\n\x0fparallel_trials\x18\x08 \x01(\x05R\x0eparallelTrials\x12*\n\x11\x65\x61rly_stop_trials\x18\t \x01(\x08R\x0f\x65\x61rlyStopTrials\x12\x12\n\x04seed\x18\n \x01(\x03R\x04seed\x12:\n\x0btime_budget\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\ntimeBudget\x12\x31\n\x06pruner\x18\x0c \x01(\x0e\x32\x19.forge.training.v1.PrunerR\x06pruner\"\xeb\x01\n\rParameterSpec\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12;\n\x06values\x18\x02 \x01(\x0b\x32!.forge.training.v1.DiscreteValuesH\x00R\x06values\x12\x43\n\x0c\x64ouble_range\x18\x03 \x01(\x0b\x32\x1e.forge.training.v1.DoubleRangeH\x00R\x0b\x64oubleRange\x12:\n\tint_range\x18\x04 \x01(\x0b\x32\x1b.forge.training.v1.IntRangeH\x00R\x08intRangeB\x08\n\x06\x64omain\"@\n\x0e\x44iscreteValues\x12.\n\x06values\x18\x01 \x03(\x0b\x32\x16.google.protobuf.ValueR\x06values\"N\n\x0b\x44oubleRange\x12\x10\n\x03min\x18\x01 \x01(\x01R\x03min\x12\x10\n\x03max\x18\x02 \x01(\x01R\x03max\x12\x1b\n\tlog_scale\x18\x03 \x01(\x08R\x08logScale\"K\n\x08IntRange\x12\x10\n\x03min\x18\x01 \x01(\x03R\x03min\x12\x10\n\x03max\x18\x02 \x01(\x03R\x03max\x12\x1b\n\tlog_scale\x18\x03 \x01(\x08R\x08logScale\"\xd9\x02\n\x05Trial\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x37\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\nparameters\x12!\n\x0ctraining_job\x18\x03 \x01(\tR\x0btrainingJob\x12\x31\n\x05state\x18\x04 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x05state\x12,\n\x0fobjective_value\x18\x05 \x01(\x01H\x00R\x0eobjectiveValue\x88\x01\x01\x12#\n\rmodel_version\x18\x06 \x01(\tR\x0cmodelVersion\x12#\n\rstate_message\x18\x07 \x01(\tR\x0cstateMessage\x12%\n\x0e\x65pochs_trained\x18\x08 \x01(\x05R\repochsTrainedB\x12\n\x10_objective_value\"\xd7\x01\n\x0bTuningEvent\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12.\n\x05trial\x18\x03 \x01(\x0b\x32\x18.forge.training.v1.TrialR\x05trial\x12\x12\n\x04kind\x18\x04 \x01(\tR\x04kind\x12\x38\n\tjob_state\x18\x05 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x08jobState*\xaa\x01\n\x0fSearchAlgorithm\x12 \n\x1cSEARCH_ALGORITHM_UNSPECIFIED\x10\x00\x12\x19\n\x15SEARCH_ALGORITHM_GRID\x10\x01\x12\x1b\n\x17SEARCH_ALGORITHM_RANDOM\x10\x02\x12\x1d\n\x19SEARCH_ALGORITHM_BAYESIAN\x10\x03\x12\x1e\n\x1aSEARCH_ALGORITHM_HYPERBAND\x10\x04*y\n\x06Pruner\x12\x16\n\x12PRUNER_UNSPECIFIED\x10\x00\x12\x0f\n\x0bPRUNER_NONE\x10\x01\x12\x11\n\rPRUNER_MEDIAN\x10\x02\x12\x1d\n\x19PRUNER_SUCCESSIVE_HALVING\x10\x03\x12\x14\n\x10PRUNER_HYPERBAND\x10\x04*i\n\rObjectiveGoal\x12\x1e\n\x1aOBJECTIVE_GOAL_UNSPECIFIED\x10\x00\x12\x1b\n\x17OBJECTIVE_GOAL_MAXIMIZE\x10\x01\x12\x1b\n\x17OBJECTIVE_GOAL_MINIMIZE\x10\x02\x42RZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"forge/training/v1/tuning_job.proto\x12\x11\x66orge.training.v1\x1a\x1d\x66orge/training/v1/alert.proto\x1a\x1e\x66orge/training/v1/common.proto\x1a$forge/training/v1/training_job.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd7\x03\n\tTuningJob\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x04spec\x18\x02 \x01(\x0b\x32\x1d.forge.training.v1.TuningSpecR\x04spec\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x05state\x12(\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror\x12\x30\n\x06trials\x18\x05 \x03(\x0b\x32\x18.forge.training.v1.TrialR\x06trials\x12\"\n\rbest_trial_id\x18\x06 \x01(\tR\x0b\x62\x65stTrialId\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x35\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12#\n\rstate_message\x18\t \x01(\tR\x0cstateMessage\x12\x37\n\nbest_trial\x18\n \x01(\x0b\x32\x18.forge.training.v1.TrialR\tbestTrial\"\x88\x05\n\nTuningSpec\x12!\n\x0c\x64isplay_name\x18\x01 \x01(\tR\x0b\x64isplayName\x12\x45\n\x0c\x62\x61se_request\x18\x02 \x01(\x0b\x32\".forge.training.v1.TrainingRequestR\x0b\x62\x61seRequest\x12@\n\nparameters\x18\x03 \x03(\x0b\x32 .forge.training.v1.ParameterSpecR\nparameters\x12@\n\talgorithm\x18\x04 \x01(\x0e\x32\".forge.training.v1.SearchAlgorithmR\talgorithm\x12)\n\x10objective_metric\x18\x05 \x01(\tR\x0fobjectiveMetric\x12\x34\n\x04goal\x18\x06 \x01(\x0e\x32 .forge.training.v1.ObjectiveGoalR\x04goal\x12\x1d\n\nmax_trials\x18\x07 \x01(\x05R\tmaxTrials\x12\'\n\x0fparallel_trials\x18\x08 \x01(\x05R\x0eparallelTrials\x12*\n\x11\x65\x61rly_stop_trials\x18\t \x01(\x08R\x0f\x65\x61rlyStopTrials\x12\x12\n\x04seed\x18\n \x01(\x03R\x04seed\x12:\n\x0btime_budget\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\ntimeBudget\x12\x31\n\x06pruner\x18\x0c \x01(\x0e\x32\x19.forge.training.v1.PrunerR\x06pruner\x12\x34\n\x06\x61lerts\x18\r \x03(\x0b\x32\x1c.forge.training.v1.AlertRuleR\x06\x61lerts\"\xeb\x01\n\rParameterSpec\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12;\n\x06values\x18\x02 \x01(\x0b\x32!.forge.training.v1.DiscreteValuesH\x00R\x06values\x12\x43\n\x0c\x64ouble_range\x18\x03 \x01(\x0b\x32\x1e.forge.training.v1.DoubleRangeH\x00R\x0b\x64oubleRange\x12:\n\tint_range\x18\x04 \x01(\x0b\x32\x1b.forge.training.v1.IntRangeH\x00R\x08intRangeB\x08\n\x06\x64omain\"@\n\x0e\x44iscreteValues\x12.\n\x06values\x18\x01 \x03(\x0b\x32\x16.google.protobuf.ValueR\x06values\"N\n\x0b\x44oubleRange\x12\x10\n\x03min\x18\x01 \x01(\x01R\x03min\x12\x10\n\x03max\x18\x02 \x01(\x01R\x03max\x12\x1b\n\tlog_scale\x18\x03 \x01(\x08R\x08logScale\"K\n\x08IntRange\x12\x10\n\x03min\x18\x01 \x01(\x03R\x03min\x12\x10\n\x03max\x18\x02 \x01(\x03R\x03max\x12\x1b\n\tlog_scale\x18\x03 \x01(\x08R\x08logScale\"\xd9\x02\n\x05Trial\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x37\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\nparameters\x12!\n\x0ctraining_job\x18\x03 \x01(\tR\x0btrainingJob\x12\x31\n\x05state\x18\x04 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x05state\x12,\n\x0fobjective_value\x18\x05 \x01(\x01H\x00R\x0eobjectiveValue\x88\x01\x01\x12#\n\rmodel_version\x18\x06 \x01(\tR\x0cmodelVersion\x12#\n\rstate_message\x18\x07 \x01(\tR\x0cstateMessage\x12%\n\x0e\x65pochs_trained\x18\x08 \x01(\x05R\repochsTrainedB\x12\n\x10_objective_value\"\xd7\x01\n\x0bTuningEvent\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12.\n\x05trial\x18\x03 \x01(\x0b\x32\x18.forge.training.v1.TrialR\x05trial\x12\x12\n\x04kind\x18\x04 \x01(\tR\x04kind\x12\x38\n\tjob_state\x18\x05 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x08jobState*\xaa\x01\n\x0fSearchAlgorithm\x12 \n\x1cSEARCH_ALGORITHM_UNSPECIFIED\x10\x00\x12\x19\n\x15SEARCH_ALGORITHM_GRID\x10\x01\x12\x1b\n\x17SEARCH_ALGORITHM_RANDOM\x10\x02\x12\x1d\n\x19SEARCH_ALGORITHM_BAYESIAN\x10\x03\x12\x1e\n\x1aSEARCH_ALGORITHM_HYPERBAND\x10\x04*y\n\x06Pruner\x12\x16\n\x12PRUNER_UNSPECIFIED\x10\x00\x12\x0f\n\x0bPRUNER_NONE\x10\x01\x12\x11\n\rPRUNER_MEDIAN\x10\x02\x12\x1d\n\x19PRUNER_SUCCESSIVE_HALVING\x10\x03\x12\x14\n\x10PRUNER_HYPERBAND\x10\x04*i\n\rObjectiveGoal\x12\x1e\n\x1aOBJECTIVE_GOAL_UNSPECIFIED\x10\x00\x12\x1b\n\x17OBJECTIVE_GOAL_MAXIMIZE\x10\x01\x12\x1b\n\x17OBJECTIVE_GOAL_MINIMIZE\x10\x02\x42RZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,26 +39,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'forge.training.v1.tuning_jo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1'
-  _globals['_SEARCHALGORITHM']._serialized_start=2346
-  _globals['_SEARCHALGORITHM']._serialized_end=2516
-  _globals['_PRUNER']._serialized_start=2518
-  _globals['_PRUNER']._serialized_end=2639
-  _globals['_OBJECTIVEGOAL']._serialized_start=2641
-  _globals['_OBJECTIVEGOAL']._serialized_end=2746
-  _globals['_TUNINGJOB']._serialized_start=248
-  _globals['_TUNINGJOB']._serialized_end=719
-  _globals['_TUNINGSPEC']._serialized_start=722
-  _globals['_TUNINGSPEC']._serialized_end=1316
-  _globals['_PARAMETERSPEC']._serialized_start=1319
-  _globals['_PARAMETERSPEC']._serialized_end=1554
-  _globals['_DISCRETEVALUES']._serialized_start=1556
-  _globals['_DISCRETEVALUES']._serialized_end=1620
-  _globals['_DOUBLERANGE']._serialized_start=1622
-  _globals['_DOUBLERANGE']._serialized_end=1700
-  _globals['_INTRANGE']._serialized_start=1702
-  _globals['_INTRANGE']._serialized_end=1777
-  _globals['_TRIAL']._serialized_start=1780
-  _globals['_TRIAL']._serialized_end=2125
-  _globals['_TUNINGEVENT']._serialized_start=2128
-  _globals['_TUNINGEVENT']._serialized_end=2343
+  _globals['_SEARCHALGORITHM']._serialized_start=2431
+  _globals['_SEARCHALGORITHM']._serialized_end=2601
+  _globals['_PRUNER']._serialized_start=2603
+  _globals['_PRUNER']._serialized_end=2724
+  _globals['_OBJECTIVEGOAL']._serialized_start=2726
+  _globals['_OBJECTIVEGOAL']._serialized_end=2831
+  _globals['_TUNINGJOB']._serialized_start=279
+  _globals['_TUNINGJOB']._serialized_end=750
+  _globals['_TUNINGSPEC']._serialized_start=753
+  _globals['_TUNINGSPEC']._serialized_end=1401
+  _globals['_PARAMETERSPEC']._serialized_start=1404
+  _globals['_PARAMETERSPEC']._serialized_end=1639
+  _globals['_DISCRETEVALUES']._serialized_start=1641
+  _globals['_DISCRETEVALUES']._serialized_end=1705
+  _globals['_DOUBLERANGE']._serialized_start=1707
+  _globals['_DOUBLERANGE']._serialized_end=1785
+  _globals['_INTRANGE']._serialized_start=1787
+  _globals['_INTRANGE']._serialized_end=1862
+  _globals['_TRIAL']._serialized_start=1865
+  _globals['_TRIAL']._serialized_end=2210
+  _globals['_TUNINGEVENT']._serialized_start=2213
+  _globals['_TUNINGEVENT']._serialized_end=2428
 # @@protoc_insertion_point(module_scope)

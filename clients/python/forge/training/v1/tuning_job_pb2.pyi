@@ -1,5 +1,6 @@
 import datetime
 
+from forge.training.v1 import alert_pb2 as _alert_pb2
 from forge.training.v1 import common_pb2 as _common_pb2
 from forge.training.v1 import training_job_pb2 as _training_job_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -75,7 +76,7 @@ class TuningJob(_message.Message):
     def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TuningSpec, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[Trial, _Mapping]]] = ..., best_trial_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_message: _Optional[str] = ..., best_trial: _Optional[_Union[Trial, _Mapping]] = ...) -> None: ...
 
 class TuningSpec(_message.Message):
-    __slots__ = ("display_name", "base_request", "parameters", "algorithm", "objective_metric", "goal", "max_trials", "parallel_trials", "early_stop_trials", "seed", "time_budget", "pruner")
+    __slots__ = ("display_name", "base_request", "parameters", "algorithm", "objective_metric", "goal", "max_trials", "parallel_trials", "early_stop_trials", "seed", "time_budget", "pruner", "alerts")
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +89,7 @@ class TuningSpec(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     TIME_BUDGET_FIELD_NUMBER: _ClassVar[int]
     PRUNER_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     base_request: _training_job_pb2.TrainingRequest
     parameters: _containers.RepeatedCompositeFieldContainer[ParameterSpec]
@@ -100,7 +102,8 @@ class TuningSpec(_message.Message):
     seed: int
     time_budget: _duration_pb2.Duration
     pruner: Pruner
-    def __init__(self, display_name: _Optional[str] = ..., base_request: _Optional[_Union[_training_job_pb2.TrainingRequest, _Mapping]] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., algorithm: _Optional[_Union[SearchAlgorithm, str]] = ..., objective_metric: _Optional[str] = ..., goal: _Optional[_Union[ObjectiveGoal, str]] = ..., max_trials: _Optional[int] = ..., parallel_trials: _Optional[int] = ..., early_stop_trials: _Optional[bool] = ..., seed: _Optional[int] = ..., time_budget: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., pruner: _Optional[_Union[Pruner, str]] = ...) -> None: ...
+    alerts: _containers.RepeatedCompositeFieldContainer[_alert_pb2.AlertRule]
+    def __init__(self, display_name: _Optional[str] = ..., base_request: _Optional[_Union[_training_job_pb2.TrainingRequest, _Mapping]] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., algorithm: _Optional[_Union[SearchAlgorithm, str]] = ..., objective_metric: _Optional[str] = ..., goal: _Optional[_Union[ObjectiveGoal, str]] = ..., max_trials: _Optional[int] = ..., parallel_trials: _Optional[int] = ..., early_stop_trials: _Optional[bool] = ..., seed: _Optional[int] = ..., time_budget: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., pruner: _Optional[_Union[Pruner, str]] = ..., alerts: _Optional[_Iterable[_Union[_alert_pb2.AlertRule, _Mapping]]] = ...) -> None: ...
 
 class ParameterSpec(_message.Message):
     __slots__ = ("path", "values", "double_range", "int_range")

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AlertRule } from "./alert_pb.js";
+import { file_forge_training_v1_alert } from "./alert_pb.js";
 import type { JobState } from "./common_pb.js";
 import { file_forge_training_v1_common } from "./common_pb.js";
 import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
@@ -16,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file forge/training/v1/pipeline.proto.
  */
 export const file_forge_training_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("CiBmb3JnZS90cmFpbmluZy92MS9waXBlbGluZS5wcm90bxIRZm9yZ2UudHJhaW5pbmcudjEi5AIKCFBpcGVsaW5lEgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KBnN0YWdlcxgDIAMoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlN0YWdlQ29uZmlnEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIdGVtcGxhdGUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKBmxhYmVscxgHIAMoCzInLmZvcmdlLnRyYWluaW5nLnYxLlBpcGVsaW5lLkxhYmVsc0VudHJ5Ei0KCHNjaGVkdWxlGAggASgLMhsuZm9yZ2UudHJhaW5pbmcudjEuU2NoZWR1bGUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLCAQoIU2NoZWR1bGUSDAoEY3JvbhgBIAEoCRIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCgh0aW1lem9uZRgDIAEoCRImCgVpbnB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDgoGcGF1c2VkGAUgASgIEjEKDW5leHRfcnVuX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqYCCgtTdGFnZUNvbmZpZxIKCgJpZBgBIAEoCRIqCgR0eXBlGAIgASgOMhwuZm9yZ2UudHJhaW5pbmcudjEuU3RhZ2VUeXBlEhQKDGRlcGVuZGVuY2llcxgDIAMoCRIrCgpwYXJhbWV0ZXJzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIqCgd0aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KBXJldHJ5GAYgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuUmV0cnlQb2xpY3kSEQoJY29uZGl0aW9uGAcgASgJEhcKD2N1c3RvbV9mdW5jdGlvbhgIIAEoCRIVCg1kaXNhYmxlX2NhY2hlGAkgASgIIrQBCgtSZXRyeVBvbGljeRIUCgxtYXhfYXR0ZW1wdHMYASABKAUSLwoHYmFja29mZhgCIAEoDjIeLmZvcmdlLnRyYWluaW5nLnYxLkJhY2tvZmZUeXBlEjAKDWluaXRpYWxfZGVsYXkYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJbWF4X2RlbGF5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIo0DChFQaXBlbGluZUV4ZWN1dGlvbhIMCgRuYW1lGAEgASgJEhAKCHBpcGVsaW5lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuZm9yZ2UudHJhaW5pbmcudjEuSm9iU3RhdGUSJgoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBm91dHB1dBgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSMQoGc3RhZ2VzGAYgAygLMiEuZm9yZ2UudHJhaW5pbmcudjEuU3RhZ2VFeGVjdXRpb24SIQoFZXJyb3IYByABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3RyaWdnZXIYCiABKAkSFQoNc3RhdGVfbWVzc2FnZRgLIAEoCSKxAgoOU3RhZ2VFeGVjdXRpb24SEAoIc3RhZ2VfaWQYASABKAkSLAoFc3RhdGUYAiABKA4yHS5mb3JnZS50cmFpbmluZy52MS5TdGFnZVN0YXRlEg8KB2F0dGVtcHQYAyABKAUSKAoHb3V0cHV0cxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFZXJyb3IYBSABKAsyEi5nb29nbGUucnBjLlN0YXR1cxITCgtza2lwX3JlYXNvbhgGIAEoCRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGY2FjaGVkGAkgASgIIpICCg5FeGVjdXRpb25FdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgR0eXBlGAMgASgOMiUuZm9yZ2UudHJhaW5pbmcudjEuRXhlY3V0aW9uRXZlbnRUeXBlEhAKCHN0YWdlX2lkGAQgASgJEg8KB2F0dGVtcHQYBSABKAUSDwoHbWVzc2FnZRgGIAEoCRIlCgRkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0Cg9leGVjdXRpb25fc3RhdGUYCCABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSLmAQoQUGlwZWxpbmVUZW1wbGF0ZRIMCgRuYW1lGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIuCgZzdGFnZXMYBCADKAsyHi5mb3JnZS50cmFpbmluZy52MS5TdGFnZUNvbmZpZxI4CgpwYXJhbWV0ZXJzGAUgAygLMiQuZm9yZ2UudHJhaW5pbmcudjEuVGVtcGxhdGVQYXJhbWV0ZXISLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoUBChFUZW1wbGF0ZVBhcmFtZXRlchIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEi0KDWRlZmF1bHRfdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEAoIcmVxdWlyZWQYBCABKAgSDAoEdHlwZRgFIAEoCSqkAgoJU3RhZ2VUeXBlEhoKFlNUQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIfChtTVEFHRV9UWVBFX0RBVEFfUFJFUEFSQVRJT04QARIeChpTVEFHRV9UWVBFX0RBVEFfVkFMSURBVElPThACEiEKHVNUQUdFX1RZUEVfRkVBVFVSRV9FWFRSQUNUSU9OEAMSHQoZU1RBR0VfVFlQRV9NT0RFTF9UUkFJTklORxAEEh8KG1NUQUdFX1RZUEVfTU9ERUxfVkFMSURBVElPThAFEh8KG1NUQUdFX1RZUEVfTU9ERUxfRVZBTFVBVElPThAGEh8KG1NUQUdFX1RZUEVfTU9ERUxfREVQTE9ZTUVOVBAHEhUKEVNUQUdFX1RZUEVfQ1VTVE9NEAgqwgEKClN0YWdlU3RhdGUSGwoXU1RBR0VfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNTVEFHRV9TVEFURV9QRU5ESU5HEAESFwoTU1RBR0VfU1RBVEVfUlVOTklORxACEhkKFVNUQUdFX1NUQVRFX1NVQ0NFRURFRBADEhYKElNUQUdFX1NUQVRFX0ZBSUxFRBAEEhcKE1NUQUdFX1NUQVRFX1NLSVBQRUQQBRIZChVTVEFHRV9TVEFURV9DQU5DRUxMRUQQBip6CgtCYWNrb2ZmVHlwZRIcChhCQUNLT0ZGX1RZUEVfVU5TUEVDSUZJRUQQABIWChJCQUNLT0ZGX1RZUEVfRklYRUQQARIXChNCQUNLT0ZGX1RZUEVfTElORUFSEAISHAoYQkFDS09GRl9UWVBFX0VYUE9ORU5USUFMEAMq+QIKEkV4ZWN1dGlvbkV2ZW50VHlwZRIkCiBFWEVDVVRJT05fRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEiYKIkVYRUNVVElPTl9FVkVOVF9UWVBFX1NUQUdFX1NUQVJURUQQARIiCh5FWEVDVVRJT05fRVZFTlRfVFlQRV9TVEFHRV9MT0cQAhImCiJFWEVDVVRJT05fRVZFTlRfVFlQRV9TVEFHRV9NRVRSSUNTEAMSKAokRVhFQ1VUSU9OX0VWRU5UX1RZUEVfU1RBR0VfQ09NUExFVEVEEAQSJQohRVhFQ1VUSU9OX0VWRU5UX1RZUEVfU1RBR0VfRkFJTEVEEAUSJgoiRVhFQ1VUSU9OX0VWRU5UX1RZUEVfU1RBR0VfU0tJUFBFRBAGEiYKIkVYRUNVVElPTl9FVkVOVF9UWVBFX1NUQUdFX1JFVFJJRUQQBxIoCiRFWEVDVVRJT05fRVZFTlRfVFlQRV9FWEVDVVRJT05fU1RBVEUQCEJSWlBnaXRodWIuY29tL2ZvcmdlLXRyYWluaW5nL2ZvcmdlLXRyYWluaW5nL2NsaWVudHMvZ28vZm9yZ2UvdHJhaW5pbmcvdjE7dHJhaW5pbmd2MWIGcHJvdG8z", [file_forge_training_v1_common, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("CiBmb3JnZS90cmFpbmluZy92MS9waXBlbGluZS5wcm90bxIRZm9yZ2UudHJhaW5pbmcudjEiyAMKCFBpcGVsaW5lEgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KBnN0YWdlcxgDIAMoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlN0YWdlQ29uZmlnEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIdGVtcGxhdGUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKBmxhYmVscxgHIAMoCzInLmZvcmdlLnRyYWluaW5nLnYxLlBpcGVsaW5lLkxhYmVsc0VudHJ5Ei0KCHNjaGVkdWxlGAggASgLMhsuZm9yZ2UudHJhaW5pbmcudjEuU2NoZWR1bGUSLAoGYWxlcnRzGAkgAygLMhwuZm9yZ2UudHJhaW5pbmcudjEuQWxlcnRSdWxlEjQKCHRyaWdnZXJzGAogAygLMiIuZm9yZ2UudHJhaW5pbmcudjEuUGlwZWxpbmVUcmlnZ2VyGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEixwIKD1BpcGVsaW5lVHJpZ2dlchIMCgRuYW1lGAEgASgJEi4KBWV2ZW50GAIgASgOMh8uZm9yZ2UudHJhaW5pbmcudjEuVHJpZ2dlckV2ZW50Ek0KDmRhdGFzZXRfbGFiZWxzGAMgAygLMjUuZm9yZ2UudHJhaW5pbmcudjEuUGlwZWxpbmVUcmlnZ2VyLkRhdGFzZXRMYWJlbHNFbnRyeRImCgVpbnB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNZGF0YXNldF9pbnB1dBgFIAEoCRIOCgZzZWNyZXQYBiABKAkSEgoKc2VjcmV0X3NldBgHIAEoCBIOCgZwYXVzZWQYCCABKAgaNAoSRGF0YXNldExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKCFNjaGVkdWxlEgwKBGNyb24YASABKAkSKwoIaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIdGltZXpvbmUYAyABKAkSJgoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnBhdXNlZBgFIAEoCBIxCg1uZXh0X3J1bl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLU3RhZ2VDb25maWcSCgoCaWQYASABKAkSKgoEdHlwZRgCIAEoDjIcLmZvcmdlLnRyYWluaW5nLnYxLlN0YWdlVHlwZRIUCgxkZXBlbmRlbmNpZXMYAyADKAkSKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgVyZXRyeRgGIAEoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlJldHJ5UG9saWN5EhEKCWNvbmRpdGlvbhgHIAEoCRIXCg9jdXN0b21fZnVuY3Rpb24YCCABKAkSFQoNZGlzYWJsZV9jYWNoZRgJIAEoCCK0AQoLUmV0cnlQb2xpY3kSFAoMbWF4X2F0dGVtcHRzGAEgASgFEi8KB2JhY2tvZmYYAiABKA4yHi5mb3JnZS50cmFpbmluZy52MS5CYWNrb2ZmVHlwZRIwCg1pbml0aWFsX2RlbGF5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCW1heF9kZWxheRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKNAwoRUGlwZWxpbmVFeGVjdXRpb24SDAoEbmFtZRgBIAEoCRIQCghwaXBlbGluZRgCIAEoCRIqCgVzdGF0ZRgDIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkpvYlN0YXRlEiYKBWlucHV0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjEKBnN0YWdlcxgGIAMoCzIhLmZvcmdlLnRyYWluaW5nLnYxLlN0YWdlRXhlY3V0aW9uEiEKBWVycm9yGAcgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd0cmlnZ2VyGAogASgJEhUKDXN0YXRlX21lc3NhZ2UYCyABKAkisQIKDlN0YWdlRXhlY3V0aW9uEhAKCHN0YWdlX2lkGAEgASgJEiwKBXN0YXRlGAIgASgOMh0uZm9yZ2UudHJhaW5pbmcudjEuU3RhZ2VTdGF0ZRIPCgdhdHRlbXB0GAMgASgFEigKB291dHB1dHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAUgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSEwoLc2tpcF9yZWFzb24YBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmNhY2hlZBgJIAEoCCKSAgoORXhlY3V0aW9uRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoEdHlwZRgDIAEoDjIlLmZvcmdlLnRyYWluaW5nLnYxLkV4ZWN1dGlvbkV2ZW50VHlwZRIQCghzdGFnZV9pZBgEIAEoCRIPCgdhdHRlbXB0GAUgASgFEg8KB21lc3NhZ2UYBiABKAkSJQoEZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoPZXhlY3V0aW9uX3N0YXRlGAggASgOMhsuZm9yZ2UudHJhaW5pbmcudjEuSm9iU3RhdGUi5gEKEFBpcGVsaW5lVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSLgoGc3RhZ2VzGAQgAygLMh4uZm9yZ2UudHJhaW5pbmcudjEuU3RhZ2VDb25maWcSOAoKcGFyYW1ldGVycxgFIAMoCzIkLmZvcmdlLnRyYWluaW5nLnYxLlRlbXBsYXRlUGFyYW1ldGVyEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKFAQoRVGVtcGxhdGVQYXJhbWV0ZXISDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRItCg1kZWZhdWx0X3ZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhAKCHJlcXVpcmVkGAQgASgIEgwKBHR5cGUYBSABKAkqpAIKCVN0YWdlVHlwZRIaChZTVEFHRV9UWVBFX1VOU1BFQ0lGSUVEEAASHwobU1RBR0VfVFlQRV9EQVRBX1BSRVBBUkFUSU9OEAESHgoaU1RBR0VfVFlQRV9EQVRBX1ZBTElEQVRJT04QAhIhCh1TVEFHRV9UWVBFX0ZFQVRVUkVfRVhUUkFDVElPThADEh0KGVNUQUdFX1RZUEVfTU9ERUxfVFJBSU5JTkcQBBIfChtTVEFHRV9UWVBFX01PREVMX1ZBTElEQVRJT04QBRIfChtTVEFHRV9UWVBFX01PREVMX0VWQUxVQVRJT04QBhIfChtTVEFHRV9UWVBFX01PREVMX0RFUExPWU1FTlQQBxIVChFTVEFHRV9UWVBFX0NVU1RPTRAIKsIBCgpTdGFnZVN0YXRlEhsKF1NUQUdFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTU1RBR0VfU1RBVEVfUEVORElORxABEhcKE1NUQUdFX1NUQVRFX1JVTk5JTkcQAhIZChVTVEFHRV9TVEFURV9TVUNDRUVERUQQAxIWChJTVEFHRV9TVEFURV9GQUlMRUQQBBIXChNTVEFHRV9TVEFURV9TS0lQUEVEEAUSGQoVU1RBR0VfU1RBVEVfQ0FOQ0VMTEVEEAYqegoLQmFja29mZlR5cGUSHAoYQkFDS09GRl9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSQkFDS09GRl9UWVBFX0ZJWEVEEAESFwoTQkFDS09GRl9UWVBFX0xJTkVBUhACEhwKGEJBQ0tPRkZfVFlQRV9FWFBPTkVOVElBTBADKvkCChJFeGVjdXRpb25FdmVudFR5cGUSJAogRVhFQ1VUSU9OX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABImCiJFWEVDVVRJT05fRVZFTlRfVFlQRV9TVEFHRV9TVEFSVEVEEAESIgoeRVhFQ1VUSU9OX0VWRU5UX1RZUEVfU1RBR0VfTE9HEAISJgoiRVhFQ1VUSU9OX0VWRU5UX1RZUEVfU1RBR0VfTUVUUklDUxADEigKJEVYRUNVVElPTl9FVkVOVF9UWVBFX1NUQUdFX0NPTVBMRVRFRBAEEiUKIUVYRUNVVElPTl9FVkVOVF9UWVBFX1NUQUdFX0ZBSUxFRBAFEiYKIkVYRUNVVElPTl9FVkVOVF9UWVBFX1NUQUdFX1NLSVBQRUQQBhImCiJFWEVDVVRJT05fRVZFTlRfVFlQRV9TVEFHRV9SRVRSSUVEEAcSKAokRVhFQ1VUSU9OX0VWRU5UX1RZUEVfRVhFQ1VUSU9OX1NUQVRFEAgqawoMVHJpZ2dlckV2ZW50Eh0KGVRSSUdHRVJfRVZFTlRfVU5TUEVDSUZJRUQQABIhCh1UUklHR0VSX0VWRU5UX0RBVEFTRVRfQ1JFQVRFRBABEhkKFVRSSUdHRVJfRVZFTlRfV0VCSE9PSxACQlJaUGdpdGh1Yi5jb20vZm9yZ2UtdHJhaW5pbmcvZm9yZ2UtdHJhaW5pbmcvY2xpZW50cy9nby9mb3JnZS90cmFpbmluZy92MTt0cmFpbmluZ3YxYgZwcm90bzM", [file_forge_training_v1_alert, file_forge_training_v1_common, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * A multi-stage training workflow, as the seed's PipelineConfig.
@@ -80,6 +82,22 @@ export type Pipeline = Message<"forge.training.v1.Pipeline"> & {
    * @generated from field: forge.training.v1.Schedule schedule = 8;
    */
   schedule?: Schedule | undefined;
+
+  /**
+   * Optional. Notifications on each execution's state changes, to the
+   * execution's events, the server's log and webhooks (docs/alerts.md).
+   *
+   * @generated from field: repeated forge.training.v1.AlertRule alerts = 9;
+   */
+  alerts: AlertRule[];
+
+  /**
+   * Optional. Events that execute the pipeline: a dataset created, or an
+   * authenticated HTTP call (docs/alerts.md).
+   *
+   * @generated from field: repeated forge.training.v1.PipelineTrigger triggers = 10;
+   */
+  triggers: PipelineTrigger[];
 };
 
 /**
@@ -88,6 +106,81 @@ export type Pipeline = Message<"forge.training.v1.Pipeline"> & {
  */
 export const PipelineSchema: GenMessage<Pipeline> = /*@__PURE__*/
   messageDesc(file_forge_training_v1_pipeline, 0);
+
+/**
+ * An event that executes the pipeline.
+ *
+ * @generated from message forge.training.v1.PipelineTrigger
+ */
+export type PipelineTrigger = Message<"forge.training.v1.PipelineTrigger"> & {
+  /**
+   * Required. A name unique within the pipeline, 1-63 characters of
+   * [a-z0-9-]; a webhook's URL ends with it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Required. What starts an execution.
+   *
+   * @generated from field: forge.training.v1.TriggerEvent event = 2;
+   */
+  event: TriggerEvent;
+
+  /**
+   * Optional. DATASET_CREATED: only datasets carrying all these labels.
+   * Empty: every dataset created in the project.
+   *
+   * @generated from field: map<string, string> dataset_labels = 3;
+   */
+  datasetLabels: { [key: string]: string };
+
+  /**
+   * Optional. The execution's input. DATASET_CREATED adds the new dataset's
+   * name under `dataset_input`; WEBHOOK merges the call's JSON object over it.
+   *
+   * @generated from field: google.protobuf.Struct input = 4;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * Optional. DATASET_CREATED: the input key the new dataset's name goes
+   * under. Default "dataset".
+   *
+   * @generated from field: string dataset_input = 5;
+   */
+  datasetInput: string;
+
+  /**
+   * Input only. WEBHOOK, required: the key callers sign with (the
+   * X-Forge-Signature scheme of AlertRule.webhook_secret). Never returned.
+   *
+   * @generated from field: string secret = 6;
+   */
+  secret: string;
+
+  /**
+   * Output only. Whether a secret is set.
+   *
+   * @generated from field: bool secret_set = 7;
+   */
+  secretSet: boolean;
+
+  /**
+   * Optional. Set to stop the trigger without removing it.
+   *
+   * @generated from field: bool paused = 8;
+   */
+  paused: boolean;
+};
+
+/**
+ * Describes the message forge.training.v1.PipelineTrigger.
+ * Use `create(PipelineTriggerSchema)` to create a new message.
+ */
+export const PipelineTriggerSchema: GenMessage<PipelineTrigger> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_pipeline, 1);
 
 /**
  * A trigger that executes a pipeline on a timetable.
@@ -145,7 +238,7 @@ export type Schedule = Message<"forge.training.v1.Schedule"> & {
  * Use `create(ScheduleSchema)` to create a new message.
  */
 export const ScheduleSchema: GenMessage<Schedule> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 1);
+  messageDesc(file_forge_training_v1_pipeline, 2);
 
 /**
  * One stage, as the seed's StageConfig.
@@ -226,7 +319,7 @@ export type StageConfig = Message<"forge.training.v1.StageConfig"> & {
  * Use `create(StageConfigSchema)` to create a new message.
  */
 export const StageConfigSchema: GenMessage<StageConfig> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 2);
+  messageDesc(file_forge_training_v1_pipeline, 3);
 
 /**
  * How a stage is retried.
@@ -268,7 +361,7 @@ export type RetryPolicy = Message<"forge.training.v1.RetryPolicy"> & {
  * Use `create(RetryPolicySchema)` to create a new message.
  */
 export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 3);
+  messageDesc(file_forge_training_v1_pipeline, 4);
 
 /**
  * One run of a pipeline.
@@ -341,7 +434,8 @@ export type PipelineExecution = Message<"forge.training.v1.PipelineExecution"> &
   endTime?: Timestamp | undefined;
 
   /**
-   * Output only. What started it: "manual" or "schedule".
+   * Output only. What started it: "manual", "schedule", or "trigger:" and
+   * the trigger's name.
    *
    * @generated from field: string trigger = 10;
    */
@@ -360,7 +454,7 @@ export type PipelineExecution = Message<"forge.training.v1.PipelineExecution"> &
  * Use `create(PipelineExecutionSchema)` to create a new message.
  */
 export const PipelineExecutionSchema: GenMessage<PipelineExecution> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 4);
+  messageDesc(file_forge_training_v1_pipeline, 5);
 
 /**
  * State of one stage within an execution.
@@ -438,7 +532,7 @@ export type StageExecution = Message<"forge.training.v1.StageExecution"> & {
  * Use `create(StageExecutionSchema)` to create a new message.
  */
 export const StageExecutionSchema: GenMessage<StageExecution> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 5);
+  messageDesc(file_forge_training_v1_pipeline, 6);
 
 /**
  * Something that happened in an execution.
@@ -508,7 +602,7 @@ export type ExecutionEvent = Message<"forge.training.v1.ExecutionEvent"> & {
  * Use `create(ExecutionEventSchema)` to create a new message.
  */
 export const ExecutionEventSchema: GenMessage<ExecutionEvent> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 6);
+  messageDesc(file_forge_training_v1_pipeline, 7);
 
 /**
  * A reusable pipeline with parameters, as the seed's PipelineTemplate.
@@ -564,7 +658,7 @@ export type PipelineTemplate = Message<"forge.training.v1.PipelineTemplate"> & {
  * Use `create(PipelineTemplateSchema)` to create a new message.
  */
 export const PipelineTemplateSchema: GenMessage<PipelineTemplate> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 7);
+  messageDesc(file_forge_training_v1_pipeline, 8);
 
 /**
  * A template parameter.
@@ -614,7 +708,7 @@ export type TemplateParameter = Message<"forge.training.v1.TemplateParameter"> &
  * Use `create(TemplateParameterSchema)` to create a new message.
  */
 export const TemplateParameterSchema: GenMessage<TemplateParameter> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_pipeline, 8);
+  messageDesc(file_forge_training_v1_pipeline, 9);
 
 /**
  * The kinds of pipeline stage, as the seed's StageType.
@@ -870,4 +964,40 @@ export enum ExecutionEventType {
  */
 export const ExecutionEventTypeSchema: GenEnum<ExecutionEventType> = /*@__PURE__*/
   enumDesc(file_forge_training_v1_pipeline, 3);
+
+/**
+ * What starts an execution of a pipeline by itself, besides its schedule.
+ *
+ * @generated from enum forge.training.v1.TriggerEvent
+ */
+export enum TriggerEvent {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: TRIGGER_EVENT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A dataset was created in the pipeline's project (uploaded, imported,
+   * split, transformed...), with the trigger's dataset_labels.
+   *
+   * @generated from enum value: TRIGGER_EVENT_DATASET_CREATED = 1;
+   */
+  DATASET_CREATED = 1,
+
+  /**
+   * An HTTP POST to the server's webhook listener (serve --webhook-address)
+   * at /v1/{pipeline}/triggers/{name}, signed with the trigger's secret.
+   *
+   * @generated from enum value: TRIGGER_EVENT_WEBHOOK = 2;
+   */
+  WEBHOOK = 2,
+}
+
+/**
+ * Describes the enum forge.training.v1.TriggerEvent.
+ */
+export const TriggerEventSchema: GenEnum<TriggerEvent> = /*@__PURE__*/
+  enumDesc(file_forge_training_v1_pipeline, 4);
 

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AlertDelivery } from "./alert_pb.js";
+import { file_forge_training_v1_alert } from "./alert_pb.js";
 import type { ExportFormat, JobState, LogLevel } from "./common_pb.js";
 import { file_forge_training_v1_common } from "./common_pb.js";
 import type { TrainingLogEntry, TrainingMetrics } from "./metrics_pb.js";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file forge/training/v1/trainer_service.proto.
  */
 export const file_forge_training_v1_trainer_service: GenFile = /*@__PURE__*/
-  fileDesc("Cidmb3JnZS90cmFpbmluZy92MS90cmFpbmVyX3NlcnZpY2UucHJvdG8SEWZvcmdlLnRyYWluaW5nLnYxInEKFFN0YXJ0VHJhaW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIXCg90cmFpbmluZ19qb2JfaWQYAiABKAkSMAoEc3BlYxgDIAEoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nUmVxdWVzdCJNChVTdGFydFRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVR2V0VHJhaW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWR2V0VHJhaW5pbmdKb2JSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiJgChdMaXN0VHJhaW5pbmdKb2JzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJImoKGExpc3RUcmFpbmluZ0pvYnNSZXNwb25zZRI1Cg10cmFpbmluZ19qb2JzGAEgAygLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIigKGERlbGV0ZVRyYWluaW5nSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIhsKGURlbGV0ZVRyYWluaW5nSm9iUmVzcG9uc2UiJAoUUGF1c2VUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJNChVQYXVzZVRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVUmVzdW1lVHJhaW5pbmdSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWUmVzdW1lVHJhaW5pbmdSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiIlChVDYW5jZWxUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJOChZDYW5jZWxUcmFpbmluZ1Jlc3BvbnNlEjQKDHRyYWluaW5nX2pvYhgBIAEoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nSm9iIlAKGUdldFRyYWluaW5nTWV0cmljc1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSKeAQoaR2V0VHJhaW5pbmdNZXRyaWNzUmVzcG9uc2USMgoGbGF0ZXN0GAEgASgLMiIuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdNZXRyaWNzEjMKB2hpc3RvcnkYAiADKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ01ldHJpY3MSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIlIKG1dhdGNoVHJhaW5pbmdNZXRyaWNzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIIoIBChxXYXRjaFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlEjIKBnBvaW50cxgBIAMoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nTWV0cmljcxIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSJkChxFeHBvcnRUcmFpbmluZ01ldHJpY3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSNgoGZm9ybWF0GAIgASgOMiYuZm9yZ2UudHJhaW5pbmcudjEuTWV0cmljc0V4cG9ydEZvcm1hdCJDCh1FeHBvcnRUcmFpbmluZ01ldHJpY3NSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSDAoEZGF0YRgCIAEoDCKPAQoWR2V0VHJhaW5pbmdMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi4KCW1pbl9sZXZlbBgEIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkxvZ0xldmVsEhAKCGNvbnRhaW5zGAUgASgJImgKF0dldFRyYWluaW5nTG9nc1Jlc3BvbnNlEjQKB2VudHJpZXMYASADKAsyIy5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0xvZ0VudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKSAQoZU3RyZWFtVHJhaW5pbmdMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIEi4KCW1pbl9sZXZlbBgEIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkxvZ0xldmVsEhAKCGNvbnRhaW5zGAUgASgJIoIBChpTdHJlYW1UcmFpbmluZ0xvZ3NSZXNwb25zZRI0CgdlbnRyaWVzGAEgAygLMiMuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdMb2dFbnRyeRIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSJfChBTYXZlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEcGF0aBgCIAEoCRIvCgZmb3JtYXQYAyABKA4yHy5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRGb3JtYXQiRQoRU2F2ZU1vZGVsUmVzcG9uc2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgDEg4KBnNoYTI1NhgDIAEoCSJzChBMb2FkTW9kZWxSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCG1vZGVsX2lkGAMgASgJEi8KBmZvcm1hdBgEIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdCI8ChFMb2FkTW9kZWxSZXNwb25zZRInCgVtb2RlbBgBIAEoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsImMKEkV4cG9ydE1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEi8KBmZvcm1hdBgCIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdBIOCgZvZmZzZXQYAyABKAMiaAoTRXhwb3J0TW9kZWxSZXNwb25zZRIzCghtZXRhZGF0YRgBIAEoCzIhLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydE1ldGFkYXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIloKEUxpc3RNb2RlbHNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIOCgZmaWx0ZXIYBCABKAkiVwoSTGlzdE1vZGVsc1Jlc3BvbnNlEigKBm1vZGVscxgBIAMoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg9HZXRNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChBHZXRNb2RlbFJlc3BvbnNlEicKBW1vZGVsGAEgASgLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiIgoSRGVsZXRlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTRGVsZXRlTW9kZWxSZXNwb25zZSI1ChRFdmFsdWF0ZU1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB2RhdGFzZXQYAiABKAkirQIKFUV2YWx1YXRlTW9kZWxSZXNwb25zZRJGCgdtZXRyaWNzGAEgAygLMjUuZm9yZ2UudHJhaW5pbmcudjEuRXZhbHVhdGVNb2RlbFJlc3BvbnNlLk1ldHJpY3NFbnRyeRIRCglyb3dfY291bnQYAiABKAMSFAoMY2xhc3NfbGFiZWxzGAMgAygJEj8KEGNvbmZ1c2lvbl9tYXRyaXgYBCADKAsyJS5mb3JnZS50cmFpbmluZy52MS5Db25mdXNpb25NYXRyaXhSb3cSMgoJcGVyX2NsYXNzGAUgAygLMh8uZm9yZ2UudHJhaW5pbmcudjEuQ2xhc3NNZXRyaWNzGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIlUKF1VwZGF0ZU1vZGVsU3RhZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSLAoFc3RhZ2UYAiABKA4yHS5mb3JnZS50cmFpbmluZy52MS5Nb2RlbFN0YWdlIm8KGFVwZGF0ZU1vZGVsU3RhZ2VSZXNwb25zZRInCgVtb2RlbBgBIAEoCzIYLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsEioKCGFyY2hpdmVkGAIgAygLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiaAoSU3RhcnRUdW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIVCg10dW5pbmdfam9iX2lkGAIgASgJEisKBHNwZWMYAyABKAsyHS5mb3JnZS50cmFpbmluZy52MS5UdW5pbmdTcGVjIkcKE1N0YXJ0VHVuaW5nUmVzcG9uc2USMAoKdHVuaW5nX2pvYhgBIAEoCzIcLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0pvYiIjChNHZXRUdW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiSAoUR2V0VHVuaW5nSm9iUmVzcG9uc2USMAoKdHVuaW5nX2pvYhgBIAEoCzIcLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0pvYiJeChVMaXN0VHVuaW5nSm9ic1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCSJkChZMaXN0VHVuaW5nSm9ic1Jlc3BvbnNlEjEKC3R1bmluZ19qb2JzGAEgAygLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChVXYXRjaFR1bmluZ0pvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgDEg4KBmZvbGxvdxgDIAEoCCJ4ChZXYXRjaFR1bmluZ0pvYlJlc3BvbnNlEi4KBmV2ZW50cxgBIAMoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ0V2ZW50Ei4KCWpvYl9zdGF0ZRgCIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkpvYlN0YXRlIiMKE0NhbmNlbFR1bmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJIChRDYW5jZWxUdW5pbmdSZXNwb25zZRIwCgp0dW5pbmdfam9iGAEgASgLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iKnsKE01ldHJpY3NFeHBvcnRGb3JtYXQSJQohTUVUUklDU19FWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASHgoaTUVUUklDU19FWFBPUlRfRk9STUFUX0pTT04QARIdChlNRVRSSUNTX0VYUE9SVF9GT1JNQVRfQ1NWEAIylBQKDlRyYWluZXJTZXJ2aWNlEmIKDVN0YXJ0VHJhaW5pbmcSJy5mb3JnZS50cmFpbmluZy52MS5TdGFydFRyYWluaW5nUmVxdWVzdBooLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHJhaW5pbmdSZXNwb25zZRJlCg5HZXRUcmFpbmluZ0pvYhIoLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nSm9iUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nSm9iUmVzcG9uc2USawoQTGlzdFRyYWluaW5nSm9icxIqLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RUcmFpbmluZ0pvYnNSZXF1ZXN0GisuZm9yZ2UudHJhaW5pbmcudjEuTGlzdFRyYWluaW5nSm9ic1Jlc3BvbnNlEm4KEURlbGV0ZVRyYWluaW5nSm9iEisuZm9yZ2UudHJhaW5pbmcudjEuRGVsZXRlVHJhaW5pbmdKb2JSZXF1ZXN0GiwuZm9yZ2UudHJhaW5pbmcudjEuRGVsZXRlVHJhaW5pbmdKb2JSZXNwb25zZRJiCg1QYXVzZVRyYWluaW5nEicuZm9yZ2UudHJhaW5pbmcudjEuUGF1c2VUcmFpbmluZ1JlcXVlc3QaKC5mb3JnZS50cmFpbmluZy52MS5QYXVzZVRyYWluaW5nUmVzcG9uc2USZQoOUmVzdW1lVHJhaW5pbmcSKC5mb3JnZS50cmFpbmluZy52MS5SZXN1bWVUcmFpbmluZ1JlcXVlc3QaKS5mb3JnZS50cmFpbmluZy52MS5SZXN1bWVUcmFpbmluZ1Jlc3BvbnNlEmUKDkNhbmNlbFRyYWluaW5nEiguZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHJhaW5pbmdSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHJhaW5pbmdSZXNwb25zZRJxChJHZXRUcmFpbmluZ01ldHJpY3MSLC5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ01ldHJpY3NSZXF1ZXN0Gi0uZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdNZXRyaWNzUmVzcG9uc2USeQoUV2F0Y2hUcmFpbmluZ01ldHJpY3MSLi5mb3JnZS50cmFpbmluZy52MS5XYXRjaFRyYWluaW5nTWV0cmljc1JlcXVlc3QaLy5mb3JnZS50cmFpbmluZy52MS5XYXRjaFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlMAESaAoPR2V0VHJhaW5pbmdMb2dzEikuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdMb2dzUmVxdWVzdBoqLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nTG9nc1Jlc3BvbnNlEnMKElN0cmVhbVRyYWluaW5nTG9ncxIsLmZvcmdlLnRyYWluaW5nLnYxLlN0cmVhbVRyYWluaW5nTG9nc1JlcXVlc3QaLS5mb3JnZS50cmFpbmluZy52MS5TdHJlYW1UcmFpbmluZ0xvZ3NSZXNwb25zZTABEnwKFUV4cG9ydFRyYWluaW5nTWV0cmljcxIvLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydFRyYWluaW5nTWV0cmljc1JlcXVlc3QaMC5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRUcmFpbmluZ01ldHJpY3NSZXNwb25zZTABElYKCVNhdmVNb2RlbBIjLmZvcmdlLnRyYWluaW5nLnYxLlNhdmVNb2RlbFJlcXVlc3QaJC5mb3JnZS50cmFpbmluZy52MS5TYXZlTW9kZWxSZXNwb25zZRJWCglMb2FkTW9kZWwSIy5mb3JnZS50cmFpbmluZy52MS5Mb2FkTW9kZWxSZXF1ZXN0GiQuZm9yZ2UudHJhaW5pbmcudjEuTG9hZE1vZGVsUmVzcG9uc2USXgoLRXhwb3J0TW9kZWwSJS5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRNb2RlbFJlcXVlc3QaJi5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRNb2RlbFJlc3BvbnNlMAESWQoKTGlzdE1vZGVscxIkLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiUuZm9yZ2UudHJhaW5pbmcudjEuTGlzdE1vZGVsc1Jlc3BvbnNlElMKCEdldE1vZGVsEiIuZm9yZ2UudHJhaW5pbmcudjEuR2V0TW9kZWxSZXF1ZXN0GiMuZm9yZ2UudHJhaW5pbmcudjEuR2V0TW9kZWxSZXNwb25zZRJcCgtEZWxldGVNb2RlbBIlLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZU1vZGVsUmVxdWVzdBomLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZU1vZGVsUmVzcG9uc2USawoQVXBkYXRlTW9kZWxTdGFnZRIqLmZvcmdlLnRyYWluaW5nLnYxLlVwZGF0ZU1vZGVsU3RhZ2VSZXF1ZXN0GisuZm9yZ2UudHJhaW5pbmcudjEuVXBkYXRlTW9kZWxTdGFnZVJlc3BvbnNlEmIKDUV2YWx1YXRlTW9kZWwSJy5mb3JnZS50cmFpbmluZy52MS5FdmFsdWF0ZU1vZGVsUmVxdWVzdBooLmZvcmdlLnRyYWluaW5nLnYxLkV2YWx1YXRlTW9kZWxSZXNwb25zZRJcCgtTdGFydFR1bmluZxIlLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHVuaW5nUmVxdWVzdBomLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHVuaW5nUmVzcG9uc2USXwoMR2V0VHVuaW5nSm9iEiYuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHVuaW5nSm9iUmVxdWVzdBonLmZvcmdlLnRyYWluaW5nLnYxLkdldFR1bmluZ0pvYlJlc3BvbnNlEmUKDkxpc3RUdW5pbmdKb2JzEiguZm9yZ2UudHJhaW5pbmcudjEuTGlzdFR1bmluZ0pvYnNSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuTGlzdFR1bmluZ0pvYnNSZXNwb25zZRJnCg5XYXRjaFR1bmluZ0pvYhIoLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHVuaW5nSm9iUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHVuaW5nSm9iUmVzcG9uc2UwARJfCgxDYW5jZWxUdW5pbmcSJi5mb3JnZS50cmFpbmluZy52MS5DYW5jZWxUdW5pbmdSZXF1ZXN0GicuZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHVuaW5nUmVzcG9uc2VCUlpQZ2l0aHViLmNvbS9mb3JnZS10cmFpbmluZy9mb3JnZS10cmFpbmluZy9jbGllbnRzL2dvL2ZvcmdlL3RyYWluaW5nL3YxO3RyYWluaW5ndjFiBnByb3RvMw", [file_forge_training_v1_common, file_forge_training_v1_metrics, file_forge_training_v1_model, file_forge_training_v1_training_job, file_forge_training_v1_tuning_job]);
+  fileDesc("Cidmb3JnZS90cmFpbmluZy92MS90cmFpbmVyX3NlcnZpY2UucHJvdG8SEWZvcmdlLnRyYWluaW5nLnYxInEKFFN0YXJ0VHJhaW5pbmdSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIXCg90cmFpbmluZ19qb2JfaWQYAiABKAkSMAoEc3BlYxgDIAEoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nUmVxdWVzdCJNChVTdGFydFRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVR2V0VHJhaW5pbmdKb2JSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWR2V0VHJhaW5pbmdKb2JSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiJgChdMaXN0VHJhaW5pbmdKb2JzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJImoKGExpc3RUcmFpbmluZ0pvYnNSZXNwb25zZRI1Cg10cmFpbmluZ19qb2JzGAEgAygLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIigKGERlbGV0ZVRyYWluaW5nSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIhsKGURlbGV0ZVRyYWluaW5nSm9iUmVzcG9uc2UiJAoUUGF1c2VUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJNChVQYXVzZVRyYWluaW5nUmVzcG9uc2USNAoMdHJhaW5pbmdfam9iGAEgASgLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdKb2IiJQoVUmVzdW1lVHJhaW5pbmdSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoWUmVzdW1lVHJhaW5pbmdSZXNwb25zZRI0Cgx0cmFpbmluZ19qb2IYASABKAsyHi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0pvYiIlChVDYW5jZWxUcmFpbmluZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJOChZDYW5jZWxUcmFpbmluZ1Jlc3BvbnNlEjQKDHRyYWluaW5nX2pvYhgBIAEoCzIeLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nSm9iIlAKGUdldFRyYWluaW5nTWV0cmljc1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSKeAQoaR2V0VHJhaW5pbmdNZXRyaWNzUmVzcG9uc2USMgoGbGF0ZXN0GAEgASgLMiIuZm9yZ2UudHJhaW5pbmcudjEuVHJhaW5pbmdNZXRyaWNzEjMKB2hpc3RvcnkYAiADKAsyIi5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ01ldHJpY3MSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIlIKG1dhdGNoVHJhaW5pbmdNZXRyaWNzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIIoIBChxXYXRjaFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlEjIKBnBvaW50cxgBIAMoCzIiLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nTWV0cmljcxIuCglqb2Jfc3RhdGUYAiABKA4yGy5mb3JnZS50cmFpbmluZy52MS5Kb2JTdGF0ZSJkChxFeHBvcnRUcmFpbmluZ01ldHJpY3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSNgoGZm9ybWF0GAIgASgOMiYuZm9yZ2UudHJhaW5pbmcudjEuTWV0cmljc0V4cG9ydEZvcm1hdCJDCh1FeHBvcnRUcmFpbmluZ01ldHJpY3NSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSDAoEZGF0YRgCIAEoDCJVChpMaXN0QWxlcnREZWxpdmVyaWVzUmVxdWVzdBIQCghyZXNvdXJjZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJsChtMaXN0QWxlcnREZWxpdmVyaWVzUmVzcG9uc2USNAoKZGVsaXZlcmllcxgBIAMoCzIgLmZvcmdlLnRyYWluaW5nLnYxLkFsZXJ0RGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIo8BChZHZXRUcmFpbmluZ0xvZ3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSLgoJbWluX2xldmVsGAQgASgOMhsuZm9yZ2UudHJhaW5pbmcudjEuTG9nTGV2ZWwSEAoIY29udGFpbnMYBSABKAkiaAoXR2V0VHJhaW5pbmdMb2dzUmVzcG9uc2USNAoHZW50cmllcxgBIAMoCzIjLmZvcmdlLnRyYWluaW5nLnYxLlRyYWluaW5nTG9nRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpIBChlTdHJlYW1UcmFpbmluZ0xvZ3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAxIOCgZmb2xsb3cYAyABKAgSLgoJbWluX2xldmVsGAQgASgOMhsuZm9yZ2UudHJhaW5pbmcudjEuTG9nTGV2ZWwSEAoIY29udGFpbnMYBSABKAkiggEKGlN0cmVhbVRyYWluaW5nTG9nc1Jlc3BvbnNlEjQKB2VudHJpZXMYASADKAsyIy5mb3JnZS50cmFpbmluZy52MS5UcmFpbmluZ0xvZ0VudHJ5Ei4KCWpvYl9zdGF0ZRgCIAEoDjIbLmZvcmdlLnRyYWluaW5nLnYxLkpvYlN0YXRlIl8KEFNhdmVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEi8KBmZvcm1hdBgDIAEoDjIfLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydEZvcm1hdCJFChFTYXZlTW9kZWxSZXNwb25zZRIMCgRwYXRoGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAMSDgoGc2hhMjU2GAMgASgJInMKEExvYWRNb2RlbFJlcXVlc3QSDgoGcGFyZW50GAEgASgJEgwKBHBhdGgYAiABKAkSEAoIbW9kZWxfaWQYAyABKAkSLwoGZm9ybWF0GAQgASgOMh8uZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0Rm9ybWF0IjwKEUxvYWRNb2RlbFJlc3BvbnNlEicKBW1vZGVsGAEgASgLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwiYwoSRXhwb3J0TW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSLwoGZm9ybWF0GAIgASgOMh8uZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0Rm9ybWF0Eg4KBm9mZnNldBgDIAEoAyJoChNFeHBvcnRNb2RlbFJlc3BvbnNlEjMKCG1ldGFkYXRhGAEgASgLMiEuZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0TWV0YWRhdGESDAoEZGF0YRgCIAEoDBIOCgZvZmZzZXQYAyABKAMiWgoRTGlzdE1vZGVsc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCSJXChJMaXN0TW9kZWxzUmVzcG9uc2USKAoGbW9kZWxzGAEgAygLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KD0dldE1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKEEdldE1vZGVsUmVzcG9uc2USJwoFbW9kZWwYASABKAsyGC5mb3JnZS50cmFpbmluZy52MS5Nb2RlbCIiChJEZWxldGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVNb2RlbFJlc3BvbnNlIjUKFEV2YWx1YXRlTW9kZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHZGF0YXNldBgCIAEoCSKtAgoVRXZhbHVhdGVNb2RlbFJlc3BvbnNlEkYKB21ldHJpY3MYASADKAsyNS5mb3JnZS50cmFpbmluZy52MS5FdmFsdWF0ZU1vZGVsUmVzcG9uc2UuTWV0cmljc0VudHJ5EhEKCXJvd19jb3VudBgCIAEoAxIUCgxjbGFzc19sYWJlbHMYAyADKAkSPwoQY29uZnVzaW9uX21hdHJpeBgEIAMoCzIlLmZvcmdlLnRyYWluaW5nLnYxLkNvbmZ1c2lvbk1hdHJpeFJvdxIyCglwZXJfY2xhc3MYBSADKAsyHy5mb3JnZS50cmFpbmluZy52MS5DbGFzc01ldHJpY3MaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiVQoXVXBkYXRlTW9kZWxTdGFnZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIsCgVzdGFnZRgCIAEoDjIdLmZvcmdlLnRyYWluaW5nLnYxLk1vZGVsU3RhZ2UibwoYVXBkYXRlTW9kZWxTdGFnZVJlc3BvbnNlEicKBW1vZGVsGAEgASgLMhguZm9yZ2UudHJhaW5pbmcudjEuTW9kZWwSKgoIYXJjaGl2ZWQYAiADKAsyGC5mb3JnZS50cmFpbmluZy52MS5Nb2RlbCJoChJTdGFydFR1bmluZ1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhUKDXR1bmluZ19qb2JfaWQYAiABKAkSKwoEc3BlYxgDIAEoCzIdLmZvcmdlLnRyYWluaW5nLnYxLlR1bmluZ1NwZWMiRwoTU3RhcnRUdW5pbmdSZXNwb25zZRIwCgp0dW5pbmdfam9iGAEgASgLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iIiMKE0dldFR1bmluZ0pvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSJIChRHZXRUdW5pbmdKb2JSZXNwb25zZRIwCgp0dW5pbmdfam9iGAEgASgLMhwuZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nSm9iIl4KFUxpc3RUdW5pbmdKb2JzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJImQKFkxpc3RUdW5pbmdKb2JzUmVzcG9uc2USMQoLdHVuaW5nX2pvYnMYASADKAsyHC5mb3JnZS50cmFpbmluZy52MS5UdW5pbmdKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKFVdhdGNoVHVuaW5nSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSDgoGZm9sbG93GAMgASgIIngKFldhdGNoVHVuaW5nSm9iUmVzcG9uc2USLgoGZXZlbnRzGAEgAygLMh4uZm9yZ2UudHJhaW5pbmcudjEuVHVuaW5nRXZlbnQSLgoJam9iX3N0YXRlGAIgASgOMhsuZm9yZ2UudHJhaW5pbmcudjEuSm9iU3RhdGUiIwoTQ2FuY2VsVHVuaW5nUmVxdWVzdBIMCgRuYW1lGAEgASgJIkgKFENhbmNlbFR1bmluZ1Jlc3BvbnNlEjAKCnR1bmluZ19qb2IYASABKAsyHC5mb3JnZS50cmFpbmluZy52MS5UdW5pbmdKb2IqewoTTWV0cmljc0V4cG9ydEZvcm1hdBIlCiFNRVRSSUNTX0VYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIeChpNRVRSSUNTX0VYUE9SVF9GT1JNQVRfSlNPThABEh0KGU1FVFJJQ1NfRVhQT1JUX0ZPUk1BVF9DU1YQAjKKFQoOVHJhaW5lclNlcnZpY2USYgoNU3RhcnRUcmFpbmluZxInLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHJhaW5pbmdSZXF1ZXN0GiguZm9yZ2UudHJhaW5pbmcudjEuU3RhcnRUcmFpbmluZ1Jlc3BvbnNlEmUKDkdldFRyYWluaW5nSm9iEiguZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdKb2JSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdKb2JSZXNwb25zZRJrChBMaXN0VHJhaW5pbmdKb2JzEiouZm9yZ2UudHJhaW5pbmcudjEuTGlzdFRyYWluaW5nSm9ic1JlcXVlc3QaKy5mb3JnZS50cmFpbmluZy52MS5MaXN0VHJhaW5pbmdKb2JzUmVzcG9uc2USbgoRRGVsZXRlVHJhaW5pbmdKb2ISKy5mb3JnZS50cmFpbmluZy52MS5EZWxldGVUcmFpbmluZ0pvYlJlcXVlc3QaLC5mb3JnZS50cmFpbmluZy52MS5EZWxldGVUcmFpbmluZ0pvYlJlc3BvbnNlEmIKDVBhdXNlVHJhaW5pbmcSJy5mb3JnZS50cmFpbmluZy52MS5QYXVzZVRyYWluaW5nUmVxdWVzdBooLmZvcmdlLnRyYWluaW5nLnYxLlBhdXNlVHJhaW5pbmdSZXNwb25zZRJlCg5SZXN1bWVUcmFpbmluZxIoLmZvcmdlLnRyYWluaW5nLnYxLlJlc3VtZVRyYWluaW5nUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLlJlc3VtZVRyYWluaW5nUmVzcG9uc2USZQoOQ2FuY2VsVHJhaW5pbmcSKC5mb3JnZS50cmFpbmluZy52MS5DYW5jZWxUcmFpbmluZ1JlcXVlc3QaKS5mb3JnZS50cmFpbmluZy52MS5DYW5jZWxUcmFpbmluZ1Jlc3BvbnNlEnEKEkdldFRyYWluaW5nTWV0cmljcxIsLmZvcmdlLnRyYWluaW5nLnYxLkdldFRyYWluaW5nTWV0cmljc1JlcXVlc3QaLS5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ01ldHJpY3NSZXNwb25zZRJ5ChRXYXRjaFRyYWluaW5nTWV0cmljcxIuLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHJhaW5pbmdNZXRyaWNzUmVxdWVzdBovLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHJhaW5pbmdNZXRyaWNzUmVzcG9uc2UwARJoCg9HZXRUcmFpbmluZ0xvZ3MSKS5mb3JnZS50cmFpbmluZy52MS5HZXRUcmFpbmluZ0xvZ3NSZXF1ZXN0GiouZm9yZ2UudHJhaW5pbmcudjEuR2V0VHJhaW5pbmdMb2dzUmVzcG9uc2UScwoSU3RyZWFtVHJhaW5pbmdMb2dzEiwuZm9yZ2UudHJhaW5pbmcudjEuU3RyZWFtVHJhaW5pbmdMb2dzUmVxdWVzdBotLmZvcmdlLnRyYWluaW5nLnYxLlN0cmVhbVRyYWluaW5nTG9nc1Jlc3BvbnNlMAESfAoVRXhwb3J0VHJhaW5pbmdNZXRyaWNzEi8uZm9yZ2UudHJhaW5pbmcudjEuRXhwb3J0VHJhaW5pbmdNZXRyaWNzUmVxdWVzdBowLmZvcmdlLnRyYWluaW5nLnYxLkV4cG9ydFRyYWluaW5nTWV0cmljc1Jlc3BvbnNlMAESdAoTTGlzdEFsZXJ0RGVsaXZlcmllcxItLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RBbGVydERlbGl2ZXJpZXNSZXF1ZXN0Gi4uZm9yZ2UudHJhaW5pbmcudjEuTGlzdEFsZXJ0RGVsaXZlcmllc1Jlc3BvbnNlElYKCVNhdmVNb2RlbBIjLmZvcmdlLnRyYWluaW5nLnYxLlNhdmVNb2RlbFJlcXVlc3QaJC5mb3JnZS50cmFpbmluZy52MS5TYXZlTW9kZWxSZXNwb25zZRJWCglMb2FkTW9kZWwSIy5mb3JnZS50cmFpbmluZy52MS5Mb2FkTW9kZWxSZXF1ZXN0GiQuZm9yZ2UudHJhaW5pbmcudjEuTG9hZE1vZGVsUmVzcG9uc2USXgoLRXhwb3J0TW9kZWwSJS5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRNb2RlbFJlcXVlc3QaJi5mb3JnZS50cmFpbmluZy52MS5FeHBvcnRNb2RlbFJlc3BvbnNlMAESWQoKTGlzdE1vZGVscxIkLmZvcmdlLnRyYWluaW5nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiUuZm9yZ2UudHJhaW5pbmcudjEuTGlzdE1vZGVsc1Jlc3BvbnNlElMKCEdldE1vZGVsEiIuZm9yZ2UudHJhaW5pbmcudjEuR2V0TW9kZWxSZXF1ZXN0GiMuZm9yZ2UudHJhaW5pbmcudjEuR2V0TW9kZWxSZXNwb25zZRJcCgtEZWxldGVNb2RlbBIlLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZU1vZGVsUmVxdWVzdBomLmZvcmdlLnRyYWluaW5nLnYxLkRlbGV0ZU1vZGVsUmVzcG9uc2USawoQVXBkYXRlTW9kZWxTdGFnZRIqLmZvcmdlLnRyYWluaW5nLnYxLlVwZGF0ZU1vZGVsU3RhZ2VSZXF1ZXN0GisuZm9yZ2UudHJhaW5pbmcudjEuVXBkYXRlTW9kZWxTdGFnZVJlc3BvbnNlEmIKDUV2YWx1YXRlTW9kZWwSJy5mb3JnZS50cmFpbmluZy52MS5FdmFsdWF0ZU1vZGVsUmVxdWVzdBooLmZvcmdlLnRyYWluaW5nLnYxLkV2YWx1YXRlTW9kZWxSZXNwb25zZRJcCgtTdGFydFR1bmluZxIlLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHVuaW5nUmVxdWVzdBomLmZvcmdlLnRyYWluaW5nLnYxLlN0YXJ0VHVuaW5nUmVzcG9uc2USXwoMR2V0VHVuaW5nSm9iEiYuZm9yZ2UudHJhaW5pbmcudjEuR2V0VHVuaW5nSm9iUmVxdWVzdBonLmZvcmdlLnRyYWluaW5nLnYxLkdldFR1bmluZ0pvYlJlc3BvbnNlEmUKDkxpc3RUdW5pbmdKb2JzEiguZm9yZ2UudHJhaW5pbmcudjEuTGlzdFR1bmluZ0pvYnNSZXF1ZXN0GikuZm9yZ2UudHJhaW5pbmcudjEuTGlzdFR1bmluZ0pvYnNSZXNwb25zZRJnCg5XYXRjaFR1bmluZ0pvYhIoLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHVuaW5nSm9iUmVxdWVzdBopLmZvcmdlLnRyYWluaW5nLnYxLldhdGNoVHVuaW5nSm9iUmVzcG9uc2UwARJfCgxDYW5jZWxUdW5pbmcSJi5mb3JnZS50cmFpbmluZy52MS5DYW5jZWxUdW5pbmdSZXF1ZXN0GicuZm9yZ2UudHJhaW5pbmcudjEuQ2FuY2VsVHVuaW5nUmVzcG9uc2VCUlpQZ2l0aHViLmNvbS9mb3JnZS10cmFpbmluZy9mb3JnZS10cmFpbmluZy9jbGllbnRzL2dvL2ZvcmdlL3RyYWluaW5nL3YxO3RyYWluaW5ndjFiBnByb3RvMw", [file_forge_training_v1_alert, file_forge_training_v1_common, file_forge_training_v1_metrics, file_forge_training_v1_model, file_forge_training_v1_training_job, file_forge_training_v1_tuning_job]);
 
 /**
  * Request of StartTraining.
@@ -550,6 +552,71 @@ export const ExportTrainingMetricsResponseSchema: GenMessage<ExportTrainingMetri
   messageDesc(file_forge_training_v1_trainer_service, 19);
 
 /**
+ * Request of ListAlertDeliveries.
+ *
+ * @generated from message forge.training.v1.ListAlertDeliveriesRequest
+ */
+export type ListAlertDeliveriesRequest = Message<"forge.training.v1.ListAlertDeliveriesRequest"> & {
+  /**
+   * Required. A training job, pipeline execution or tuning job resource name
+   * (a bare id is a training job's), or a pipeline's: the deliveries of all
+   * its executions.
+   *
+   * @generated from field: string resource = 1;
+   */
+  resource: string;
+
+  /**
+   * Optional. At most this many; at most 1000. Default 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Optional. A next_page_token from a previous call.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message forge.training.v1.ListAlertDeliveriesRequest.
+ * Use `create(ListAlertDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListAlertDeliveriesRequestSchema: GenMessage<ListAlertDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_trainer_service, 20);
+
+/**
+ * Response of ListAlertDeliveries.
+ *
+ * @generated from message forge.training.v1.ListAlertDeliveriesResponse
+ */
+export type ListAlertDeliveriesResponse = Message<"forge.training.v1.ListAlertDeliveriesResponse"> & {
+  /**
+   * Deliveries, newest first.
+   *
+   * @generated from field: repeated forge.training.v1.AlertDelivery deliveries = 1;
+   */
+  deliveries: AlertDelivery[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message forge.training.v1.ListAlertDeliveriesResponse.
+ * Use `create(ListAlertDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListAlertDeliveriesResponseSchema: GenMessage<ListAlertDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_forge_training_v1_trainer_service, 21);
+
+/**
  * Request of GetTrainingLogs.
  *
  * @generated from message forge.training.v1.GetTrainingLogsRequest
@@ -596,7 +663,7 @@ export type GetTrainingLogsRequest = Message<"forge.training.v1.GetTrainingLogsR
  * Use `create(GetTrainingLogsRequestSchema)` to create a new message.
  */
 export const GetTrainingLogsRequestSchema: GenMessage<GetTrainingLogsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 20);
+  messageDesc(file_forge_training_v1_trainer_service, 22);
 
 /**
  * Response of GetTrainingLogs.
@@ -624,7 +691,7 @@ export type GetTrainingLogsResponse = Message<"forge.training.v1.GetTrainingLogs
  * Use `create(GetTrainingLogsResponseSchema)` to create a new message.
  */
 export const GetTrainingLogsResponseSchema: GenMessage<GetTrainingLogsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 21);
+  messageDesc(file_forge_training_v1_trainer_service, 23);
 
 /**
  * Request of StreamTrainingLogs.
@@ -674,7 +741,7 @@ export type StreamTrainingLogsRequest = Message<"forge.training.v1.StreamTrainin
  * Use `create(StreamTrainingLogsRequestSchema)` to create a new message.
  */
 export const StreamTrainingLogsRequestSchema: GenMessage<StreamTrainingLogsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 22);
+  messageDesc(file_forge_training_v1_trainer_service, 24);
 
 /**
  * One batch of a log stream.
@@ -702,7 +769,7 @@ export type StreamTrainingLogsResponse = Message<"forge.training.v1.StreamTraini
  * Use `create(StreamTrainingLogsResponseSchema)` to create a new message.
  */
 export const StreamTrainingLogsResponseSchema: GenMessage<StreamTrainingLogsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 23);
+  messageDesc(file_forge_training_v1_trainer_service, 25);
 
 /**
  * Request of SaveModel.
@@ -738,7 +805,7 @@ export type SaveModelRequest = Message<"forge.training.v1.SaveModelRequest"> & {
  * Use `create(SaveModelRequestSchema)` to create a new message.
  */
 export const SaveModelRequestSchema: GenMessage<SaveModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 24);
+  messageDesc(file_forge_training_v1_trainer_service, 26);
 
 /**
  * Response of SaveModel.
@@ -773,7 +840,7 @@ export type SaveModelResponse = Message<"forge.training.v1.SaveModelResponse"> &
  * Use `create(SaveModelResponseSchema)` to create a new message.
  */
 export const SaveModelResponseSchema: GenMessage<SaveModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 25);
+  messageDesc(file_forge_training_v1_trainer_service, 27);
 
 /**
  * Request of LoadModel.
@@ -816,7 +883,7 @@ export type LoadModelRequest = Message<"forge.training.v1.LoadModelRequest"> & {
  * Use `create(LoadModelRequestSchema)` to create a new message.
  */
 export const LoadModelRequestSchema: GenMessage<LoadModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 26);
+  messageDesc(file_forge_training_v1_trainer_service, 28);
 
 /**
  * Response of LoadModel.
@@ -837,7 +904,7 @@ export type LoadModelResponse = Message<"forge.training.v1.LoadModelResponse"> &
  * Use `create(LoadModelResponseSchema)` to create a new message.
  */
 export const LoadModelResponseSchema: GenMessage<LoadModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 27);
+  messageDesc(file_forge_training_v1_trainer_service, 29);
 
 /**
  * Request of ExportModel.
@@ -875,7 +942,7 @@ export type ExportModelRequest = Message<"forge.training.v1.ExportModelRequest">
  * Use `create(ExportModelRequestSchema)` to create a new message.
  */
 export const ExportModelRequestSchema: GenMessage<ExportModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 28);
+  messageDesc(file_forge_training_v1_trainer_service, 30);
 
 /**
  * One message of an export stream.
@@ -910,7 +977,7 @@ export type ExportModelResponse = Message<"forge.training.v1.ExportModelResponse
  * Use `create(ExportModelResponseSchema)` to create a new message.
  */
 export const ExportModelResponseSchema: GenMessage<ExportModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 29);
+  messageDesc(file_forge_training_v1_trainer_service, 31);
 
 /**
  * Request of ListModels.
@@ -953,7 +1020,7 @@ export type ListModelsRequest = Message<"forge.training.v1.ListModelsRequest"> &
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 30);
+  messageDesc(file_forge_training_v1_trainer_service, 32);
 
 /**
  * Response of ListModels.
@@ -981,7 +1048,7 @@ export type ListModelsResponse = Message<"forge.training.v1.ListModelsResponse">
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 31);
+  messageDesc(file_forge_training_v1_trainer_service, 33);
 
 /**
  * Request of GetModel.
@@ -1002,7 +1069,7 @@ export type GetModelRequest = Message<"forge.training.v1.GetModelRequest"> & {
  * Use `create(GetModelRequestSchema)` to create a new message.
  */
 export const GetModelRequestSchema: GenMessage<GetModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 32);
+  messageDesc(file_forge_training_v1_trainer_service, 34);
 
 /**
  * Response of GetModel.
@@ -1023,7 +1090,7 @@ export type GetModelResponse = Message<"forge.training.v1.GetModelResponse"> & {
  * Use `create(GetModelResponseSchema)` to create a new message.
  */
 export const GetModelResponseSchema: GenMessage<GetModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 33);
+  messageDesc(file_forge_training_v1_trainer_service, 35);
 
 /**
  * Request of DeleteModel.
@@ -1044,7 +1111,7 @@ export type DeleteModelRequest = Message<"forge.training.v1.DeleteModelRequest">
  * Use `create(DeleteModelRequestSchema)` to create a new message.
  */
 export const DeleteModelRequestSchema: GenMessage<DeleteModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 34);
+  messageDesc(file_forge_training_v1_trainer_service, 36);
 
 /**
  * Response of DeleteModel.
@@ -1059,7 +1126,7 @@ export type DeleteModelResponse = Message<"forge.training.v1.DeleteModelResponse
  * Use `create(DeleteModelResponseSchema)` to create a new message.
  */
 export const DeleteModelResponseSchema: GenMessage<DeleteModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 35);
+  messageDesc(file_forge_training_v1_trainer_service, 37);
 
 /**
  * Request of EvaluateModel.
@@ -1087,7 +1154,7 @@ export type EvaluateModelRequest = Message<"forge.training.v1.EvaluateModelReque
  * Use `create(EvaluateModelRequestSchema)` to create a new message.
  */
 export const EvaluateModelRequestSchema: GenMessage<EvaluateModelRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 36);
+  messageDesc(file_forge_training_v1_trainer_service, 38);
 
 /**
  * Response of EvaluateModel.
@@ -1136,7 +1203,7 @@ export type EvaluateModelResponse = Message<"forge.training.v1.EvaluateModelResp
  * Use `create(EvaluateModelResponseSchema)` to create a new message.
  */
 export const EvaluateModelResponseSchema: GenMessage<EvaluateModelResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 37);
+  messageDesc(file_forge_training_v1_trainer_service, 39);
 
 /**
  * Request of UpdateModelStage.
@@ -1164,7 +1231,7 @@ export type UpdateModelStageRequest = Message<"forge.training.v1.UpdateModelStag
  * Use `create(UpdateModelStageRequestSchema)` to create a new message.
  */
 export const UpdateModelStageRequestSchema: GenMessage<UpdateModelStageRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 38);
+  messageDesc(file_forge_training_v1_trainer_service, 40);
 
 /**
  * Response of UpdateModelStage.
@@ -1192,7 +1259,7 @@ export type UpdateModelStageResponse = Message<"forge.training.v1.UpdateModelSta
  * Use `create(UpdateModelStageResponseSchema)` to create a new message.
  */
 export const UpdateModelStageResponseSchema: GenMessage<UpdateModelStageResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 39);
+  messageDesc(file_forge_training_v1_trainer_service, 41);
 
 /**
  * Request of StartTuning.
@@ -1227,7 +1294,7 @@ export type StartTuningRequest = Message<"forge.training.v1.StartTuningRequest">
  * Use `create(StartTuningRequestSchema)` to create a new message.
  */
 export const StartTuningRequestSchema: GenMessage<StartTuningRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 40);
+  messageDesc(file_forge_training_v1_trainer_service, 42);
 
 /**
  * Response of StartTuning.
@@ -1248,7 +1315,7 @@ export type StartTuningResponse = Message<"forge.training.v1.StartTuningResponse
  * Use `create(StartTuningResponseSchema)` to create a new message.
  */
 export const StartTuningResponseSchema: GenMessage<StartTuningResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 41);
+  messageDesc(file_forge_training_v1_trainer_service, 43);
 
 /**
  * Request of GetTuningJob.
@@ -1269,7 +1336,7 @@ export type GetTuningJobRequest = Message<"forge.training.v1.GetTuningJobRequest
  * Use `create(GetTuningJobRequestSchema)` to create a new message.
  */
 export const GetTuningJobRequestSchema: GenMessage<GetTuningJobRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 42);
+  messageDesc(file_forge_training_v1_trainer_service, 44);
 
 /**
  * Response of GetTuningJob.
@@ -1290,7 +1357,7 @@ export type GetTuningJobResponse = Message<"forge.training.v1.GetTuningJobRespon
  * Use `create(GetTuningJobResponseSchema)` to create a new message.
  */
 export const GetTuningJobResponseSchema: GenMessage<GetTuningJobResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 43);
+  messageDesc(file_forge_training_v1_trainer_service, 45);
 
 /**
  * Request of ListTuningJobs.
@@ -1332,7 +1399,7 @@ export type ListTuningJobsRequest = Message<"forge.training.v1.ListTuningJobsReq
  * Use `create(ListTuningJobsRequestSchema)` to create a new message.
  */
 export const ListTuningJobsRequestSchema: GenMessage<ListTuningJobsRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 44);
+  messageDesc(file_forge_training_v1_trainer_service, 46);
 
 /**
  * Response of ListTuningJobs.
@@ -1360,7 +1427,7 @@ export type ListTuningJobsResponse = Message<"forge.training.v1.ListTuningJobsRe
  * Use `create(ListTuningJobsResponseSchema)` to create a new message.
  */
 export const ListTuningJobsResponseSchema: GenMessage<ListTuningJobsResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 45);
+  messageDesc(file_forge_training_v1_trainer_service, 47);
 
 /**
  * Request of WatchTuningJob.
@@ -1395,7 +1462,7 @@ export type WatchTuningJobRequest = Message<"forge.training.v1.WatchTuningJobReq
  * Use `create(WatchTuningJobRequestSchema)` to create a new message.
  */
 export const WatchTuningJobRequestSchema: GenMessage<WatchTuningJobRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 46);
+  messageDesc(file_forge_training_v1_trainer_service, 48);
 
 /**
  * One batch of a tuning event stream.
@@ -1424,7 +1491,7 @@ export type WatchTuningJobResponse = Message<"forge.training.v1.WatchTuningJobRe
  * Use `create(WatchTuningJobResponseSchema)` to create a new message.
  */
 export const WatchTuningJobResponseSchema: GenMessage<WatchTuningJobResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 47);
+  messageDesc(file_forge_training_v1_trainer_service, 49);
 
 /**
  * Request of CancelTuning.
@@ -1445,7 +1512,7 @@ export type CancelTuningRequest = Message<"forge.training.v1.CancelTuningRequest
  * Use `create(CancelTuningRequestSchema)` to create a new message.
  */
 export const CancelTuningRequestSchema: GenMessage<CancelTuningRequest> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 48);
+  messageDesc(file_forge_training_v1_trainer_service, 50);
 
 /**
  * Response of CancelTuning.
@@ -1466,7 +1533,7 @@ export type CancelTuningResponse = Message<"forge.training.v1.CancelTuningRespon
  * Use `create(CancelTuningResponseSchema)` to create a new message.
  */
 export const CancelTuningResponseSchema: GenMessage<CancelTuningResponse> = /*@__PURE__*/
-  messageDesc(file_forge_training_v1_trainer_service, 49);
+  messageDesc(file_forge_training_v1_trainer_service, 51);
 
 /**
  * The document ExportTrainingMetrics writes.
@@ -1640,6 +1707,17 @@ export const TrainerService: GenService<{
     methodKind: "server_streaming";
     input: typeof ExportTrainingMetricsRequestSchema;
     output: typeof ExportTrainingMetricsResponseSchema;
+  },
+  /**
+   * Lists the alerts a training job, pipeline execution or tuning job sent
+   * to webhooks, newest first, with every delivery's attempts.
+   *
+   * @generated from rpc forge.training.v1.TrainerService.ListAlertDeliveries
+   */
+  listAlertDeliveries: {
+    methodKind: "unary";
+    input: typeof ListAlertDeliveriesRequestSchema;
+    output: typeof ListAlertDeliveriesResponseSchema;
   },
   /**
    * Writes a completed job's model to a path under the server's model
