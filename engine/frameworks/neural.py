@@ -4,6 +4,8 @@ of the MLP hyperparameters, defaults, and class weights. No framework is importe
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from typing import Any
 
@@ -95,6 +97,27 @@ HYPERPARAMETERS = {
 }
 _NEEDS = {"text": "data_config.text_column", "interactions": "data_config.user_column and item_column",
           "sequence": "model_type FORECASTING with a numeric label column", "tabular": "numeric feature columns"}
+
+
+# The hyperparameters that shape a network's layers: a fine-tuning job keeps its parent's.
+NETWORK_HYPERPARAMETERS = ("hidden_units", "activation", "filters", "kernel_size", "embedding_dim", "vocab_size",
+                           "max_length", "hidden_size", "num_layers")
+
+
+def parent_network_spec(spec: TrainingSpec) -> TrainingSpec:
+    """For a fine-tuning job, its spec with the parent's network: the layer-shaping
+    hyperparameters, input shape, dropout and batch normalization the parent was trained with
+    (recorded in spec.pretrained["network"]); the job's own spec otherwise."""
+    network = (spec.pretrained or {}).get("network")
+    if not network:
+        return spec
+    hyperparameters = {k: v for k, v in spec.hyperparameters.items() if k not in NETWORK_HYPERPARAMETERS}
+    hyperparameters.update({k: v for k, v in network.get("hyperparameters", {}).items()
+                            if k in NETWORK_HYPERPARAMETERS})
+    regularization = dataclasses.replace(spec.regularization, dropout=network.get("dropout", 0.0),
+                                         batch_norm=network.get("batch_norm", False))
+    return dataclasses.replace(spec, hyperparameters=hyperparameters, regularization=regularization,
+                              input_shape=list(network.get("input_shape") or spec.input_shape))
 
 
 def validate_network(spec: TrainingSpec, framework: str, available: tuple[str, ...]) -> None:

@@ -353,6 +353,7 @@ class TensorFlowRun(TrainingRun):
         keras.utils.set_random_seed(spec.seed)
         with tf.device(self._device):
             self._model, self._norm = self._build(fit_statistics)
+            self._freeze(spec.frozen_layers)  # before compiling: the optimizer keeps only what trains
             self._optimizer = _optimizer(keras, spec, self._notes)
             if self._mixed:
                 # float16 gradients underflow without loss scaling.
@@ -476,6 +477,40 @@ class TensorFlowRun(TrainingRun):
                 norm.adapt_variance.assign(np.where(constant, 1.0, variance).astype(variance.dtype))
                 norm.finalize_state()
         return model, norm
+
+    def _freeze(self, names: list[str]) -> None:
+        """model_config.frozen_layers: Keras layers (by name, e.g. "dense_0" or "embedding") whose
+        weights stay as they are. Unknown names are INVALID_ARGUMENT listing the layers."""
+        if not names:
+            return
+        layers = {layer.name: layer for layer in self._model.layers if layer.trainable_weights}
+        for name in names:
+            if name not in layers:
+                raise InvalidArgument.field("model_config.frozen_layers",
+                                            f"{name!r} is not a layer of this {self._arch}: its layers with weights "
+                                            f"are {', '.join(layers)}")
+        if set(names) >= set(layers):
+            raise InvalidArgument.field("model_config.frozen_layers", "freezes every layer: nothing would train")
+        count = sum(int(np.prod(w.shape)) for name in names for w in layers[name].trainable_weights)
+        total = sum(int(np.prod(w.shape)) for w in self._model.trainable_weights)
+        for name in names:
+            layers[name].trainable = False
+        self._notes.append(f"frozen: {', '.join(names)} ({count:,} of {total:,} parameters)")
+
+    def start_from(self, state: bytes) -> None:
+        """Take a parent model's weights and statistics (fine-tuning): the optimizer, schedule and
+        epochs stay this run's own."""
+        archive, meta = _read_checkpoint(state)
+        mine = {k: v for k, v in self._identity().items() if k != "optimizer"}
+        for key, wanted in mine.items():
+            if meta.get(key) != wanted:
+                raise FailedPrecondition(f"the model to fine-tune has {key} {meta.get(key)!r}; this job's is "
+                                         f"{wanted!r}")
+        _check_shapes("model", self._model.variables, meta)
+        _assign("model", self._model.variables, archive)
+        if self._norm is not None:
+            self._norm.finalize_state()
+        self._y_mean, self._y_std = float(meta["y_mean"]), float(meta["y_std"])
 
     def _hidden_blocks(self, units_list: list[int], prefix: str = "") -> list[Any]:
         """[Dense -> BatchNormalization? -> activation -> Dropout?] per hidden unit count."""
@@ -735,14 +770,9 @@ class TensorFlowRun(TrainingRun):
                                      "TensorFlowAdapter.load_run, which builds the run on the checkpoint's vocabulary")
         model_vars, optimizer_vars = self._model.variables, self._optimizer.variables
         for kind, variables in (("model", model_vars), ("optimizer", optimizer_vars)):
-            shapes = [list(v.shape) for v in variables]
-            if meta[f"{kind}_variables"] != shapes:
-                raise FailedPrecondition(f"the checkpoint's {kind} variables have shapes {meta[f'{kind}_variables']}; "
-                                         f"this job's network has {shapes} (hidden_units, another "
-                                         "hyperparameter or regularization differs)")
+            _check_shapes(kind, variables, meta)  # all of them first: nothing is half restored
         for kind, variables in (("model", model_vars), ("optimizer", optimizer_vars)):
-            for i, variable in enumerate(variables):
-                variable.assign(archive[f"{kind}_{i:04d}"])
+            _assign(kind, variables, archive)
         # The Normalization layer's eager copies of its statistics follow the variables.
         if self._norm is not None:
             self._norm.finalize_state()
@@ -867,6 +897,19 @@ class TensorFlowRun(TrainingRun):
             return _tar_directory(path)
 
 
+def _check_shapes(kind: str, variables: list[Any], meta: dict[str, Any]) -> None:
+    shapes = [list(v.shape) for v in variables]
+    if meta[f"{kind}_variables"] != shapes:
+        raise FailedPrecondition(f"the checkpoint's {kind} variables have shapes {meta[f'{kind}_variables']}; "
+                                 f"this job's network has {shapes} (hidden_units, another "
+                                 "hyperparameter or regularization differs)")
+
+
+def _assign(kind: str, variables: list[Any], archive: Any) -> None:
+    for i, variable in enumerate(variables):
+        variable.assign(archive[f"{kind}_{i:04d}"])
+
+
 def _read_checkpoint(state: bytes) -> tuple[Any, dict[str, Any]]:
     """(the .npz archive, its metadata) of a checkpoint of this adapter; FailedPrecondition if it is not one."""
     try:
@@ -899,6 +942,8 @@ def _tar_directory(root: Path) -> bytes:
 
 class TensorFlowAdapter(FrameworkAdapter):
     name = "tensorflow"
+    fine_tuning = True
+    freezes_layers = True
     input_kinds = ("tabular", "text", "interactions", "sequence")
 
     def validate(self, spec: TrainingSpec) -> None:
@@ -913,12 +958,22 @@ class TensorFlowAdapter(FrameworkAdapter):
 
     def load_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TensorFlowRun:
         # The statistics (feature mean/variance, target mean/std) and a text classifier's
-        # vocabulary come from the checkpoint.
-        _, meta = _read_checkpoint(state)
-        vocabulary = meta.get("vocabulary") if spec.architecture == "text_classifier" else None
-        run = TensorFlowRun(spec, data, fit_statistics=False, vocabulary=vocabulary)
+        # vocabulary come from the checkpoint; a fine-tuning job's network is its parent's.
+        run = self._run_of(neural.parent_network_spec(spec), data, state)
         run.restore(state)
         return run
+
+    def fine_tune_run(self, spec: TrainingSpec, data: TrainingData, state: bytes) -> TensorFlowRun:
+        run = self._run_of(neural.parent_network_spec(spec), data, state)
+        run.start_from(state)
+        return run
+
+    @staticmethod
+    def _run_of(spec: TrainingSpec, data: TrainingData, state: bytes) -> TensorFlowRun:
+        """A run to fill from `state`: no statistics fitted, a text classifier's vocabulary the state's."""
+        _, meta = _read_checkpoint(state)
+        vocabulary = meta.get("vocabulary") if spec.architecture == "text_classifier" else None
+        return TensorFlowRun(spec, data, fit_statistics=False, vocabulary=vocabulary)
 
     def versions(self) -> dict[str, str]:
         tf, keras = _import_tensorflow()

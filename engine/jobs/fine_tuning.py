@@ -10,7 +10,9 @@ A job may start from
 The result is recorded in the job's spec (TrainingSpec.pretrained): the source's full name, the
 state file with its sha256 (the worker checks it before loading), and the features and classes
 the parent model was trained with (the worker checks the job's data against them, whatever the
-framework). The parent must be of the job's framework, architecture and model type.
+framework). The parent must be of the job's framework, architecture and model type; its spec,
+when known, records the network it was built with (engine.frameworks.neural.parent_network_spec:
+TensorFlow builds the job's network from it).
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def resolve(spec: TrainingSpec, project: str, adapter: Any, *, get_job: Callable
     if not value:
         return {}
     if not adapter.fine_tuning:
-        raise Unimplemented(f"{FIELD}: fine-tuning is implemented for pytorch and xgboost models, not "
-                            f"{spec.framework}; train this model from scratch")
+        raise Unimplemented(f"{FIELD}: fine-tuning is implemented for pytorch, tensorflow and xgboost models, "
+                            f"not {spec.framework}; train this model from scratch")
     if spec.frozen_layers and not adapter.freezes_layers:
         raise InvalidArgument.field("model_config.frozen_layers", f"{spec.framework} models have no layers to "
                                                                   "freeze; leave it empty")
@@ -47,14 +49,19 @@ def resolve(spec: TrainingSpec, project: str, adapter: Any, *, get_job: Callable
     elif "/" not in value or "/trainingJobs/" in value:
         found = _from_job(names.resolve(value, "trainingJobs", FIELD, project), get_job)
     else:
-        found = _from_checkpoint(value, project, checkpoint_root)
+        found = _from_checkpoint(value, project, checkpoint_root, get_job)
     parent = found.pop("spec", None) or {}
+    if parent:  # the network the parent was built with, for frameworks that build from the spec
+        reg = parent.get("regularization") or {}
+        found["network"] = {"hyperparameters": parent.get("hyperparameters") or {},
+                            "input_shape": parent.get("input_shape") or [], "dropout": reg.get("dropout", 0.0),
+                            "batch_norm": reg.get("batch_norm", False)}
     for key, words in (("framework", "framework"), ("architecture", "architecture"), ("model_type", "model type")):
-        theirs = parent.get(key) or found.get(key)
+        theirs = parent.get(key) or found.pop(key, None)
         if theirs and theirs != getattr(spec, key):
             raise InvalidArgument.field(FIELD, f"{found['source']} is a {theirs} {words} model; this job trains "
                                                f"{getattr(spec, key)}: fine-tune with the parent's {words}")
-    found.pop("framework", None), found.pop("architecture", None), found.pop("model_type", None)
+        found.pop(key, None)
     return found
 
 
@@ -97,7 +104,7 @@ def _from_version(value: str, get_version: Callable[[str], Any] | None, get_job:
             "model_type": row.model_type, "features": info.get("features"), "classes": info.get("classes")}
 
 
-def _from_checkpoint(value: str, project: str, checkpoint_root: Path) -> dict[str, Any]:
+def _from_checkpoint(value: str, project: str, checkpoint_root: Path, get_job: Callable[[str], Any]) -> dict[str, Any]:
     root = (checkpoint_root / project).resolve()
     path = (root / value).resolve() if "\x00" not in value else root
     if "\x00" in value or Path(value).is_absolute() or not path.is_relative_to(root) or path == root:
@@ -111,7 +118,11 @@ def _from_checkpoint(value: str, project: str, checkpoint_root: Path) -> dict[st
     except Exception as exc:  # DataLoss (not a checkpoint, damaged) or unreadable
         raise FailedPrecondition(f"{FIELD}: {value!r} is not a readable checkpoint: {exc}") from None
     state = {"path": str(path), "sha256": sha256_file(path), "size_bytes": path.stat().st_size}
-    return {"source": f"checkpoint:{value}", "state": state,
+    try:  # the job that wrote it, when it is still there, says how its network was built
+        spec = get_job(manifest["job"]).spec if manifest.get("job") else {}
+    except (NotFound, InvalidArgument):
+        spec = {}
+    return {"source": f"checkpoint:{value}", "state": state, "spec": spec,
             "framework": manifest.get("framework"), "architecture": manifest.get("architecture"),
             "model_type": manifest.get("task"), "features": manifest.get("features"),
             "classes": manifest.get("classes")}

@@ -113,6 +113,28 @@ def test_a_checkpoint_file_starts_a_job_that_pauses_and_resumes(client, parts, t
     assert client.get_model(job.model_version).parent_model == "checkpoint:ft-torch-parent/epoch-000002.ckpt"
 
 
+def test_a_keras_network_fine_tunes_with_its_parents_layers_after_a_pause(client, parts):
+    parent = _done(client, _request("tensorflow", "mlp", parts[0], parts[2], 3, model={
+        "hyperparameters": {"hidden_units": [12, 6]}}, training={"learningRate": 0.01}),
+        "ft-keras-parent")
+    # No hyperparameters given: the network is the parent's (12, 6), not the default one.
+    request = _request("tensorflow", "mlp", parts[1], parts[2], 8, model={
+        "pretrainedPath": parent.name, "frozenLayers": ["dense_0"]}, training={"learningRate": 0.005})
+    job = client.start_training(request, training_job_id="ft-keras-child")
+    next(iter(client.watch_metrics(job.name)))
+    client.pause(job.name, wait=True, timeout=60)
+    client.resume(job.name)
+    job = client.wait(job.name, timeout=180)
+    assert job.state == COMPLETED and job.current_epoch == 8, job.state_message
+    logs = [e.message for e in client.get_logs(job.name)]
+    assert any(m.startswith("frozen: dense_0 (") for m in logs) and f"fine-tuning {parent.name}, layers dense_0 " \
+        "frozen" in logs
+    # Measured on the same validation rows, its first epoch starts where the parent's training ended.
+    first = client.metric_history(job.name)[0].validation_loss
+    assert first < client.metric_history(parent.name)[0].validation_loss
+    assert client.get_model(job.model_version).parent_model == parent.name
+
+
 def test_a_wrong_layer_or_wrong_data_fails_the_job_saying_why(client, parts, torch_parent, breast_cancer_frame,
                                                               tmp_path):
     request = _request("pytorch", "mlp", parts[1], parts[2], 2, model={
@@ -131,7 +153,7 @@ def test_a_wrong_layer_or_wrong_data_fails_the_job_saying_why(client, parts, tor
 
 @pytest.mark.parametrize("model, code, words", [
     ({"framework": "sklearn", "architecture": "sgd", "pretrainedPath": "ft-xgb-parent"}, "UNIMPLEMENTED",
-     "fine-tuning is implemented for pytorch and xgboost models, not sklearn"),
+     "fine-tuning is implemented for pytorch, tensorflow and xgboost models, not sklearn"),
     ({"framework": "pytorch", "architecture": "mlp", "pretrainedPath": "ft-xgb-parent"}, "INVALID_ARGUMENT",
      "is a xgboost framework model; this job trains pytorch"),
     ({"framework": "xgboost", "architecture": "classifier", "pretrainedPath": "ft-xgb-parent",

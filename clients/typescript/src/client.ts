@@ -35,7 +35,7 @@ import { DataFormat, DataFormatSchema, type Dataset } from "./gen/forge/training
 import type { TrainingMetrics } from "./gen/forge/training/v1/metrics_pb.js";
 import type { ExportMetadata } from "./gen/forge/training/v1/model_pb.js";
 import { PipelineService } from "./gen/forge/training/v1/pipeline_service_pb.js";
-import { TrainerService } from "./gen/forge/training/v1/trainer_service_pb.js";
+import { MetricsExportFormat, MetricsExportFormatSchema, TrainerService } from "./gen/forge/training/v1/trainer_service_pb.js";
 import type { TrainingJob, TrainingRequestSchema } from "./gen/forge/training/v1/training_job_pb.js";
 
 /** The largest chunk the service accepts or sends: 1 MiB. */
@@ -404,6 +404,21 @@ export class ForgeTrainingClient {
       await file.close().catch(() => undefined); // already closed on success
       await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * A job's whole metric history as one document: "json" (`{job, format_version, points}`)
+   * or "csv" (a header, then a row per point; extra metrics as `extra.<name>` columns).
+   */
+  async exportMetrics(name: Resource, format: MetricsExportFormat | string = "json"): Promise<Uint8Array> {
+    const request = { name: nameOf(name), format: enumValue(MetricsExportFormatSchema, format, "metrics export format") };
+    const chunks: Uint8Array[] = [];
+    await this.call(async () => {
+      for await (const response of this.trainer.exportTrainingMetrics(request)) {
+        chunks.push(response.data);
+      }
+    });
+    return Buffer.concat(chunks);
   }
 
   /** Downloads a model into memory, checked like {@link exportModel}. */

@@ -6,6 +6,7 @@ export { API_KEY_ENV, PROJECT_HEADER } from "./connection.js";
 export type { ConnectionOptions, Pem } from "./connection.js";
 export { Code, ForgeTrainingError, codeName, toForgeTrainingError } from "./errors.js";
 export type { FieldViolation } from "./errors.js";
+export * from "./gen/forge/training/v1/alert_pb.js";
 export * from "./gen/forge/training/v1/common_pb.js";
 export * from "./gen/forge/training/v1/data_service_pb.js";
 export * from "./gen/forge/training/v1/dataset_pb.js";

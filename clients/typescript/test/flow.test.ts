@@ -97,6 +97,14 @@ test("upload a dataset, train, watch the metrics, export ONNX and check its sha2
   // No temporary file is left beside the model.
   assert.deepEqual(await readdir(work), ["model.onnx"]);
 
+  // The metric history as a document.
+  const history = JSON.parse(Buffer.from(await client.exportMetrics(done, "json")).toString());
+  assert.equal(history.job, done.name);
+  assert.deepEqual(history.points.map((p: { epoch: number }) => p.epoch), [1, 2, 3]);
+  const rows = Buffer.from(await client.exportMetrics(done.name, "csv")).toString().trim().split("\n");
+  assert.equal(rows.length, 4);
+  assert.ok(rows[0]!.startsWith("sequence,time,epoch,total_epochs,progress,epoch_seconds,training_loss"));
+
   // The same bytes in memory, and into a directory under the server's file name.
   const inMemory = await client.exportModelBytes(done.name, ExportFormat.ONNX);
   assert.equal(sha256(inMemory.data), metadata.sha256);

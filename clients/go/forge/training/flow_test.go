@@ -173,6 +173,16 @@ func TestUploadTrainWatchExport(t *testing.T) {
 	if again.GetSha256() != metadata.GetSha256() || !bytes.Equal(buffer.Bytes(), model) {
 		t.Errorf("a second export to a writer differs from the file: sha256 %s vs %s", again.GetSha256(), metadata.GetSha256())
 	}
+
+	var history bytes.Buffer
+	if err := client.ExportMetrics(ctx, job.GetName(), trainingv1.MetricsExportFormat_METRICS_EXPORT_FORMAT_CSV, &history); err != nil {
+		t.Fatalf("ExportMetrics: %v", err)
+	}
+	rows := strings.Split(strings.TrimSpace(history.String()), "\n")
+	if len(rows) != 1+int(done.GetCurrentEpoch()) || !strings.HasPrefix(rows[0], "sequence,time,epoch,") {
+		t.Errorf("the metric history as CSV has %d lines (want a header and %d epochs), header %q",
+			len(rows), done.GetCurrentEpoch(), rows[0])
+	}
 }
 
 // A watch callback stops the stream early with StopWatching and gets no error.

@@ -33,6 +33,28 @@ func (c *Client) StartTraining(ctx context.Context, jobID string, spec *training
 	return response.GetTrainingJob(), nil
 }
 
+// ExportMetrics writes a job's whole metric history to w as one document: JSON
+// ({"job", "format_version", "points": [...]}) or CSV (a header, then a row per point; extra
+// metrics as extra.<name> columns). METRICS_EXPORT_FORMAT_UNSPECIFIED is JSON.
+func (c *Client) ExportMetrics(ctx context.Context, name string, format trainingv1.MetricsExportFormat, w io.Writer) error {
+	stream, err := c.Trainer.ExportTrainingMetrics(ctx, &trainingv1.ExportTrainingMetricsRequest{Name: name, Format: format})
+	if err != nil {
+		return rpcError(err)
+	}
+	for {
+		response, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return rpcError(err)
+		}
+		if _, err := w.Write(response.GetData()); err != nil {
+			return err
+		}
+	}
+}
+
 // GetJob gets a training job.
 func (c *Client) GetJob(ctx context.Context, name string) (*trainingv1.TrainingJob, error) {
 	response, err := c.Trainer.GetTrainingJob(ctx, &trainingv1.GetTrainingJobRequest{Name: name})

@@ -425,7 +425,7 @@ type ModelConfig struct {
 	// Optional. Shape of one output, for neural networks.
 	OutputShape []int64 `protobuf:"varint,5,rep,packed,name=output_shape,json=outputShape,proto3" json:"output_shape,omitempty"`
 	// Optional. Fine-tuning: the model to start from, of the same framework,
-	// architecture and model type (pytorch and xgboost): a completed training
+	// architecture and model type (pytorch, tensorflow, xgboost): a completed training
 	// job (id or name), a model version this service trained
 	// (`projects/{p}/models/{m}/versions/{v}`), or a checkpoint file under the
 	// project's checkpoint directory (`{job id}/epoch-000010.ckpt`,
@@ -437,8 +437,9 @@ type ModelConfig struct {
 	// registers names it as its parent_model.
 	PretrainedPath string `protobuf:"bytes,6,opt,name=pretrained_path,json=pretrainedPath,proto3" json:"pretrained_path,omitempty"`
 	// Optional. Layers of the parent network whose weights stay fixed when
-	// fine-tuning (pytorch): module paths such as "1" or "embedding"; a job
-	// with an unknown name fails at its start listing the network's layers.
+	// fine-tuning: pytorch module paths such as "1" or "embedding", Keras layer
+	// names such as "dense_0"; a job with an unknown name fails at its start
+	// listing the network's layers.
 	FrozenLayers []string `protobuf:"bytes,7,rep,name=frozen_layers,json=frozenLayers,proto3" json:"frozen_layers,omitempty"`
 }
 

@@ -336,7 +336,7 @@ export type ModelConfig = Message<"forge.training.v1.ModelConfig"> & {
 
   /**
    * Optional. Fine-tuning: the model to start from, of the same framework,
-   * architecture and model type (pytorch and xgboost): a completed training
+   * architecture and model type (pytorch, tensorflow, xgboost): a completed training
    * job (id or name), a model version this service trained
    * (`projects/{p}/models/{m}/versions/{v}`), or a checkpoint file under the
    * project's checkpoint directory (`{job id}/epoch-000010.ckpt`,
@@ -353,8 +353,9 @@ export type ModelConfig = Message<"forge.training.v1.ModelConfig"> & {
 
   /**
    * Optional. Layers of the parent network whose weights stay fixed when
-   * fine-tuning (pytorch): module paths such as "1" or "embedding"; a job
-   * with an unknown name fails at its start listing the network's layers.
+   * fine-tuning: pytorch module paths such as "1" or "embedding", Keras layer
+   * names such as "dense_0"; a job with an unknown name fails at its start
+   * listing the network's layers.
    *
    * @generated from field: repeated string frozen_layers = 7;
    */
