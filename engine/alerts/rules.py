@@ -7,7 +7,7 @@ A rule: {"name", "on_states": [engine state names], "metric": {"metric", "above"
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,26 +25,8 @@ def read_rules(raw: Any, field: str, *, metrics: bool) -> list[dict[str, Any]]:
     """The rules of `raw` (a list of rule objects, keys snake_case or camelCase), checked;
     INVALID_ARGUMENT names the field, e.g. alerts[1].webhook_url. `metrics`: whether the
     resource reports metrics a rule may watch (not pipelines)."""
-    if raw is None:
-        return []
-    if not isinstance(raw, (list, tuple)):
-        raise InvalidArgument.field(field, f"must be a list of alert rules, got {json_kind(raw)}")
-    if len(raw) > MAX_RULES:
-        raise InvalidArgument.field(field, f"at most {MAX_RULES} alert rules, got {len(raw)}")
-    rules, seen = [], set()
-    for index, item in enumerate(raw):
-        where = f"{field}[{index}]"
-        if not isinstance(item, Mapping):
-            raise InvalidArgument.field(where, f"must be an object, got {json_kind(item)}")
-        rule = {_snake(k): v for k, v in item.items()}
-        unknown = [k for k in rule if k not in RULE_FIELDS]
-        if unknown:
-            raise InvalidArgument.field(f"{where}.{unknown[0]}", f"is not a field of an alert rule: use one of "
-                                                                 f"{', '.join(RULE_FIELDS[:5])}")
-        name = names.validate_id(str(rule.get("name") or ""), f"{where}.name")
-        if name in seen:
-            raise InvalidArgument.field(f"{where}.name", f"{name!r} is the name of an earlier rule: give each its own")
-        seen.add(name)
+    rules = []
+    for where, rule, name in named_entries(raw, field, "alert rule", RULE_FIELDS, MAX_RULES):
         on_states = [_state(s, f"{where}.on_states[{i}]") for i, s in enumerate(rule.get("on_states") or [])]
         metric = _metric(rule.get("metric"), f"{where}.metric") if rule.get("metric") else None
         if metric and not metrics:
@@ -64,6 +46,36 @@ def read_rules(raw: Any, field: str, *, metrics: bool) -> list[dict[str, Any]]:
         rules.append({"name": name, "on_states": on_states, "metric": metric, "webhook_url": url,
                       "webhook_secret": secret})
     return rules
+
+
+def named_entries(raw: Any, field: str, noun: str, fields: tuple[str, ...],
+                  limit: int) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(where, entry with snake_case keys, its name) of each object of the list `raw` (None: none),
+    after the checks every list of named settings objects needs: a list of at most `limit`
+    objects, of the `fields` only, each with a valid name of its own. INVALID_ARGUMENT names the
+    field, e.g. pipeline.triggers[2].name."""
+    if raw is None:
+        return
+    if not isinstance(raw, (list, tuple)):
+        raise InvalidArgument.field(field, f"must be a list of {noun}s, got {json_kind(raw)}")
+    if len(raw) > limit:
+        raise InvalidArgument.field(field, f"at most {limit} {noun}s, got {len(raw)}")
+    seen = set()
+    for index, item in enumerate(raw):
+        where = f"{field}[{index}]"
+        if not isinstance(item, Mapping):
+            raise InvalidArgument.field(where, f"must be an object, got {json_kind(item)}")
+        entry = {_snake(k): v for k, v in item.items()}
+        unknown = [k for k in entry if k not in fields]
+        if unknown:
+            raise InvalidArgument.field(f"{where}.{unknown[0]}", f"is not a field of a {noun}: use one of "
+                                                                 f"{', '.join(f for f in fields if not f.endswith('_set'))}")
+        name = names.validate_id(str(entry.get("name") or ""), f"{where}.name")
+        if name in seen:
+            raise InvalidArgument.field(f"{where}.name", f"{name!r} is the name of an earlier {noun}: give each "
+                                                         "its own")
+        seen.add(name)
+        yield where, entry, name
 
 
 def public(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import contextvars
 from collections.abc import Mapping
 from typing import Any
 
-from engine import names
+from engine.alerts.rules import named_entries
 from engine.errors import InvalidArgument, json_kind
 
 EVENTS = ("dataset_created", "webhook")
@@ -29,25 +29,8 @@ RUNNING_PIPELINE: contextvars.ContextVar[str] = contextvars.ContextVar("running_
 def read_triggers(raw: Any, field: str = "pipeline.triggers") -> list[dict[str, Any]]:
     """The triggers of `raw` (PipelineTriggers in their JSON form), checked; INVALID_ARGUMENT
     names the field."""
-    if raw is None:
-        return []
-    if not isinstance(raw, (list, tuple)):
-        raise InvalidArgument.field(field, f"must be a list of triggers, got {json_kind(raw)}")
-    if len(raw) > MAX_TRIGGERS:
-        raise InvalidArgument.field(field, f"at most {MAX_TRIGGERS} triggers, got {len(raw)}")
-    triggers, seen = [], set()
-    for index, item in enumerate(raw):
-        where = f"{field}[{index}]"
-        if not isinstance(item, Mapping):
-            raise InvalidArgument.field(where, f"must be an object, got {json_kind(item)}")
-        unknown = [k for k in item if k not in FIELDS]
-        if unknown:
-            raise InvalidArgument.field(f"{where}.{unknown[0]}", f"is not a field of a trigger: use one of "
-                                                                 f"{', '.join(FIELDS[:6])}, paused")
-        name = names.validate_id(str(item.get("name") or ""), f"{where}.name")
-        if name in seen:
-            raise InvalidArgument.field(f"{where}.name", f"{name!r} is the name of an earlier trigger")
-        seen.add(name)
+    triggers = []
+    for where, item, name in named_entries(raw, field, "trigger", FIELDS, MAX_TRIGGERS):
         event = str(item.get("event") or "").strip().upper().removeprefix("TRIGGER_EVENT_").lower()
         if event not in EVENTS:
             raise InvalidArgument.field(f"{where}.event", f"{item.get('event')!r}: use TRIGGER_EVENT_DATASET_CREATED "
