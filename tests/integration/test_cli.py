@@ -46,8 +46,11 @@ def forge(server):
 
 @pytest.fixture(scope="module")
 def splits(forge, breast_cancer_csv):
-    uploaded = forge("datasets", "upload", str(breast_cancer_csv), "--id", "cli-bc", "--label-column", "target")
+    uploaded = forge("datasets", "upload", str(breast_cancer_csv), "--id", "cli-bc", "--label-column", "target",
+                     "--label", "source=sklearn", "--label", "team=ml")
     assert uploaded.code == 0 and uploaded.err == ""
+    shown = json.loads(forge("datasets", "show", "cli-bc", "--output", "json").out)
+    assert shown["labels"] == {"source": "sklearn", "team": "ml"}
     assert re.fullmatch(r"projects/default/datasets/cli-bc: 569 rows, 31 columns, \d+\.\d KiB\n", uploaded.out)
     parts = forge("datasets", "split", "cli-bc", "--ratios", "0.7,0.15,0.15", "--seed", "42",
                   "--stratify-column", "target", "--output", "json")

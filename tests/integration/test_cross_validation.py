@@ -4,11 +4,15 @@ the best fold, time-ordered folds for forecasting, a pause in the middle, and th
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stdout
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from forge.training import ForgeTrainingError, common_pb2
+from forge.training.cli import main
 
 COMPLETED = common_pb2.JOB_STATE_COMPLETED
 
@@ -57,6 +61,18 @@ def test_folds_then_the_final_model_on_all_the_training_rows(client, parts):
     assert any(m.startswith("cross-validation over 3 folds: ") for m in logs)
     assert "cross-validation done: training the final model on all the training rows" in logs
     assert client.get_job(job.name).spec.validation.cross_validation.folds == 3
+
+    # The command line says which fold each epoch belongs to, and the summary.
+    watched, shown = io.StringIO(), io.StringIO()
+    with redirect_stdout(watched):
+        main(["--target", client.target, "jobs", "watch", job.name])
+    lines = watched.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines[:4]] == [
+        "epoch 1/12 fold 1", "epoch 2/12 fold 1", "epoch 3/12 fold 1", "epoch 4/12 fold 2"]
+    assert lines[9].startswith("epoch 10/12  ")  # the final model's
+    with redirect_stdout(shown):
+        main(["--target", client.target, "jobs", "show", job.name])
+    assert f"; best fold {cv.best_fold} by validation_loss; final model: all_data" in shown.getvalue()
 
 
 def test_the_best_fold_can_be_the_model(client, parts, tmp_path):

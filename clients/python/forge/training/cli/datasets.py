@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from forge.training.cli import exit_codes, specs
 from forge.training.cli.arguments import add_command, add_group, add_limit, limited, ratios
+from forge.training.cli.exit_codes import CommandError
 from forge.training.cli.output import enum_name, fields, print_json, size, table, timestamp
 from forge.training.client import struct_to_dict
 from forge.training.v1 import dataset_pb2
@@ -58,18 +59,32 @@ def _creation_options(parser) -> None:
     parser.add_argument("--display-name", default="", metavar="NAME")
     parser.add_argument("--format", default=None, help="csv, parquet, jsonl, image_folder or text "
                                                        "(default: from the file name)")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", dest="labels",
+                        help="a user label of the dataset (repeatable), e.g. what a pipeline's dataset_created "
+                             "trigger filters on")
 
 
 def run_upload(args, client) -> int:
     dataset = client.upload_dataset(args.file, dataset_id=args.dataset_id, label_column=args.label_column,
-                                    display_name=args.display_name, format=args.format)
+                                    display_name=args.display_name, format=args.format, labels=_labels(args))
     return _print_created(args, dataset)
 
 
 def run_create(args, client) -> int:
     dataset = client.create_dataset(args.source_uri, dataset_id=args.dataset_id, label_column=args.label_column,
-                                    display_name=args.display_name, format=args.format)
+                                    display_name=args.display_name, format=args.format, labels=_labels(args))
     return _print_created(args, dataset)
+
+
+def _labels(args) -> dict[str, str]:
+    """--label KEY=VALUE pairs; the values as text, as labels are."""
+    labels = {}
+    for pair in args.labels:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--label {pair!r}: write it as KEY=VALUE")
+        labels[key] = value
+    return labels
 
 
 def _print_created(args, dataset: dataset_pb2.Dataset) -> int:

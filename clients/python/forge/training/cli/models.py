@@ -57,6 +57,7 @@ def run_show(args, client) -> int:
     print(fields([
         ("name", model.name), ("stage", _stage(model)), ("framework", model.framework),
         ("type", enum_name(common_pb2.ModelType, model.model_type).lower()), ("training job", model.training_job),
+        ("fine-tuned from", model.parent_model),
         ("datasets", ", ".join(model.datasets)),
         ("metrics", ", ".join(f"{k} {number(v)}" for k, v in sorted(model.metrics.items()))),
         ("features", ", ".join(model.input_features)), ("classes", ", ".join(model.class_labels)),

@@ -8,7 +8,7 @@ from forge.training.cli.exit_codes import CommandError
 from forge.training.cli.output import enum_name, number, print_json, state, table, timestamp
 from forge.training.cli.progress import METRICS
 from forge.training.client import struct_to_dict
-from forge.training.v1 import pipeline_pb2
+from forge.training.v1 import common_pb2, pipeline_pb2
 
 NOTE_WIDTH = 100
 
@@ -96,6 +96,14 @@ def run_show(args, client) -> int:
     rows = [[s.id, enum_name(pipeline_pb2.StageType, s.type).lower(), ", ".join(s.dependencies) or None,
              s.condition or None] for s in pipeline.stages]
     print(table(["STAGE", "TYPE", "AFTER", "CONDITION"], rows))
+    for trigger in pipeline.triggers:
+        event = enum_name(pipeline_pb2.TriggerEvent, trigger.event).lower()
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(trigger.dataset_labels.items()))
+        print(f"trigger {trigger.name}: {event}" + (f" with labels {labels}" if labels else "")
+              + (" (paused)" if trigger.paused else ""))
+    for alert in pipeline.alerts:
+        states = ", ".join(enum_name(common_pb2.JobState, s) for s in alert.on_states)
+        print(f"alert {alert.name}: on {states}" + (f" to {alert.webhook_url}" if alert.webhook_url else " (log)"))
     return exit_codes.OK
 
 

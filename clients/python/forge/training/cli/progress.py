@@ -64,8 +64,9 @@ class EpochProgress:
             self.out.flush()
 
     def line(self, point: metrics_pb2.TrainingMetrics) -> str:
-        """One epoch as one line: `epoch 2/3  training_loss 0.2374  ...  (0.12 s)`."""
-        parts = [f"epoch {point.epoch}/{point.total_epochs}"]
+        """One epoch as one line: `epoch 2/3  training_loss 0.2374  ...  (0.12 s)`; an epoch of
+        a cross-validation fold says which (`epoch 2/12 fold 1/3`)."""
+        parts = [f"epoch {point.epoch}/{point.total_epochs}" + _fold(point)]
         parts += [f"{name} {number(getattr(point, name))}" for name in present_metrics(point)]
         parts.append(f"({point.epoch_seconds:.2f} s)")
         return "  ".join(parts)
@@ -96,6 +97,12 @@ class EpochProgress:
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
         self._drawn = len(lines)
+
+
+def _fold(point: metrics_pb2.TrainingMetrics) -> str:
+    """" fold 2" for a point of a cross-validation fold ("" for the final model, or no folds)."""
+    fold = int(point.extra.get("cv_fold", 0))
+    return f" fold {fold}" if fold else ""
 
 
 class ByteProgress:
