@@ -90,6 +90,8 @@ class EngineSettings:
     # Alert deliveries to webhooks: the first retry's delay (doubling after), and attempts in all.
     alert_retry_seconds: float = 1.0
     alert_max_attempts: int = 6
+    # Whether alert webhooks may be on loopback, private or link-local addresses.
+    alert_private_webhooks: bool = True
     storage: StorageConfig = field(default_factory=StorageConfig)
     load_policy: LoadPolicy = field(default_factory=LoadPolicy)
     # Folders CreateDataset and data sources may read local files (and SQLite databases) from;
@@ -176,7 +178,8 @@ class Engine:
         self.pipelines = PipelineManager(self.db, self)
         # Alerts of jobs, executions and tuning jobs: to their logs, and POSTed to webhooks.
         self.alerts = Alerts(self.db, log_to=self._log_alert, retry_base=settings.alert_retry_seconds,
-                             max_attempts=settings.alert_max_attempts)
+                             max_attempts=settings.alert_max_attempts,
+                             private_targets=settings.alert_private_webhooks)
         self.trainer.alerts = self.tuning.alerts = self.pipelines.alerts = self.alerts
         # Pipelines with a dataset-created trigger hear of every new dataset.
         self.data.on_created.append(self.pipelines.dataset_created)
@@ -287,10 +290,9 @@ class Engine:
         return info
 
     def _log_alert(self, resource: str, message: str, level: str) -> None:
-        """An alert, in the log of what it is about: a job's or tuning job's log, an execution's events."""
-        if "/executions/" in resource:
-            self.pipelines.note(resource, message)
-        else:
+        """An alert, in the log of the training job it is about (executions have them in their
+        events already, written with the state change; tuning jobs have no log: the server's)."""
+        if "/trainingJobs/" in resource:
             self.journal.log(resource, message, level)
 
     def _job_name(self, job: str, project: str) -> str:

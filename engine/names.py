@@ -17,6 +17,16 @@ ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _PROJECT_PARENT = re.compile(r"^projects/([a-z][a-z0-9-]{0,62})$")
 
 
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def snake_case(key: object) -> str:
+    """A field name as the engine reads it: "earlyStopping" (the proto's JSON mapping) and
+    "early_stopping" are both early_stopping."""
+    text = str(key)
+    return text if text.islower() else _CAMEL.sub("_", text).lower()
+
+
 def validate_id(value: str, field: str) -> str:
     if not ID_PATTERN.match(value):
         raise InvalidArgument.field(

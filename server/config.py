@@ -75,6 +75,9 @@ class ServerConfig:
     # Alerts to webhooks: the first retry's delay in seconds (doubling after), and attempts in all.
     alert_retry_seconds: float = 1.0
     alert_max_attempts: int = 6
+    # Whether alert webhooks may be on loopback, private or link-local addresses; None: only for
+    # a loopback server without authentication (one user on one machine), as data_roots.
+    alert_private_webhooks: bool | None = None
     # The HTTP listener of pipelines' webhook triggers (server/webhooks.py): host:port; "": none.
     webhook_address: str = ""
     # Prometheus /metrics: host:port of its HTTP listener (port 0 picks a free one); "": none.
@@ -112,6 +115,8 @@ class ServerConfig:
             callbacks=self.callbacks,
             alert_retry_seconds=self.alert_retry_seconds,
             alert_max_attempts=self.alert_max_attempts,
+            alert_private_webhooks=(self.alert_private_webhooks if self.alert_private_webhooks is not None
+                                    else self.auth == "none" and is_loopback(self.address)),
         )
 
 
@@ -194,6 +199,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                                default=int(_env("ALERT_MAX_ATTEMPTS", d.alert_max_attempts)),
                                help="attempts to deliver an alert to its webhook, the first included "
                                     "(env FORGE_TRAINING_ALERT_MAX_ATTEMPTS; default %(default)s)")
+    observability.add_argument("--alert-private-webhooks", action="store_true",
+                               default=_env("ALERT_PRIVATE_WEBHOOKS", "") in ("1", "true"),
+                               help="let alert webhooks be on loopback, private or link-local addresses (default: "
+                                    "only on a loopback server without authentication; a server others reach must "
+                                    "not be made to call its own network) (env FORGE_TRAINING_ALERT_PRIVATE_WEBHOOKS)")
     observability.add_argument("--webhook-address", default=_env("WEBHOOK_ADDRESS", d.webhook_address),
                                metavar="HOST:PORT",
                                help="listen for pipelines' webhook triggers (POST /v1/projects/P/pipelines/ID/"
@@ -372,6 +382,7 @@ def from_args(args: argparse.Namespace) -> ServerConfig:
         metrics_address=args.metrics_address,
         alert_retry_seconds=args.alert_retry_seconds,
         alert_max_attempts=args.alert_max_attempts,
+        alert_private_webhooks=args.alert_private_webhooks or None,
         webhook_address=args.webhook_address,
         log_format=args.log_format,
         tracing=args.tracing,
@@ -456,6 +467,7 @@ def load_callbacks(specs: list[str]) -> dict[str, str]:
     callbacks: dict[str, str] = {}
     for spec in specs:
         name, _, target = spec.partition("=")
+        name = name.strip().lower()  # as requests name it: callbacks[].type is read in lower case
         if not (name and target):
             raise SystemExit(f"--callback {spec!r}: use NAME=MODULE:CLASS")
         if name in BUILT_IN:

@@ -8,7 +8,8 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from engine.alerts.rules import public
+from engine.alerts.dispatcher import shown_url
+from engine.alerts.rules import without_secrets
 from engine.pipelines.triggers import public as public_triggers
 from engine.errors import InvalidArgument
 from engine.jobs.request import spec_from_request
@@ -327,8 +328,8 @@ def log_to_proto(entry: dict[str, Any]) -> metrics_pb2.TrainingLogEntry:
 def alert_rules_to_proto(rules: list[dict[str, Any]]) -> list[alert_pb2.AlertRule]:
     """Alert rules as the API shows them: the webhook secret never, only whether one is set."""
     out = []
-    for rule in public(rules or []):
-        message = alert_pb2.AlertRule(name=rule["name"], webhook_url=rule.get("webhook_url", ""),
+    for rule in without_secrets(rules or []):
+        message = alert_pb2.AlertRule(name=rule["name"], webhook_url=shown_url(rule.get("webhook_url", "")),
                                       webhook_secret_set=rule["webhook_secret_set"],
                                       on_states=[job_state_enum(s) for s in rule.get("on_states", [])])
         if rule.get("metric"):
@@ -340,7 +341,7 @@ def alert_rules_to_proto(rules: list[dict[str, Any]]) -> list[alert_pb2.AlertRul
 def alert_delivery_to_proto(row) -> alert_pb2.AlertDelivery:
     out = alert_pb2.AlertDelivery(
         id=row.id, resource=row.resource, alert=row.alert, event=row.event, payload=dict_to_struct(row.payload),
-        webhook_url=row.url, state=alert_pb2.AlertDeliveryState.Value(f"ALERT_DELIVERY_STATE_{row.state.upper()}"),
+        webhook_url=shown_url(row.url), state=alert_pb2.AlertDeliveryState.Value(f"ALERT_DELIVERY_STATE_{row.state.upper()}"),
         attempts=row.attempts, last_response_code=row.last_response_code, last_error=row.last_error)
     for field in ("create_time", "end_time", "next_attempt_time"):
         value = getattr(row, field)
@@ -723,13 +724,6 @@ def tuning_spec_to_dict(spec: tuning_job_pb2.TuningSpec) -> dict[str, Any]:
     return out
 
 
-def _without_secrets(request: dict[str, Any]) -> dict[str, Any]:
-    """A TrainingRequest's JSON form with its alerts' webhook secrets taken out (only whether set)."""
-    alerts = [{**{k: v for k, v in a.items() if k != "webhook_secret"}, "webhook_secret_set": bool(
-        a.get("webhook_secret"))} for a in request.get("alerts") or []]
-    return {**request, "alerts": alerts} if alerts else request
-
-
 def _tuning_spec_to_proto(settings: dict[str, Any]) -> tuning_job_pb2.TuningSpec:
     spec = tuning_job_pb2.TuningSpec(
         display_name=settings.get("display_name", ""), objective_metric=settings["objective_metric"],
@@ -740,7 +734,7 @@ def _tuning_spec_to_proto(settings: dict[str, Any]) -> tuning_job_pb2.TuningSpec
         early_stop_trials=settings["pruner"] != "none", seed=settings["seed"],
         pruner=tuning_job_pb2.Pruner.Value("PRUNER_" + settings["pruner"].upper()),
     )
-    json_format.ParseDict(_without_secrets(settings["base_request"]), spec.base_request)
+    json_format.ParseDict(without_secrets(settings["base_request"]), spec.base_request)
     spec.alerts.extend(alert_rules_to_proto(settings.get("alerts") or []))
     for item in settings["parameters"]:
         json_format.ParseDict(item, spec.parameters.add())
@@ -795,7 +789,7 @@ def _stages_to_dicts(stages) -> list[dict[str, Any]]:
 
 
 def _stages_from_dicts(stages: list[dict[str, Any]], out) -> None:
-    for stage in stages:
+    for stage in without_secrets(stages):  # a training stage's request may carry alert secrets
         json_format.ParseDict(stage, out.add())
 
 
@@ -868,7 +862,7 @@ def execution_to_proto(row) -> pipeline_pb2.PipelineExecution:
 def execution_event_to_proto(event) -> pipeline_pb2.ExecutionEvent:
     out = pipeline_pb2.ExecutionEvent(
         sequence=event.sequence, type=_EVENT_TYPES.get(event.type, 0), stage_id=event.stage_id,
-        attempt=event.attempt, message=event.message, data=dict_to_struct(event.data or {}),
+        attempt=event.attempt, message=event.message, data=dict_to_struct(without_secrets(event.data or {})),
         execution_state=job_state_enum(event.execution_state))
     out.time.CopyFrom(timestamp(event.time))
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from functools import partial
 
 from engine import names
 from engine.app import Engine
@@ -153,12 +152,10 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
 
     @rpc
     async def ExportTrainingMetrics(self, request, context):
-        job = self._job(request.name)
-        await _run(self.trainer.get_job, job)  # NOT_FOUND for unknown jobs
         known = request.format in pb.MetricsExportFormat.values()  # else a number this server does not know
         fmt = metrics_export.parse_format(pb.MetricsExportFormat.Name(request.format) if known
                                           else str(request.format))
-        chunks = metrics_export.export_metrics(job, partial(self.engine.journal.metrics_after, job), fmt)
+        chunks = await _run(self.engine.export_metrics, self._job(request.name), fmt)  # NOT_FOUND for unknown jobs
         content_type = metrics_export.FORMATS[fmt]
         while (chunk := await _run(next, chunks, None)) is not None:  # a page read per chunk, off the loop
             yield pb.ExportTrainingMetricsResponse(content_type=content_type, data=chunk)
@@ -166,25 +163,29 @@ class TrainerServicer(trainer_service_pb2_grpc.TrainerServiceServicer):
 
     @rpc
     async def ListAlertDeliveries(self, request, context) -> pb.ListAlertDeliveriesResponse:
-        resource, pipeline = self._alerted(request.resource)
+        resource, get, pipeline = self._alerted(request.resource)
         page_size = min(request.page_size or 100, 1000)
         rows, token = await _run(self.engine.alerts.deliveries, resource, page_size, request.page_token,
                                  executions_of=pipeline)
+        if not rows and not request.page_token:
+            await _run(get, resource)  # NOT_FOUND for a resource that does not exist, not an empty list
         return pb.ListAlertDeliveriesResponse(deliveries=[convert.alert_delivery_to_proto(r) for r in rows],
                                               next_page_token=token)
 
-    def _alerted(self, value: str) -> tuple[str, bool]:
-        """(resource, whether it is a pipeline) of ListAlertDeliveries' resource, checked: a
-        training job (or its id), a tuning job, a pipeline execution, or a pipeline."""
+    def _alerted(self, value: str):
+        """(resource, its getter, whether it is a pipeline) of ListAlertDeliveries' resource,
+        checked: a training job (or its id), a tuning job, a pipeline execution, or a pipeline."""
+        engine = self.engine
         if "/executions/" in value:
             pipeline, _, execution = value.partition("/executions/")
             pipeline = names.resolve(pipeline, "pipelines", "resource")
-            return f"{pipeline}/executions/{names.validate_id(execution, 'resource')}", False
+            execution = f"{pipeline}/executions/{names.validate_id(execution, 'resource')}"
+            return execution, engine.pipelines.get_execution, False
         if "/pipelines/" in value:
-            return names.resolve(value, "pipelines", "resource"), True
+            return names.resolve(value, "pipelines", "resource"), engine.pipelines.get, True
         if "/tuningJobs/" in value:
-            return names.resolve(value, "tuningJobs", "resource"), False
-        return names.resolve(value, "trainingJobs", "resource"), False
+            return names.resolve(value, "tuningJobs", "resource"), engine.tuning.get, False
+        return names.resolve(value, "trainingJobs", "resource"), self.trainer.get_job, False
 
     @rpc
     async def SaveModel(self, request, context) -> pb.SaveModelResponse:

@@ -8,10 +8,16 @@
     {"any": "input"}          -> 202 {"execution": "projects/.../executions/run-..."}
 
 The body (a JSON object, or empty) is merged over the trigger's input. The call is
-authenticated by the signature alone (engine/alerts/signing.py): a wrong or missing one, an
-old timestamp (more than 5 minutes away) or a signature already used is 401, and unknown
-pipelines and triggers answer the same 404 (nothing is told to an unauthenticated caller but
-that it failed). Served over TLS with the server's certificate when it has one.
+authenticated by the signature alone (engine/alerts/signing.py): an unknown pipeline or
+trigger, a wrong or missing signature, an old timestamp (more than 5 minutes away) or a
+signature already used are all the same 401 (nothing is told to an unauthenticated caller but
+that it failed; the server's log says which). Served over TLS with the server's certificate
+when it has one.
+
+Nothing an unauthenticated caller sends may cost the server more than a bounded amount: the
+body must declare its length (at most 1 MiB), every connection has a 10 s socket timeout (the
+TLS handshake included, done in the connection's own thread), and at most 64 connections are
+served at once (more are closed at once).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from engine.pipelines.manager import PipelineManager
 log = logging.getLogger("forge.webhooks")
 
 MAX_BODY_BYTES = 1 << 20
+MAX_CONNECTIONS = 64
+SOCKET_TIMEOUT_SECONDS = 10.0
+_REFUSED = {"error": "no such webhook trigger, or the call is not signed with its secret, is too old, or is a replay"}
 _PATH = re.compile(r"^/v1/(projects/([a-z0-9-]{1,63})/pipelines/[a-z0-9-]{1,63})/triggers/([a-z0-9-]{1,63})$")
 _STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 409, "NOT_FOUND": 404, "UNAVAILABLE": 503,
            "ALREADY_EXISTS": 409, "RESOURCE_EXHAUSTED": 429}
@@ -75,12 +84,11 @@ class WebhookListener:
         class Handler(_Handler):
             owner = listener
 
-        self._httpd = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
-        self._httpd.daemon_threads = True
+        context = None
         if certfile:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(str(certfile), str(keyfile))
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self._httpd = _Server((host.strip("[]"), int(port)), Handler, context)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="webhook listener", daemon=True)
         self._thread.start()
         return self._httpd.server_port
@@ -96,18 +104,19 @@ class WebhookListener:
         """(HTTP status, JSON answer) of one call."""
         found = _PATH.match(path)
         if not found:
-            return 404, {"error": "not found"}
+            return 404, {"error": "POST to /v1/projects/{project}/pipelines/{pipeline}/triggers/{trigger}"}
         pipeline, project, trigger_name = found.groups()
         try:
             trigger = self.pipelines.webhook_trigger(pipeline, trigger_name)
         except NotFound:
-            return 404, {"error": "not found"}
+            log.warning("webhook call to %s/triggers/%s refused: no such webhook trigger", pipeline, trigger_name)
+            return 401, _REFUSED
         signed = headers.get(signing.SIGNATURE_HEADER, "")
         why = signing.verify(trigger["secret"], headers.get(signing.TIMESTAMP_HEADER, ""), signed, body)
         if why or not self._seen.first_time(signed):
             log.warning("webhook call to %s/triggers/%s refused: %s", pipeline, trigger_name,
                         why or "a signature already used (a replay)")
-            return 401, {"error": "the call is not signed with this trigger's secret, or is too old, or a replay"}
+            return 401, _REFUSED
         try:
             payload = json.loads(body) if body.strip() else {}
         except ValueError as exc:
@@ -122,16 +131,51 @@ class WebhookListener:
         return 202, {"execution": execution.name}
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once; with TLS, each connection's
+    handshake happens in its own thread, under its socket timeout (never in accept())."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, context: ssl.SSLContext | None):
+        super().__init__(address, handler)
+        self._context = context
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many at once: this one is closed unanswered
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            if self._context is not None:
+                request.settimeout(SOCKET_TIMEOUT_SECONDS)
+                try:
+                    request = self._context.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    self.shutdown_request(request)
+                    return
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: WebhookListener
     server_version = "forge-training-webhooks"
+    timeout = SOCKET_TIMEOUT_SECONDS  # a caller that stops sending is dropped
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        declared = self.headers.get("Content-Length", "")
+        if not declared.isdigit():
+            self._answer(411, {"error": "send the body's length in Content-Length"})
+            return
+        if int(declared) > MAX_BODY_BYTES:
             self._answer(413, {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
             return
-        body = self.rfile.read(length)
+        body = self.rfile.read(int(declared))
         try:
             status, answer = self.owner.handle(self.path, self.headers, body)
         except Exception:  # noqa: BLE001 - the listener answers, whatever went wrong

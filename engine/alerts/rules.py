@@ -65,7 +65,7 @@ def named_entries(raw: Any, field: str, noun: str, fields: tuple[str, ...],
         where = f"{field}[{index}]"
         if not isinstance(item, Mapping):
             raise InvalidArgument.field(where, f"must be an object, got {json_kind(item)}")
-        entry = {_snake(k): v for k, v in item.items()}
+        entry = {names.snake_case(k): v for k, v in item.items()}
         unknown = [k for k in entry if k not in fields]
         if unknown:
             raise InvalidArgument.field(f"{where}.{unknown[0]}", f"is not a field of a {noun}: use one of "
@@ -78,19 +78,28 @@ def named_entries(raw: Any, field: str, noun: str, fields: tuple[str, ...],
         yield where, entry, name
 
 
-def public(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rules as the API shows them: secrets left out, only whether one is set."""
-    return [{**{k: v for k, v in r.items() if k != "webhook_secret"}, "webhook_secret_set": bool(r.get("webhook_secret"))}
-            for r in rules]
+_SECRET_KEYS = {"webhook_secret": "webhook_secret_set", "webhookSecret": "webhookSecretSet"}
+
+
+def without_secrets(value: Any) -> Any:
+    """`value` (a request, pipeline stages, event data: any JSON) with every alert rule's webhook
+    secret taken out, however deep (a pipeline's training stage carries a whole request), and
+    only whether one was set left: what the API may show."""
+    if isinstance(value, list):
+        return [without_secrets(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in _SECRET_KEYS:
+            out[_SECRET_KEYS[key]] = bool(item)
+        else:
+            out[key] = without_secrets(item)
+    return out
 
 
 def crossed(condition: dict[str, Any], value: float) -> bool:
     return value > condition["above"] if "above" in condition else value < condition["below"]
-
-
-def _snake(key: Any) -> str:
-    text = str(key)
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in text).lstrip("_")
 
 
 def _state(value: Any, where: str) -> str:
@@ -105,7 +114,7 @@ def _state(value: Any, where: str) -> str:
 def _metric(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidArgument.field(where, f"must be an object, got {json_kind(value)}")
-    condition = {_snake(k): v for k, v in value.items()}
+    condition = {names.snake_case(k): v for k, v in value.items()}
     unknown = [k for k in condition if k not in ("metric", "above", "below")]
     if unknown:
         raise InvalidArgument.field(f"{where}.{unknown[0]}", "is not a field of a metric condition: use metric, "

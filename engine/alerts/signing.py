@@ -5,7 +5,9 @@ trigger pipelines: HMAC-SHA256 over "{timestamp}.{body}" with the shared secret,
     X-Forge-Signature: sha256=<hex digest>
 
 The timestamp (Unix seconds) is part of what is signed, so a receiver that also refuses old
-timestamps refuses replays of a captured request. The SDK's forge.training.webhooks.verify is
+timestamps refuses replays of a captured request after a few minutes; within them, a receiver
+remembers what it took (X-Forge-Delivery for alerts; the webhook listener keeps the
+signatures it accepted). The SDK's forge.training.webhooks.verify is
 the receiver's side of the same scheme (a test holds the two together).
 """
 
@@ -46,6 +48,7 @@ def verify(secret: str, timestamp: str, signed: str, body: bytes, *, now: float 
         return f"{TIMESTAMP_HEADER} is missing or not a number"
     if age > tolerance:
         return f"{TIMESTAMP_HEADER} is {age:.0f} s away from this server's clock (more than {tolerance:g} s)"
-    if not hmac.compare_digest(signature(secret, timestamp, body), signed or ""):
+    # As bytes: compare_digest refuses text with characters outside ASCII (any header may hold them).
+    if not hmac.compare_digest(signature(secret, timestamp, body).encode(), (signed or "").encode()):
         return f"{SIGNATURE_HEADER} does not match the body"
     return ""

@@ -4,7 +4,8 @@ The training rows (those left after any validation holdout) are split into `fold
 stratified for classification, in time order for forecasting (each fold validates on the
 windows after the ones it trains on, scikit-learn's TimeSeriesSplit), plain k-fold
 otherwise. Each fold trains a fresh model for the configured epochs on the other folds and
-is measured on its own; callbacks and early stopping wait for the final model. Then, by
+is measured on its own; callbacks and early stopping (a time budget included) judge the final
+model alone, and so are refused with "best_fold". Then, by
 `final_model`:
 - "all_data" (the default): the final model trains as the job says, on all the training rows,
   validated as configured;
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InvalidArgument
-from engine.jobs.spec import CrossValidationSpec
+from engine.jobs.spec import CrossValidationSpec, TrainingSpec
 
 FINAL_MODELS = ("all_data", "best_fold")
 FIELD = "validation.cross_validation"
@@ -34,10 +35,14 @@ FIELD = "validation.cross_validation"
 _SUMMARY_SKIP = ("training_loss", "learning_rate", "gradient_norm", "epoch_seconds", "cv_fold")
 
 
-def check(spec: CrossValidationSpec, model_type: str, workers: int) -> None:
+def check(job: TrainingSpec) -> None:
     """INVALID_ARGUMENT naming the field for settings cross-validation cannot take."""
+    spec, model_type, workers = job.cross_validation, job.model_type, job.resources.workers
     if not spec.enabled:
         return
+    if spec.final_model == "best_fold" and (job.callbacks or job.early_stopping.enabled):
+        raise InvalidArgument.field(f"{FIELD}.final_model", "callbacks and early stopping judge the final model, "
+                                                            "and best_fold trains none: use all_data, or drop them")
     if not 2 <= spec.folds <= 100:
         raise InvalidArgument.field(f"{FIELD}.folds", f"must be between 2 and 100, got {spec.folds}")
     if spec.final_model not in FINAL_MODELS:

@@ -53,9 +53,9 @@ def resolve(spec: TrainingSpec, project: str, adapter: Any, *, get_job: Callable
     parent = found.pop("spec", None) or {}
     if parent:  # the network the parent was built with, for frameworks that build from the spec
         reg = parent.get("regularization") or {}
-        found["network"] = {"hyperparameters": parent.get("hyperparameters") or {},
-                            "input_shape": parent.get("input_shape") or [], "dropout": reg.get("dropout", 0.0),
-                            "batch_norm": reg.get("batch_norm", False)}
+        found["network"] = (parent.get("pretrained") or {}).get("network") or {  # a fine-tuned parent: its own
+            "hyperparameters": parent.get("hyperparameters") or {}, "input_shape": parent.get("input_shape") or [],
+            "dropout": reg.get("dropout", 0.0), "batch_norm": reg.get("batch_norm", False)}
     for key, words in (("framework", "framework"), ("architecture", "architecture"), ("model_type", "model type")):
         theirs = parent.get(key) or found.pop(key, None)
         if theirs and theirs != getattr(spec, key):

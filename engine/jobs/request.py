@@ -16,13 +16,13 @@ be strings and durations "90s" or seconds, as the JSON mapping writes them.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from engine.alerts.rules import read_rules
 from engine.data.schema import DATA_TYPES
 from engine.errors import InvalidArgument, json_kind
+from engine.names import snake_case
 from engine.jobs.spec import (MODEL_TYPES, CheckpointSpec, CrossValidationSpec, DataSpec, EarlyStoppingSpec,
                               LRSchedulerSpec, RegularizationSpec, ResourceSpec, TrainingSpec, WorkerRetrySpec,
                               parse_duration)
@@ -67,7 +67,6 @@ REQUEST = {
     "model_id": "str",
     "alerts": "list",
 }
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 MAX_TIMEOUT_SECONDS = 366 * 24 * 3600
 
 
@@ -175,7 +174,7 @@ def _section(value: Any, fields: dict[str, Any], path: str) -> dict[str, Any]:
         raise InvalidArgument.field(path or "request", f"must be an object, got {json_kind(value)}")
     out: dict[str, Any] = {}
     for key, item in value.items():
-        name = _CAMEL.sub("_", str(key)).lower() if not str(key).islower() else str(key)
+        name = snake_case(key)
         where = f"{path}.{key}" if path else str(key)
         kind = fields.get(name)
         if kind is None:

@@ -9,6 +9,7 @@ gRPC server calls them from a thread pool, never on its event loop.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import threading
@@ -26,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
 from engine import names
-from engine.alerts.dispatcher import Alerts
+from engine.alerts.dispatcher import Alerts, firing, state_line
 from engine.callbacks import registry as callback_registry
 from engine.callbacks.early_stopping import ALIASES, metric_key
 from engine.data.manager import DataManager
@@ -46,6 +47,8 @@ from engine.paging import next_token, page_bounds, parse_filter
 from engine.storage.artifacts import ArtifactStore, StorageConfig, resolve_model_path
 from engine.store.database import Database
 from engine.store.models import TrainingJobRow
+
+log = logging.getLogger("forge.trainer")
 
 CANCEL_GRACE_SECONDS = 5.0
 SUPERVISED_TASKS = ("classification", "regression", "forecasting")
@@ -164,7 +167,7 @@ def _check_values(spec: TrainingSpec, adapter: FrameworkAdapter, train, used: li
 
 def _check_monitored(spec: TrainingSpec, metric: str, field: str) -> None:
     reported = REPORTED_METRICS.get(spec.model_type)
-    if reported and metric_key(metric) not in reported:
+    if reported and metric_key(metric) not in (*reported, "epoch_seconds"):
         names = ", ".join("val_loss" if m == "validation_loss" else m for m in reported)
         raise InvalidArgument.field(field, f"{metric!r} is not reported for {spec.model_type}: use one of {names}")
 
@@ -462,7 +465,7 @@ class ModelTrainer:
             if es.min_delta < 0:
                 raise InvalidArgument.field("training_config.early_stopping.min_delta", "must be >= 0")
             _check_monitored(spec, es.metric or "val_loss", "training_config.early_stopping.metric")
-        cross_validation.check(spec.cross_validation, spec.model_type, spec.resources.workers)
+        cross_validation.check(spec)
         if spec.cross_validation.enabled and spec.cross_validation.metric:
             _check_monitored(spec, spec.cross_validation.metric, "validation.cross_validation.metric")
         callback_registry.check(spec.callbacks, self.settings.callbacks)
@@ -470,6 +473,9 @@ class ModelTrainer:
             metric = (entry.get("config") or {}).get("metric")
             if entry["type"] in ("early_stopping", "metric_threshold") and isinstance(metric, str):
                 _check_monitored(spec, metric, f"callbacks[{index}].config.metric")
+        for index, rule in enumerate(spec.alerts):  # a metric the job never reports would never fire
+            if rule.get("metric"):
+                _check_monitored(spec, rule["metric"]["metric"], f"alerts[{index}].metric.metric")
         if spec.checkpoints.monitor_metric:
             _check_monitored(spec, spec.checkpoints.monitor_metric, "training_config.checkpoints.monitor_metric")
         path = spec.checkpoints.path
@@ -832,7 +838,10 @@ class ModelTrainer:
         def flush() -> None:
             if logs or points:
                 self._journal.append(name, logs=list(logs), points=list(points), in_transaction=progress)
-                self._metric_alerts(name, points)
+                try:
+                    self._metric_alerts(name, points)
+                except Exception:  # an alert must never fail the job it reports on
+                    log.exception("checking the metric alerts of %s failed", name)
                 logs.clear()
                 points.clear()
 
@@ -1019,13 +1028,16 @@ class ModelTrainer:
         if self.get_job(name).state in states.FINAL:
             return
         # Logged before the state changes: streams end once they see a final state, so
-        # nothing may be appended after it.
+        # nothing may be appended after it (the alerts it fires included).
         self._journal.log(name, message, "error" if state == states.FAILED else "info")
+        for rule in firing(self.get_job(name).spec.get("alerts"), state) if self.alerts is not None else ():
+            self._journal.log(name, state_line(rule, name, state, message),
+                              "warning" if state == states.FAILED else "info")
         with self._db.session() as s:
             row = self._row(s, name)
             if row.state in states.FINAL:
                 return
-            self._set_state(row, state, message)
+            self._set_state(row, state, message, alerts_logged=True)
             row.end_time = _now()
             if error is not None:
                 row.error = {"code": error.get("code", "INTERNAL"), "message": error.get("message", "")}
@@ -1039,7 +1051,8 @@ class ModelTrainer:
             raise NotFound(f"training job {name} not found")
         return row
 
-    def _set_state(self, row: TrainingJobRow, state: str, message: str, *, after_crash: bool = False) -> None:
+    def _set_state(self, row: TrainingJobRow, state: str, message: str, *, after_crash: bool = False,
+                   alerts_logged: bool = False) -> None:
         # after_crash: _requeue queues a job whose worker died (with the previous server, or
         # alone and retried) again, a move (RUNNING -> PENDING) no request may make.
         if row.state != state and not after_crash:
@@ -1047,7 +1060,7 @@ class ModelTrainer:
         rules = (row.spec or {}).get("alerts")
         if rules and self.alerts is not None and row.state != state:
             _after_commit(row, partial(self.alerts.state_changed, row.project, row.name, rules, state, message,
-                                       epoch=row.current_epoch))
+                                       logged=alerts_logged, epoch=row.current_epoch))
         if state in states.FINAL and self.alerts is not None:
             _after_commit(row, partial(self.alerts.forget, row.name))
             self._alert_rules.pop(row.name, None)

@@ -32,8 +32,11 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 WORKER_NICENESS = 10
 
 
-# The best fold's model, kept for validation.cross_validation.final_model "best_fold".
-CV_BEST = "cv-best.ckpt"
+# The best fold's model so far, kept for validation.cross_validation.final_model "best_fold"
+# (one file per fold that was the best when it ended: the one the progress names always exists).
+CV_BEST = "cv-best-fold-{fold}.ckpt"
+# A fine-tuning job's copy of the model it starts from, beside its checkpoints.
+PARENT_COPY = "parent.ckpt"
 # The name training_config.early_stopping's callback goes by (in checkpoints' callback states).
 EARLY_STOPPING = "training_config.early_stopping"
 
@@ -233,7 +236,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     from engine.jobs.spec import TrainingSpec
     from engine.monitor.resources import ResourceSampler
     from engine.storage import checkpoint
-    from engine.storage.files import verify, write_bytes_atomic
+    from engine.storage.files import read_verified, verify, write_bytes_atomic
 
     spec = TrainingSpec.from_dict(payload["spec"])
     datasets = payload["datasets"]
@@ -262,7 +265,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     )
 
     # Forecasters and recommenders are also judged as forecasts (MASE...) and rankings (NDCG...),
-    # measured on the training rows once (the primary's share, which reports).
+    # against a reference taken from the rows the run in hand trains on (the primary's share when
+    # data-parallel; a fold's own rows in cross-validation: none of its validation rows).
     reference = metric_reference(spec.model_type, data.X_train, data.y_train)
     task = spec.model_type if reference else ""
 
@@ -297,14 +301,19 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     # (the next run starts at the next epoch), the best fold so far, the planned total.
     progress: dict[str, Any] = {"phase": 1 if splits else 0, "start": 0, "folds": [], "over": False,
                                 "best": None, "total": None}
-    parent_state = _parent_state(spec, data, store, checkpoint_dir) if spec.pretrained and not resume else None
+    parent: list[bytes] = []  # the fine-tuned model's state, read when a run first needs it
+
+    def parent_state() -> bytes:
+        if not parent:
+            parent.append(_parent_state(spec, data, store, checkpoint_dir, payload.get("checkpoint_key")))
+        return parent[0]
 
     def phase_data(phase: int) -> Any:
         return cv.fold_data(data, *splits[phase - 1]) if phase else data
 
     def new_run(phase: int) -> Any:
-        if parent_state is not None:
-            return adapter.fine_tune_run(spec, phase_data(phase), parent_state)
+        if spec.pretrained:  # every fold, and the final model, start from the parent (after a resume too)
+            return adapter.fine_tune_run(spec, phase_data(phase), parent_state())
         return adapter.create_run(spec, phase_data(phase))
 
     if resume:
@@ -340,6 +349,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     total = progress["total"] or run.total_epochs
     channel.send("started", {"total_epochs": total, "start_epoch": epoch, "versions": versions})
     current = phase_data(progress["phase"])  # the data the run in hand trains and validates on
+    reference = metric_reference(spec.model_type, current.X_train, current.y_train)  # a fold's: none of its own
     cv_metric = metric_key(cv_spec.metric or spec.checkpoints.monitor_metric or "val_loss")
 
     def tracker_state() -> dict[str, Any]:
@@ -401,6 +411,7 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
             phase = progress["phase"] + 1 if progress["phase"] < len(splits) else 0
             progress.update(phase=phase, start=epoch, over=False)
             current, run = phase_data(phase), new_run(phase)
+            reference = metric_reference(spec.model_type, current.X_train, current.y_train)
             channel.log(f"cross-validation: fold {phase} of {len(splits)}" if phase else
                         "cross-validation done: training the final model on all the training rows", "info", epoch + 1)
         fold = progress["phase"]  # 0: the final model (or no cross-validation)
@@ -431,8 +442,15 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 cv_summary = cv.summary(cv_spec, progress["folds"], cv_metric, default_mode(cv_metric))
                 extra.update(cv.point_extras(cv_summary, fold, last=fold == len(splits)))
                 if cv_spec.final_model == "best_fold" and cv_summary["best_fold"] == fold:
-                    write_checkpoint(checkpoint_dir / CV_BEST, epoch)
-                    progress["best"] = fold
+                    best_file = checkpoint_dir / CV_BEST.format(fold=fold)
+                    size, digest = write_checkpoint(best_file, epoch)
+                    progress.update(best=fold, best_sha256=digest)
+                    if payload.get("checkpoint_key") and digest:  # where another machine finds it
+                        try:
+                            store.put_file(best_file, f"{payload['checkpoint_key']}/{best_file.name}", size, digest)
+                        except Exception as exc:
+                            channel.log(f"the best fold's model is only in the data dir: storing it failed ({exc})",
+                                        "warning", epoch)
                 progress["over"] = True
             value = observed.get(monitor) if not fold else None  # the final model's best epoch
             if value is not None:
@@ -498,8 +516,12 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     if splits and cv_spec.final_model == "best_fold":
         best = progress["best"] or 1
         if best != progress["phase"]:  # the best fold's model is not the one in hand: read back
-            _, state = checkpoint.unpack((checkpoint_dir / CV_BEST).read_bytes())
+            best_file = checkpoint_dir / CV_BEST.format(fold=best)
+            stored = ({"uri": store.uri(f"{payload['checkpoint_key']}/{best_file.name}"),
+                       "sha256": progress["best_sha256"]} if payload.get("checkpoint_key") else None)
+            _, state = checkpoint.unpack(read_verified(store.restore(stored, best_file), progress["best_sha256"]))
             current = phase_data(best)
+            reference = metric_reference(spec.model_type, current.X_train, current.y_train)
             run = adapter.load_run(spec, current, state)
         channel.log(f"the job's model is fold {best}'s, the best by {cv_metric}")
     if parallel:
@@ -573,15 +595,18 @@ def _cv_line(summary: dict[str, Any]) -> str:
             f"by {summary['metric']}")
 
 
-def _parent_state(spec, data, store, checkpoint_dir: Path) -> bytes:
+def _parent_state(spec, data, store, checkpoint_dir: Path, checkpoint_key: str | None) -> bytes:
     """The state bytes of the model a fine-tuning job starts from, checked against its recorded
-    sha256, after checking the job's data has the parent's features and classes."""
+    sha256, after checking the job's data has the parent's features and classes. The first time,
+    they are copied beside the job's checkpoints (and into the object store with them), so the
+    job's later attempts need nothing of the parent: not its files, which its checkpoint pruning
+    may remove, nor the machine they are on."""
     from engine.errors import FailedPrecondition
     from engine.storage import checkpoint
-    from engine.storage.files import read_verified
+    from engine.storage.files import read_verified, write_bytes_atomic
 
     parent = spec.pretrained
-    source = parent["source"]
+    source, digest = parent["source"], parent["state"]["sha256"]
     features = list(data.feature_names)
     if parent.get("features") and parent["features"] != features:
         raise FailedPrecondition(f"{source} was trained on the features {parent['features'][:20]}; this job's data "
@@ -590,14 +615,23 @@ def _parent_state(spec, data, store, checkpoint_dir: Path) -> bytes:
     if parent.get("classes") and parent["classes"] != classes:
         raise FailedPrecondition(f"{source} predicts the classes {parent['classes']}; this job's data has "
                                  f"{classes}: fine-tuning keeps the parent's classes, so the data must have them all")
-    local = checkpoint_dir / "parent.state"
-    checkpoint_file = source.startswith("checkpoint:")  # a file of this machine's checkpoint directory
-    path = Path(parent["state"]["path"]) if checkpoint_file else store.fetch(parent["state"], local)
+    copy = checkpoint_dir / PARENT_COPY
+    stored = {"uri": store.uri(f"{checkpoint_key}/{PARENT_COPY}"), "sha256": digest} if checkpoint_key else None
     try:
-        saved, state = checkpoint.unpack(read_verified(path, parent["state"]["sha256"]))
-    finally:
-        if path == local:
-            local.unlink(missing_ok=True)
+        blob = read_verified(store.restore(stored, copy), digest)
+    except Exception:  # no copy yet (the first attempt), or a damaged one: from the parent itself
+        checkpoint_file = source.startswith("checkpoint:")  # a file of this machine's checkpoint directory
+        path = Path(parent["state"]["path"]) if checkpoint_file else store.fetch(parent["state"], copy)
+        blob = read_verified(path, digest)
+        if path != copy:
+            write_bytes_atomic(copy, blob)
+        if checkpoint_key:
+            try:
+                store.put_file(copy, f"{checkpoint_key}/{PARENT_COPY}", len(blob), digest)
+            except Exception as exc:  # the store is down: the local copy still serves this machine
+                warnings.warn(f"the copy of {source} is only in the data dir: storing it failed ({exc})",
+                              RuntimeWarning, stacklevel=1)
+    saved, state = checkpoint.unpack(blob)
     if saved.get("framework") != spec.framework:
         raise FailedPrecondition(f"{source} holds a {saved.get('framework')} model, not {spec.framework}")
     return state

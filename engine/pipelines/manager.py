@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 
 from engine import names, tenancy
-from engine.alerts.dispatcher import Alerts
+from engine.alerts.dispatcher import Alerts, firing, state_line
 from engine.alerts.rules import read_rules
 from engine.errors import FailedPrecondition, ForgeError, InvalidArgument, NotFound
 from engine.jobs import states
@@ -222,13 +222,6 @@ class PipelineManager:
     def state_of(self, name: str) -> str:
         return self.get_execution(name).state
 
-    def note(self, execution: str, message: str) -> None:
-        """A line in an execution's events that no stage wrote (an alert that fired)."""
-        with self.writing, self._db.session() as s:
-            row = s.get(PipelineExecutionRow, execution)
-            if row is not None:
-                _event(s, row, "STAGE_LOG", message=message)
-
     # ----- lifecycle
 
     def recover(self) -> None:
@@ -271,16 +264,20 @@ class PipelineManager:
 
     def dataset_created(self, dataset: Any) -> list[str]:
         """Start the executions a new dataset triggers (pipelines of its project with a matching
-        dataset_created trigger, but not the one whose stage made it). Returns them; a pipeline
-        that cannot start now is logged and skipped, never an error of the dataset's creation."""
+        dataset_created trigger; none for a dataset a pipeline's stage made). Returns them; a
+        pipeline that cannot start now is logged and skipped, never an error of the dataset's
+        creation."""
         making = triggers.RUNNING_PIPELINE.get()
+        if making:  # made by a stage of an execution: triggering from it could chain pipelines without end
+            log.info("%s was made by a stage of %s: it triggers no pipeline", dataset.name, making)
+            return []
         with self._db.session() as s:
             candidates = [(row.name, row.triggers) for row in s.scalars(
                 select(PipelineRow).where(PipelineRow.project == dataset.project)) if row.triggers]
         started = []
         for pipeline, events in candidates:
             for trigger in events:
-                if pipeline == making or not triggers.fires_on(trigger, dataset.labels or {}):
+                if not triggers.fires_on(trigger, dataset.labels or {}):
                     continue
                 execution_input = {**trigger["input"], trigger["dataset_input"]: dataset.name}
                 try:
@@ -336,15 +333,22 @@ _PLACEHOLDER = {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "li
 
 def _event(s, row: PipelineExecutionRow, type_: str, *, stage_id: str = "", attempt: int = 0, message: str = "",
            data: dict | None = None, alerts: Alerts | None = None) -> None:
+    rules = (row.snapshot or {}).get("alerts") if alerts is not None and type_ == "EXECUTION_STATE" else None
+    # The alerts this change fires: their lines before it in the events (a final state ends the
+    # streams), their webhooks once it is committed.
+    for rule in firing(rules, row.state):
+        row.last_event += 1
+        s.add(ExecutionEventRow(execution=row.name, sequence=row.last_event, time=_now(), type="STAGE_LOG",
+                                stage_id="", attempt=0, message=state_line(rule, row.name, row.state, message),
+                                data={}, execution_state=row.state))
     row.last_event += 1
     s.add(ExecutionEventRow(execution=row.name, sequence=row.last_event, time=_now(), type=type_, stage_id=stage_id,
                             attempt=attempt, message=message, data=data or {}, execution_state=row.state))
     s.info.setdefault("publish", set()).add(row.name)
-    rules = (row.snapshot or {}).get("alerts")
-    if alerts is not None and rules and type_ == "EXECUTION_STATE":  # the pipeline's alerts, once committed
+    if rules:
         s.info.setdefault("after_commit", []).append(partial(
-            alerts.state_changed, row.project, row.name, rules, row.state, message, pipeline=row.pipeline,
-            trigger=row.trigger))
+            alerts.state_changed, row.project, row.name, rules, row.state, message, logged=True,
+            pipeline=row.pipeline, trigger=row.trigger))
 
 
 class _Attempt:

@@ -2,11 +2,14 @@
 
 - "dataset_created": a dataset created in the pipeline's project (by any means: an upload, an
   import, a split, a transform...) that carries the trigger's dataset_labels starts an
-  execution, with the dataset's name in its input under `dataset_input`. Datasets made by a
-  stage of the pipeline's own executions do not trigger it (no execution feeds itself).
+  execution, with the dataset's name in its input under `dataset_input`.
 - "webhook": an HTTP POST to the server's webhook listener (server/webhooks.py), signed with
   the trigger's secret as alerts are (engine/alerts/signing.py), starts an execution with the
   call's JSON object merged over the trigger's input.
+
+Datasets made by a pipeline's stage (a split, a transform of the execution's data) trigger no
+pipeline: with labels carried from dataset to dataset, two pipelines could otherwise start each
+other without end.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ EVENTS = ("dataset_created", "webhook")
 FIELDS = ("name", "event", "dataset_labels", "input", "dataset_input", "secret", "secret_set", "paused")
 MAX_TRIGGERS = 20
 # The pipeline whose execution's stage runs in this thread (set by the executor around each
-# stage): the datasets that stage makes do not trigger that pipeline.
+# stage): the datasets that stage makes trigger no pipeline.
 RUNNING_PIPELINE: contextvars.ContextVar[str] = contextvars.ContextVar("running_pipeline", default="")
 
 

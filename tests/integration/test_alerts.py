@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from forge.training import Client, ForgeTrainingError, alert_pb2, common_pb2, webhooks
+from forge.training import Client, ForgeTrainingError, alert_pb2, common_pb2, struct_to_dict, webhooks
 from forge.training.cli import main
 from forge.training.v1 import pipeline_pb2
 
@@ -146,7 +147,9 @@ def test_a_receiver_that_stays_down_gets_a_failed_delivery(forge, train, receive
     assert forge.wait(job.name, timeout=120).state == FAILED
     (delivery,) = _until(lambda: [d for d in forge.list_alert_deliveries(job.name)
                                   if d.state == alert_pb2.ALERT_DELIVERY_STATE_FAILED])
-    assert delivery.attempts == 3 and delivery.last_response_code == 503 and delivery.last_error == "HTTP 503: no"
+    assert delivery.attempts == 3 and delivery.last_response_code == 503
+    assert delivery.last_error == "HTTP 503 Service Unavailable"  # the receiver's answer ("no") is not kept
+    assert delivery.webhook_url == f"{receiver.url}/…"  # the path may be the receiver's credentials
     body = receiver.bodies("/down")[-1]
     assert body["state"] == "FAILED" and body["message"].startswith("failed: callback 'no'")
     assert "X-Forge-Signature" not in receiver.calls[-1][1]  # no secret: unsigned
@@ -184,6 +187,20 @@ def test_pipeline_and_tuning_alerts(forge, train, receiver):
     assert sorted(d.alert for d in deliveries) == ["best", "over"]
     best = next(dict(d.payload) for d in deliveries if d.alert == "best")
     assert best["metric"] == "objective" and best["value"] > 0.5 and "trial" in best
+
+
+def test_secrets_in_a_pipelines_training_stage_are_never_returned(forge, train, receiver):
+    request = _job(train, [{"name": "s", "onStates": ["JOB_STATE_COMPLETED"], "webhookUrl": f"{receiver.url}/ok",
+                            "webhookSecret": "stage-secret-987654"}])
+    pipeline = forge.create_pipeline({"stages": [{"id": "train", "type": "model_training",
+                                                  "parameters": {"request": request}}]}, pipeline_id="secretive")
+    execution = forge.execute_pipeline(pipeline.name)
+    assert forge.wait_execution(execution.name, timeout=120).state == COMPLETED
+    shown = [forge.get_pipeline(pipeline.name), *forge.list_pipelines(), *forge.watch_execution(execution.name),
+             forge.get_execution(execution.name)]
+    assert not any(b"stage-secret-987654" in message.SerializeToString() for message in shown)
+    stage = struct_to_dict(forge.get_pipeline(pipeline.name).stages[0].parameters)
+    assert stage["request"]["alerts"][0]["webhookSecretSet"] is True
 
 
 def test_a_new_dataset_triggers_its_pipelines(forge, breast_cancer_frame):
@@ -231,7 +248,14 @@ def test_a_signed_http_call_triggers_a_pipeline(forge, server, train):
     assert _post(url, body, webhooks.signed_headers("wrong-secret-0123456789", body))[0] == 401
     assert _post(url, body, webhooks.signed_headers(TRIGGER_SECRET, body, now=time.time() - 900))[0] == 401
     assert _post(url, body, {})[0] == 401
-    assert _post(url.replace("deploy-hook", "other"), body, webhooks.signed_headers(TRIGGER_SECRET, body))[0] == 404
+    # An unknown trigger is refused as a bad signature is: nothing tells a caller what exists.
+    assert _post(url.replace("deploy-hook", "other"), body, webhooks.signed_headers(TRIGGER_SECRET, body))[0] == 401
+    # A body that does not say its length (or lies about it) costs the server nothing.
+    for length in ("", "Content-Length: -1\r\n", "Content-Length: lots\r\n"):
+        with socket.create_connection(("127.0.0.1", server.webhook_port), timeout=10) as raw:
+            raw.sendall(f"POST /v1/{pipeline.name}/triggers/deploy-hook HTTP/1.1\r\nHost: x\r\n{length}\r\n"
+                        .encode())
+            assert raw.recv(100).startswith(b"HTTP/1.0 411 ")
     status, answer = _post(url, b"[1]", webhooks.signed_headers(TRIGGER_SECRET, b"[1]"))
     assert status == 400 and "JSON object" in answer["error"]
     assert len(list(forge.list_executions(pipeline.name))) == 1
@@ -244,6 +268,8 @@ def test_a_signed_http_call_triggers_a_pipeline(forge, server, train):
     ([{"name": "x", "metric": {"metric": "accuracy"}}], "alerts[0].metric", "give exactly one of above and below"),
     ([{"name": "x", "onStates": ["JOB_STATE_FAILED"], "webhookSecret": "s"}], "alerts[0].webhook_secret",
      "set webhook_url too"),
+    ([{"name": "x", "metric": {"metric": "val_los", "above": 1}}], "alerts[0].metric.metric",
+     "'val_los' is not reported for classification"),
 ])
 def test_bad_alert_rules_are_refused_naming_the_field(forge, train, alerts, field, words):
     with pytest.raises(ForgeTrainingError) as err:

@@ -5,6 +5,7 @@ the best fold, time-ordered folds for forecasting, a pause in the middle, and th
 from __future__ import annotations
 
 import io
+import json
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -122,14 +123,33 @@ def test_forecasting_folds_keep_time_order(client):
     assert {"mase", "smape"} <= set(job.cross_validation.mean)
 
 
+def test_a_fine_tuning_job_starts_every_fold_from_its_parent_across_a_pause(client, parts, tmp_path):
+    parent = _done(client, _request(parts, "xgboost", "classifier", epochs=10))
+    request = _request(parts, "xgboost", "classifier", epochs=20, folds=2)
+    request["modelConfig"]["pretrainedPath"] = parent.name
+    request["trainingConfig"]["checkpoints"] = {"enabled": True}
+    job = client.start_training(request)
+    next(iter(client.watch_metrics(job.name)))
+    client.pause(job.name, wait=True, timeout=60)
+    client.resume(job.name)  # the folds after the pause start from the parent too, as the final model does
+    job = client.wait(job.name, timeout=180)
+    assert job.state == COMPLETED and job.current_epoch == 60
+    client.export_model(job.name, "xgboost_json", tmp_path / "model.json")
+    model = json.loads((tmp_path / "model.json").read_text())
+    assert model["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] == "30"
+
+
 @pytest.mark.parametrize("cv, field, words", [
     ({"folds": 1}, "validation.cross_validation.folds", "between 2 and 100"),
     ({"finalModel": "worst"}, "validation.cross_validation.final_model", "use all_data or best_fold"),
     ({"metric": "rmse"}, "validation.cross_validation.metric", "not reported for classification"),
+    ({"finalModel": "best_fold", "callbacks": [{"name": "t", "type": "time_budget", "config": {"seconds": 9}}]},
+     "validation.cross_validation.final_model", "best_fold trains none"),
 ])
 def test_bad_settings_are_refused_naming_the_field(client, parts, cv, field, words):
+    callbacks = cv.pop("callbacks", [])
     with pytest.raises(ForgeTrainingError) as err:
-        client.start_training(_request(parts, **cv))
+        client.start_training({**_request(parts, **cv), "callbacks": callbacks})
     assert err.value.field_violations[0].field == field and words in err.value.message
 
 

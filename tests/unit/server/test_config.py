@@ -63,6 +63,13 @@ def test_storage_and_pipeline_functions_are_checked_at_startup():
     assert loaded["dumps"]({"a": 1}) == '{"a": 1}'
 
 
+def test_private_alert_webhooks_only_for_a_loopback_server_without_authentication():
+    assert _parse().engine_settings().alert_private_webhooks is True
+    assert _parse("--auth", "api-key").engine_settings().alert_private_webhooks is False
+    assert _parse("--address", "0.0.0.0:1", "--insecure").engine_settings().alert_private_webhooks is False
+    assert _parse("--auth", "api-key", "--alert-private-webhooks").engine_settings().alert_private_webhooks is True
+
+
 def test_registered_callbacks_are_imported_and_checked_at_startup():
     with pytest.raises(SystemExit, match="NAME=MODULE:CLASS"):
         _parse("--callback", "broken")
@@ -70,8 +77,8 @@ def test_registered_callbacks_are_imported_and_checked_at_startup():
         _parse("--callback", "dumps=json:dumps")
     with pytest.raises(SystemExit, match="time_budget is a built-in callback type"):
         _parse("--callback", "time_budget=engine.callbacks.time_budget:TimeBudget")
-    config = _parse("--callback", "limit=engine.callbacks.threshold:MetricThreshold")
-    assert config.callbacks == {"limit": "engine.callbacks.threshold:MetricThreshold"}
+    config = _parse("--callback", "Limit=engine.callbacks.threshold:MetricThreshold")
+    assert config.callbacks == {"limit": "engine.callbacks.threshold:MetricThreshold"}  # as requests name it
     assert config.engine_settings().callbacks == config.callbacks
 
 

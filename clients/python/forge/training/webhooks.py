@@ -19,7 +19,8 @@ it already took. A caller of a pipeline's webhook trigger signs its body the sam
 
 The scheme: X-Forge-Timestamp is the Unix time in seconds; X-Forge-Signature is "sha256=" and
 the hex HMAC-SHA256, keyed with the secret, of "{timestamp}.{body}". The timestamp is signed,
-so a receiver that refuses old ones (more than `tolerance` seconds away) refuses replays.
+so a receiver that refuses old ones (more than `tolerance` seconds away) refuses replays after
+that; within it, remember the X-Forge-Delivery ids already taken.
 """
 
 from __future__ import annotations
@@ -57,4 +58,6 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, tolerance: f
             return False
     except (TypeError, ValueError):
         return False
-    return hmac.compare_digest(signature(secret, timestamp, body), lowered.get(SIGNATURE_HEADER.lower(), ""))
+    # As bytes: compare_digest refuses text with characters outside ASCII.
+    return hmac.compare_digest(signature(secret, timestamp, body).encode(),
+                               str(lowered.get(SIGNATURE_HEADER.lower(), "")).encode())

@@ -102,7 +102,10 @@ type AlertRule struct {
 	// objective so far). Not for pipelines.
 	Metric *MetricCondition `protobuf:"bytes,3,opt,name=metric,proto3" json:"metric,omitempty"`
 	// Optional. An http:// or https:// URL the alert is POSTed to. Empty: the
-	// alert is only logged.
+	// alert is only logged. Shown as scheme://host/… (a webhook's path often
+	// holds its credentials). A server others can reach refuses hosts on
+	// loopback, private or link-local addresses unless started with
+	// --alert-private-webhooks.
 	WebhookUrl string `protobuf:"bytes,4,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
 	// Input only. The key of the HMAC-SHA256 signature of each POST
 	// (X-Forge-Signature: "sha256=" and the hex digest of
@@ -272,7 +275,7 @@ type AlertDelivery struct {
 	Event string `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
 	// Output only. The JSON body POSTed.
 	Payload *structpb.Struct `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
-	// Output only. Where it is POSTed.
+	// Output only. Where it is POSTed, as scheme://host/….
 	WebhookUrl string `protobuf:"bytes,6,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
 	// Output only. Where it stands.
 	State AlertDeliveryState `protobuf:"varint,7,opt,name=state,proto3,enum=forge.training.v1.AlertDeliveryState" json:"state,omitempty"`
@@ -280,7 +283,8 @@ type AlertDelivery struct {
 	Attempts int32 `protobuf:"varint,8,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// Output only. The HTTP status of the last attempt; 0 when it got none.
 	LastResponseCode int32 `protobuf:"varint,9,opt,name=last_response_code,json=lastResponseCode,proto3" json:"last_response_code,omitempty"`
-	// Output only. Why the last attempt failed; empty once delivered.
+	// Output only. Why the last attempt failed (the HTTP status line, or the
+	// connection's error; never the receiver's answer); empty once delivered.
 	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// Output only. When the alert fired.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`

@@ -1366,7 +1366,8 @@ func (x *ValidationConfig) GetCrossValidation() *CrossValidationConfig {
 // in time order for forecasting (each fold validates on the windows after
 // those it trains on), plain k-fold otherwise. Each fold trains a fresh model
 // for the configured epochs on the other folds and is measured on its own
-// (callbacks and early stopping wait for the final model). The job's epochs
+// (callbacks and early stopping judge the final model alone; with
+// final_model "best_fold" they are refused). The job's epochs
 // count on across the folds and the final model; TrainingJob.cross_validation
 // has the summary, and the metric points carry it too (extra "cv_fold", and
 // "cv.fold_<k>.<metric>", "cv.mean.<metric>", "cv.std.<metric>" on each

@@ -55,7 +55,10 @@ export type AlertRule = Message<"forge.training.v1.AlertRule"> & {
 
   /**
    * Optional. An http:// or https:// URL the alert is POSTed to. Empty: the
-   * alert is only logged.
+   * alert is only logged. Shown as scheme://host/… (a webhook's path often
+   * holds its credentials). A server others can reach refuses hosts on
+   * loopback, private or link-local addresses unless started with
+   * --alert-private-webhooks.
    *
    * @generated from field: string webhook_url = 4;
    */
@@ -165,7 +168,7 @@ export type AlertDelivery = Message<"forge.training.v1.AlertDelivery"> & {
   payload?: JsonObject | undefined;
 
   /**
-   * Output only. Where it is POSTed.
+   * Output only. Where it is POSTed, as scheme://host/….
    *
    * @generated from field: string webhook_url = 6;
    */
@@ -193,7 +196,8 @@ export type AlertDelivery = Message<"forge.training.v1.AlertDelivery"> & {
   lastResponseCode: number;
 
   /**
-   * Output only. Why the last attempt failed; empty once delivered.
+   * Output only. Why the last attempt failed (the HTTP status line, or the
+   * connection's error; never the receiver's answer); empty once delivered.
    *
    * @generated from field: string last_error = 10;
    */
