@@ -31,8 +31,11 @@ from engine.jobs.spec import CrossValidationSpec, TrainingSpec
 
 FINAL_MODELS = ("all_data", "best_fold")
 FIELD = "validation.cross_validation"
-# What a fold's summary keeps of its last epoch's point: the validation metrics.
-_SUMMARY_SKIP = ("training_loss", "learning_rate", "gradient_norm", "epoch_seconds", "cv_fold")
+# What a fold's summary keeps of its last epoch: its validation metrics (not the training loss,
+# the learning rate, or an adapter's bookkeeping such as PyTorch's batch count).
+VALIDATION_METRICS = ("validation_loss", "accuracy", "precision", "recall", "f1_score", "rmse", "mae", "r2",
+                      "roc_auc", "anomaly_fraction", "mape", "smape", "mase")
+_RANKING_PREFIXES = ("ndcg_at_", "map_at_", "precision_at_")
 
 
 def check(job: TrainingSpec) -> None:
@@ -87,7 +90,7 @@ def fold_data(data: Any, train: np.ndarray, validation: np.ndarray) -> Any:
 def fold_metrics(observed: dict[str, float]) -> dict[str, float]:
     """What a fold's summary keeps of its last epoch: its validation metrics."""
     return {k: v for k, v in observed.items()
-            if k not in _SUMMARY_SKIP and not k.startswith("cv.") and math.isfinite(v)}
+            if (k in VALIDATION_METRICS or k.startswith(_RANKING_PREFIXES)) and math.isfinite(v)}
 
 
 def summary(spec: CrossValidationSpec, folds: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
