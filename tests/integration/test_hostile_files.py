@@ -202,7 +202,13 @@ def test_model_and_checkpoint_paths_stay_in_their_directories(start_server, tmp_
             "modelType": "classification",
             "modelConfig": {"framework": "pytorch", "architecture": "mlp", "pretrainedPath": "/etc/passwd"},
             "dataConfig": {"trainDataset": data.name, "labelColumn": "label"}}),
-            "pretrained_path", ("UNIMPLEMENTED",), "not implemented")  # so nothing is read from it
+            "pretrained_path", ("INVALID_ARGUMENT",), "is not a training job, a model version or a checkpoint "
+                                                      "under the checkpoint directory")
+        _refused(lambda: client.start_training({
+            "modelType": "classification",
+            "modelConfig": {"framework": "pytorch", "architecture": "mlp", "pretrainedPath": "../../../etc/passwd"},
+            "dataConfig": {"trainDataset": data.name, "labelColumn": "label"}}),
+            "pretrained_path", ("INVALID_ARGUMENT",), "is not a training job, a model version or a checkpoint")
         _refused(lambda: client.create_pipeline({"stages": [
             {"id": "deploy", "type": "model_deployment",
              "parameters": {"model": "projects/default/models/m/versions/1", "destination": "../../outside/m.onnx"}}]}),
