@@ -76,8 +76,8 @@ def _with_settings(test, method: str):
 UNARY_DEADLINE = 20.0
 # A followed stream gets this long to send what it will before the client cancels it.
 STREAM_PATIENCE = 0.2
-# UNIMPLEMENTED stays allowed: it is the proper answer to a feature not built yet (fine-tuning
-# from pretrained_path), and tests/integration/test_api_surface.py keeps every method implemented.
+# UNIMPLEMENTED stays allowed: it is the proper answer to a feature a framework lacks (fine-tuning
+# a scikit-learn model), and tests/integration/test_api_surface.py keeps every method implemented.
 NEVER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.UNAVAILABLE}
 FINAL = (common_pb2.JOB_STATE_COMPLETED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED)
 
