@@ -323,7 +323,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                                f"not {spec.framework!r}")
         epoch = int(resume["epoch"])
         saved_tracker = resume.get("tracker", {})
-        progress.update(saved_tracker.get("cv") or {})
+        # An older checkpoint read instead of a damaged one has no tracker: its file says its phase.
+        progress.update(saved_tracker.get("cv") or saved.get("cv") or {})
         run = adapter.load_run(spec, phase_data(progress["phase"]), state)
         tracker.update(saved_tracker.get("best", {}))
         states = {EARLY_STOPPING: saved_tracker.get("early_stopping", {}), **saved_tracker.get("callbacks", {})}
@@ -357,7 +358,8 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
                 "cv": dict(progress)}
 
     def checkpoint_bytes(at_epoch: int) -> bytes:
-        return checkpoint.pack(run.state_bytes(), {**manifest, "epoch": at_epoch})
+        phase = {"cv": dict(progress)} if splits else {}  # which fold's run the state is
+        return checkpoint.pack(run.state_bytes(), {**manifest, "epoch": at_epoch, **phase})
 
     written = [epoch]  # the epoch of the newest checkpoint on disk (0: none)
 
