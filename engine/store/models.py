@@ -278,7 +278,7 @@ class PipelineExecutionRow(Base):
     input: Mapped[dict] = mapped_column(JSON, default=dict)
     stages: Mapped[dict] = mapped_column(JSON, default=dict)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    trigger: Mapped[str] = mapped_column(String(80), default="manual")
     last_event: Mapped[int] = mapped_column(Integer, default=0)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -238,6 +238,8 @@ def _event(s, row: TuningJobRow, kind: str, trial: TuningTrialRow | None = None,
     else:
         return
     s.info.setdefault("after_commit", []).append(fire)
+    if row.state in states.FINAL:  # its objective rule's memory goes with it
+        s.info["after_commit"].append(partial(alerts.forget, row.name))
 
 
 def trial_dict(t: TuningTrialRow) -> dict[str, Any]:

@@ -62,15 +62,16 @@ def test_xgboost_adds_boosting_rounds_after_the_parents(client, parts, xgb_paren
                for e in client.get_logs(child.name))
     assert client.get_model(child.model_version).parent_model == xgb_parent.name
 
-    # From the parent's registered version, paused and resumed half-way: still 10 + 6 rounds.
-    request = _request("xgboost", "classifier", parts[1], parts[2], 6,
+    # From the parent's registered version, paused and resumed on the way: still 10 + 400 rounds.
+    request = _request("xgboost", "classifier", parts[1], parts[2], 400,
                        model={"pretrainedPath": xgb_parent.model_version})
     job = client.start_training(request, training_job_id="ft-xgb-version")
     next(iter(client.watch_metrics(job.name)))
-    client.pause(job.name, wait=True, timeout=60)
+    paused = client.pause(job.name, wait=True, timeout=60)
+    assert paused.state == common_pb2.JOB_STATE_PAUSED and 0 < paused.checkpoint_epoch < 400
     client.resume(job.name)
     job = client.wait(job.name, timeout=120)
-    assert job.state == COMPLETED and _trees(client, job.name, tmp_path) == 16
+    assert job.state == COMPLETED and _trees(client, job.name, tmp_path) == 410
     assert client.get_model(job.model_version).parent_model == xgb_parent.model_version
 
 

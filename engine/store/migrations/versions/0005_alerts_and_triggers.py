@@ -1,4 +1,4 @@
-"""Alerts and pipeline triggers: the alert_deliveries table, and pipelines' alert rules and triggers.
+"""Alerts and pipeline triggers: the alert_deliveries table, pipelines' alert rules and triggers, and room for "trigger:<name>" as what started an execution.
 
 Revision ID: 0005
 Revises: 0004
@@ -40,9 +40,14 @@ def upgrade() -> None:
     with op.batch_alter_table("pipelines") as batch:
         batch.add_column(sa.Column("alerts", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
         batch.add_column(sa.Column("triggers", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
+    # "manual", "schedule", or "trigger:" and a trigger's name (up to 63 characters).
+    with op.batch_alter_table("pipeline_executions") as batch:
+        batch.alter_column("trigger", existing_type=sa.String(16), type_=sa.String(80), existing_nullable=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("pipeline_executions") as batch:
+        batch.alter_column("trigger", existing_type=sa.String(80), type_=sa.String(16), existing_nullable=False)
     with op.batch_alter_table("pipelines") as batch:
         batch.drop_column("triggers")
         batch.drop_column("alerts")
