@@ -7,7 +7,7 @@ import asyncio
 from engine import names
 from engine.app import Engine
 from engine.errors import InvalidArgument
-from forge.training.v1 import pipeline_service_pb2 as pb, pipeline_service_pb2_grpc
+from forge.training.v1 import pipeline_pb2, pipeline_service_pb2 as pb, pipeline_service_pb2_grpc
 from server import convert
 from server.errors import rpc
 from server.streams import follow_job
@@ -141,6 +141,10 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
     @rpc
     async def CreateFromTemplate(self, request, context) -> pb.CreateFromTemplateResponse:
         project = names.project_of_parent(request.parent)
+        # The new pipeline's own settings, read as CreatePipeline reads them.
+        own = pipeline_pb2.Pipeline(alerts=request.alerts, triggers=request.triggers)
+        if request.HasField("schedule"):
+            own.schedule.CopyFrom(request.schedule)
         row = await _run(self.pipelines.create_from_template, project, self._template(request.template, "template"),
-                         request.pipeline_id, convert.struct_to_dict(request.config))
+                         request.pipeline_id, convert.struct_to_dict(request.config), convert.pipeline_to_dict(own))
         return pb.CreateFromTemplateResponse(pipeline=convert.pipeline_to_proto(row))

@@ -151,10 +151,14 @@ class PipelineManager:
                           .order_by(PipelineTemplateRow.create_time.desc(), PipelineTemplateRow.name),
                           page_size, page_token)
 
-    def create_from_template(self, project: str, template: str, pipeline_id: str, config: dict) -> PipelineRow:
+    def create_from_template(self, project: str, template: str, pipeline_id: str, config: dict,
+                             settings: dict[str, Any] | None = None) -> PipelineRow:
+        """A pipeline of the template's stages with `config`'s parameter values; `settings`: the
+        new pipeline's own alerts, triggers and schedule (a template has none)."""
         row = self.get_template(template)
         stages = definition.instantiate_template(row.stages, row.parameters, config or {})
-        return self.create(project, pipeline_id, {"display_name": row.display_name, "stages": stages},
+        own = {k: v for k, v in (settings or {}).items() if k in ("alerts", "triggers", "schedule")}
+        return self.create(project, pipeline_id, {"display_name": row.display_name, "stages": stages, **own},
                            template=row.name)
 
     # ----- executions

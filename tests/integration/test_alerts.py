@@ -218,6 +218,27 @@ def test_a_new_dataset_triggers_its_pipelines(forge, breast_cancer_frame):
     assert forge.wait_execution(execution.name, timeout=60).state == COMPLETED
 
 
+def test_a_pipeline_made_from_a_template_has_its_own_alerts_triggers_and_schedule(forge, breast_cancer_frame):
+    template = forge.create_template({
+        "stages": [{"id": "check", "type": "data_validation",
+                    "parameters": {"dataset": "${input.dataset}", "rules": {"min_rows": "${params.rows}"}}}],
+        "parameters": [{"name": "rows", "type": "integer", "defaultValue": 5}]}, template_id="checks")
+    pipeline = forge.create_from_template(
+        template.name, {"rows": 3}, pipeline_id="from-template",
+        alerts=[{"name": "ran", "onStates": ["JOB_STATE_COMPLETED"]}],
+        triggers=[{"name": "on-feed", "event": "TRIGGER_EVENT_DATASET_CREATED", "datasetLabels": {"feed": "tpl"}}],
+        schedule={"cron": "0 3 * * *", "paused": True})
+    shown = forge.get_pipeline(pipeline.name)
+    assert shown.template == template.name and [a.name for a in shown.alerts] == ["ran"]
+    assert [t.name for t in shown.triggers] == ["on-feed"] and shown.schedule.cron == "0 3 * * *"
+    csv = breast_cancer_frame.head(10).to_csv(index=False).encode()
+    made = forge.upload_dataset(csv, format="csv", dataset_id="tpl-feed", labels={"feed": "tpl"})
+    (execution,) = _until(lambda: list(forge.list_executions(pipeline.name)))
+    assert dict(execution.input) == {"dataset": made.name}
+    assert forge.wait_execution(execution.name, timeout=60).state == COMPLETED
+    assert any(e.message.startswith("alert 'ran': ") for e in forge.watch_execution(execution.name))
+
+
 def _post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers},
                                      method="POST")

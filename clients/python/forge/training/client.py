@@ -1081,12 +1081,22 @@ class Client:
         return self._pages(self.pipelines.ListTemplates, request, "templates")
 
     def create_from_template(
-        self, template: Resource, config: Mapping[str, Any], *, pipeline_id: str = ""
+        self,
+        template: Resource,
+        config: Mapping[str, Any],
+        *,
+        pipeline_id: str = "",
+        alerts: Sequence[Mapping[str, Any]] = (),
+        triggers: Sequence[Mapping[str, Any]] = (),
+        schedule: Mapping[str, Any] | None = None,
     ) -> pipeline_pb2.Pipeline:
-        """A pipeline from a template and the values of its parameters (checked by type)."""
+        """A pipeline from a template and the values of its parameters (checked by type), with
+        its own alerts, triggers and schedule (their JSON forms, as in create_pipeline)."""
         request = pipeline_service_pb2.CreateFromTemplateRequest(
             template=_name(template), pipeline_id=pipeline_id, config=_struct(config)
         )
+        own = {"alerts": list(alerts), "triggers": list(triggers), **({"schedule": schedule} if schedule else {})}
+        _merge(request, own)
         return self._call(self.pipelines.CreateFromTemplate, request).pipeline
 
     # -- hyperparameter tuning ---------------------------------------------

@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from forge.training.v1 import alert_pb2 as forge_dot_training_dot_v1_dot_alert__pb2
 from forge.training.v1 import common_pb2 as forge_dot_training_dot_v1_dot_common__pb2
 from forge.training.v1 import pipeline_pb2 as forge_dot_training_dot_v1_dot_pipeline__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(forge/training/v1/pipeline_service.proto\x12\x11\x66orge.training.v1\x1a\x1e\x66orge/training/v1/common.proto\x1a forge/training/v1/pipeline.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x89\x01\n\x15\x43reatePipelineRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n\x0bpipeline_id\x18\x02 \x01(\tR\npipelineId\x12\x37\n\x08pipeline\x18\x03 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline\"Q\n\x16\x43reatePipelineResponse\x12\x37\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline\"(\n\x12GetPipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"N\n\x13GetPipelineResponse\x12\x37\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline\"j\n\x14ListPipelinesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"z\n\x15ListPipelinesResponse\x12\x39\n\tpipelines\x18\x01 \x03(\x0b\x32\x1b.forge.training.v1.PipelineR\tpipelines\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n\x15\x44\x65letePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65letePipelineResponse\"~\n\x16\x45xecutePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x05input\x12!\n\x0c\x65xecution_id\x18\x03 \x01(\tR\x0b\x65xecutionId\"]\n\x17\x45xecutePipelineResponse\x12\x42\n\texecution\x18\x01 \x01(\x0b\x32$.forge.training.v1.PipelineExecutionR\texecution\")\n\x13GetExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"Z\n\x14GetExecutionResponse\x12\x42\n\texecution\x18\x01 \x01(\x0b\x32$.forge.training.v1.PipelineExecutionR\texecution\"k\n\x15ListExecutionsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x86\x01\n\x16ListExecutionsResponse\x12\x44\n\nexecutions\x18\x01 \x03(\x0b\x32$.forge.training.v1.PipelineExecutionR\nexecutions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"h\n\x15WatchExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rfrom_sequence\x18\x02 \x01(\x03R\x0c\x66romSequence\x12\x16\n\x06\x66ollow\x18\x03 \x01(\x08R\x06\x66ollow\"\x99\x01\n\x16WatchExecutionResponse\x12\x39\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.forge.training.v1.ExecutionEventR\x06\x65vents\x12\x44\n\x0f\x65xecution_state\x18\x02 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x0e\x65xecutionState\",\n\x16\x43\x61ncelExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"]\n\x17\x43\x61ncelExecutionResponse\x12\x42\n\texecution\x18\x01 \x01(\x0b\x32$.forge.training.v1.PipelineExecutionR\texecution\"\x91\x01\n\x15\x43reateTemplateRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n\x0btemplate_id\x18\x02 \x01(\tR\ntemplateId\x12?\n\x08template\x18\x03 \x01(\x0b\x32#.forge.training.v1.PipelineTemplateR\x08template\"Y\n\x16\x43reateTemplateResponse\x12?\n\x08template\x18\x01 \x01(\x0b\x32#.forge.training.v1.PipelineTemplateR\x08template\"(\n\x12GetTemplateRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"V\n\x13GetTemplateResponse\x12?\n\x08template\x18\x01 \x01(\x0b\x32#.forge.training.v1.PipelineTemplateR\x08template\"j\n\x14ListTemplatesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x82\x01\n\x15ListTemplatesResponse\x12\x41\n\ttemplates\x18\x01 \x03(\x0b\x32#.forge.training.v1.PipelineTemplateR\ttemplates\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x01\n\x19\x43reateFromTemplateRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1a\n\x08template\x18\x02 \x01(\tR\x08template\x12\x1f\n\x0bpipeline_id\x18\x03 \x01(\tR\npipelineId\x12/\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\"U\n\x1a\x43reateFromTemplateResponse\x12\x37\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline2\xc2\n\n\x0fPipelineService\x12\x65\n\x0e\x43reatePipeline\x12(.forge.training.v1.CreatePipelineRequest\x1a).forge.training.v1.CreatePipelineResponse\x12\\\n\x0bGetPipeline\x12%.forge.training.v1.GetPipelineRequest\x1a&.forge.training.v1.GetPipelineResponse\x12\x62\n\rListPipelines\x12\'.forge.training.v1.ListPipelinesRequest\x1a(.forge.training.v1.ListPipelinesResponse\x12\x65\n\x0e\x44\x65letePipeline\x12(.forge.training.v1.DeletePipelineRequest\x1a).forge.training.v1.DeletePipelineResponse\x12h\n\x0f\x45xecutePipeline\x12).forge.training.v1.ExecutePipelineRequest\x1a*.forge.training.v1.ExecutePipelineResponse\x12_\n\x0cGetExecution\x12&.forge.training.v1.GetExecutionRequest\x1a\'.forge.training.v1.GetExecutionResponse\x12\x65\n\x0eListExecutions\x12(.forge.training.v1.ListExecutionsRequest\x1a).forge.training.v1.ListExecutionsResponse\x12g\n\x0eWatchExecution\x12(.forge.training.v1.WatchExecutionRequest\x1a).forge.training.v1.WatchExecutionResponse0\x01\x12h\n\x0f\x43\x61ncelExecution\x12).forge.training.v1.CancelExecutionRequest\x1a*.forge.training.v1.CancelExecutionResponse\x12\x65\n\x0e\x43reateTemplate\x12(.forge.training.v1.CreateTemplateRequest\x1a).forge.training.v1.CreateTemplateResponse\x12\\\n\x0bGetTemplate\x12%.forge.training.v1.GetTemplateRequest\x1a&.forge.training.v1.GetTemplateResponse\x12\x62\n\rListTemplates\x12\'.forge.training.v1.ListTemplatesRequest\x1a(.forge.training.v1.ListTemplatesResponse\x12q\n\x12\x43reateFromTemplate\x12,.forge.training.v1.CreateFromTemplateRequest\x1a-.forge.training.v1.CreateFromTemplateResponseBRZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(forge/training/v1/pipeline_service.proto\x12\x11\x66orge.training.v1\x1a\x1d\x66orge/training/v1/alert.proto\x1a\x1e\x66orge/training/v1/common.proto\x1a forge/training/v1/pipeline.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x89\x01\n\x15\x43reatePipelineRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n\x0bpipeline_id\x18\x02 \x01(\tR\npipelineId\x12\x37\n\x08pipeline\x18\x03 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline\"Q\n\x16\x43reatePipelineResponse\x12\x37\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline\"(\n\x12GetPipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"N\n\x13GetPipelineResponse\x12\x37\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline\"j\n\x14ListPipelinesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"z\n\x15ListPipelinesResponse\x12\x39\n\tpipelines\x18\x01 \x03(\x0b\x32\x1b.forge.training.v1.PipelineR\tpipelines\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n\x15\x44\x65letePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65letePipelineResponse\"~\n\x16\x45xecutePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x05input\x12!\n\x0c\x65xecution_id\x18\x03 \x01(\tR\x0b\x65xecutionId\"]\n\x17\x45xecutePipelineResponse\x12\x42\n\texecution\x18\x01 \x01(\x0b\x32$.forge.training.v1.PipelineExecutionR\texecution\")\n\x13GetExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"Z\n\x14GetExecutionResponse\x12\x42\n\texecution\x18\x01 \x01(\x0b\x32$.forge.training.v1.PipelineExecutionR\texecution\"k\n\x15ListExecutionsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x86\x01\n\x16ListExecutionsResponse\x12\x44\n\nexecutions\x18\x01 \x03(\x0b\x32$.forge.training.v1.PipelineExecutionR\nexecutions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"h\n\x15WatchExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rfrom_sequence\x18\x02 \x01(\x03R\x0c\x66romSequence\x12\x16\n\x06\x66ollow\x18\x03 \x01(\x08R\x06\x66ollow\"\x99\x01\n\x16WatchExecutionResponse\x12\x39\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.forge.training.v1.ExecutionEventR\x06\x65vents\x12\x44\n\x0f\x65xecution_state\x18\x02 \x01(\x0e\x32\x1b.forge.training.v1.JobStateR\x0e\x65xecutionState\",\n\x16\x43\x61ncelExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"]\n\x17\x43\x61ncelExecutionResponse\x12\x42\n\texecution\x18\x01 \x01(\x0b\x32$.forge.training.v1.PipelineExecutionR\texecution\"\x91\x01\n\x15\x43reateTemplateRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n\x0btemplate_id\x18\x02 \x01(\tR\ntemplateId\x12?\n\x08template\x18\x03 \x01(\x0b\x32#.forge.training.v1.PipelineTemplateR\x08template\"Y\n\x16\x43reateTemplateResponse\x12?\n\x08template\x18\x01 \x01(\x0b\x32#.forge.training.v1.PipelineTemplateR\x08template\"(\n\x12GetTemplateRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"V\n\x13GetTemplateResponse\x12?\n\x08template\x18\x01 \x01(\x0b\x32#.forge.training.v1.PipelineTemplateR\x08template\"j\n\x14ListTemplatesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x82\x01\n\x15ListTemplatesResponse\x12\x41\n\ttemplates\x18\x01 \x03(\x0b\x32#.forge.training.v1.PipelineTemplateR\ttemplates\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x02\n\x19\x43reateFromTemplateRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1a\n\x08template\x18\x02 \x01(\tR\x08template\x12\x1f\n\x0bpipeline_id\x18\x03 \x01(\tR\npipelineId\x12/\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12\x34\n\x06\x61lerts\x18\x05 \x03(\x0b\x32\x1c.forge.training.v1.AlertRuleR\x06\x61lerts\x12>\n\x08triggers\x18\x06 \x03(\x0b\x32\".forge.training.v1.PipelineTriggerR\x08triggers\x12\x37\n\x08schedule\x18\x07 \x01(\x0b\x32\x1b.forge.training.v1.ScheduleR\x08schedule\"U\n\x1a\x43reateFromTemplateResponse\x12\x37\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.forge.training.v1.PipelineR\x08pipeline2\xc2\n\n\x0fPipelineService\x12\x65\n\x0e\x43reatePipeline\x12(.forge.training.v1.CreatePipelineRequest\x1a).forge.training.v1.CreatePipelineResponse\x12\\\n\x0bGetPipeline\x12%.forge.training.v1.GetPipelineRequest\x1a&.forge.training.v1.GetPipelineResponse\x12\x62\n\rListPipelines\x12\'.forge.training.v1.ListPipelinesRequest\x1a(.forge.training.v1.ListPipelinesResponse\x12\x65\n\x0e\x44\x65letePipeline\x12(.forge.training.v1.DeletePipelineRequest\x1a).forge.training.v1.DeletePipelineResponse\x12h\n\x0f\x45xecutePipeline\x12).forge.training.v1.ExecutePipelineRequest\x1a*.forge.training.v1.ExecutePipelineResponse\x12_\n\x0cGetExecution\x12&.forge.training.v1.GetExecutionRequest\x1a\'.forge.training.v1.GetExecutionResponse\x12\x65\n\x0eListExecutions\x12(.forge.training.v1.ListExecutionsRequest\x1a).forge.training.v1.ListExecutionsResponse\x12g\n\x0eWatchExecution\x12(.forge.training.v1.WatchExecutionRequest\x1a).forge.training.v1.WatchExecutionResponse0\x01\x12h\n\x0f\x43\x61ncelExecution\x12).forge.training.v1.CancelExecutionRequest\x1a*.forge.training.v1.CancelExecutionResponse\x12\x65\n\x0e\x43reateTemplate\x12(.forge.training.v1.CreateTemplateRequest\x1a).forge.training.v1.CreateTemplateResponse\x12\\\n\x0bGetTemplate\x12%.forge.training.v1.GetTemplateRequest\x1a&.forge.training.v1.GetTemplateResponse\x12\x62\n\rListTemplates\x12\'.forge.training.v1.ListTemplatesRequest\x1a(.forge.training.v1.ListTemplatesResponse\x12q\n\x12\x43reateFromTemplate\x12,.forge.training.v1.CreateFromTemplateRequest\x1a-.forge.training.v1.CreateFromTemplateResponseBRZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,58 +36,58 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'forge.training.v1.pipeline_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZPgithub.com/forge-training/forge-training/clients/go/forge/training/v1;trainingv1'
-  _globals['_CREATEPIPELINEREQUEST']._serialized_start=160
-  _globals['_CREATEPIPELINEREQUEST']._serialized_end=297
-  _globals['_CREATEPIPELINERESPONSE']._serialized_start=299
-  _globals['_CREATEPIPELINERESPONSE']._serialized_end=380
-  _globals['_GETPIPELINEREQUEST']._serialized_start=382
-  _globals['_GETPIPELINEREQUEST']._serialized_end=422
-  _globals['_GETPIPELINERESPONSE']._serialized_start=424
-  _globals['_GETPIPELINERESPONSE']._serialized_end=502
-  _globals['_LISTPIPELINESREQUEST']._serialized_start=504
-  _globals['_LISTPIPELINESREQUEST']._serialized_end=610
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=612
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=734
-  _globals['_DELETEPIPELINEREQUEST']._serialized_start=736
-  _globals['_DELETEPIPELINEREQUEST']._serialized_end=779
-  _globals['_DELETEPIPELINERESPONSE']._serialized_start=781
-  _globals['_DELETEPIPELINERESPONSE']._serialized_end=805
-  _globals['_EXECUTEPIPELINEREQUEST']._serialized_start=807
-  _globals['_EXECUTEPIPELINEREQUEST']._serialized_end=933
-  _globals['_EXECUTEPIPELINERESPONSE']._serialized_start=935
-  _globals['_EXECUTEPIPELINERESPONSE']._serialized_end=1028
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1030
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1071
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1073
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1163
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1165
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1272
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1275
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1409
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1411
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1515
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1518
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=1671
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1673
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1717
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1719
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1812
-  _globals['_CREATETEMPLATEREQUEST']._serialized_start=1815
-  _globals['_CREATETEMPLATEREQUEST']._serialized_end=1960
-  _globals['_CREATETEMPLATERESPONSE']._serialized_start=1962
-  _globals['_CREATETEMPLATERESPONSE']._serialized_end=2051
-  _globals['_GETTEMPLATEREQUEST']._serialized_start=2053
-  _globals['_GETTEMPLATEREQUEST']._serialized_end=2093
-  _globals['_GETTEMPLATERESPONSE']._serialized_start=2095
-  _globals['_GETTEMPLATERESPONSE']._serialized_end=2181
-  _globals['_LISTTEMPLATESREQUEST']._serialized_start=2183
-  _globals['_LISTTEMPLATESREQUEST']._serialized_end=2289
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=2292
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=2422
-  _globals['_CREATEFROMTEMPLATEREQUEST']._serialized_start=2425
-  _globals['_CREATEFROMTEMPLATEREQUEST']._serialized_end=2586
-  _globals['_CREATEFROMTEMPLATERESPONSE']._serialized_start=2588
-  _globals['_CREATEFROMTEMPLATERESPONSE']._serialized_end=2673
-  _globals['_PIPELINESERVICE']._serialized_start=2676
-  _globals['_PIPELINESERVICE']._serialized_end=4022
+  _globals['_CREATEPIPELINEREQUEST']._serialized_start=191
+  _globals['_CREATEPIPELINEREQUEST']._serialized_end=328
+  _globals['_CREATEPIPELINERESPONSE']._serialized_start=330
+  _globals['_CREATEPIPELINERESPONSE']._serialized_end=411
+  _globals['_GETPIPELINEREQUEST']._serialized_start=413
+  _globals['_GETPIPELINEREQUEST']._serialized_end=453
+  _globals['_GETPIPELINERESPONSE']._serialized_start=455
+  _globals['_GETPIPELINERESPONSE']._serialized_end=533
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=535
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=641
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=643
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=765
+  _globals['_DELETEPIPELINEREQUEST']._serialized_start=767
+  _globals['_DELETEPIPELINEREQUEST']._serialized_end=810
+  _globals['_DELETEPIPELINERESPONSE']._serialized_start=812
+  _globals['_DELETEPIPELINERESPONSE']._serialized_end=836
+  _globals['_EXECUTEPIPELINEREQUEST']._serialized_start=838
+  _globals['_EXECUTEPIPELINEREQUEST']._serialized_end=964
+  _globals['_EXECUTEPIPELINERESPONSE']._serialized_start=966
+  _globals['_EXECUTEPIPELINERESPONSE']._serialized_end=1059
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1061
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1102
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1104
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1194
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1196
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1303
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1306
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1440
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1442
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1546
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1549
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=1702
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1704
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1748
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1750
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1843
+  _globals['_CREATETEMPLATEREQUEST']._serialized_start=1846
+  _globals['_CREATETEMPLATEREQUEST']._serialized_end=1991
+  _globals['_CREATETEMPLATERESPONSE']._serialized_start=1993
+  _globals['_CREATETEMPLATERESPONSE']._serialized_end=2082
+  _globals['_GETTEMPLATEREQUEST']._serialized_start=2084
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=2124
+  _globals['_GETTEMPLATERESPONSE']._serialized_start=2126
+  _globals['_GETTEMPLATERESPONSE']._serialized_end=2212
+  _globals['_LISTTEMPLATESREQUEST']._serialized_start=2214
+  _globals['_LISTTEMPLATESREQUEST']._serialized_end=2320
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=2323
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=2453
+  _globals['_CREATEFROMTEMPLATEREQUEST']._serialized_start=2456
+  _globals['_CREATEFROMTEMPLATEREQUEST']._serialized_end=2792
+  _globals['_CREATEFROMTEMPLATERESPONSE']._serialized_start=2794
+  _globals['_CREATEFROMTEMPLATERESPONSE']._serialized_end=2879
+  _globals['_PIPELINESERVICE']._serialized_start=2882
+  _globals['_PIPELINESERVICE']._serialized_end=4228
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from forge.training.v1 import alert_pb2 as _alert_pb2
 from forge.training.v1 import common_pb2 as _common_pb2
 from forge.training.v1 import pipeline_pb2 as _pipeline_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -188,16 +189,22 @@ class ListTemplatesResponse(_message.Message):
     def __init__(self, templates: _Optional[_Iterable[_Union[_pipeline_pb2.PipelineTemplate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreateFromTemplateRequest(_message.Message):
-    __slots__ = ("parent", "template", "pipeline_id", "config")
+    __slots__ = ("parent", "template", "pipeline_id", "config", "alerts", "triggers", "schedule")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     parent: str
     template: str
     pipeline_id: str
     config: _struct_pb2.Struct
-    def __init__(self, parent: _Optional[str] = ..., template: _Optional[str] = ..., pipeline_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    alerts: _containers.RepeatedCompositeFieldContainer[_alert_pb2.AlertRule]
+    triggers: _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.PipelineTrigger]
+    schedule: _pipeline_pb2.Schedule
+    def __init__(self, parent: _Optional[str] = ..., template: _Optional[str] = ..., pipeline_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., alerts: _Optional[_Iterable[_Union[_alert_pb2.AlertRule, _Mapping]]] = ..., triggers: _Optional[_Iterable[_Union[_pipeline_pb2.PipelineTrigger, _Mapping]]] = ..., schedule: _Optional[_Union[_pipeline_pb2.Schedule, _Mapping]] = ...) -> None: ...
 
 class CreateFromTemplateResponse(_message.Message):
     __slots__ = ("pipeline",)
