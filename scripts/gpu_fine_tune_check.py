@@ -20,14 +20,13 @@ import argparse
 import io
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import Engine, EngineSettings  # noqa: E402
-from scripts.gpu_job_check import table  # noqa: E402
+from engine import Engine  # noqa: E402
+from scripts.gpu_job_check import cuda_found, engine_with_table  # noqa: E402
 
 
 def job_request(parts, epochs: int, **model) -> dict:
@@ -58,61 +57,52 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    found: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
-    if not torch.cuda.is_available():
+    found = cuda_found()
+    if not found["cuda"]:
         print(json.dumps({**found, "error": "no CUDA device visible to torch"}))
         return 2
-    found["device"] = torch.cuda.get_device_name(0)
     checks: dict[str, bool] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        scratch = Path(tmp)
-        table(args.rows).to_parquet(scratch / "table.parquet", index=False)
-        with Engine(EngineSettings(data_dir=scratch / "forge-data", warm_workers=0, max_concurrent_jobs=1)) as forge:
-            data = forge.data.create_dataset("default", "gpu-table", {"source_uri": str(scratch / "table.parquet"),
-                                                                      "label_column": "label"})
-            parts = forge.data.split(data.name, [0.8, 0.1, 0.1], seed=1, stratify_column="label", shuffle=True,
-                                     dataset_ids=[])
-            started = time.monotonic()
-            parent = forge.wait(forge.start_training(job_request(parts, 3), job_id="gpu-parent").name, timeout=600)
-            found["parent"] = {"state": parent.state, "seconds": round(time.monotonic() - started, 1),
-                               "test_metrics": parent.test_metrics}
-            request = job_request(parts, 3, pretrainedPath="gpu-parent", frozenLayers=["1"])
-            request["validation"] = {"crossValidation": {"enabled": True, "folds": 2}}
-            child = forge.start_training(request, job_id="gpu-child")
-            paused = 0
-            for point in forge.watch_metrics(child.name):
-                if point["epoch"] == 4 and not paused:  # in fold 2
-                    forge.trainer.pause(child.name)
-                    while forge.job(child.name).state not in ("PAUSED", "COMPLETED", "FAILED"):
-                        time.sleep(0.1)
-                    paused = forge.job(child.name).checkpoint["epoch"]
-                    forge.trainer.resume(child.name)
-            child = forge.wait(child.name, timeout=600)
-            logs = [e["message"] for e in forge.logs(child.name)]
-            history = list(forge.watch_metrics(child.name, follow_job=False))
-            found["child"] = {
-                "state": child.state, "state_message": child.state_message, "paused_after_epoch": paused,
-                "epochs": [p["epoch"] for p in history], "folds": [int(p["extra"].get("cv_fold", -1)) for p in history],
-                "cross_validation": (child.model_info or {}).get("cross_validation", {}).get("mean"),
-                "device_logs": [m for m in logs if "cuda" in m or "frozen" in m or "fine-tuning" in m][:8],
-                "first_validation_loss": history[0].get("validation_loss") if history else None,
-                "parent_first_validation_loss": None,
-                "test_metrics": child.test_metrics,
-            }
-            parent_points = list(forge.watch_metrics("gpu-parent", follow_job=False))
-            found["child"]["parent_first_validation_loss"] = parent_points[0].get("validation_loss")
-            if parent.state == child.state == "COMPLETED":
-                mine, theirs = weights(forge, child.name, scratch), weights(forge, parent.name, scratch)
-                checks["frozen layer is the parent's"] = bool(torch.equal(mine["1.weight"], theirs["1.weight"]))
-                checks["other layers trained"] = not bool(torch.equal(mine["3.weight"], theirs["3.weight"]))
-            checks["both completed"] = parent.state == child.state == "COMPLETED"
-            checks["trained on cuda"] = any("cuda" in m for m in logs)
-            checks["every epoch once"] = found["child"]["epochs"] == list(range(1, 10))
-            checks["folds then final"] = found["child"]["folds"] == [1, 1, 1, 2, 2, 2, 0, 0, 0]
-            # Each fold starts from the parent: its first epoch is better than the parent's first.
-            fold_starts = [history[i].get("validation_loss") for i in (0, 3, 6)] if len(history) == 9 else []
-            checks["every phase starts from the parent"] = bool(fold_starts) and all(
-                v < parent_points[0]["validation_loss"] for v in fold_starts)
+    with engine_with_table(args.rows) as (forge, parts, scratch):
+        started = time.monotonic()
+        parent = forge.wait(forge.start_training(job_request(parts, 3), job_id="gpu-parent").name, timeout=600)
+        found["parent"] = {"state": parent.state, "seconds": round(time.monotonic() - started, 1),
+                           "test_metrics": parent.test_metrics}
+        request = job_request(parts, 3, pretrainedPath="gpu-parent", frozenLayers=["1"])
+        request["validation"] = {"crossValidation": {"enabled": True, "folds": 2}}
+        child = forge.start_training(request, job_id="gpu-child")
+        paused = 0
+        for point in forge.watch_metrics(child.name):
+            if point["epoch"] == 4 and not paused:  # in fold 2
+                forge.trainer.pause(child.name)
+                while forge.job(child.name).state not in ("PAUSED", "COMPLETED", "FAILED"):
+                    time.sleep(0.1)
+                paused = forge.job(child.name).checkpoint["epoch"]
+                forge.trainer.resume(child.name)
+        child = forge.wait(child.name, timeout=600)
+        logs = [e["message"] for e in forge.logs(child.name)]
+        history = list(forge.watch_metrics(child.name, follow_job=False))
+        parent_points = list(forge.watch_metrics("gpu-parent", follow_job=False))
+        found["child"] = {
+            "state": child.state, "state_message": child.state_message, "paused_after_epoch": paused,
+            "epochs": [p["epoch"] for p in history], "folds": [int(p["extra"].get("cv_fold", -1)) for p in history],
+            "cross_validation": (child.model_info or {}).get("cross_validation", {}).get("mean"),
+            "device_logs": [m for m in logs if "cuda" in m or "frozen" in m or "fine-tuning" in m][:8],
+            "first_validation_loss": history[0].get("validation_loss") if history else None,
+            "parent_first_validation_loss": parent_points[0].get("validation_loss"),
+            "test_metrics": child.test_metrics,
+        }
+        if parent.state == child.state == "COMPLETED":
+            mine, theirs = weights(forge, child.name, scratch), weights(forge, parent.name, scratch)
+            checks["frozen layer is the parent's"] = bool(torch.equal(mine["1.weight"], theirs["1.weight"]))
+            checks["other layers trained"] = not bool(torch.equal(mine["3.weight"], theirs["3.weight"]))
+        checks["both completed"] = parent.state == child.state == "COMPLETED"
+        checks["trained on cuda"] = any("cuda" in m for m in logs)
+        checks["every epoch once"] = found["child"]["epochs"] == list(range(1, 10))
+        checks["folds then final"] = found["child"]["folds"] == [1, 1, 1, 2, 2, 2, 0, 0, 0]
+        # Each fold starts from the parent: its first epoch is better than the parent's first.
+        fold_starts = [history[i].get("validation_loss") for i in (0, 3, 6)] if len(history) == 9 else []
+        checks["every phase starts from the parent"] = bool(fold_starts) and all(
+            v < parent_points[0]["validation_loss"] for v in fold_starts)
     found["checks"] = checks
     text = json.dumps(found, indent=1, default=str)
     print(text)

@@ -16,6 +16,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,31 @@ def table(rows: int, features: int = 64) -> pd.DataFrame:
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(features)])
     frame["label"] = y
     return frame
+
+
+def cuda_found() -> dict:
+    """torch's version and whether it sees a CUDA device, with the device's name when it does."""
+    import torch
+
+    found: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
+    if found["cuda"]:
+        found["device"] = torch.cuda.get_device_name(0)
+    return found
+
+
+@contextmanager
+def engine_with_table(rows: int) -> Iterator[tuple[Engine, list, Path]]:
+    """(an in-process engine, the 80/10/10 splits of a `table(rows)` dataset, a scratch folder),
+    all gone when the block ends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        table(rows).to_parquet(scratch / "table.parquet", index=False)
+        with Engine(EngineSettings(data_dir=scratch / "forge-data", warm_workers=0, max_concurrent_jobs=1)) as forge:
+            data = forge.data.create_dataset("default", "gpu-table", {"source_uri": str(scratch / "table.parquet"),
+                                                                      "label_column": "label"})
+            parts = forge.data.split(data.name, [0.8, 0.1, 0.1], seed=1, stratify_column="label", shuffle=True,
+                                     dataset_ids=[])
+            yield forge, parts, scratch
 
 
 def request(parts, epochs: int, gpu: int) -> dict:
@@ -88,23 +115,13 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    import torch
-
-    found: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
-    if not torch.cuda.is_available():
+    found = cuda_found()
+    if not found["cuda"]:
         print(json.dumps({**found, "error": "no CUDA device visible to torch"}))
         return 2
-    found["device"] = torch.cuda.get_device_name(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        scratch = Path(tmp)
-        table(args.rows).to_parquet(scratch / "table.parquet", index=False)
-        with Engine(EngineSettings(data_dir=scratch / "forge-data", warm_workers=0, max_concurrent_jobs=1)) as forge:
-            data = forge.data.create_dataset("default", "gpu-table", {"source_uri": str(scratch / "table.parquet"),
-                                                                      "label_column": "label"})
-            parts = forge.data.split(data.name, [0.8, 0.1, 0.1], seed=1, stratify_column="label", shuffle=True,
-                                     dataset_ids=[])
-            found["gpu_job"] = run_job(forge, parts, args.epochs, 1, pause_at=2, scratch=scratch)
-            found["cpu_job"] = run_job(forge, parts, 2, 0, pause_at=0, scratch=scratch)
+    with engine_with_table(args.rows) as (forge, parts, scratch):
+        found["gpu_job"] = run_job(forge, parts, args.epochs, 1, pause_at=2, scratch=scratch)
+        found["cpu_job"] = run_job(forge, parts, 2, 0, pause_at=0, scratch=scratch)
     gpu_steady = min(found["gpu_job"]["epoch_seconds"][1:] or [0]) or None
     cpu_steady = min(found["cpu_job"]["epoch_seconds"]) or None
     if gpu_steady and cpu_steady:

@@ -10,7 +10,6 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from engine.alerts.dispatcher import shown_url
 from engine.alerts.rules import without_secrets
-from engine.pipelines.triggers import public as public_triggers
 from engine.errors import InvalidArgument
 from engine.jobs.request import spec_from_request
 from engine.jobs.spec import TrainingSpec
@@ -341,7 +340,8 @@ def alert_rules_to_proto(rules: list[dict[str, Any]]) -> list[alert_pb2.AlertRul
 def alert_delivery_to_proto(row) -> alert_pb2.AlertDelivery:
     out = alert_pb2.AlertDelivery(
         id=row.id, resource=row.resource, alert=row.alert, event=row.event, payload=dict_to_struct(row.payload),
-        webhook_url=shown_url(row.url), state=alert_pb2.AlertDeliveryState.Value(f"ALERT_DELIVERY_STATE_{row.state.upper()}"),
+        webhook_url=shown_url(row.url),
+        state=alert_pb2.AlertDeliveryState.Value(f"ALERT_DELIVERY_STATE_{row.state.upper()}"),
         attempts=row.attempts, last_response_code=row.last_response_code, last_error=row.last_error)
     for field in ("create_time", "end_time", "next_attempt_time"):
         value = getattr(row, field)
@@ -823,7 +823,7 @@ def pipeline_to_proto(row) -> pipeline_pb2.Pipeline:
         if row.next_run_time is not None:
             out.schedule.next_run_time.CopyFrom(timestamp(row.next_run_time))
     out.alerts.extend(alert_rules_to_proto(row.alerts or []))
-    for trigger in public_triggers(row.triggers or []):
+    for trigger in without_secrets(row.triggers or []):
         out.triggers.add(name=trigger["name"], event=pipeline_pb2.TriggerEvent.Value(
             "TRIGGER_EVENT_" + trigger["event"].upper()), dataset_labels=trigger["dataset_labels"],
             input=dict_to_struct(trigger["input"]), dataset_input=trigger["dataset_input"],

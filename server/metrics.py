@@ -10,7 +10,6 @@ running workers' processes, never a stale copy.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from engine.jobs import states
 from engine.jobs.trainer import ModelTrainer
+from server.http_listener import HttpListener
 
 # Seconds; streams (watchers, log followers) live as long as a job runs, so the buckets go to hours.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
@@ -91,15 +91,13 @@ class EngineCollector(Collector):
         yield from (cpu, memory, gpu, gpu_memory)
 
 
-class MetricsEndpoint:
+class MetricsEndpoint(HttpListener):
     """The registry of one server and, once started, the HTTP listener that serves it."""
 
     def __init__(self, trainer: ModelTrainer):
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)
         self.registry.register(EngineCollector(trainer))
-        self._httpd = None
-        self._thread: threading.Thread | None = None
 
     def start(self, address: str, certfile=None, keyfile=None, client_cafile=None) -> int:
         """Listen on host:port (port 0: a free one), over TLS with a certificate, mutual with a
@@ -111,9 +109,3 @@ class MetricsEndpoint:
         self._httpd, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=self.registry, **tls)
         return self._httpd.server_port
 
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
-            self._httpd = None

@@ -36,6 +36,7 @@ from engine import tenancy
 from engine.alerts import signing
 from engine.errors import ForgeError, NotFound
 from engine.pipelines.manager import PipelineManager
+from server.http_listener import HttpListener
 
 log = logging.getLogger("forge.webhooks")
 
@@ -68,12 +69,10 @@ class _SeenSignatures:
             return True
 
 
-class WebhookListener:
+class WebhookListener(HttpListener):
     def __init__(self, pipelines: PipelineManager):
         self.pipelines = pipelines
         self._seen = _SeenSignatures()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self, address: str, certfile=None, keyfile=None) -> int:
         """Listen on host:port (port 0: a free one), over TLS with a certificate; returns the
@@ -93,12 +92,6 @@ class WebhookListener:
         self._thread.start()
         return self._httpd.server_port
 
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
-            self._httpd = None
 
     def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON answer) of one call."""

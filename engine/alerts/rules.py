@@ -78,13 +78,15 @@ def named_entries(raw: Any, field: str, noun: str, fields: tuple[str, ...],
         yield where, entry, name
 
 
-_SECRET_KEYS = {"webhook_secret": "webhook_secret_set", "webhookSecret": "webhookSecretSet"}
+# The secrets settings carry (alert rules' webhook secrets, webhook triggers' secrets), and the
+# key that says whether one is set in what the API shows.
+_SECRET_KEYS = {"webhook_secret": "webhook_secret_set", "webhookSecret": "webhookSecretSet", "secret": "secret_set"}
 
 
 def without_secrets(value: Any) -> Any:
-    """`value` (a request, pipeline stages, event data: any JSON) with every alert rule's webhook
-    secret taken out, however deep (a pipeline's training stage carries a whole request), and
-    only whether one was set left: what the API may show."""
+    """`value` (a request, pipeline stages or triggers, event data: any JSON) with every secret
+    taken out, however deep (a pipeline's training stage carries a whole request), and only
+    whether one was set left: what the API may show."""
     if isinstance(value, list):
         return [without_secrets(v) for v in value]
     if not isinstance(value, Mapping):

@@ -17,6 +17,7 @@ TensorFlow builds the job's network from it).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from engine.errors import FailedPrecondition, InvalidArgument, NotFound, Unimple
 from engine.jobs import states
 from engine.jobs.spec import TrainingSpec
 from engine.storage import checkpoint
-from engine.storage.files import sha256_file
 
 FIELD = "model_config.pretrained_path"
 
@@ -114,10 +114,11 @@ def _from_checkpoint(value: str, project: str, checkpoint_root: Path, get_job: C
     if not path.is_file():
         raise NotFound(f"{FIELD}: no checkpoint file {value!r} in this project's checkpoint directory")
     try:
-        manifest, _ = checkpoint.unpack(path.read_bytes())
+        blob = path.read_bytes()  # read once: its manifest and its checksum
+        manifest, _ = checkpoint.unpack(blob)
     except Exception as exc:  # DataLoss (not a checkpoint, damaged) or unreadable
         raise FailedPrecondition(f"{FIELD}: {value!r} is not a readable checkpoint: {exc}") from None
-    state = {"path": str(path), "sha256": sha256_file(path), "size_bytes": path.stat().st_size}
+    state = {"path": str(path), "sha256": hashlib.sha256(blob).hexdigest(), "size_bytes": len(blob)}
     try:  # the job that wrote it, when it is still there, says how its network was built
         spec = get_job(manifest["job"]).spec if manifest.get("job") else {}
     except (NotFound, InvalidArgument):

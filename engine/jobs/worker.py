@@ -265,10 +265,10 @@ def _train(payload: dict[str, Any], channel: _Channel, current_epoch: list[int])
     )
 
     # Forecasters and recommenders are also judged as forecasts (MASE...) and rankings (NDCG...),
-    # against a reference taken from the rows the run in hand trains on (the primary's share when
-    # data-parallel; a fold's own rows in cross-validation: none of its validation rows).
-    reference = metric_reference(spec.model_type, data.X_train, data.y_train)
-    task = spec.model_type if reference else ""
+    # against a reference taken from the rows the run in hand trains on (set with that run below:
+    # the primary's share when data-parallel; a fold's own rows in cross-validation).
+    task = spec.model_type if spec.model_type in ("forecasting", "recommendation") else ""
+    reference: dict[str, float] = {}
 
     def judged(X: Any, y: Any) -> dict[str, float]:
         return task_metrics(task, X, y, run.predict(X).values, reference) if task else {}

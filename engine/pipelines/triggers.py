@@ -60,11 +60,6 @@ def read_triggers(raw: Any, field: str = "pipeline.triggers") -> list[dict[str, 
     return triggers
 
 
-def public(triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The triggers as the API shows them: no secret, only whether one is set."""
-    return [{**{k: v for k, v in t.items() if k != "secret"}, "secret_set": bool(t.get("secret"))} for t in triggers]
-
-
 def fires_on(trigger: dict[str, Any], dataset_labels: dict[str, str]) -> bool:
     """Whether a dataset_created trigger fires for a dataset with these labels."""
     return (trigger["event"] == "dataset_created" and not trigger.get("paused")

@@ -18,7 +18,6 @@ import pytest
 
 from forge.training import Client, ForgeTrainingError, alert_pb2, common_pb2, struct_to_dict, webhooks
 from forge.training.cli import main
-from forge.training.v1 import pipeline_pb2
 
 SECRET = "alert-secret-0123456789"
 TRIGGER_SECRET = "trigger-secret-0123456789"
@@ -307,4 +306,3 @@ def test_bad_pipeline_alerts_and_triggers_are_refused(forge, train):
         with pytest.raises(ForgeTrainingError) as err:
             forge.create_pipeline({"stages": stages, **extra})
         assert err.value.field_violations[0].field == field
-    assert pipeline_pb2.TRIGGER_EVENT_WEBHOOK == 2

@@ -35,13 +35,17 @@ def limited(items: Iterable[Any], limit: int) -> list[Any]:
     return list(itertools.islice(items, limit) if limit > 0 else items)
 
 
-def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    """`key=value` pairs as a dict; values are JSON where they parse (0.9, true, [1, 2]), else text."""
+def key_values(pairs: list[str] | None, flag: str, *, as_text: bool = False) -> dict[str, Any]:
+    """`key=value` pairs as a dict; values are JSON where they parse (0.9, true, [1, 2]), else
+    text; with `as_text`, always text (labels)."""
     result: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise CommandError(f"{flag} {pair!r}: write it as KEY=VALUE")
+        if as_text:
+            result[key] = text
+            continue
         try:
             result[key] = json.loads(text)
         except json.JSONDecodeError:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from forge.training.cli import exit_codes, specs
-from forge.training.cli.arguments import add_command, add_group, add_limit, limited, ratios
-from forge.training.cli.exit_codes import CommandError
+from forge.training.cli.arguments import add_command, add_group, add_limit, key_values, limited, ratios
 from forge.training.cli.output import enum_name, fields, print_json, size, table, timestamp
 from forge.training.client import struct_to_dict
 from forge.training.v1 import dataset_pb2
@@ -77,14 +76,7 @@ def run_create(args, client) -> int:
 
 
 def _labels(args) -> dict[str, str]:
-    """--label KEY=VALUE pairs; the values as text, as labels are."""
-    labels = {}
-    for pair in args.labels:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CommandError(f"--label {pair!r}: write it as KEY=VALUE")
-        labels[key] = value
-    return labels
+    return key_values(args.labels, "--label", as_text=True)  # label values are text, as given
 
 
 def _print_created(args, dataset: dataset_pb2.Dataset) -> int:
